@@ -1,0 +1,45 @@
+# Compiler settings shared by every target.
+
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)
+endif()
+
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+endif()
+
+# Release keeps frame pointers so that perf and the profilers see whole stacks.
+set(CMAKE_CXX_FLAGS_RELEASE "-O2 -DNDEBUG -fno-omit-frame-pointer")
+set(CMAKE_CXX_FLAGS_RELWITHDEBINFO "-O2 -g -DNDEBUG -fno-omit-frame-pointer")
+
+# Per-architecture tuning for the container build (see deploy/Dockerfile); empty = portable.
+set(ORCHESTRA_ARCH_FLAGS "" CACHE STRING "Extra architecture flags, e.g. -march=x86-64-v3")
+if(ORCHESTRA_ARCH_FLAGS)
+  separate_arguments(_arch_flags UNIX_COMMAND "${ORCHESTRA_ARCH_FLAGS}")
+  add_compile_options(${_arch_flags})
+endif()
+
+add_library(orchestra_warnings INTERFACE)
+target_compile_options(orchestra_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wcast-align
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wno-missing-field-initializers)
+if(ORCHESTRA_WERROR)
+  target_compile_options(orchestra_warnings INTERFACE -Werror)
+endif()
+
+if(ORCHESTRA_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+  add_compile_definitions(ORCHESTRA_SANITIZE=1)
+endif()
+
+# Asio and Beast are compiled once (src/boost_impl), not in every translation unit.
+add_compile_definitions(
+  BOOST_ASIO_SEPARATE_COMPILATION
+  BOOST_BEAST_SEPARATE_COMPILATION
+  BOOST_ASIO_NO_DEPRECATED
+  BOOST_BEAST_USE_STD_STRING_VIEW
+  BOOST_JSON_NO_LIB
+  BOOST_CONTAINER_NO_LIB)

@@ -1,0 +1,13 @@
+# orchestra_add_test(<name> SOURCES <files...> LIBS <targets...> [LABELS <labels...>])
+# One GoogleTest executable; every TEST becomes its own CTest test.
+function(orchestra_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main
+                                        orchestra_warnings)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "${ARG_LABELS}"
+               ENVIRONMENT "ORCHESTRA_BINARY=$<TARGET_FILE:orchestra>;ORCHESTRA_SOURCE_DIR=${PROJECT_SOURCE_DIR};ORCHESTRA_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endfunction()

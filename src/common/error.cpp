@@ -1,0 +1,49 @@
+#include "common/error.hpp"
+
+#include <stdexcept>
+
+namespace orchestra {
+
+std::string_view ToString(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidRequest:
+      return "invalid_request";
+    case ErrorCode::kUnauthenticated:
+      return "unauthenticated";
+    case ErrorCode::kPermissionDenied:
+      return "permission_denied";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kMethodNotAllowed:
+      return "method_not_allowed";
+    case ErrorCode::kConflict:
+      return "conflict";
+    case ErrorCode::kPayloadTooLarge:
+      return "payload_too_large";
+    case ErrorCode::kHeadersTooLarge:
+      return "headers_too_large";
+    case ErrorCode::kRateLimited:
+      return "rate_limited";
+    case ErrorCode::kOverloaded:
+      return "overloaded";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kUpstreamError:
+      return "upstream_error";
+    case ErrorCode::kUpstreamTimeout:
+      return "upstream_timeout";
+    case ErrorCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case ErrorCode::kCancelled:
+      return "cancelled";
+    case ErrorCode::kInternal:
+      return "internal";
+  }
+  return "internal";
+}
+
+void throw_exception_from_error(const Error& e, const boost::source_location& /*loc*/) {
+  throw std::runtime_error(std::string(ToString(e.code)) + ": " + e.message);
+}
+
+}  // namespace orchestra

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace orchestra::config {
+
+// A configuration that cannot be used. The message names the key's path, the file position
+// when known, and the closest valid key for a typo:
+//   orchestra.yaml:3:3: server.listn: unknown key (did you mean 'listen'?)
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Looks up an environment variable; injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
+EnvLookup ProcessEnv();
+
+struct LoadOptions {
+  // Empty: $ORCHESTRA_CONFIG, else ./orchestra.yaml when it exists, else built-in defaults.
+  std::string path;
+  // Command-line flags, the highest precedence.
+  std::optional<std::string> listen;
+  std::optional<std::string> log_format;
+  std::optional<std::string> log_level;
+  EnvLookup env = ProcessEnv();
+};
+
+// Precedence, lowest to highest: built-in defaults, the YAML file, ORCHESTRA_<PATH> environment
+// variables (ORCHESTRA_SERVER_MAX_INFLIGHT overrides server.max_inflight; any scalar key
+// outside lists), command-line flags; finally $PORT replaces the listen port.
+// Throws ConfigError.
+std::shared_ptr<const Config> LoadConfig(const LoadOptions& options);
+
+// Parses and validates YAML text; `source` names it in messages. Throws ConfigError.
+Config ParseConfig(std::string_view yaml, std::string_view source, const EnvLookup& env);
+
+// The effective configuration as YAML, secrets redacted (`orchestra check-config`).
+std::string DumpConfig(const Config& config);
+
+}  // namespace orchestra::config

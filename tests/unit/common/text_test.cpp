@@ -1,0 +1,65 @@
+#include "common/text.hpp"
+
+#include <gtest/gtest.h>
+
+namespace orchestra {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(ParseDuration, AcceptsEveryUnit) {
+  EXPECT_EQ(ParseDuration("250ms"), 250ms);
+  EXPECT_EQ(ParseDuration("8s"), 8s);
+  EXPECT_EQ(ParseDuration("5m"), 5min);
+  EXPECT_EQ(ParseDuration("1h"), 1h);
+  EXPECT_EQ(ParseDuration("100us"), 100us);
+  EXPECT_EQ(ParseDuration("1.5s"), 1500ms);
+  EXPECT_EQ(ParseDuration("0"), 0s);
+}
+
+TEST(ParseDuration, RejectsMissingOrUnknownUnitsAndNegatives) {
+  for (const char* bad : {"", "10", "s", "10 s", "-1s", "10d", "abc", "1e30h"}) {
+    EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
+  }
+}
+
+TEST(FormatDuration, PicksTheLargestWholeUnit) {
+  EXPECT_EQ(FormatDuration(8s), "8s");
+  EXPECT_EQ(FormatDuration(250ms), "250ms");
+  EXPECT_EQ(FormatDuration(90s), "90s");
+  EXPECT_EQ(FormatDuration(2min), "2m");
+  EXPECT_EQ(FormatDuration(0s), "0s");
+}
+
+TEST(ParseSize, AcceptsBytesAndBinaryUnits) {
+  EXPECT_EQ(ParseSize("8388608"), 8388608u);
+  EXPECT_EQ(ParseSize("8MiB"), 8u << 20);
+  EXPECT_EQ(ParseSize("16KiB"), 16u << 10);
+  EXPECT_EQ(ParseSize("10MB"), 10'000'000u);
+  EXPECT_FALSE(ParseSize("8 MiB").has_value());
+  EXPECT_FALSE(ParseSize("-1").has_value());
+  EXPECT_FALSE(ParseSize("99999999999999999999").has_value());
+}
+
+TEST(ClosestMatch, SuggestsATypoButNotAnUnrelatedWord) {
+  std::vector<std::string_view> keys{"listen", "threads", "max_inflight", "max_body_bytes"};
+  EXPECT_EQ(ClosestMatch("listn", keys), "listen");
+  EXPECT_EQ(ClosestMatch("max_inflihgt", keys), "max_inflight");
+  EXPECT_FALSE(ClosestMatch("database", keys).has_value());
+}
+
+TEST(AppendJsonEscaped, EscapesQuotesBackslashesAndControlCharacters) {
+  std::string out;
+  AppendJsonEscaped(out, std::string_view("a\"b\\c\nd\x01\te", 10));
+  EXPECT_EQ(out, "a\\\"b\\\\c\\nd\\u0001\\te");
+}
+
+TEST(HexEncode, EncodesLowerCase) {
+  const std::uint8_t bytes[] = {0x00, 0xAB, 0xFF};
+  EXPECT_EQ(HexEncode(bytes), "00abff");
+  EXPECT_TRUE(IsHex("00abFF"));
+  EXPECT_FALSE(IsHex("0x"));
+}
+
+}  // namespace
+}  // namespace orchestra

@@ -1,0 +1,260 @@
+#include "config/loader.hpp"
+
+#include <fstream>
+#include <map>
+
+#include <gtest/gtest.h>
+
+namespace orchestra::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct FakeEnv {
+  std::map<std::string, std::string, std::less<>> vars;
+  EnvLookup Lookup() const {
+    return [this](std::string_view name) -> std::optional<std::string> {
+      auto it = vars.find(name);
+      if (it == vars.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+};
+
+std::string ErrorOf(std::string_view yaml, const FakeEnv& env = {}) {
+  try {
+    ParseConfig(yaml, "orchestra.yaml", env.Lookup());
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ParseConfig, EmptyFileGivesTheDocumentedDefaults) {
+  FakeEnv env;
+  Config c = ParseConfig("", "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.server.max_body_bytes, 8u << 20);
+  EXPECT_EQ(c.server.drain_timeout, 8s);
+  EXPECT_EQ(c.storage.backend, StorageBackend::kSqlite);
+  EXPECT_EQ(c.storage.path, "./data/orchestra.db");
+  EXPECT_EQ(c.observability.log_format, LogFormat::kJson);
+}
+
+TEST(ParseConfig, ReadsTheDesignShape) {
+  FakeEnv env;
+  Config c = ParseConfig(R"(
+server: {listen: 127.0.0.1:9000, max_inflight: 50, drain_timeout: 5s}
+auth:
+  keys:
+    - {name: app, key_env: ORCHESTRA_KEY_APP, scopes: [user, admin]}
+providers:
+  - {name: openai, type: openai, api_key_env: OPENAI_API_KEY}
+models:
+  - name: gpt-4o-mini
+    strategy: least_inflight
+    targets: [{provider: openai, model: gpt-4o-mini, weight: 3}]
+    fallbacks: [local-extractive]
+    retry: {attempts: 3, backoff: 50ms, on: [429, 503, connect]}
+    circuit_breaker: {failures: 4, cooldown: 10s}
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
+storage: {backend: redis, url: "redis://127.0.0.1:6379/0"}
+)",
+                         "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.server.max_inflight, 50);
+  ASSERT_EQ(c.auth.keys.size(), 1u);
+  EXPECT_EQ(c.auth.keys[0].scopes.size(), 2u);
+  ASSERT_EQ(c.models.size(), 1u);
+  const ModelConfig& m = c.models[0];
+  EXPECT_EQ(m.strategy, Strategy::kLeastInflight);
+  EXPECT_EQ(m.targets[0].weight, 3);
+  EXPECT_EQ(m.retry.attempts, 3);
+  EXPECT_EQ(m.retry.statuses, (std::vector<int>{429, 503}));
+  EXPECT_TRUE(m.retry.on_connect);
+  EXPECT_FALSE(m.retry.on_timeout);
+  EXPECT_EQ(m.circuit_breaker.cooldown, 10s);
+  EXPECT_DOUBLE_EQ(m.price.output_per_mtok, 0.6);
+  EXPECT_EQ(c.providers[0].base_url, "https://api.openai.com/v1");
+  EXPECT_EQ(c.storage.backend, StorageBackend::kRedis);
+}
+
+struct BadCase {
+  const char* yaml;
+  const char* expected;  // a substring of the message
+};
+
+class ParseConfigRejects : public testing::TestWithParam<BadCase> {};
+
+TEST_P(ParseConfigRejects, WithAPreciseMessage) {
+  std::string message = ErrorOf(GetParam().yaml);
+  EXPECT_NE(message.find(GetParam().expected), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseConfigRejects,
+    testing::Values(
+        BadCase{"server:\n  listn: 1.2.3.4:80\n",
+                "orchestra.yaml:2:3: server.listn: unknown key (did you mean 'listen'?)"},
+        BadCase{"servr: {}\n", "servr: unknown key (did you mean 'server'?)"},
+        BadCase{"server: {max_inflight: lots}\n",
+                "server.max_inflight: expected an integer, got 'lots'"},
+        BadCase{"server: {threads: -1}\n", "server.threads: must be between 0 and 1024"},
+        BadCase{"server: {drain_timeout: 8}\n", "server.drain_timeout: expected a duration"},
+        BadCase{"server: {max_body_bytes: huge}\n", "server.max_body_bytes: expected a size"},
+        BadCase{"server: [1, 2]\n", "server: expected a mapping"},
+        BadCase{"storage: {backend: mysql}\n",
+                "storage.backend: expected one of sqlite, redis, postgres; got 'mysql'"},
+        BadCase{"storage: {backend: redis}\n", "storage.url: backend redis needs a url"},
+        BadCase{"storage: {backend: sqlit}\n", "(did you mean 'sqlite'?)"},
+        BadCase{"observability: {log_format: xml}\n", "observability.log_format: expected one of"},
+        BadCase{"auth: {keys: [{name: a}]}\n",
+                "auth.keys[0].key_env: set exactly one of key_env, key_file or sha256"},
+        BadCase{"auth: {keys: [{name: a, sha256: abc}]}\n",
+                "auth.keys[0].sha256: expected 64 hexadecimal digits"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, scopes: [root]}]}\n", "unknown scope 'root'"},
+        BadCase{"providers: [{name: x, type: opnai}]\n", "(did you mean 'openai'?)"},
+        BadCase{"providers: [{name: x, type: openai, base_url: ftp://h}]\n",
+                "providers[0].base_url: expected an http:// or https:// URL"},
+        BadCase{"models: [{name: m}]\n", "models[0].targets: a model needs at least one target"},
+        BadCase{"models: [{name: m, targets: [{provider: p, model: x}], retry: {on: [200]}}]\n",
+                "models[0].retry.on: expected HTTP statuses 400-599"},
+        BadCase{"server: {listen: [\n", "orchestra.yaml:"}),
+    [](const testing::TestParamInfo<BadCase>& param) {
+      return "Case" + std::to_string(param.index);
+    });
+
+TEST(ParseConfig, EnvironmentOverridesTheFile) {
+  FakeEnv env;
+  env.vars["ORCHESTRA_SERVER_MAX_INFLIGHT"] = "7";
+  env.vars["ORCHESTRA_STORAGE_BACKEND"] = "postgres";
+  env.vars["ORCHESTRA_STORAGE_URL"] = "postgresql://u@h/db";
+  Config c = ParseConfig("server: {max_inflight: 3}\n", "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.server.max_inflight, 7);
+  EXPECT_EQ(c.storage.backend, StorageBackend::kPostgres);
+}
+
+TEST(ParseConfig, BadEnvironmentValueNamesTheKey) {
+  FakeEnv env;
+  env.vars["ORCHESTRA_SERVER_THREADS"] = "many";
+  EXPECT_NE(ErrorOf("", env).find("server.threads: expected an integer, got 'many'"),
+            std::string::npos);
+}
+
+LoadOptions Options(const FakeEnv& env) {
+  LoadOptions o;
+  o.path = "/nonexistent-is-not-read";
+  o.env = env.Lookup();
+  return o;
+}
+
+TEST(LoadConfig, RefusesNonLoopbackWithoutKeys) {
+  FakeEnv env;
+  LoadOptions o;
+  o.env = env.Lookup();
+  o.listen = "0.0.0.0:8080";
+  try {
+    LoadConfig(o);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to listen on 0.0.0.0:8080 without API keys"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(LoadConfig, AllowsNonLoopbackWhenAuthIsExplicitlyDisabled) {
+  FakeEnv env;
+  env.vars["ORCHESTRA_AUTH_DISABLED"] = "true";
+  LoadOptions o;
+  o.env = env.Lookup();
+  o.listen = "0.0.0.0:8080";
+  auto c = LoadConfig(o);
+  EXPECT_EQ(c->server.host, "0.0.0.0");
+}
+
+TEST(LoadConfig, PortReplacesThePortAndFlagsBeatEnvironment) {
+  FakeEnv env;
+  env.vars["PORT"] = "9999";
+  env.vars["ORCHESTRA_OBSERVABILITY_LOG_FORMAT"] = "json";
+  LoadOptions o;
+  o.env = env.Lookup();
+  o.log_format = "text";
+  auto c = LoadConfig(o);
+  EXPECT_EQ(c->server.port, 9999);
+  EXPECT_EQ(c->server.host, "127.0.0.1");
+  EXPECT_EQ(c->observability.log_format, LogFormat::kText);
+  EXPECT_GE(c->server.threads, 1);
+  EXPECT_EQ(c->server.max_inflight, 80 * c->server.threads);
+  EXPECT_NE(c->FindProvider("local"), nullptr);
+}
+
+TEST(LoadConfig, MissingFileIsAPreciseError) {
+  FakeEnv env;
+  try {
+    LoadConfig(Options(env));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read the config file"), std::string::npos);
+  }
+}
+
+TEST(LoadConfig, ConfiguresWellKnownProvidersFromTheirKeysWithoutAFile) {
+  FakeEnv env;
+  env.vars["OPENAI_API_KEY"] = "sk-test";
+  env.vars["ANTHROPIC_API_KEY"] = "sk-ant";
+  LoadOptions o;
+  o.env = env.Lookup();
+  auto c = LoadConfig(o);
+  ASSERT_NE(c->FindProvider("openai"), nullptr);
+  EXPECT_EQ(c->FindProvider("openai")->api_key_env, "OPENAI_API_KEY");
+  ASSERT_NE(c->FindProvider("anthropic"), nullptr);
+  EXPECT_EQ(c->FindProvider("gemini"), nullptr);
+}
+
+TEST(LoadConfig, UnknownProviderInATargetSuggestsTheClosest) {
+  FakeEnv env;
+  Config c = ParseConfig(
+      "providers: [{name: openai, type: openai}]\n"
+      "models: [{name: m, targets: [{provider: opena, model: x}]}]\n",
+      "f.yaml", env.Lookup());
+  (void)c;
+  LoadOptions o;
+  o.env = env.Lookup();
+  // Cross-references are checked by LoadConfig; use a temp file.
+  std::string path = testing::TempDir() + "/orchestra_xref.yaml";
+  {
+    std::ofstream out(path);
+    out << "providers: [{name: openai, type: openai}]\n"
+           "models: [{name: m, targets: [{provider: opena, model: x}]}]\n";
+  }
+  o.path = path;
+  try {
+    LoadConfig(o);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find(
+            "models[0].targets[0].provider: unknown provider 'opena' (did you mean 'openai'?)"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(DumpConfig, RedactsSecretsButKeepsTheirSources) {
+  FakeEnv env;
+  Config c = ParseConfig(
+      "auth: {keys: [{name: a, sha256: " + std::string(64, 'a') +
+          "}]}\n"
+          "providers: [{name: p, type: openai, api_key_env: P_KEY, headers: {X-Token: s3cr3t}}]\n"
+          "storage: {backend: postgres, url: 'postgresql://user:hunter2@db/orchestra'}\n",
+      "f.yaml", env.Lookup());
+  std::string dump = DumpConfig(c);
+  EXPECT_EQ(dump.find(std::string(64, 'a')), std::string::npos);
+  EXPECT_EQ(dump.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(dump.find("hunter2"), std::string::npos);
+  EXPECT_NE(dump.find("P_KEY"), std::string::npos);
+  EXPECT_NE(dump.find("postgresql://<redacted>@db/orchestra"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace orchestra::config
