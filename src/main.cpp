@@ -1,3 +1,239 @@
-int main() {
+// Wiring only: command line → config → services → server (DESIGN.md §2).
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/errors.hpp"
+#include "api/ops.hpp"
+#include "api/pipeline.hpp"
+#include "api/router.hpp"
+#include "auth/api_keys.hpp"
+#include "build_info.hpp"
+#include "config/loader.hpp"
+#include "net/server.hpp"
+#include "observability/log.hpp"
+#include "observability/metrics.hpp"
+#include <signal.h>
+
+namespace {
+
+using namespace orchestra;
+using observability::Severity;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kUsage = R"(Usage:
+  orchestra serve [--config FILE] [--listen HOST:PORT] [--log-format json|text] [--log-level LEVEL]
+  orchestra check-config [--config FILE] [--listen HOST:PORT]
+  orchestra version
+
+The config file defaults to $ORCHESTRA_CONFIG, else ./orchestra.yaml when present, else built-in
+defaults. Any scalar key can be overridden with ORCHESTRA_<SECTION>_<KEY> (for example
+ORCHESTRA_SERVER_MAX_INFLIGHT=200); $PORT replaces the listen port. See docs/CONFIG.md.
+)";
+
+struct Command {
+  std::string name;
+  config::LoadOptions load;
+};
+
+// Parses argv; prints usage and exits on --help or a mistake.
+Command ParseCommandLine(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage.data(), args.empty() ? stderr : stdout);
+    std::exit(args.empty() ? 2 : 0);
+  }
+  Command cmd;
+  cmd.name = std::string(args[0]);
+  if (cmd.name != "serve" && cmd.name != "check-config" && cmd.name != "version") {
+    std::fprintf(stderr, "orchestra: unknown command '%s'\n\n%s", cmd.name.c_str(), kUsage.data());
+    std::exit(2);
+  }
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    std::optional<std::string> value;
+    if (auto eq = arg.find('='); eq != std::string_view::npos && arg.rfind("--", 0) == 0) {
+      value = std::string(arg.substr(eq + 1));
+      arg = arg.substr(0, eq);
+    }
+    auto take = [&]() -> std::string {
+      if (value) return *value;
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "orchestra: %.*s needs a value\n", static_cast<int>(arg.size()),
+                     arg.data());
+        std::exit(2);
+      }
+      return std::string(args[++i]);
+    };
+    if (arg == "--config" || arg == "-c") {
+      cmd.load.path = take();
+    } else if (arg == "--listen") {
+      cmd.load.listen = take();
+    } else if (arg == "--log-format") {
+      cmd.load.log_format = take();
+    } else if (arg == "--log-level") {
+      cmd.load.log_level = take();
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage.data(), stdout);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "orchestra: unknown option '%.*s'\n\n%s", static_cast<int>(arg.size()),
+                   arg.data(), kUsage.data());
+      std::exit(2);
+    }
+  }
+  return cmd;
+}
+
+int CheckConfig(const Command& cmd) {
+  try {
+    auto cfg = config::LoadConfig(cmd.load);
+    auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);  // key sources must be readable
+    std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
+    std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "orchestra: invalid configuration: %s\n", e.what());
+    return 1;
+  }
+}
+
+// Blocks until SIGTERM or SIGINT; returns the signal.
+int WaitForSignal(const sigset_t& set) {
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
+}
+
+int Serve(const Command& cmd, Clock::time_point exec_time) {
+  std::shared_ptr<const config::Config> cfg;
+  try {
+    cfg = config::LoadConfig(cmd.load);
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "orchestra: invalid configuration: %s\n", e.what());
+    return 1;
+  }
+
+  observability::LoggerOptions log_options;
+  log_options.format = cfg->observability.log_format;
+  log_options.level = cfg->observability.log_level;
+  if (auto project = cmd.load.env("GOOGLE_CLOUD_PROJECT")) log_options.gcp_project = *project;
+  observability::Logger logger(log_options);
+  observability::InstallLogger(&logger);
+
+  // Signals are taken by sigwait in this thread only; every thread started below inherits the
+  // blocked mask, so no worker is interrupted by them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    observability::Registry registry;
+    observability::RegisterProcessMetrics(registry, build::kVersion, build::kCommit);
+    auth::ApiKeys keys = auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);
+
+    api::Health health;
+    api::Router router;
+    api::AddOperationsRoutes(router, health, registry, {build::kVersion, build::kCommit});
+
+    api::PipelineOptions pipeline_options;
+    pipeline_options.max_inflight = cfg->server.max_inflight;
+    pipeline_options.retry_after_s = cfg->server.retry_after_s;
+    pipeline_options.log_probes = cfg->observability.log_probes;
+    api::Pipeline pipeline(router, keys, registry, logger, pipeline_options);
+
+    const config::ServerConfig& s = cfg->server;
+    net::ServerOptions server_options;
+    server_options.host = s.host;
+    server_options.port = s.port;
+    server_options.threads = s.threads;
+    server_options.max_header_bytes = s.max_header_bytes;
+    server_options.max_body_bytes = s.max_body_bytes;
+    server_options.header_timeout = s.header_timeout;
+    server_options.body_timeout = s.body_timeout;
+    server_options.idle_timeout = s.idle_timeout;
+    server_options.request_timeout = s.request_timeout;
+    const int retry_after = s.retry_after_s;
+    net::Server server(
+        server_options, [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); },
+        [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); });
+    health.SetLiveness([&server] { return server.LoopsResponsive(std::chrono::seconds(5)); });
+
+    std::uint16_t port = 0;
+    try {
+      port = server.Listen();
+    } catch (const std::system_error& e) {
+      observability::Log(Severity::kError, "cannot listen", {{"error", e.what()}});
+      logger.Stop();
+      return 1;
+    }
+    server.Start();
+    health.MarkStarted();
+    const std::string address =
+        (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
+        std::to_string(port);
+    const double startup_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - exec_time).count();
+    observability::Log(Severity::kInfo, "listening",
+                       {{"address", address},
+                        {"threads", s.threads},
+                        {"max_inflight", s.max_inflight},
+                        {"auth", keys.enabled() ? "api_keys" : "disabled"},
+                        {"config", cfg->source},
+                        {"version", build::kVersion},
+                        {"startup_ms", startup_ms}});
+    if (!keys.enabled()) {
+      observability::Log(Severity::kWarning,
+                         "no API keys configured: every request is served as tenant 'default'");
+    }
+
+    const int sig = WaitForSignal(signals);
+    // Graceful shutdown (DESIGN.md §6): readiness off, listeners closed, in-flight requests
+    // finish within the drain timeout, logs flushed, exit 0.
+    health.MarkDraining();
+    observability::Log(
+        Severity::kInfo, "draining",
+        {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+         {"in_flight", server.active_requests()},
+         {"drain_timeout_ms",
+          static_cast<std::int64_t>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(s.drain_timeout).count())}});
+    server.StopAccepting();
+    const bool drained = server.WaitIdle(s.drain_timeout);
+    const int abandoned = server.active_requests();
+    server.Stop();
+    observability::Log(drained ? Severity::kInfo : Severity::kWarning, "stopped",
+                       {{"drained", drained}, {"abandoned_requests", abandoned}});
+  } catch (const std::exception& e) {
+    observability::Log(Severity::kError, "start-up failed", {{"error", e.what()}});
+    logger.Stop();
+    observability::InstallLogger(nullptr);
+    return 1;
+  }
+  logger.Stop();
+  observability::InstallLogger(nullptr);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto exec_time = Clock::now();
+  Command cmd = ParseCommandLine(argc, argv);
+  if (cmd.name == "version") {
+    std::printf("orchestra %s (commit %s)\n", build::kVersion, build::kCommit);
+    return 0;
+  }
+  if (cmd.name == "check-config") return CheckConfig(cmd);
+  return Serve(cmd, exec_time);
 }

@@ -1,9 +1,5 @@
 #include "observability/metrics.hpp"
 
-#include <dirent.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -12,6 +8,10 @@
 #include <fstream>
 #include <sstream>
 #include <variant>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace orchestra::observability {
 namespace {
@@ -35,10 +35,17 @@ void AppendNumber(std::string& out, double v) {
 void AppendLabelValue(std::string& out, std::string_view v) {
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -78,18 +85,24 @@ void AppendHeader(std::string& out, std::string_view name, std::string_view help
 
 }  // namespace
 
-void SetThreadShard(int index) { tls_shard = index % kShards; }
-int ThreadShard() { return tls_shard; }
+void SetThreadShard(int index) {
+  tls_shard = index % kShards;
+}
+int ThreadShard() {
+  return tls_shard;
+}
 
 std::uint64_t Counter::Value() const {
   std::uint64_t total = 0;
-  for (const Cell& c : cells_) total += c.value.load(std::memory_order_relaxed);
+  for (const Cell& c : cells_)
+    total += c.value.load(std::memory_order_relaxed);
   return total;
 }
 
 double FloatCounter::Value() const {
   double total = 0;
-  for (const Cell& c : cells_) total += c.value.load(std::memory_order_relaxed);
+  for (const Cell& c : cells_)
+    total += c.value.load(std::memory_order_relaxed);
   return total;
 }
 
@@ -101,8 +114,8 @@ Histogram::Histogram(std::vector<double> upper_bounds) : bounds_(std::move(upper
 }
 
 void Histogram::Observe(double value) {
-  std::size_t bucket =
-      static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  std::size_t bucket = static_cast<std::size_t>(
+      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
   Shard& s = shards_[ThreadShard()];
   s.counts[bucket].fetch_add(1, std::memory_order_relaxed);
   s.sum.fetch_add(value, std::memory_order_relaxed);
@@ -117,7 +130,8 @@ Histogram::Snapshot Histogram::Collect() const {
     }
     snap.sum += s.sum.load(std::memory_order_relaxed);
   }
-  for (std::size_t i = 1; i < snap.cumulative.size(); ++i) snap.cumulative[i] += snap.cumulative[i - 1];
+  for (std::size_t i = 1; i < snap.cumulative.size(); ++i)
+    snap.cumulative[i] += snap.cumulative[i - 1];
   snap.count = snap.cumulative.back();
   return snap;
 }
@@ -198,9 +212,9 @@ std::string Registry::Render() const {
   out.reserve(16 << 10);
   std::lock_guard lock(mutex_);
   for (const auto& e : entries_) {
-    std::string_view type = e->type == MetricType::kCounter   ? "counter"
-                            : e->type == MetricType::kGauge   ? "gauge"
-                                                              : "histogram";
+    std::string_view type = e->type == MetricType::kCounter ? "counter"
+                            : e->type == MetricType::kGauge ? "gauge"
+                                                            : "histogram";
     AppendHeader(out, e->name, e->help, type);
     std::visit(
         [&](const auto& m) {
@@ -271,7 +285,8 @@ ProcStat ReadProcStat() {
   std::istringstream fields(line.substr(close + 2));
   std::vector<std::string> f;
   std::string word;
-  while (fields >> word) f.push_back(word);
+  while (fields >> word)
+    f.push_back(word);
   // f[0] is field 3 (state); utime=14, stime=15, starttime=22, vsize=23, rss=24.
   if (f.size() < 22) return s;
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -302,8 +317,9 @@ double CountOpenFds() {
 }  // namespace
 
 void RegisterProcessMetrics(Registry& registry, std::string_view version, std::string_view commit) {
-  registry.AddCallback("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-                       MetricType::kCounter, [] { return ReadProcStat().cpu_seconds; });
+  registry.AddCallback("process_cpu_seconds_total",
+                       "Total user and system CPU time spent in seconds.", MetricType::kCounter,
+                       [] { return ReadProcStat().cpu_seconds; });
   registry.AddCallback("process_resident_memory_bytes", "Resident memory size in bytes.",
                        MetricType::kGauge, [] { return ReadProcStat().resident_bytes; });
   registry.AddCallback("process_virtual_memory_bytes", "Virtual memory size in bytes.",

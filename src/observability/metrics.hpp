@@ -27,7 +27,9 @@ int ThreadShard();
 
 class Counter {
  public:
-  void Inc(std::uint64_t n = 1) { cells_[ThreadShard()].value.fetch_add(n, std::memory_order_relaxed); }
+  void Inc(std::uint64_t n = 1) {
+    cells_[ThreadShard()].value.fetch_add(n, std::memory_order_relaxed);
+  }
   std::uint64_t Value() const;
 
  private:
@@ -111,7 +113,8 @@ class Family {
   template <class Fn>
   void ForEach(Fn&& fn) const {
     std::lock_guard lock(mutex_);
-    for (const auto& [labels, metric] : children_) fn(labels, *metric);
+    for (const auto& [labels, metric] : children_)
+      fn(labels, *metric);
   }
 
   const std::string& name() const { return name_; }

@@ -1,8 +1,8 @@
 #include "observability/metrics.hpp"
 
-#include <gtest/gtest.h>
-
 #include <thread>
+
+#include <gtest/gtest.h>
 
 namespace orchestra::observability {
 namespace {
@@ -14,10 +14,12 @@ TEST(Counter, SumsAcrossThreadShards) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&c, t] {
       SetThreadShard(t);
-      for (int i = 0; i < 10000; ++i) c.Inc();
+      for (int i = 0; i < 10000; ++i)
+        c.Inc();
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(c.Value(), 40000u);
 }
 
@@ -43,17 +45,20 @@ TEST(Registry, RendersThePrometheusTextFormat) {
   latency.With({"/healthz"}).Observe(0.25);
   registry.AddCallback("orchestra_up", "Up.", MetricType::kGauge, [] { return 1.0; });
   std::string text = registry.Render();
-  EXPECT_NE(text.find("# HELP orchestra_http_requests_total Requests.\n"
-                      "# TYPE orchestra_http_requests_total counter\n"
-                      "orchestra_http_requests_total{route=\"/memory/{key}\",method=\"GET\",code=\"200\"} 3\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "# HELP orchestra_http_requests_total Requests.\n"
+          "# TYPE orchestra_http_requests_total counter\n"
+          "orchestra_http_requests_total{route=\"/memory/{key}\",method=\"GET\",code=\"200\"} 3\n"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find("orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.5\"} 1\n"
-                      "orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"1\"} 1\n"
-                      "orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 1\n"
-                      "orchestra_http_request_duration_seconds_sum{route=\"/healthz\"} 0.25\n"
-                      "orchestra_http_request_duration_seconds_count{route=\"/healthz\"} 1\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.5\"} 1\n"
+                "orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"1\"} 1\n"
+                "orchestra_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 1\n"
+                "orchestra_http_request_duration_seconds_sum{route=\"/healthz\"} 0.25\n"
+                "orchestra_http_request_duration_seconds_count{route=\"/healthz\"} 1\n"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE orchestra_up gauge\norchestra_up 1\n"), std::string::npos);
 }
@@ -68,7 +73,8 @@ TEST(ProcessMetrics, ReportsRealValues) {
   Registry registry;
   RegisterProcessMetrics(registry, "1.2.3", "abc");
   std::string text = registry.Render();
-  EXPECT_NE(text.find("orchestra_build_info{version=\"1.2.3\",commit=\"abc\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("orchestra_build_info{version=\"1.2.3\",commit=\"abc\"} 1"),
+            std::string::npos);
   auto value_of = [&](std::string_view name) {
     auto pos = text.find("\n" + std::string(name) + " ");
     EXPECT_NE(pos, std::string::npos) << name;

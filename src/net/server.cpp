@@ -1,0 +1,660 @@
+#include "net/server.hpp"
+
+#include <array>
+#include <charconv>
+#include <ctime>
+#include <optional>
+#include <system_error>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include "observability/log.hpp"
+#include "observability/metrics.hpp"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+namespace orchestra::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using observability::Severity;
+
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
+constexpr std::size_t kReadSize = 16 << 10;
+
+// "Date: <IMF-fixdate>\r\n", formatted once per second per thread.
+std::string_view DateHeader() {
+  thread_local std::time_t cached = 0;
+  thread_local char line[64];
+  thread_local std::size_t length = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != cached) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    length = std::strftime(line, sizeof(line), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    cached = now;
+  }
+  return {line, length};
+}
+
+void AppendUnsigned(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, end);
+}
+
+void AppendStatusLine(std::string& out, unsigned status) {
+  out += "HTTP/1.1 ";
+  AppendUnsigned(out, status);
+  out += ' ';
+  out += beast::http::obsolete_reason(static_cast<http::status>(status));
+  out += "\r\nServer: orchestra\r\n";
+  out += DateHeader();
+}
+
+bool HeaderValueIsSafe(std::string_view v) {
+  for (char c : v) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+class Connection;
+
+// One event loop, its listener and its connections.
+class Server::Worker {
+ public:
+  Worker(Server& server, int index) : server_(server), index_(index), context_(1) {}
+
+  void Listen(const tcp::endpoint& endpoint, int backlog);
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void Start();
+  void StopAccepting();
+  void Stop();
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  asio::io_context& context() { return context_; }
+  Server& server() { return server_; }
+  Clock::time_point heartbeat() const {
+    return Clock::time_point(Clock::duration(heartbeat_.load(std::memory_order_relaxed)));
+  }
+  int index() const { return index_; }
+  bool draining() const { return draining_; }
+
+  void Add(Connection* c);
+  void Remove(Connection* c);
+
+ private:
+  asio::awaitable<void> Accept();
+  asio::awaitable<void> Sweep();
+
+  Server& server_;
+  int index_;
+  asio::io_context context_;
+  tcp::acceptor acceptor_{context_};
+  asio::steady_timer sweep_timer_{context_};
+  std::thread thread_;
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::atomic<Clock::rep> heartbeat_{Clock::now().time_since_epoch().count()};
+  Connection* head_ = nullptr;  // intrusive list of live connections
+};
+
+class Connection final : public Exchange, public std::enable_shared_from_this<Connection> {
+ public:
+  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kHandling, kWriting, kClosed };
+
+  Connection(Server::Worker& worker, tcp::socket socket, const ServerOptions& options,
+             const Handler& handler, const ErrorRenderer& render_error,
+             std::shared_ptr<std::atomic<int>> active)
+      : worker_(worker),
+        socket_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        render_error_(render_error),
+        active_(std::move(active)) {
+    beast::error_code ec;
+    auto remote = socket_.remote_endpoint(ec);
+    if (!ec) remote_ip_ = remote.address().to_string();
+  }
+
+  static asio::awaitable<void> Session(std::shared_ptr<Connection> self) {
+    self->worker_.Add(self.get());
+    try {
+      co_await self->Run();
+    } catch (const std::exception& e) {
+      // Last resort: a bug below us. The connection is dropped, the process carries on.
+      observability::Log(Severity::kError, "connection failed", {{"error", e.what()}});
+    }
+    self->Close();
+    self->worker_.Remove(self.get());
+  }
+
+  // Called by the worker's sweep (same thread).
+  void Sweep(Clock::time_point now) {
+    if (phase_ == Phase::kClosed || now < deadline_) return;
+    if (phase_ == Phase::kHandling) {
+      if (!timed_out_) {
+        timed_out_ = true;
+        cancel_.emit(asio::cancellation_type::terminal);
+      }
+      return;
+    }
+    Close();  // slow or idle client: nothing to answer
+  }
+
+  // Graceful shutdown: idle connections close now, busy ones after their response.
+  void Drain() {
+    if (phase_ == Phase::kIdle && buffer_.size() == 0) Close();
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed && !socket_.is_open()) return;
+    phase_ = Phase::kClosed;
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  asio::cancellation_slot cancel_slot() { return cancel_.slot(); }
+
+  Connection* prev = nullptr;
+  Connection* next = nullptr;
+
+  // Exchange
+  const Request& request() const override { return request_; }
+  Response& response() override { return response_; }
+  bool streaming() const override { return streaming_; }
+  bool client_gone() const override { return client_gone_; }
+  std::uint64_t bytes_written() const override { return bytes_written_; }
+  int worker_index() const override { return worker_.index(); }
+
+  asio::awaitable<bool> BeginStream(std::string_view content_type) override {
+    streaming_ = true;
+    chunked_ = parser_->get().version() >= 11;
+    head_.clear();
+    AppendStatusLine(head_, response_.status);
+    head_ += "Content-Type: ";
+    head_ += content_type;
+    head_ += "\r\nCache-Control: no-cache\r\n";
+    AppendHeaders();
+    if (chunked_) {
+      head_ += "Transfer-Encoding: chunked\r\n";
+    } else {
+      response_.close = true;  // HTTP/1.0: the body ends when the connection does
+    }
+    if (response_.close || worker_.draining()) head_ += "Connection: close\r\n";
+    head_ += "\r\n";
+    phase_ = Phase::kHandling;
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(head_), kAsTuple);
+    bytes_written_ += n;
+    if (ec) client_gone_ = true;
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> WriteChunk(std::string_view data) override {
+    if (client_gone_ || data.empty()) co_return !client_gone_;
+    char size_line[24];
+    std::size_t len = 0;
+    if (chunked_) {
+      auto [end, ec] = std::to_chars(size_line, size_line + 16, data.size(), 16);
+      end[0] = '\r';
+      end[1] = '\n';
+      len = static_cast<std::size_t>(end + 2 - size_line);
+    }
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, len), asio::buffer(data),
+                                           asio::buffer("\r\n", chunked_ ? 2 : 0)};
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, kAsTuple);
+    bytes_written_ += n;
+    if (ec) client_gone_ = true;
+    co_return !ec;
+  }
+
+  asio::awaitable<void> EndStream() override {
+    if (client_gone_ || !chunked_) co_return;
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer("0\r\n\r\n", 5), kAsTuple);
+    bytes_written_ += n;
+    if (ec) client_gone_ = true;
+  }
+
+  void WatchClientDisconnect() override {
+    if (watching_ || client_gone_) return;
+    // A client that already closed before we started watching has left EOF behind.
+    if (PeerClosed()) {
+      OnClientGone();
+      return;
+    }
+    watching_ = true;
+    ArmWatch();
+  }
+
+ private:
+  asio::awaitable<void> Run() {
+    bool first = true;
+    while (true) {
+      // Wait for the next request's first bytes (the idle keep-alive phase).
+      phase_ = Phase::kIdle;
+      deadline_ = Clock::now() + (first ? options_.header_timeout : options_.idle_timeout);
+      first = false;
+      if (worker_.draining() && buffer_.size() == 0) co_return;
+      if (buffer_.size() == 0) {
+        auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadSize), kAsTuple);
+        if (ec) co_return;  // closed by the client, by a timeout, or by shutdown
+        buffer_.commit(n);
+      }
+
+      phase_ = Phase::kHead;
+      deadline_ = Clock::now() + options_.header_timeout;
+      parser_.emplace();
+      parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      parser_->body_limit(options_.max_body_bytes);
+      auto [ec, head_bytes] =
+          co_await http::async_read_header(socket_, buffer_, *parser_, kAsTuple);
+      if (ec) {
+        co_await FailRead(ec);
+        co_return;
+      }
+      std::uint64_t wire = head_bytes;
+
+      if (!parser_->is_done()) {
+        auto& msg = parser_->get();
+        if (beast::iequals(msg[http::field::expect], "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(kContinue), kAsTuple);
+          if (wec) co_return;
+        }
+        phase_ = Phase::kBody;
+        deadline_ = Clock::now() + options_.body_timeout;
+        auto [bec, body_bytes] = co_await http::async_read(socket_, buffer_, *parser_, kAsTuple);
+        if (bec) {
+          co_await FailRead(bec);
+          co_return;
+        }
+        wire += body_bytes;
+      }
+
+      const bool keep_alive = co_await Handle(wire);
+      if (!keep_alive || phase_ == Phase::kClosed) co_return;
+    }
+  }
+
+  // Handles one parsed request; returns whether the connection stays open.
+  asio::awaitable<bool> Handle(std::uint64_t wire_size) {
+    auto& msg = parser_->get();
+    request_.method = msg.method();
+    request_.method_name = msg.method_string();
+    request_.target = msg.target();
+    auto q = request_.target.find('?');
+    request_.path = request_.target.substr(0, q);
+    request_.query =
+        q == std::string_view::npos ? std::string_view() : request_.target.substr(q + 1);
+    request_.message = &msg;
+    request_.remote_ip = remote_ip_;
+    request_.wire_size = wire_size;
+    request_.start = Clock::now();
+    response_.Reset();
+    streaming_ = false;
+    timed_out_ = false;
+    bytes_written_ = 0;
+
+    phase_ = Phase::kHandling;
+    deadline_ = request_.start + options_.request_timeout;
+    active_->fetch_add(1, std::memory_order_relaxed);
+    struct ActiveGuard {
+      std::atomic<int>& n;
+      ~ActiveGuard() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } guard{*active_};
+
+    if (request_.target.empty() || (request_.target.front() != '/' && request_.target != "*")) {
+      render_error_(Error(ErrorCode::kInvalidRequest, "request target must be an absolute path"),
+                    response_);
+      response_.close = true;
+    } else {
+      bool failed = false;
+      try {
+        co_await handler_(*this);
+      } catch (const boost::system::system_error& e) {
+        failed = true;
+        if (!timed_out_ && !client_gone_) {
+          observability::Log(Severity::kError, "request handler failed", {{"error", e.what()}});
+        }
+      } catch (const std::exception& e) {
+        failed = true;
+        observability::Log(Severity::kError, "request handler failed", {{"error", e.what()}});
+      }
+      StopWatching();
+      // A cancelled handler (deadline, client gone) leaves the coroutine's cancellation state
+      // set, which would abort every later operation: clear it so an answer can be written.
+      if (timed_out_ || client_gone_) co_await asio::this_coro::reset_cancellation_state();
+      if (failed) {
+        if (client_gone_) co_return false;
+        if (streaming_) co_return false;  // mid-stream: the only honest signal left is closing
+        response_.Reset();
+        render_error_(timed_out_ ? Error(ErrorCode::kDeadlineExceeded, "request deadline exceeded")
+                                 : Error(ErrorCode::kInternal, "internal error"),
+                      response_);
+        response_.close = true;
+      }
+    }
+    if (client_gone_) co_return false;
+    const bool keep_alive = msg.keep_alive() && !response_.close && !worker_.draining();
+    if (streaming_) {
+      co_return keep_alive&& chunked_ && !client_gone_;
+    }
+    phase_ = Phase::kWriting;
+    co_await WriteResponse(keep_alive);
+    co_return keep_alive&& phase_ != Phase::kClosed;
+  }
+
+  asio::awaitable<void> WriteResponse(bool keep_alive) {
+    head_.clear();
+    AppendStatusLine(head_, response_.status);
+    head_ += "Content-Type: ";
+    head_ += response_.content_type;
+    head_ += "\r\nContent-Length: ";
+    AppendUnsigned(head_, response_.body.size());
+    head_ += "\r\n";
+    AppendHeaders();
+    if (!keep_alive) {
+      head_ += "Connection: close\r\n";
+    } else if (parser_->get().version() < 11) {
+      head_ += "Connection: keep-alive\r\n";
+    }
+    head_ += "\r\n";
+    const bool with_body = request_.method != http::verb::head;
+    std::array<asio::const_buffer, 2> bufs{
+        asio::buffer(head_),
+        asio::buffer(response_.body.data(), with_body ? response_.body.size() : 0)};
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, kAsTuple);
+    bytes_written_ += n;
+    if (ec) Close();
+  }
+
+  void AppendHeaders() {
+    for (const Header& h : response_.headers) {
+      if (!HeaderValueIsSafe(h.value)) continue;  // never let a value split the response
+      head_ += h.name;
+      head_ += ": ";
+      head_ += h.value;
+      head_ += "\r\n";
+    }
+  }
+
+  // Answers a request that could not be read, when an answer is possible.
+  asio::awaitable<void> FailRead(beast::error_code ec) {
+    std::optional<Error> error;
+    if (ec == http::error::header_limit) {
+      error.emplace(
+          ErrorCode::kHeadersTooLarge,
+          "request headers exceed " + std::to_string(options_.max_header_bytes) + " bytes");
+    } else if (ec == http::error::body_limit) {
+      error.emplace(ErrorCode::kPayloadTooLarge,
+                    "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
+    } else if (ec.category() == beast::error_code(http::error::end_of_stream).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      error.emplace(ErrorCode::kInvalidRequest, "malformed HTTP request: " + ec.message());
+    }
+    if (!error || phase_ == Phase::kClosed) co_return;
+    response_.Reset();
+    render_error_(*error, response_);
+    response_.close = true;
+    request_.method = http::verb::unknown;
+    phase_ = Phase::kWriting;
+    if (parser_) parser_.emplace();  // version() of a fresh parser is 1.1
+    co_await WriteResponse(false);
+  }
+
+  bool PeerClosed() {
+    char byte;
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
+  void ArmWatch() {
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](beast::error_code ec) { self->OnReadable(ec); });
+  }
+
+  void OnReadable(beast::error_code ec) {
+    if (ec || !watching_) return;  // cancelled: the handler finished first
+    char byte;
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      OnClientGone();
+    } else if (n < 0) {
+      ArmWatch();  // a spurious wake-up
+    }
+    // n > 0: a pipelined request, not a disconnect; it is read after this response.
+  }
+
+  void OnClientGone() {
+    watching_ = false;
+    client_gone_ = true;
+    cancel_.emit(asio::cancellation_type::terminal);
+  }
+
+  void StopWatching() {
+    if (!watching_) return;
+    watching_ = false;
+    beast::error_code ec;
+    socket_.cancel(ec);
+  }
+
+  Server::Worker& worker_;
+  tcp::socket socket_;
+  const ServerOptions& options_;
+  const Handler& handler_;
+  const ErrorRenderer& render_error_;
+  std::shared_ptr<std::atomic<int>> active_;
+  std::string remote_ip_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request request_;
+  Response response_;
+  std::string head_;
+  asio::cancellation_signal cancel_;
+  Phase phase_ = Phase::kIdle;
+  Clock::time_point deadline_{};
+  std::uint64_t bytes_written_ = 0;
+  bool streaming_ = false;
+  bool chunked_ = true;
+  bool timed_out_ = false;
+  bool watching_ = false;
+  bool client_gone_ = false;
+};
+
+void Server::Worker::Listen(const tcp::endpoint& endpoint, int backlog) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+  }
+  acceptor_.bind(endpoint);
+  acceptor_.listen(backlog);
+}
+
+void Server::Worker::Start() {
+  thread_ = std::thread([this] {
+    std::string name = "orchestra-w" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.c_str());
+    observability::SetThreadShard(index_ + 1);
+    if (server_.worker_init_) server_.worker_init_(index_, context_);
+    asio::co_spawn(context_, Accept(), asio::detached);
+    asio::co_spawn(context_, Sweep(), asio::detached);
+    context_.run();
+  });
+}
+
+asio::awaitable<void> Server::Worker::Accept() {
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(kAsTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      // Out of descriptors or memory: back off briefly rather than spin.
+      observability::Log(Severity::kWarning, "accept failed", {{"error", ec.message()}});
+      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(kAsTuple);
+      continue;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto conn =
+        std::make_shared<Connection>(*this, std::move(socket), server_.options_, server_.handler_,
+                                     server_.render_error_, server_.active_requests_);
+    auto slot = conn->cancel_slot();
+    asio::co_spawn(context_, Connection::Session(std::move(conn)),
+                   asio::bind_cancellation_slot(slot, asio::detached));
+  }
+}
+
+asio::awaitable<void> Server::Worker::Sweep() {
+  while (!stopping_) {
+    sweep_timer_.expires_after(kSweepPeriod);
+    auto [ec] = co_await sweep_timer_.async_wait(kAsTuple);
+    if (ec || stopping_) co_return;
+    const auto now = Clock::now();
+    heartbeat_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    for (Connection* c = head_; c != nullptr;) {
+      Connection* next = c->next;  // Sweep may close c, which unlinks it only later
+      c->Sweep(now);
+      c = next;
+    }
+  }
+}
+
+void Server::Worker::Add(Connection* c) {
+  c->next = head_;
+  if (head_ != nullptr) head_->prev = c;
+  head_ = c;
+}
+
+void Server::Worker::Remove(Connection* c) {
+  if (c->prev != nullptr) c->prev->next = c->next;
+  if (c->next != nullptr) c->next->prev = c->prev;
+  if (head_ == c) head_ = c->next;
+  c->prev = c->next = nullptr;
+}
+
+void Server::Worker::StopAccepting() {
+  asio::post(context_, [this] {
+    draining_ = true;
+    beast::error_code ec;
+    acceptor_.close(ec);
+    for (Connection* c = head_; c != nullptr; c = c->next)
+      c->Drain();
+  });
+}
+
+void Server::Worker::Stop() {
+  asio::post(context_, [this] {
+    stopping_ = true;
+    draining_ = true;
+    beast::error_code ec;
+    acceptor_.close(ec);
+    sweep_timer_.cancel();
+    for (Connection* c = head_; c != nullptr; c = c->next)
+      c->Close();
+    context_.stop();
+  });
+}
+
+Server::Server(ServerOptions options, Handler handler, ErrorRenderer render_error,
+               WorkerInit worker_init)
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      render_error_(std::move(render_error)),
+      worker_init_(std::move(worker_init)),
+      active_requests_(std::make_shared<std::atomic<int>>(0)) {
+  const int n = std::max(1, options_.threads);
+  for (int i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(*this, i));
+}
+
+Server::~Server() {
+  Stop();
+}
+
+std::uint16_t Server::Listen() {
+  auto address = asio::ip::make_address(options_.host);
+  std::uint16_t port = options_.port;
+  for (auto& w : workers_) {
+    try {
+      w->Listen(tcp::endpoint(address, port), options_.backlog);
+    } catch (const boost::system::system_error& e) {
+      throw std::system_error(e.code(),
+                              "cannot listen on " + options_.host + ":" + std::to_string(port));
+    }
+    port = w->port();  // with port 0 the first listener picks; the others share it
+  }
+  return port;
+}
+
+void Server::Start() {
+  started_ = true;
+  for (auto& w : workers_)
+    w->Start();
+}
+
+void Server::StopAccepting() {
+  for (auto& w : workers_)
+    w->StopAccepting();
+}
+
+bool Server::WaitIdle(Duration timeout) {
+  const auto until = Clock::now() + timeout;
+  while (active_requests() > 0) {
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+void Server::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!started_) return;
+  for (auto& w : workers_)
+    w->Stop();
+  for (auto& w : workers_)
+    w->Join();
+}
+
+bool Server::LoopsResponsive(Duration max_lag) const {
+  const auto now = Clock::now();
+  for (const auto& w : workers_) {
+    if (now - w->heartbeat() > max_lag) return false;
+  }
+  return true;
+}
+
+asio::io_context& Server::context(int worker_index) {
+  return workers_.at(static_cast<std::size_t>(worker_index))->context();
+}
+
+}  // namespace orchestra::net
