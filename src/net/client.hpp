@@ -1,0 +1,137 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "common/error.hpp"
+
+// The upstream HTTP/1.1 client (DESIGN.md §3): keep-alive connection pools per origin and per
+// event-loop thread (no lock on the request path), TLS with OpenSSL (peer verification against
+// the system CAs, SNI), cached DNS, connect / first-byte / between-bytes timeouts, a cap on
+// connections per origin and thread, and streamed response bodies.
+//
+// Errors: kUnavailable (DNS, connect or TLS failed), kUpstreamTimeout (a timeout passed),
+// kUpstreamError (the response was malformed or cut), kCancelled (the caller's coroutine was
+// cancelled — the client went away). An HTTP error status is not an error here: the caller
+// reads it from the response.
+namespace orchestra::net {
+
+namespace http = boost::beast::http;
+using Clock = std::chrono::steady_clock;
+using Duration = std::chrono::nanoseconds;
+
+struct Origin {
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 80;
+  std::string base_path;    // e.g. "/v1", no trailing slash
+  std::string host_header;  // "host" or "host:port"
+
+  // "https://api.openai.com/v1" → {tls, "api.openai.com", 443, "/v1"}.
+  static Result<Origin> Parse(std::string_view url);
+  std::string Key() const;  // scheme://host:port
+};
+
+struct OriginOptions {
+  Duration connect_timeout = std::chrono::seconds(5);
+  Duration first_byte_timeout = std::chrono::seconds(60);  // also the longest gap between bytes
+  Duration idle_timeout = std::chrono::seconds(90);        // a pooled connection unused this long
+  int max_connections = 256;                               // per thread
+  bool tls_verify = true;
+  std::string ca_file;
+  std::uint64_t max_response_bytes = 64ULL << 20;
+};
+
+// Index of an origin registered with Upstreams.
+using OriginId = std::size_t;
+
+struct OutgoingRequest {
+  http::verb method = http::verb::post;
+  std::string_view target;  // absolute path (and query), base path included
+  // Extra header lines, each "Name: value" without CRLF; Host, Content-Length and
+  // Content-Type are written by the client.
+  std::vector<std::string_view> headers;
+  std::string_view content_type = "application/json";
+  // The body in up to eight pieces, written with one writev (a forwarded body with its model
+  // value replaced is three pieces and never copied).
+  std::array<std::string_view, 8> body{};
+  std::size_t body_parts = 0;
+  Clock::time_point deadline = Clock::time_point::max();
+
+  void AddBody(std::string_view part) { body[body_parts++] = part; }
+};
+
+struct ResponseHead {
+  unsigned status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string_view Header(std::string_view lower_name) const;
+};
+
+struct IncomingResponse {
+  ResponseHead head;
+  std::string body;
+};
+
+class Client;
+
+// A response whose body is read as it arrives (streams). Destroying it before the end closes
+// the connection (the upstream sees the request abandoned); reading to the end returns the
+// connection to the pool.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  virtual const ResponseHead& head() const = 0;
+  // The next piece of the body; an empty view at the end of the body.
+  virtual boost::asio::awaitable<Result<std::string_view>> Read() = 0;
+};
+
+// One worker thread's client: its pools, bound to that worker's io_context. Use only from
+// that thread.
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual boost::asio::awaitable<Result<IncomingResponse>> Send(OriginId origin,
+                                                                const OutgoingRequest& request) = 0;
+  virtual boost::asio::awaitable<Result<std::unique_ptr<ResponseStream>>> Open(
+      OriginId origin, const OutgoingRequest& request) = 0;
+  // Makes sure one idle connection to the origin is open (POST /warmup).
+  virtual boost::asio::awaitable<Result<void>> Warm(OriginId origin) = 0;
+  virtual std::size_t idle_connections(OriginId origin) const = 0;
+};
+
+// Every origin the process talks to, and one Client per worker thread. Origins are registered
+// at start-up; CreateClient is called on each worker thread (Server's WorkerInit).
+class Upstreams {
+ public:
+  // `workers`: how many per-thread clients CreateClient will be asked for.
+  explicit Upstreams(int workers);
+  ~Upstreams();
+  Upstreams(const Upstreams&) = delete;
+  Upstreams& operator=(const Upstreams&) = delete;
+
+  // Start-up only. Throws std::runtime_error on a bad CA file.
+  OriginId Register(const Origin& origin, const OriginOptions& options);
+  const Origin& origin(OriginId id) const;
+
+  // Creates worker `index`'s client on its io_context; call on that worker's thread.
+  void CreateClient(int index, boost::asio::io_context& context);
+  Client& ForWorker(int index);
+
+  struct Shared;
+
+ private:
+  std::unique_ptr<Shared> shared_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace orchestra::net

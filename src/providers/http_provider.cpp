@@ -1,0 +1,142 @@
+#include "providers/http_provider.hpp"
+
+#include <charconv>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace orchestra::providers {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string TrimRight(std::string s) {
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string ReadSecret(std::string_view what, const std::string& env_name,
+                       const std::string& file_path, const config::EnvLookup& env) {
+  if (!env_name.empty()) {
+    auto v = env(env_name);
+    if (!v || TrimRight(*v).empty()) {
+      throw std::runtime_error(std::string(what) + ": environment variable " + env_name +
+                               " is not set");
+    }
+    return TrimRight(*v);
+  }
+  if (!file_path.empty()) {
+    std::ifstream in(file_path);
+    if (!in) throw std::runtime_error(std::string(what) + ": cannot read " + file_path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::string secret = TrimRight(text.str());
+    if (secret.empty())
+      throw std::runtime_error(std::string(what) + ": " + file_path + " is empty");
+    return secret;
+  }
+  return {};
+}
+
+int ParseRetryAfterMs(std::string_view value) {
+  while (!value.empty() && value.front() == ' ')
+    value.remove_prefix(1);
+  if (value.empty()) return -1;
+  double seconds = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc() && p == value.data() + value.size() && seconds >= 0) {
+    return static_cast<int>(seconds * 1000);
+  }
+  // HTTP-date, e.g. "Wed, 21 Oct 2015 07:28:00 GMT".
+  std::tm tm{};
+  std::string text(value);
+  if (strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr) return -1;
+  const std::time_t at = timegm(&tm);
+  const std::time_t now = std::time(nullptr);
+  return at > now ? static_cast<int>((at - now) * 1000) : 0;
+}
+
+HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                           const config::EnvLookup& env)
+    : config_(config), upstreams_(upstreams) {
+  auto parsed = net::Origin::Parse(config_.base_url);
+  if (!parsed) {
+    throw std::runtime_error("provider " + config_.name + ": base_url '" + config_.base_url +
+                             "': " + parsed.error().message);
+  }
+  net::OriginOptions options;
+  options.connect_timeout = config_.connect_timeout;
+  options.first_byte_timeout = config_.first_byte_timeout;
+  options.idle_timeout = config_.idle_timeout;
+  options.max_connections = config_.max_connections;
+  options.tls_verify = config_.tls_verify;
+  options.ca_file = config_.ca_file;
+  origin_ = upstreams_.Register(*parsed, options);
+  api_key_ = ReadSecret("provider " + config_.name, config_.api_key_env, config_.api_key_file, env);
+  for (const auto& [name, value] : config_.headers)
+    header_lines_.push_back(name + ": " + value);
+}
+
+asio::awaitable<Result<std::string>> HttpProvider::Warmup(int worker) {
+  auto r = co_await upstreams_.ForWorker(worker).Warm(origin_);
+  if (!r) co_return r.error();
+  co_return origin().Key();
+}
+
+ProviderError HttpProvider::FromNet(const Error& error) {
+  ProviderError e;
+  e.error = error;
+  switch (error.code) {
+    case ErrorCode::kUnavailable:
+      e.kind = FailureKind::kConnect;
+      break;
+    case ErrorCode::kUpstreamTimeout:
+      e.kind = FailureKind::kTimeout;
+      break;
+    case ErrorCode::kCancelled:
+      e.kind = FailureKind::kCancelled;
+      break;
+    default:
+      e.kind = FailureKind::kProtocol;
+      break;
+  }
+  if (e.kind == FailureKind::kConnect) e.error.code = ErrorCode::kUpstreamError;
+  return e;
+}
+
+ProviderError HttpProvider::FromStatus(const net::ResponseHead& head,
+                                       std::string_view message) const {
+  ProviderError e;
+  e.kind = FailureKind::kStatus;
+  e.status = static_cast<int>(head.status);
+  e.retry_after_ms = ParseRetryAfterMs(head.Header("retry-after"));
+  e.error = Error(ErrorCode::kUpstreamError, "provider " + config_.name + " answered " +
+                                                 std::to_string(head.status) + ": " +
+                                                 std::string(message));
+  e.error.upstream_status = e.status;
+  if (e.retry_after_ms >= 0) e.error.retry_after_s = (e.retry_after_ms + 999) / 1000;
+  return e;
+}
+
+void HttpProvider::AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
+                                    std::vector<std::string>& storage) const {
+  for (const std::string& line : header_lines_)
+    request.headers.push_back(line);
+  storage.reserve(storage.size() + 2);  // the views below must not move
+  if (!options.traceparent.empty()) {
+    storage.push_back("traceparent: " + std::string(options.traceparent));
+    request.headers.push_back(storage.back());
+  }
+  if (!options.request_id.empty()) {
+    storage.push_back("X-Request-Id: " + std::string(options.request_id));
+    request.headers.push_back(storage.back());
+  }
+}
+
+}  // namespace orchestra::providers

@@ -1,0 +1,190 @@
+#include "providers/openai/openai_provider.hpp"
+
+#include <algorithm>
+
+#include "common/text.hpp"
+#include "net/sse.hpp"
+#include "providers/openai/scan.hpp"
+
+namespace orchestra::providers {
+namespace {
+
+namespace asio = boost::asio;
+
+constexpr std::string_view kIncludeUsage = R"({"include_usage":true})";
+constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_usage":true})";
+constexpr std::size_t kMaxErrorBody = 64 << 10;
+
+std::string QuotedJson(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  AppendJsonEscaped(out, text);
+  out += '"';
+  return out;
+}
+
+struct Splice {
+  std::size_t begin;
+  std::size_t end;
+  std::string_view replacement;
+};
+
+// The body as pieces: the original text with the splices applied, never copied.
+void AddSplicedBody(net::OutgoingRequest& out, std::string_view body, std::vector<Splice> splices) {
+  std::sort(splices.begin(), splices.end(),
+            [](const Splice& a, const Splice& b) { return a.begin < b.begin; });
+  std::size_t at = 0;
+  for (const Splice& s : splices) {
+    out.AddBody(body.substr(at, s.begin - at));
+    out.AddBody(s.replacement);
+    at = s.end;
+  }
+  out.AddBody(body.substr(at));
+}
+
+// Where `,"stream_options":...` goes when the client sent none: before the closing brace.
+std::size_t ClosingBrace(std::string_view body) {
+  std::size_t i = body.size();
+  while (i > 0 && body[i - 1] != '}')
+    --i;
+  return i > 0 ? i - 1 : body.size();
+}
+
+}  // namespace
+
+asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatRequest& request,
+                                                                   const CallOptions& options) {
+  net::OutgoingRequest out;
+  const std::string target = origin().base_path + "/chat/completions";
+  out.target = target;
+  out.deadline = options.deadline;
+  std::vector<std::string> storage;
+  const std::string auth = "Authorization: Bearer " + api_key();
+  if (!api_key().empty()) out.headers.push_back(auth);
+  AddCommonHeaders(out, options, storage);
+  const std::string model = QuotedJson(options.upstream_model);
+  AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
+
+  auto sent = co_await client(options).Send(origin_id(), out);
+  if (!sent) co_return FromNet(sent.error());
+  net::IncomingResponse& response = *sent;
+  if (response.head.status < 200 || response.head.status >= 300) {
+    co_return FromStatus(response.head, openai::ErrorMessage(response.body));
+  }
+  ChatResponse result;
+  result.usage = openai::ScanUsage(response.body);
+  result.model = std::string(options.upstream_model);
+  result.raw = std::move(response.body);
+  co_return result;
+}
+
+asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
+    const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  net::OutgoingRequest out;
+  const std::string target = origin().base_path + "/chat/completions";
+  out.target = target;
+  out.deadline = options.deadline;
+  std::vector<std::string> storage;
+  const std::string auth = "Authorization: Bearer " + api_key();
+  if (!api_key().empty()) out.headers.push_back(auth);
+  out.headers.push_back("Accept: text/event-stream");
+  AddCommonHeaders(out, options, storage);
+  const std::string model = QuotedJson(options.upstream_model);
+  // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
+  // client asked for it too (the sink decides).
+  std::vector<Splice> splices{{request.model_begin, request.model_end, model}};
+  if (request.stream_options_end > request.stream_options_begin) {
+    splices.push_back({request.stream_options_begin, request.stream_options_end, kIncludeUsage});
+  } else {
+    const std::size_t brace = ClosingBrace(request.raw_body);
+    splices.push_back({brace, brace, kAppendIncludeUsage});
+  }
+  AddSplicedBody(out, request.raw_body, std::move(splices));
+
+  auto opened = co_await client(options).Open(origin_id(), out);
+  if (!opened) co_return FromNet(opened.error());
+  net::ResponseStream& stream = **opened;
+  if (stream.head().status < 200 || stream.head().status >= 300) {
+    std::string body;
+    while (body.size() < kMaxErrorBody) {
+      auto piece = co_await stream.Read();
+      if (!piece || piece->empty()) break;
+      body.append(*piece);
+    }
+    co_return FromStatus(stream.head(), openai::ErrorMessage(body));
+  }
+
+  StreamSummary summary;
+  summary.upstream_model = std::string(options.upstream_model);
+  net::SseParser parser;
+  net::SseEvent event;
+  ChatChunk chunk;
+  while (true) {
+    auto piece = co_await stream.Read();
+    if (!piece) co_return FromNet(piece.error());
+    if (piece->empty()) break;
+    if (!parser.Feed(*piece)) {
+      ProviderError e =
+          FromNet(Error(ErrorCode::kUpstreamError, "upstream sent an oversized event"));
+      co_return e;
+    }
+    while (parser.Next(event)) {
+      if (event.data == "[DONE]") co_return summary;
+      openai::ChunkFacts facts = openai::ScanChunk(event.data);
+      if (!facts.valid || facts.is_error) {
+        ProviderError e;
+        e.kind = facts.is_error ? FailureKind::kStatus : FailureKind::kProtocol;
+        e.status = 502;
+        e.error =
+            Error(ErrorCode::kUpstreamError,
+                  "provider " + name() +
+                      (facts.is_error ? " failed mid-stream: " + openai::ErrorMessage(event.data)
+                                      : " sent a malformed chunk"));
+        co_return e;
+      }
+      if (facts.usage.known) summary.usage = facts.usage;
+      chunk.raw.assign(event.data);
+      chunk.usage_only = facts.usage_only;
+      chunk.usage = facts.usage.known ? std::optional<Usage>(facts.usage) : std::nullopt;
+      ++summary.chunks;
+      if (!co_await sink.OnChunk(chunk)) {
+        ProviderError e;
+        e.kind = FailureKind::kCancelled;
+        e.error = Error(ErrorCode::kCancelled, "client went away");
+        co_return e;
+      }
+    }
+  }
+  ProviderError cut;
+  cut.kind = FailureKind::kProtocol;
+  cut.error =
+      Error(ErrorCode::kUpstreamError, "provider " + name() + " ended the stream before [DONE]");
+  co_return cut;
+}
+
+asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
+    const EmbeddingRequest& request, const CallOptions& options) {
+  net::OutgoingRequest out;
+  const std::string target = origin().base_path + "/embeddings";
+  out.target = target;
+  out.deadline = options.deadline;
+  std::vector<std::string> storage;
+  const std::string auth = "Authorization: Bearer " + api_key();
+  if (!api_key().empty()) out.headers.push_back(auth);
+  AddCommonHeaders(out, options, storage);
+  const std::string model = QuotedJson(options.upstream_model);
+  AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
+  auto sent = co_await client(options).Send(origin_id(), out);
+  if (!sent) co_return FromNet(sent.error());
+  if (sent->head.status < 200 || sent->head.status >= 300) {
+    co_return FromStatus(sent->head, openai::ErrorMessage(sent->body));
+  }
+  EmbeddingResponse result;
+  result.usage = openai::ScanUsage(sent->body);
+  result.model = std::string(options.upstream_model);
+  result.raw = std::move(sent->body);
+  co_return result;
+}
+
+}  // namespace orchestra::providers

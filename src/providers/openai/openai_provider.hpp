@@ -1,0 +1,24 @@
+#pragma once
+
+#include "providers/http_provider.hpp"
+
+namespace orchestra::providers {
+
+// Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq, Together...).
+// The client's request is forwarded as the client wrote it, with only `model` replaced by the
+// upstream name (and, for streams, `stream_options.include_usage` set so that tokens can be
+// counted); the upstream's response is returned byte for byte. Nothing is re-serialised.
+class OpenAIProvider final : public HttpProvider {
+ public:
+  using HttpProvider::HttpProvider;
+
+  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
+                                                            const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+                                                                   const CallOptions& options,
+                                                                   ChunkSink& sink) override;
+  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
+      const EmbeddingRequest& request, const CallOptions& options) override;
+};
+
+}  // namespace orchestra::providers

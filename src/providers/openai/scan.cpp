@@ -1,0 +1,167 @@
+#include "providers/openai/scan.hpp"
+
+#include "common/json_scan.hpp"
+
+namespace orchestra::providers::openai {
+
+Result<ChatRequest> ScanChatRequest(std::string body) {
+  ChatRequest req;
+  JsonSpan model;
+  JsonSpan stream;
+  JsonSpan stream_options;
+  JsonSpan messages;
+  JsonScanError error;
+  auto kind = ScanJson(
+      body,
+      [&](std::string_view key, const JsonSpan& v) {
+        if (key == "model") {
+          model = v;
+        } else if (key == "stream") {
+          stream = v;
+        } else if (key == "stream_options") {
+          stream_options = v;
+        } else if (key == "messages") {
+          messages = v;
+        }
+      },
+      &error);
+  if (!kind) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "request body is not valid JSON: " + std::string(error.what) + " at byte " +
+                     std::to_string(error.offset));
+  }
+  if (*kind != JsonKind::kObject) {
+    return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
+  }
+  if (!model.present) return Error(ErrorCode::kInvalidRequest, "'model' is required", "model");
+  if (model.kind != JsonKind::kString) {
+    return Error(ErrorCode::kInvalidRequest, "'model' must be a string", "model");
+  }
+  auto name = DecodeJsonString(model.In(body));
+  if (!name || name->empty()) {
+    return Error(ErrorCode::kInvalidRequest, "'model' must be a non-empty string", "model");
+  }
+  if (!messages.present) {
+    return Error(ErrorCode::kInvalidRequest, "'messages' is required", "messages");
+  }
+  if (messages.kind != JsonKind::kArray) {
+    return Error(ErrorCode::kInvalidRequest, "'messages' must be an array", "messages");
+  }
+  {
+    std::string_view m = messages.In(body);
+    m.remove_prefix(1);
+    while (!m.empty() &&
+           (m.front() == ' ' || m.front() == '\n' || m.front() == '\r' || m.front() == '\t')) {
+      m.remove_prefix(1);
+    }
+    if (!m.empty() && m.front() == ']') {
+      return Error(ErrorCode::kInvalidRequest, "'messages' must not be empty", "messages");
+    }
+  }
+  if (stream.present) {
+    if (stream.kind == JsonKind::kBool) {
+      req.stream = stream.In(body) == "true";
+    } else if (stream.kind != JsonKind::kNull) {
+      return Error(ErrorCode::kInvalidRequest, "'stream' must be a boolean", "stream");
+    }
+  }
+  if (stream_options.present) {
+    if (stream_options.kind == JsonKind::kObject) {
+      std::string_view text = stream_options.In(body);
+      ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
+        if (key == "include_usage") req.client_wants_usage = v.In(text) == "true";
+      });
+    } else if (stream_options.kind != JsonKind::kNull) {
+      return Error(ErrorCode::kInvalidRequest, "'stream_options' must be an object",
+                   "stream_options");
+    }
+    req.stream_options_begin = stream_options.begin;
+    req.stream_options_end = stream_options.end;
+  }
+  req.model = std::move(*name);
+  req.model_begin = model.begin;
+  req.model_end = model.end;
+  req.raw_body = std::move(body);
+  return req;
+}
+
+Usage ScanUsage(std::string_view json) {
+  Usage usage;
+  JsonSpan span;
+  ScanJson(json, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "usage" && v.kind == JsonKind::kObject) span = v;
+  });
+  if (!span.present) return usage;
+  std::string_view text = span.In(json);
+  ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
+    if (v.kind != JsonKind::kNumber) return;
+    auto n = JsonInteger(v.In(text));
+    if (!n) return;
+    if (key == "prompt_tokens") {
+      usage.prompt_tokens = *n;
+      usage.known = true;
+    } else if (key == "completion_tokens") {
+      usage.completion_tokens = *n;
+      usage.known = true;
+    } else if (key == "total_tokens") {
+      usage.total_tokens = *n;
+    }
+  });
+  if (usage.known && usage.total_tokens == 0) {
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  }
+  return usage;
+}
+
+ChunkFacts ScanChunk(std::string_view data) {
+  ChunkFacts facts;
+  JsonSpan usage;
+  JsonSpan choices;
+  bool error = false;
+  auto kind = ScanJson(data, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "usage" && v.kind == JsonKind::kObject) usage = v;
+    if (key == "choices") choices = v;
+    if (key == "error" && v.kind == JsonKind::kObject) error = true;
+  });
+  facts.valid = kind == JsonKind::kObject;
+  if (!facts.valid) return facts;
+  facts.is_error = error;
+  if (usage.present) facts.usage = ScanUsage(data);
+  if (choices.present && choices.kind == JsonKind::kArray) {
+    std::string_view c = choices.In(data);
+    c.remove_prefix(1);
+    while (!c.empty() &&
+           (c.front() == ' ' || c.front() == '\n' || c.front() == '\r' || c.front() == '\t')) {
+      c.remove_prefix(1);
+    }
+    facts.usage_only = !c.empty() && c.front() == ']' && usage.present;
+  }
+  return facts;
+}
+
+std::string ErrorMessage(std::string_view body) {
+  std::string message;
+  JsonSpan error;
+  ScanJson(body, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "error") error = v;
+  });
+  if (error.present && error.kind == JsonKind::kObject) {
+    std::string_view text = error.In(body);
+    ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
+      if (key == "message" && v.kind == JsonKind::kString) {
+        if (auto m = DecodeJsonString(v.In(text))) message = *m;
+      }
+    });
+  } else if (error.present && error.kind == JsonKind::kString) {
+    if (auto m = DecodeJsonString(error.In(body))) message = *m;
+  }
+  if (message.empty()) {
+    message = std::string(body.substr(0, 200));
+    for (char& c : message) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+  }
+  return message;
+}
+
+}  // namespace orchestra::providers::openai

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "providers/types.hpp"
+
+// The hot-path side of the OpenAI wire format: one validating pass over a body to learn what
+// routing and accounting need, leaving the text to be forwarded untouched.
+namespace orchestra::providers::openai {
+
+// Validates a /v1/chat/completions body and extracts `model`, `stream`, the client's
+// `stream_options.include_usage`, and the spans needed to rewrite `model` and
+// `stream_options` without re-serialising. `messages` must be a non-empty array here; its
+// contents are checked by whoever parses them (ParseChatMessages) or by the upstream.
+Result<ChatRequest> ScanChatRequest(std::string body);
+
+// `usage` of an OpenAI-format response or chunk (prompt/completion/total tokens), if present.
+Usage ScanUsage(std::string_view json);
+
+// What a streamed `data:` payload is, as far as the gateway cares.
+struct ChunkFacts {
+  Usage usage;
+  bool usage_only = false;  // choices is an empty array (the include_usage chunk)
+  bool is_error = false;    // an {"error": ...} object sent mid-stream
+  bool valid = false;       // well-formed JSON object
+};
+ChunkFacts ScanChunk(std::string_view data);
+
+// The `error.message` of an error body, or a short excerpt of the body.
+std::string ErrorMessage(std::string_view body);
+
+}  // namespace orchestra::providers::openai

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include "config/config.hpp"
+#include "providers/types.hpp"
+
+// A model provider: one upstream API (an OpenAI-compatible server, Gemini, Anthropic) or the
+// built-in local models. A Provider makes exactly one attempt per call: retries, fallbacks,
+// circuit breaking and accounting belong to the orchestrator. Providers know nothing of the
+// HTTP server or of storage (DESIGN.md §1).
+//
+// Thread-safety: one Provider serves every worker thread; a call runs on the calling worker's
+// event loop and uses that worker's connection pool (CallOptions::worker).
+namespace orchestra::providers {
+
+template <class T>
+using ProviderResult = boost::system::result<T, ProviderError>;
+
+struct CallOptions {
+  std::string_view upstream_model;                 // the provider's own name for the model
+  std::chrono::steady_clock::time_point deadline;  // this attempt must end by then
+  std::string_view traceparent;                    // propagated to the upstream (W3C Trace Context)
+  std::string_view request_id;                     // propagated as X-Request-Id
+  int worker = 0;                                  // the calling event loop's index
+};
+
+// Receives a stream's chunks as they arrive. OnChunk returns false when the client has gone;
+// the provider then stops reading and closes its upstream connection.
+class ChunkSink {
+ public:
+  virtual ~ChunkSink() = default;
+  virtual boost::asio::awaitable<bool> OnChunk(ChatChunk& chunk) = 0;
+};
+
+struct StreamSummary {
+  Usage usage;
+  std::string finish_reason;
+  std::string upstream_model;
+  int chunks = 0;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  virtual const std::string& name() const = 0;
+  virtual config::ProviderType type() const = 0;
+
+  virtual boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
+                                                                    const CallOptions& options) = 0;
+
+  // Streams the completion into `sink`. An error is returned whether it happened before the
+  // first chunk (the orchestrator may then fall back) or after (the stream is broken: the
+  // caller ends it with an error event).
+  virtual boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(
+      const ChatRequest& request, const CallOptions& options, ChunkSink& sink) = 0;
+
+  virtual boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
+      const EmbeddingRequest& request, const CallOptions& options) = 0;
+
+  // Opens and pools a connection to the upstream on `worker`'s loop (POST /warmup). Returns a
+  // short description of what was warmed.
+  virtual boost::asio::awaitable<Result<std::string>> Warmup(int worker) = 0;
+};
+
+}  // namespace orchestra::providers

@@ -1,0 +1,69 @@
+#include "common/json_scan.hpp"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+namespace orchestra {
+namespace {
+
+std::map<std::string, std::string> Members(std::string_view text) {
+  std::map<std::string, std::string> out;
+  auto kind = ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
+    out[std::string(key)] = std::string(v.In(text));
+  });
+  EXPECT_EQ(kind, JsonKind::kObject) << text;
+  return out;
+}
+
+TEST(ScanJson, ReportsTopLevelMembersWithExactSpans) {
+  std::string_view text =
+      R"( { "model" : "gpt-4o" , "stream":true, "messages":[{"role":"user","content":"hi \"x\""}],)"
+      R"( "n": -1.5e3, "stop": null, "x": {"model": "inner"} } )";
+  auto m = Members(text);
+  EXPECT_EQ(m["model"], "\"gpt-4o\"");
+  EXPECT_EQ(m["stream"], "true");
+  EXPECT_EQ(m["messages"], R"([{"role":"user","content":"hi \"x\""}])");
+  EXPECT_EQ(m["n"], "-1.5e3");
+  EXPECT_EQ(m["stop"], "null");
+  EXPECT_EQ(m["x"], R"({"model": "inner"})");
+  EXPECT_EQ(m.size(), 6u);
+}
+
+TEST(ScanJson, RejectsMalformedDocumentsWithAnOffset) {
+  for (const char* bad : {"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "{\"a\":tru}",
+                          "{\"a\":\"x}", "{\"a\":01}", "{\"a\":1} x", "{\"a\":\"\\q\"}",
+                          "{\"a\":\"\x01\"}", "{a:1}", "{\"a\":1.}", "{\"a\":-}"}) {
+    JsonScanError error;
+    auto kind = ScanJson(
+        bad, [](std::string_view, const JsonSpan&) {}, &error);
+    EXPECT_FALSE(kind.has_value()) << bad;
+    EXPECT_NE(std::string(error.what), "") << bad;
+  }
+}
+
+TEST(ScanJson, LimitsNesting) {
+  std::string deep = "{\"a\":" + std::string(200, '[') + std::string(200, ']') + "}";
+  EXPECT_FALSE(ScanJson(deep, [](std::string_view, const JsonSpan&) {}).has_value());
+}
+
+TEST(ScanJson, AcceptsNonObjectDocuments) {
+  auto ignore = [](std::string_view, const JsonSpan&) {};
+  EXPECT_EQ(ScanJson("[1, 2]", ignore), JsonKind::kArray);
+  EXPECT_EQ(ScanJson(" \"s\" ", ignore), JsonKind::kString);
+  EXPECT_EQ(ScanJson("12", ignore), JsonKind::kNumber);
+}
+
+TEST(DecodeJsonString, DecodesEscapesAndSurrogatePairs) {
+  EXPECT_EQ(DecodeJsonString(R"("a\"b\\c\n")"), "a\"b\\c\n");
+  EXPECT_EQ(DecodeJsonString(R"("\u00e9\ud83d\ude00")"), "\xC3\xA9\xF0\x9F\x98\x80");
+  EXPECT_FALSE(DecodeJsonString("abc").has_value());
+}
+
+TEST(JsonInteger, OnlyWholeNumbers) {
+  EXPECT_EQ(JsonInteger("42"), 42);
+  EXPECT_FALSE(JsonInteger("4.2").has_value());
+}
+
+}  // namespace
+}  // namespace orchestra

@@ -1,0 +1,228 @@
+#include "net/client.hpp"
+
+#include <thread>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include "net/server.hpp"
+#include "net/sse.hpp"
+
+namespace orchestra::net {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// An in-process upstream built on our own server: "/ok" answers, "/slow" waits 2 s, "/sse"
+// streams three events, "/close" answers with Connection: close.
+class UpstreamFixture : public testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.port = 0;
+    o.threads = 1;
+    o.idle_timeout = 300ms;  // closes pooled client connections quickly (stale-connection test)
+    server_ = std::make_unique<Server>(
+        o,
+        [this](Exchange& ex) -> asio::awaitable<void> {
+          ++requests_;
+          const std::string path(ex.request().path);
+          if (path == "/slow") {
+            asio::steady_timer t(co_await asio::this_coro::executor, 2s);
+            co_await t.async_wait(asio::use_awaitable);
+          }
+          if (path == "/sse") {
+            co_await ex.BeginStream("text/event-stream");
+            for (int i = 0; i < 3; ++i) {
+              co_await ex.WriteChunk("data: " + std::to_string(i) + "\n\n");
+            }
+            co_await ex.EndStream();
+            co_return;
+          }
+          if (path == "/close") ex.response().close = true;
+          ex.response().body = "echo:" + ex.request().body();
+          co_return;
+        },
+        [](const Error& e, Response& r) {
+          r.status = 500;
+          r.body = e.message;
+        });
+    port_ = server_->Listen();
+    server_->Start();
+    upstreams_ = std::make_unique<Upstreams>(1);
+    OriginOptions opts;
+    opts.first_byte_timeout = 500ms;
+    origin_ =
+        upstreams_->Register(*Origin::Parse("http://127.0.0.1:" + std::to_string(port_)), opts);
+    upstreams_->CreateClient(0, io_);
+  }
+  void TearDown() override { server_->Stop(); }
+
+  Result<IncomingResponse> Send(std::string target, std::string body = "") {
+    Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          OutgoingRequest r;
+          r.target = target;
+          r.AddBody(body);
+          r.deadline = Clock::now() + 5s;
+          out = co_await upstreams_->ForWorker(0).Send(origin_, r);
+        },
+        asio::detached);
+    RunUntil([&] { return out.has_value() || out.error().message != "not run"; });
+    return out;
+  }
+
+  template <class Pred>
+  void RunUntil(Pred done) {
+    auto until = std::chrono::steady_clock::now() + 10s;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+      io_.restart();
+      io_.run_for(10ms);
+    }
+  }
+
+  asio::io_context io_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Upstreams> upstreams_;
+  OriginId origin_ = 0;
+  std::uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+};
+
+TEST_F(UpstreamFixture, SendsAndPoolsTheConnection) {
+  auto r = Send("/ok", "hello");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->head.status, 200u);
+  EXPECT_EQ(r->body, "echo:hello");
+  EXPECT_EQ(r->head.Header("content-type"), "application/json");
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 1u);
+  auto again = Send("/ok", "again");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->body, "echo:again");
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 1u);
+}
+
+TEST_F(UpstreamFixture, RetriesOnceWhenAPooledConnectionWasClosedByTheUpstream) {
+  ASSERT_TRUE(Send("/ok", "1").has_value());
+  std::this_thread::sleep_for(800ms);  // the server's idle timeout closes the pooled connection
+  auto r = Send("/ok", "2");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->body, "echo:2");
+}
+
+TEST_F(UpstreamFixture, DoesNotPoolAConnectionTheUpstreamCloses) {
+  ASSERT_TRUE(Send("/close", "x").has_value());
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 0u);
+}
+
+TEST_F(UpstreamFixture, TimesOutASlowUpstream) {
+  auto r = Send("/slow");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kUpstreamTimeout);
+}
+
+TEST_F(UpstreamFixture, StreamsTheBodyAsItArrives) {
+  std::vector<std::string> events;
+  bool done = false;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.method = http::verb::get;
+        r.target = "/sse";
+        r.deadline = Clock::now() + 5s;
+        auto opened = co_await upstreams_->ForWorker(0).Open(origin_, r);
+        EXPECT_TRUE(opened.has_value());
+        if (!opened) co_return;
+        EXPECT_EQ((*opened)->head().status, 200u);
+        SseParser parser;
+        SseEvent e;
+        while (true) {
+          auto piece = co_await (*opened)->Read();
+          EXPECT_TRUE(piece.has_value());
+          if (!piece || piece->empty()) break;
+          parser.Feed(*piece);
+          while (parser.Next(e))
+            events.emplace_back(e.data);
+        }
+        done = true;
+      },
+      asio::detached);
+  RunUntil([&] { return done; });
+  EXPECT_EQ(events, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 1u);
+}
+
+TEST_F(UpstreamFixture, CancellationAbortsTheRequest) {
+  Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
+  asio::cancellation_signal signal;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.target = "/slow";
+        r.deadline = Clock::now() + 5s;
+        out = co_await upstreams_->ForWorker(0).Send(origin_, r);
+      },
+      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+  RunUntil([&] { return requests_.load() > 0; });
+  signal.emit(asio::cancellation_type::terminal);
+  RunUntil([&] { return out.has_value() || out.error().message != "not run"; });
+  ASSERT_FALSE(out.has_value());
+  EXPECT_EQ(out.error().code, ErrorCode::kCancelled);
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 0u);
+}
+
+TEST(Client, ConnectionRefusedIsUnavailable) {
+  asio::io_context io;
+  Upstreams upstreams(1);
+  // Port 1 on loopback: nothing listens there.
+  auto id = upstreams.Register(*Origin::Parse("http://127.0.0.1:1"), {});
+  upstreams.CreateClient(0, io);
+  Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.target = "/";
+        r.deadline = Clock::now() + 2s;
+        out = co_await upstreams.ForWorker(0).Send(id, r);
+      },
+      asio::detached);
+  for (int i = 0; i < 300 && !out.has_value() && out.error().message == "not run"; ++i) {
+    io.run_for(10ms);
+  }
+  ASSERT_FALSE(out.has_value());
+  EXPECT_EQ(out.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(Origin, ParsesUrls) {
+  auto o = Origin::Parse("https://api.openai.com/v1/");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_TRUE(o->tls);
+  EXPECT_EQ(o->host, "api.openai.com");
+  EXPECT_EQ(o->port, 443);
+  EXPECT_EQ(o->base_path, "/v1");
+  EXPECT_EQ(o->host_header, "api.openai.com");
+  auto local = Origin::Parse("http://127.0.0.1:8081");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_EQ(local->host_header, "127.0.0.1:8081");
+  EXPECT_EQ(local->base_path, "");
+  auto v6 = Origin::Parse("http://[::1]:9000/x");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->host_header, "[::1]:9000");
+  EXPECT_FALSE(Origin::Parse("ftp://x").has_value());
+  EXPECT_FALSE(Origin::Parse("http://h:99999").has_value());
+}
+
+}  // namespace
+}  // namespace orchestra::net
