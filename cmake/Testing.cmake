@@ -6,6 +6,12 @@ function(orchestra_add_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main
                                         orchestra_warnings)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  # One label per executable: gtest_discover_tests flattens a list of labels into separate
+  # property arguments.
+  list(LENGTH ARG_LABELS _count)
+  if(_count GREATER 1)
+    message(FATAL_ERROR "orchestra_add_test(${name}): give one label, not ${ARG_LABELS}")
+  endif()
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}"

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/backend.hpp"
+
+// PostgreSQL through libpq (asynchronous libpq calls driven with poll(), so that every connect
+// and query is bounded by the call's deadline; run on the blocking pool).
+//
+// Tables (created idempotently under an advisory lock on first contact, so instances starting
+// together do not race):
+//   orchestra_kv (tenant, key COLLATE "C", value, expires_at)   primary key (tenant, key): the
+//     index lists a tenant's keys in byte order and serves prefix ranges; expiry is compared with
+//     the server's now(), so instances with skewed clocks agree;
+//   orchestra_checkpoints (tenant, agent_id, id COLLATE "C", state, metadata)
+// Values are stored as text exactly as given (not jsonb, which would rewrite them). A checkpoint
+// write (insert + retention) is one transaction serialised per agent by an advisory lock.
+// The database should use UTF8 encoding (glob `?` and classes then count characters).
+//
+// Connections: a pool of up to pool_size with statements prepared once per connection; a
+// connection is dropped on any error that leaves it unusable, and an idempotent query that fails
+// on a reused connection is retried once on a fresh one.
+namespace orchestra::storage {
+
+struct PostgresOptions {
+  std::string url;  // postgresql://user[:password]@host[:port]/db[?param=value]
+  int pool_size = 4;
+  std::chrono::milliseconds statement_timeout{5000};  // server-side bound on each statement
+};
+
+class PostgresBackend final : public Backend {
+ public:
+  // Does not connect (the first Ping or call does). Throws std::runtime_error on a URL libpq
+  // cannot parse.
+  static std::unique_ptr<PostgresBackend> Create(const PostgresOptions& options);
+  ~PostgresBackend() override;
+
+  std::string_view kind() const override { return "postgres"; }
+  Result<void> Ping(Deadline deadline) override;
+  Result<void> Store(const Call& call, std::string_view key, std::string_view value,
+                     std::optional<std::chrono::milliseconds> ttl) override;
+  Result<std::optional<std::string>> Retrieve(const Call& call, std::string_view key) override;
+  Result<bool> Delete(const Call& call, std::string_view key) override;
+  Result<bool> Exists(const Call& call, std::string_view key) override;
+  Result<KeyPage> ListKeys(const Call& call, const Glob& pattern, int limit,
+                           std::string_view cursor) override;
+  Result<std::string> CreateCheckpoint(const Call& call, std::string_view agent_id,
+                                       std::string_view proposed_id, std::string_view state,
+                                       std::optional<std::string_view> metadata,
+                                       int keep_last) override;
+  Result<std::optional<Checkpoint>> RestoreCheckpoint(const Call& call, std::string_view agent_id,
+                                                      std::optional<std::string_view> id) override;
+  Result<std::vector<CheckpointInfo>> ListCheckpoints(const Call& call,
+                                                      std::string_view agent_id) override;
+  Result<bool> DeleteCheckpoint(const Call& call, std::string_view agent_id,
+                                std::string_view id) override;
+  Result<std::uint64_t> SweepExpired(Deadline deadline) override;
+
+  class Connection;
+
+ private:
+  PostgresBackend() = default;
+
+  // Runs fn(connection) with a pooled connection whose schema is known to exist. `idempotent`
+  // allows one retry on a fresh connection when a reused one turns out to be broken.
+  template <class Fn>
+  auto WithConnection(Deadline deadline, bool idempotent, Fn&& fn)
+      -> decltype(fn(std::declval<Connection&>()));
+  Result<std::unique_ptr<Connection>> Acquire(Deadline deadline, bool fresh);
+  void Release(std::unique_ptr<Connection> connection);
+  Result<void> EnsureSchema(Connection& connection, Deadline deadline);
+
+  std::string url_;
+  std::string statement_timeout_ms_;
+  std::size_t pool_size_ = 4;
+  std::atomic<bool> schema_ready_{false};
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
+  std::size_t open_ = 0;                           // guarded by mutex_
+};
+
+}  // namespace orchestra::storage

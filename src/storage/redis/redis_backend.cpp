@@ -1,0 +1,627 @@
+#include "storage/redis/redis_backend.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <stdexcept>
+
+#include <hiredis/hiredis.h>
+
+#include "storage/checkpoint_id.hpp"
+#include "storage/validation.hpp"
+#include <sys/time.h>
+
+namespace orchestra::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Scripts keep each checkpoint operation atomic. Ids are compared byte by byte (Lua's `<`
+// follows the server's locale).
+constexpr std::string_view kLuaHelpers = R"lua(
+local alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+local function after(a, b)  -- a > b, bytewise
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+local function next_id(s)
+  local chars = {}
+  for i = 1, #s do chars[i] = s:sub(i, i) end
+  for i = #chars, 1, -1 do
+    local pos = alphabet:find(chars[i], 1, true)
+    if pos < 32 then
+      chars[i] = alphabet:sub(pos + 1, pos + 1)
+      return table.concat(chars)
+    end
+    chars[i] = '0'
+  end
+  return table.concat(chars)
+end
+)lua";
+
+// KEYS: ids states meta. ARGV: id state metadata has_metadata keep_last.
+constexpr std::string_view kCreateScript = R"lua(
+local id = ARGV[1]
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+if latest and not after(id, latest) then id = next_id(latest) end
+redis.call('ZADD', KEYS[1], 0, id)
+redis.call('HSET', KEYS[2], id, ARGV[2])
+if ARGV[4] == '1' then redis.call('HSET', KEYS[3], id, ARGV[3]) end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+  for _, o in ipairs(old) do
+    redis.call('HDEL', KEYS[2], o)
+    redis.call('HDEL', KEYS[3], o)
+  end
+end
+return id
+)lua";
+
+// KEYS: ids states meta. ARGV: id or ''. → {id, state, metadata or nil} or nil.
+constexpr std::string_view kRestoreScript = R"lua(
+local id = ARGV[1]
+if id == '' then
+  id = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+  if not id then return false end
+end
+local state = redis.call('HGET', KEYS[2], id)
+if not state then return false end
+return {id, state, redis.call('HGET', KEYS[3], id)}
+)lua";
+
+// KEYS: ids meta. → {id1, metadata1 or nil, id2, ...}
+constexpr std::string_view kListScript = R"lua(
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+end
+return out
+)lua";
+
+// KEYS: ids states meta. ARGV: id. → 1 when it existed.
+constexpr std::string_view kDeleteScript = R"lua(
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return removed
+)lua";
+
+const std::string& Script(std::string_view body) {
+  // Built once per script; `body` is one of the constants above.
+  static const std::string create = std::string(kLuaHelpers) + std::string(kCreateScript);
+  if (body == kCreateScript) return create;
+  static const std::string restore(kRestoreScript);
+  if (body == kRestoreScript) return restore;
+  static const std::string list(kListScript);
+  if (body == kListScript) return list;
+  static const std::string remove(kDeleteScript);
+  return remove;
+}
+
+std::string LengthPrefixed(std::string_view s) {
+  return std::to_string(s.size()) + ":" + std::string(s);
+}
+
+std::string KvPrefix(std::string_view tenant) {
+  return "o:kv:" + LengthPrefixed(tenant) + ":";
+}
+
+struct CheckpointKeys {
+  std::string ids;
+  std::string states;
+  std::string meta;
+};
+
+CheckpointKeys KeysFor(std::string_view tenant, std::string_view agent_id) {
+  const std::string base =
+      "o:cp:{" + LengthPrefixed(tenant) + ":" + LengthPrefixed(agent_id) + "}:";
+  return {base + "ids", base + "states", base + "meta"};
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    std::string byte;
+    if (s[i] == '%' && i + 2 < s.size() && HexDecode(s.substr(i + 1, 2), byte)) {
+      out += byte;
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+timeval Remaining(Deadline deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  if (left.count() < 1000) left = std::chrono::microseconds(1000);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(left.count() / 1'000'000);
+  tv.tv_usec = static_cast<suseconds_t>(left.count() % 1'000'000);
+  return tv;
+}
+
+Error Unavailable(std::string message) {
+  return MakeError(ErrorCode::kUnavailable, "redis: " + std::move(message));
+}
+
+// FNV-1a over the sorted keys of one SCAN reply (the cursor's check that the reply is the same).
+std::uint64_t HashKeys(const std::vector<std::string>& keys) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (const std::string& key : keys) {
+    for (char c : key) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xFF;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+bool ParseU64(std::string_view text, std::uint64_t& out, int base = 10) {
+  if (text.empty()) return false;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+struct ScanCursor {
+  std::uint64_t position = 0;  // Redis's SCAN cursor
+  std::uint64_t count = 0;     // 0: not inside a reply
+  std::uint64_t offset = 0;
+  std::uint64_t hash = 0;
+};
+
+// "r<position>" or "r<position>.<count>.<offset>.<hash hex>"; "" is the start.
+bool ParseScanCursor(std::string_view text, ScanCursor& out) {
+  out = {};
+  if (text.empty()) return true;
+  if (text[0] != 'r') return false;
+  text.remove_prefix(1);
+  const auto dot = text.find('.');
+  if (!ParseU64(text.substr(0, dot), out.position)) return false;
+  if (dot == std::string_view::npos) return true;
+  text.remove_prefix(dot + 1);
+  const auto d2 = text.find('.');
+  const auto d3 = d2 == std::string_view::npos ? d2 : text.find('.', d2 + 1);
+  if (d3 == std::string_view::npos) return false;
+  return ParseU64(text.substr(0, d2), out.count) && out.count >= 1 && out.count <= 100000 &&
+         ParseU64(text.substr(d2 + 1, d3 - d2 - 1), out.offset) && out.offset >= 1 &&
+         ParseU64(text.substr(d3 + 1), out.hash, 16);
+}
+
+std::string FormatScanCursor(const ScanCursor& c) {
+  std::string out = "r" + std::to_string(c.position);
+  if (c.count == 0) return out;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.hash));
+  return out + "." + std::to_string(c.count) + "." + std::to_string(c.offset) + "." + hex;
+}
+
+}  // namespace
+
+struct RedisBackend::Reply {
+  struct Free {
+    void operator()(redisReply* r) const { freeReplyObject(r); }
+  };
+  std::unique_ptr<redisReply, Free> ptr;
+  const redisReply* operator->() const { return ptr.get(); }
+};
+
+namespace {
+
+std::string_view Text(const redisReply* r) {
+  return {r->str, r->len};
+}
+
+// Errors the server answers with: a replica, a loading or busy server are "down" for us.
+Error ReplyError(const redisReply* r) {
+  const std::string_view text = Text(r);
+  for (std::string_view transient :
+       {"LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOAUTH"}) {
+    if (text.substr(0, transient.size()) == transient) return Unavailable(std::string(text));
+  }
+  return MakeError(ErrorCode::kInternal, "redis: " + std::string(text));
+}
+
+Error Unexpected(const redisReply* r) {
+  return MakeError(ErrorCode::kInternal,
+                   "redis: unexpected reply of type " + std::to_string(r->type));
+}
+
+}  // namespace
+
+class RedisBackend::Connection {
+ public:
+  explicit Connection(redisContext* ctx) : ctx_(ctx) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() { redisFree(ctx_); }
+
+  redisContext* ctx() const { return ctx_; }
+  bool reused = false;
+
+ private:
+  redisContext* ctx_;
+};
+
+std::unique_ptr<RedisBackend> RedisBackend::Create(const RedisOptions& options) {
+  std::string_view url = options.url;
+  const auto fail = [&](const std::string& why) {
+    return std::runtime_error("storage: bad Redis url '" + options.url + "': " + why +
+                              " (expected redis://[[user]:password@]host[:port][/db])");
+  };
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) throw fail("it must start with redis://");
+  url.remove_prefix(kScheme.size());
+  std::unique_ptr<RedisBackend> backend(new RedisBackend());
+  backend->pool_size_ = static_cast<std::size_t>(std::max(1, options.pool_size));
+  const auto slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = url.substr(slash + 1);
+    if (!db.empty()) {
+      std::uint64_t n = 0;
+      if (!ParseU64(db, n) || n > 1'000'000) throw fail("the database must be a number");
+      backend->db_ = static_cast<int>(n);
+    }
+  }
+  const auto at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      backend->password_ = PercentDecode(userinfo);  // redis://secret@host
+    } else {
+      backend->user_ = PercentDecode(userinfo.substr(0, colon));
+      backend->password_ = PercentDecode(userinfo.substr(colon + 1));
+    }
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (!host.empty() && host[0] == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) throw fail("unterminated [ in the host");
+    port = host.substr(close + 1);
+    host = host.substr(1, close - 1);
+    if (!port.empty() && port[0] != ':') throw fail("junk after the host");
+    if (!port.empty()) port.remove_prefix(1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) throw fail("no host");
+  backend->host_ = std::string(host);
+  if (!port.empty()) {
+    std::uint64_t n = 0;
+    if (!ParseU64(port, n) || n == 0 || n > 65535) throw fail("bad port");
+    backend->port_ = static_cast<int>(n);
+  }
+  return backend;
+}
+
+RedisBackend::~RedisBackend() = default;
+
+Result<std::unique_ptr<RedisBackend::Connection>> RedisBackend::Acquire(Deadline deadline,
+                                                                        bool fresh) {
+  {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (!fresh && !idle_.empty()) {
+        auto connection = std::move(idle_.back());
+        idle_.pop_back();
+        connection->reused = true;
+        return connection;
+      }
+      if (open_ < pool_size_) {
+        ++open_;
+        break;
+      }
+      if (fresh && !idle_.empty()) {
+        // Make room for the fresh connection by closing an idle one.
+        idle_.pop_back();
+        break;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        return Unavailable("timed out waiting for a pooled connection");
+      }
+    }
+  }
+  // Connect outside the lock. On failure give the slot back.
+  auto give_back = [this] {
+    {
+      std::lock_guard lock(mutex_);
+      --open_;
+    }
+    cv_.notify_one();
+  };
+  redisContext* ctx = redisConnectWithTimeout(host_.c_str(), port_, Remaining(deadline));
+  if (ctx == nullptr) {
+    give_back();
+    return Unavailable("cannot allocate a connection");
+  }
+  auto connection = std::make_unique<Connection>(ctx);
+  if (ctx->err != 0) {
+    give_back();
+    return Unavailable("cannot connect to " + host_ + ":" + std::to_string(port_) + ": " +
+                       ctx->errstr);
+  }
+  redisEnableKeepAlive(ctx);
+  redisSetTimeout(ctx, Remaining(deadline));
+  auto setup = [&](const std::vector<std::string_view>& args) -> Result<void> {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (std::string_view a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    Reply reply{std::unique_ptr<redisReply, Reply::Free>(static_cast<redisReply*>(
+        redisCommandArgv(ctx, static_cast<int>(args.size()), argv.data(), lens.data())))};
+    if (!reply.ptr) return Unavailable(std::string("connection lost during setup: ") + ctx->errstr);
+    if (reply->type == REDIS_REPLY_ERROR) return ReplyError(reply.ptr.get());
+    return {};
+  };
+  if (!password_.empty()) {
+    auto r = user_.empty() ? setup({"AUTH", password_}) : setup({"AUTH", user_, password_});
+    if (!r) {
+      give_back();
+      return r.error();
+    }
+  }
+  if (db_ != 0) {
+    const std::string db = std::to_string(db_);
+    if (auto r = setup({"SELECT", db}); !r) {
+      give_back();
+      return r.error();
+    }
+  }
+  return connection;
+}
+
+void RedisBackend::Release(std::unique_ptr<Connection> connection) {
+  {
+    std::lock_guard lock(mutex_);
+    if (connection) {
+      idle_.push_back(std::move(connection));
+    } else {
+      --open_;  // it broke and was closed
+    }
+  }
+  cv_.notify_one();
+}
+
+Result<RedisBackend::Reply> RedisBackend::Command(Deadline deadline,
+                                                  const std::vector<std::string_view>& args,
+                                                  bool idempotent) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (std::string_view a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  for (int attempt = 0;; ++attempt) {
+    if (Clock::now() >= deadline) return Unavailable("timed out (storage.operation_timeout)");
+    auto connection = Acquire(deadline, attempt > 0);
+    if (!connection) return connection.error();
+    redisContext* ctx = (*connection)->ctx();
+    redisSetTimeout(ctx, Remaining(deadline));
+    Reply reply{std::unique_ptr<redisReply, Reply::Free>(static_cast<redisReply*>(
+        redisCommandArgv(ctx, static_cast<int>(args.size()), argv.data(), lens.data())))};
+    if (reply.ptr) {
+      Release(std::move(*connection));
+      if (reply->type == REDIS_REPLY_ERROR) return ReplyError(reply.ptr.get());
+      return reply;
+    }
+    const bool reused = (*connection)->reused;
+    std::string reason = ctx->errstr;
+    connection->reset();
+    Release(nullptr);
+    if (!(idempotent && reused && attempt == 0)) {
+      return Unavailable("connection to " + host_ + ":" + std::to_string(port_) +
+                         " failed: " + (reason.empty() ? "timed out" : reason));
+    }
+  }
+}
+
+Result<void> RedisBackend::Ping(Deadline deadline) {
+  auto reply = Command(deadline, {"PING"}, true);
+  if (!reply) return reply.error();
+  return {};
+}
+
+Result<void> RedisBackend::Store(const Call& call, std::string_view key, std::string_view value,
+                                 std::optional<std::chrono::milliseconds> ttl) {
+  const std::string full = KvPrefix(call.tenant) + std::string(key);
+  Result<Reply> reply = MakeError(ErrorCode::kInternal, "unset");
+  if (ttl) {
+    const std::string ms = std::to_string(ttl->count());
+    reply = Command(call.deadline, {"SET", full, value, "PX", ms}, true);
+  } else {
+    reply = Command(call.deadline, {"SET", full, value}, true);
+  }
+  if (!reply) return reply.error();
+  return {};
+}
+
+Result<std::optional<std::string>> RedisBackend::Retrieve(const Call& call, std::string_view key) {
+  const std::string full = KvPrefix(call.tenant) + std::string(key);
+  auto reply = Command(call.deadline, {"GET", full}, true);
+  if (!reply) return reply.error();
+  if ((*reply)->type == REDIS_REPLY_NIL) return std::optional<std::string>();
+  if ((*reply)->type != REDIS_REPLY_STRING) return Unexpected(reply->ptr.get());
+  return std::optional<std::string>(std::string(Text(reply->ptr.get())));
+}
+
+Result<bool> RedisBackend::Delete(const Call& call, std::string_view key) {
+  const std::string full = KvPrefix(call.tenant) + std::string(key);
+  auto reply = Command(call.deadline, {"DEL", full}, true);
+  if (!reply) return reply.error();
+  if ((*reply)->type != REDIS_REPLY_INTEGER) return Unexpected(reply->ptr.get());
+  return (*reply)->integer > 0;
+}
+
+Result<bool> RedisBackend::Exists(const Call& call, std::string_view key) {
+  const std::string full = KvPrefix(call.tenant) + std::string(key);
+  auto reply = Command(call.deadline, {"EXISTS", full}, true);
+  if (!reply) return reply.error();
+  if ((*reply)->type != REDIS_REPLY_INTEGER) return Unexpected(reply->ptr.get());
+  return (*reply)->integer > 0;
+}
+
+Result<KeyPage> RedisBackend::ListKeys(const Call& call, const Glob& pattern, int limit,
+                                       std::string_view cursor) {
+  ScanCursor resume;
+  if (!ParseScanCursor(cursor, resume)) return BadCursor();
+  const std::string prefix = KvPrefix(call.tenant);
+  const std::string match = pattern.ToRedisMatch(prefix);
+  const std::uint64_t count =
+      resume.count != 0 ? resume.count : std::clamp<std::uint64_t>(limit, 10, 1000);
+  const std::string count_text = std::to_string(count);
+  // A sparse pattern can take many SCAN steps; leave time to answer with a partial page.
+  const Deadline soft_deadline = Clock::now() + (call.deadline - Clock::now()) / 2;
+  KeyPage page;
+  std::uint64_t position = resume.position;
+  bool first = true;
+  for (int round = 0;; ++round) {
+    const std::string position_text = std::to_string(position);
+    auto reply =
+        Command(call.deadline, {"SCAN", position_text, "MATCH", match, "COUNT", count_text}, true);
+    if (!reply) {
+      // A cursor Redis rejects is not ours.
+      if (reply.error().code == ErrorCode::kInternal && !cursor.empty()) return BadCursor();
+      return reply.error();
+    }
+    const redisReply* r = reply->ptr.get();
+    std::uint64_t next = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        !ParseU64(Text(r->element[0]), next)) {
+      return Unexpected(r);
+    }
+    std::vector<std::string> keys;
+    for (std::size_t i = 0; i < r->element[1]->elements; ++i) {
+      const redisReply* e = r->element[1]->element[i];
+      if (e->type != REDIS_REPLY_STRING) continue;
+      std::string_view full = Text(e);
+      if (full.substr(0, prefix.size()) != prefix) continue;
+      full.remove_prefix(prefix.size());
+      if (pattern.Matches(full)) keys.emplace_back(full);
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    const std::uint64_t hash = HashKeys(keys);
+    std::size_t skip = 0;
+    if (first && resume.count != 0 && hash == resume.hash && resume.offset <= keys.size()) {
+      skip = resume.offset;
+    }
+    first = false;
+    const std::size_t room = static_cast<std::size_t>(limit) - page.keys.size();
+    if (keys.size() - skip > room) {
+      // This reply overflows the page: stop inside it.
+      page.keys.insert(page.keys.end(), keys.begin() + static_cast<std::ptrdiff_t>(skip),
+                       keys.begin() + static_cast<std::ptrdiff_t>(skip + room));
+      page.next_cursor = FormatScanCursor({position, count, skip + room, hash});
+      return page;
+    }
+    page.keys.insert(page.keys.end(), keys.begin() + static_cast<std::ptrdiff_t>(skip), keys.end());
+    position = next;
+    if (position == 0) return page;  // the end
+    if (page.keys.size() == static_cast<std::size_t>(limit) || round >= 256 ||
+        Clock::now() >= soft_deadline) {
+      page.next_cursor = FormatScanCursor({position, 0, 0, 0});
+      return page;
+    }
+  }
+}
+
+Result<std::string> RedisBackend::CreateCheckpoint(const Call& call, std::string_view agent_id,
+                                                   std::string_view proposed_id,
+                                                   std::string_view state,
+                                                   std::optional<std::string_view> metadata,
+                                                   int keep_last) {
+  const CheckpointKeys keys = KeysFor(call.tenant, agent_id);
+  const std::string keep = std::to_string(keep_last);
+  // Not idempotent: a retry after a lost reply could store the checkpoint twice.
+  auto reply = Command(call.deadline,
+                       {"EVAL", Script(kCreateScript), "3", keys.ids, keys.states, keys.meta,
+                        proposed_id, state, metadata.value_or(""), metadata ? "1" : "0", keep},
+                       false);
+  if (!reply) return reply.error();
+  if ((*reply)->type != REDIS_REPLY_STRING) return Unexpected(reply->ptr.get());
+  return std::string(Text(reply->ptr.get()));
+}
+
+Result<std::optional<Checkpoint>> RedisBackend::RestoreCheckpoint(
+    const Call& call, std::string_view agent_id, std::optional<std::string_view> id) {
+  const CheckpointKeys keys = KeysFor(call.tenant, agent_id);
+  auto reply = Command(
+      call.deadline,
+      {"EVAL", Script(kRestoreScript), "3", keys.ids, keys.states, keys.meta, id.value_or("")},
+      true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type == REDIS_REPLY_NIL) return std::optional<Checkpoint>();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+      r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+    return Unexpected(r);
+  }
+  Checkpoint checkpoint;
+  checkpoint.info.id = std::string(Text(r->element[0]));
+  checkpoint.info.created_at = CheckpointIdTime(checkpoint.info.id);
+  checkpoint.state = std::string(Text(r->element[1]));
+  if (r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING) {
+    checkpoint.info.metadata = std::string(Text(r->element[2]));
+  }
+  return std::optional<Checkpoint>(std::move(checkpoint));
+}
+
+Result<std::vector<CheckpointInfo>> RedisBackend::ListCheckpoints(const Call& call,
+                                                                  std::string_view agent_id) {
+  const CheckpointKeys keys = KeysFor(call.tenant, agent_id);
+  auto reply =
+      Command(call.deadline, {"EVAL", Script(kListScript), "2", keys.ids, keys.meta}, true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY) return Unexpected(r);
+  std::vector<CheckpointInfo> out;
+  out.reserve(r->elements / 2);
+  // Lua drops trailing nils from a table, so the last metadata may be missing.
+  for (std::size_t i = 0; i < r->elements; i += 2) {
+    if (r->element[i]->type != REDIS_REPLY_STRING) return Unexpected(r);
+    CheckpointInfo info;
+    info.id = std::string(Text(r->element[i]));
+    info.created_at = CheckpointIdTime(info.id);
+    if (i + 1 < r->elements && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+      info.metadata = std::string(Text(r->element[i + 1]));
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<bool> RedisBackend::DeleteCheckpoint(const Call& call, std::string_view agent_id,
+                                            std::string_view id) {
+  const CheckpointKeys keys = KeysFor(call.tenant, agent_id);
+  auto reply =
+      Command(call.deadline,
+              {"EVAL", Script(kDeleteScript), "3", keys.ids, keys.states, keys.meta, id}, true);
+  if (!reply) return reply.error();
+  if ((*reply)->type != REDIS_REPLY_INTEGER) return Unexpected(reply->ptr.get());
+  return (*reply)->integer > 0;
+}
+
+Result<std::uint64_t> RedisBackend::SweepExpired(Deadline /*deadline*/) {
+  return std::uint64_t{0};  // Redis expires keys itself
+}
+
+}  // namespace orchestra::storage

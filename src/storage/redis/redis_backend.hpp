@@ -1,0 +1,89 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/backend.hpp"
+
+// Redis through hiredis (synchronous; run on the blocking pool).
+//
+// Layout, for tenant T (length |T|) and agent A:
+//   o:kv:|T|:T:<key>                  string, with Redis's own expiry for TTLs
+//   o:cp:{|T|:T:|A|:A}:ids            sorted set of checkpoint ids, all score 0 (so byte order)
+//   o:cp:{|T|:T:|A|:A}:states / :meta hashes id → state / metadata
+// The length prefix keeps tenants apart whatever their names; the hash tag keeps an agent's
+// three keys in one cluster slot. Checkpoint writes are Lua scripts, so atomic.
+//
+// ListKeys walks SCAN with a MATCH pattern confined to the tenant's prefix. One SCAN reply can
+// hold more keys than the page has room for: the cursor then remembers the SCAN position of that
+// reply, how many of its (sorted) keys were returned and a hash of them; the next page repeats
+// that SCAN step and skips those keys if the hash still matches, or returns the whole reply again
+// if the keyspace changed there (a repeat, never a miss).
+//
+// Connections: a pool of up to pool_size, created on demand and dropped on any I/O error; an
+// idempotent command that fails on a reused connection is retried once on a fresh one (the
+// server may have closed an idle connection). Socket timeouts follow each call's deadline.
+namespace orchestra::storage {
+
+struct RedisOptions {
+  std::string url;  // redis://[[user]:password@]host[:port][/db]
+  int pool_size = 4;
+};
+
+class RedisBackend final : public Backend {
+ public:
+  // Parses the URL (std::runtime_error when malformed); connects lazily.
+  static std::unique_ptr<RedisBackend> Create(const RedisOptions& options);
+  ~RedisBackend() override;
+
+  std::string_view kind() const override { return "redis"; }
+  Result<void> Ping(Deadline deadline) override;
+  Result<void> Store(const Call& call, std::string_view key, std::string_view value,
+                     std::optional<std::chrono::milliseconds> ttl) override;
+  Result<std::optional<std::string>> Retrieve(const Call& call, std::string_view key) override;
+  Result<bool> Delete(const Call& call, std::string_view key) override;
+  Result<bool> Exists(const Call& call, std::string_view key) override;
+  Result<KeyPage> ListKeys(const Call& call, const Glob& pattern, int limit,
+                           std::string_view cursor) override;
+  Result<std::string> CreateCheckpoint(const Call& call, std::string_view agent_id,
+                                       std::string_view proposed_id, std::string_view state,
+                                       std::optional<std::string_view> metadata,
+                                       int keep_last) override;
+  Result<std::optional<Checkpoint>> RestoreCheckpoint(const Call& call, std::string_view agent_id,
+                                                      std::optional<std::string_view> id) override;
+  Result<std::vector<CheckpointInfo>> ListCheckpoints(const Call& call,
+                                                      std::string_view agent_id) override;
+  Result<bool> DeleteCheckpoint(const Call& call, std::string_view agent_id,
+                                std::string_view id) override;
+  Result<std::uint64_t> SweepExpired(Deadline deadline) override;
+
+  class Connection;
+  struct Reply;
+
+ private:
+  RedisBackend() = default;
+
+  // Sends one command; `idempotent` allows the retry on a fresh connection.
+  Result<Reply> Command(Deadline deadline, const std::vector<std::string_view>& args,
+                        bool idempotent);
+  Result<std::unique_ptr<Connection>> Acquire(Deadline deadline, bool fresh);
+  void Release(std::unique_ptr<Connection> connection);
+
+  std::string host_;
+  int port_ = 6379;
+  std::string user_;
+  std::string password_;
+  int db_ = 0;
+  std::size_t pool_size_ = 4;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
+  std::size_t open_ = 0;                           // idle + lent out; guarded by mutex_
+};
+
+}  // namespace orchestra::storage

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+
+// Checks shared by the storage facade and the backends, and the keyset cursor format of the SQL
+// backends.
+namespace orchestra::storage {
+
+// 1..max_bytes bytes of valid UTF-8 without NUL; kInvalidRequest naming `param` otherwise.
+Result<void> ValidateName(std::string_view value, std::string_view param, std::size_t max_bytes);
+
+// kPayloadTooLarge naming `param` when `value` is longer than `max_bytes`.
+Result<void> ValidateSize(std::string_view value, std::string_view param, std::size_t max_bytes);
+
+// Keyset cursors (SQLite and PostgreSQL): "k" + hex of the last key returned. Both SQL backends
+// share the format, so a listing can continue across a failover between them.
+std::string EncodeKeysetCursor(std::string_view last_key);
+// The last key, or kInvalidRequest (param "cursor"). An empty cursor decodes to "".
+Result<std::string> DecodeKeysetCursor(std::string_view cursor);
+
+// Lower-case or upper-case hex to bytes; false on odd length or a non-hex digit.
+bool HexDecode(std::string_view hex, std::string& out);
+
+Error BadCursor();
+
+}  // namespace orchestra::storage
