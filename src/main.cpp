@@ -19,6 +19,7 @@
 #include "net/server.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "storage/storage.hpp"
 #include <signal.h>
 
 namespace {
@@ -142,7 +143,22 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     observability::RegisterProcessMetrics(registry, build::kVersion, build::kCommit);
     auth::ApiKeys keys = auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);
 
+    storage::StorageOptions storage_options;
+    storage_options.on_event = [](std::string_view event) {
+      observability::Log(Severity::kWarning, "storage", {{"event", event}});
+    };
+    std::unique_ptr<storage::Storage> storage =
+        storage::OpenStorage(cfg->storage, registry, storage_options);
+
     api::Health health;
+    api::NamedCheck storage_check{
+        "storage", [&storage]() -> boost::asio::awaitable<Result<std::string>> {
+          storage::StorageHealth h = co_await storage->CheckHealth();
+          if (!h.ready) co_return Error(ErrorCode::kUnavailable, h.detail);
+          co_return h.detail;
+        }};
+    health.AddReadinessCheck(storage_check);
+    health.AddWarmer(storage_check);
     api::Router router;
     api::AddOperationsRoutes(router, health, registry, {build::kVersion, build::kCommit});
 
