@@ -12,8 +12,11 @@ function(orchestra_add_test name)
   if(_count GREATER 1)
     message(FATAL_ERROR "orchestra_add_test(${name}): give one label, not ${ARG_LABELS}")
   endif()
+  # The environment goes in through an `env` launcher: gtest_discover_tests splits a list-valued
+  # ENVIRONMENT property so that only its first entry would survive.
+  set_target_properties(${name} PROPERTIES CROSSCOMPILING_EMULATOR
+    "${CMAKE_COMMAND};-E;env;ORCHESTRA_BINARY=$<TARGET_FILE:orchestra>;ORCHESTRA_SOURCE_DIR=${PROJECT_SOURCE_DIR};ORCHESTRA_BUILD_DIR=${PROJECT_BINARY_DIR}")
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${ARG_LABELS}"
-               ENVIRONMENT "ORCHESTRA_BINARY=$<TARGET_FILE:orchestra>;ORCHESTRA_SOURCE_DIR=${PROJECT_SOURCE_DIR};ORCHESTRA_BUILD_DIR=${PROJECT_BINARY_DIR}")
+    PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()

@@ -21,6 +21,16 @@ struct ToolCall {
   std::string id;
   std::string name;
   std::string arguments;  // JSON text, as the model produced it
+  // Which of the choice's tool calls this is (0-based). In a stream, the deltas of one call share
+  // it: the first carries id and name, the following ones pieces of `arguments`.
+  int index = 0;
+};
+
+// One part of a user message whose array content holds only text and images, kept in order so
+// that adapters that translate (Gemini, Anthropic) can carry the images.
+struct ContentPart {
+  std::string text;       // a text part, when image_url is empty
+  std::string image_url;  // an image part: an http(s) URL or a data:<type>;base64,<data> URL
 };
 
 struct Message {
@@ -30,6 +40,9 @@ struct Message {
   std::string tool_call_id;          // role tool: the call this answers
   std::vector<ToolCall> tool_calls;  // role assistant
   bool has_non_text_parts = false;   // images or audio, which only pass through to OpenAI
+  // Set (with has_non_text_parts) when a user message's non-text parts are all images: its parts
+  // in order. Empty otherwise.
+  std::vector<ContentPart> parts;
 };
 
 struct Usage {

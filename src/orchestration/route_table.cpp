@@ -1,0 +1,246 @@
+#include "orchestration/route_table.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <stdexcept>
+#include <utility>
+
+#include "common/text.hpp"
+
+namespace orchestra::orchestration {
+namespace {
+
+void AppendChain(const ModelRoute* route, std::size_t max_length,
+                 std::vector<const ModelRoute*>& out) {
+  if (out.size() >= max_length) return;
+  if (std::find(out.begin(), out.end(), route) != out.end()) return;
+  out.push_back(route);
+  for (const ModelRoute* f : route->fallbacks)
+    AppendChain(f, max_length, out);
+}
+
+std::string Quoted(std::string_view name) {
+  // Client-supplied text in a message: bounded.
+  constexpr std::size_t kMax = 128;
+  std::string out = "'";
+  out.append(name.substr(0, kMax));
+  if (name.size() > kMax) out += "...";
+  out += "'";
+  return out;
+}
+
+}  // namespace
+
+std::vector<const ModelRoute*> FallbackChain(const ModelRoute& route, std::size_t max_length) {
+  std::vector<const ModelRoute*> chain;
+  AppendChain(&route, std::max<std::size_t>(max_length, 1), chain);
+  return chain;
+}
+
+RouteTable::RouteTable(const config::Config& config, const ProviderMap& providers, Metrics& metrics,
+                       const Clock& clock)
+    : RouteTable(config, providers, metrics, clock, Options{}) {}
+
+RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metrics& metrics,
+                       const Clock& clock, Options options)
+    : options_(options), metrics_(metrics), clock_(clock), providers_(std::move(providers)) {
+  for (const auto& [name, provider] : providers_) {
+    if (provider == nullptr) {
+      throw std::invalid_argument("provider '" + name + "' has no instance");
+    }
+    provider_names_.push_back(name);
+  }
+
+  // Configured routes and their targets.
+  for (const config::ModelConfig& m : config.models) {
+    if (m.targets.size() > kMaxRouteTargets) {
+      throw std::invalid_argument("model '" + m.name + "' has " + std::to_string(m.targets.size()) +
+                                  " targets; at most " + std::to_string(kMaxRouteTargets) +
+                                  " are supported");
+    }
+    auto route = std::make_unique<ModelRoute>();
+    route->name = m.name;
+    route->strategy = m.strategy;
+    route->retry = m.retry;
+    route->timeout = m.timeout;
+    route->deadline = m.deadline;
+    route->price = m.price;
+    route->cache_ttl = m.cache_ttl;
+    route->metrics = metrics_.ForModel(m.name);
+    for (const config::TargetConfig& t : m.targets) {
+      auto it = providers_.find(t.provider);
+      if (it == providers_.end()) {
+        throw std::invalid_argument("model '" + m.name + "': provider '" + t.provider +
+                                    "' has no instance");
+      }
+      Target& target = TargetFor(*it->second, t.model, m.circuit_breaker);
+      route->targets.push_back(RouteTarget{&target, t.weight});
+      prices_.try_emplace(target.label(), m.price);
+    }
+    if (!public_.emplace(route->name, route.get()).second) {
+      throw std::invalid_argument("duplicate model name '" + m.name + "'");
+    }
+    public_list_.push_back(route.get());
+    public_names_.push_back(route->name);
+    routes_.push_back(std::move(route));
+  }
+
+  // The synthetic table: room for the on-demand cap plus every fallback named in the
+  // configuration, at most half full so that probes stay short and always end at an empty slot.
+  std::size_t startup_names = 0;
+  for (const config::ModelConfig& m : config.models)
+    startup_names += m.fallbacks.size();
+  std::size_t capacity = std::bit_ceil(2 * (options_.max_synthetic_routes + startup_names) + 2);
+  slot_mask_ = capacity - 1;
+  slots_ = std::make_unique<std::atomic<const ModelRoute*>[]>(capacity);
+
+  // Fallbacks: other public models, or provider/model and local-* names (made now).
+  for (std::size_t i = 0; i < config.models.size(); ++i) {
+    ModelRoute& route = *routes_[i];
+    for (const std::string& name : config.models[i].fallbacks) {
+      const ModelRoute* fallback = nullptr;
+      if (auto it = public_.find(name); it != public_.end()) {
+        fallback = it->second;
+      } else {
+        std::size_t slash = name.find('/');
+        std::string_view provider;
+        std::string_view upstream;
+        if (slash != std::string::npos) {
+          provider = std::string_view(name).substr(0, slash);
+          upstream = std::string_view(name).substr(slash + 1);
+        } else if (name.starts_with("local-")) {
+          provider = "local";
+          upstream = name;
+        }
+        if (!provider.empty() && !upstream.empty() && providers_.contains(provider)) {
+          if (auto made = MakeSynthetic(name, provider, upstream, true)) fallback = *made;
+        }
+      }
+      if (fallback == nullptr) {
+        throw std::invalid_argument("model '" + route.name + "': fallback '" + name +
+                                    "' is neither a model nor a provider/model of a provider "
+                                    "with an instance");
+      }
+      if (fallback != &route) route.fallbacks.push_back(fallback);
+    }
+  }
+  for (auto& route : routes_)
+    route->chain = FallbackChain(*route, options_.max_chain);
+}
+
+RouteTable::~RouteTable() = default;
+
+std::size_t RouteTable::synthetic_routes() const {
+  std::lock_guard lock(mutex_);
+  return on_demand_;
+}
+
+Result<const ModelRoute*> RouteTable::Resolve(std::string_view model) {
+  if (model.empty()) return MakeError(ErrorCode::kInvalidRequest, "model is required", "model");
+  if (auto it = public_.find(model); it != public_.end()) return it->second;
+
+  std::string_view provider;
+  std::string_view upstream;
+  if (std::size_t slash = model.find('/'); slash != std::string_view::npos) {
+    provider = model.substr(0, slash);
+    upstream = model.substr(slash + 1);
+  } else if (model.starts_with("local-")) {
+    provider = "local";
+    upstream = model;
+  }
+  if (provider.empty() || upstream.empty() || !providers_.contains(provider)) {
+    return NotFound(model);
+  }
+  if (const ModelRoute* route = FindSynthetic(model)) return route;
+  if (model.size() > options_.max_model_name) {
+    return MakeError(
+        ErrorCode::kInvalidRequest,
+        "model name longer than " + std::to_string(options_.max_model_name) + " characters",
+        "model");
+  }
+  std::lock_guard lock(mutex_);
+  return MakeSynthetic(model, provider, upstream, false);
+}
+
+const ModelRoute* RouteTable::FindSynthetic(std::string_view name) const {
+  std::size_t i = std::hash<std::string_view>{}(name)&slot_mask_;
+  for (;;) {
+    const ModelRoute* route = slots_[i].load(std::memory_order_acquire);
+    if (route == nullptr) return nullptr;
+    if (route->name == name) return route;
+    i = (i + 1) & slot_mask_;
+  }
+}
+
+// Called with mutex_ held, or from the constructor.
+Result<const ModelRoute*> RouteTable::MakeSynthetic(std::string_view name,
+                                                    std::string_view provider,
+                                                    std::string_view upstream_model,
+                                                    bool at_startup) {
+  // Another thread may have made it since the caller's lock-free lookup.
+  if (const ModelRoute* existing = FindSynthetic(name)) return existing;
+  if (!at_startup && on_demand_ >= options_.max_synthetic_routes) {
+    return MakeError(ErrorCode::kNotFound,
+                     "the model " + Quoted(name) + " is not configured, and the limit of " +
+                         std::to_string(options_.max_synthetic_routes) +
+                         " distinct provider/model names in use is reached; add it under "
+                         "models: in the configuration",
+                     "model");
+  }
+  providers::Provider& p = *providers_.find(provider)->second;
+  Target& target = TargetFor(p, upstream_model, config::CircuitBreakerConfig{});
+
+  const config::ModelConfig defaults;
+  auto route = std::make_unique<ModelRoute>();
+  route->name = std::string(name);
+  route->strategy = config::Strategy::kWeighted;
+  route->targets.push_back(RouteTarget{&target, 1});
+  route->retry = defaults.retry;
+  route->timeout = defaults.timeout;
+  route->deadline = defaults.deadline;
+  if (auto it = prices_.find(target.label()); it != prices_.end()) route->price = it->second;
+  route->cache_ttl = Duration{0};
+  route->synthetic = true;
+  route->metrics = metrics_.ForModel(route->name);
+  route->chain = {route.get()};
+
+  const ModelRoute* made = route.get();
+  synthetic_.push_back(std::move(route));
+  if (!at_startup) ++on_demand_;
+  std::size_t i = std::hash<std::string_view>{}(made->name) & slot_mask_;
+  while (slots_[i].load(std::memory_order_relaxed) != nullptr)
+    i = (i + 1) & slot_mask_;
+  // Release: a reader that sees the pointer sees the finished route.
+  slots_[i].store(made, std::memory_order_release);
+  return made;
+}
+
+Target& RouteTable::TargetFor(providers::Provider& provider, std::string_view upstream_model,
+                              const config::CircuitBreakerConfig& breaker) {
+  std::string label = provider.name() + "/" + std::string(upstream_model);
+  if (auto it = targets_.find(label); it != targets_.end()) return *it->second;
+  auto target =
+      std::make_unique<Target>(provider, std::string(upstream_model), breaker, clock_,
+                               metrics_.ForTarget(provider.name(), upstream_model, label));
+  Target& ref = *target;
+  targets_.emplace(std::move(label), std::move(target));
+  return ref;
+}
+
+Error RouteTable::NotFound(std::string_view model) const {
+  std::string message = "The model " + Quoted(model) + " does not exist";
+  std::size_t slash = model.find('/');
+  if (slash != std::string_view::npos && !providers_.contains(model.substr(0, slash))) {
+    std::string_view provider = model.substr(0, slash);
+    if (auto near = ClosestMatch(provider, provider_names_)) {
+      message += " (did you mean '" + std::string(*near) + std::string(model.substr(slash)) + "'?)";
+    } else {
+      message += " (no provider named " + Quoted(provider) + ")";
+    }
+  } else if (auto near = ClosestMatch(model, public_names_)) {
+    message += " (did you mean '" + std::string(*near) + "'?)";
+  }
+  return MakeError(ErrorCode::kNotFound, std::move(message), "model");
+}
+
+}  // namespace orchestra::orchestration

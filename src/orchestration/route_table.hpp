@@ -1,0 +1,131 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.hpp"
+#include "config/config.hpp"
+#include "orchestration/clock.hpp"
+#include "orchestration/target.hpp"
+#include "orchestration/usage.hpp"
+#include "providers/provider.hpp"
+
+// Model name → route: what a request for a model may use, built once at start-up from
+// config::Config (`models:`) and the provider instances main created.
+//
+// Resolution of the model string a client sent, in order:
+//   1. a configured public model name (`models[].name`);
+//   2. `provider/model` for a configured provider (split at the first '/', so upstream names
+//      with slashes work: `openrouter/meta-llama/llama-3-8b`);
+//   3. `local-<name>`, the local provider's built-in models, as `local/local-<name>`;
+//   else kNotFound, with a "did you mean" suggestion when a name is close.
+// Cases 2 and 3 are synthetic routes: one target of weight 1 and the defaults of a model entry
+// (retry, timeout, deadline, breaker, no cache); the price of the first configured model listing
+// the same target, so that direct use is still costed. They are made on first use and kept: a
+// route carries a breaker, a latency estimate and metric children, which are only worth
+// anything if they persist, and in-flight requests hold plain pointers to routes, so routes are
+// never freed. Clients could otherwise mint routes (and metric series) without end, so at most
+// Options::max_synthetic_routes are made on demand; beyond that a new provider/model name is
+// kNotFound with a message saying to configure the model. Synthetic routes named as fallbacks
+// in the configuration are made at start-up and do not count.
+//
+// Thread-safety: Resolve may be called from every thread. Configured routes are an immutable
+// map; synthetic routes are found in a fixed-size open-addressing table of atomic pointers
+// (lock-free lookup) and created under a mutex. Lifetime: routes and targets live as long as
+// the table; providers, metrics and clock must outlive it.
+namespace orchestra::orchestration {
+
+struct ModelRoute {
+  std::string name;  // the public name, or the provider/model or local-* name asked for
+  config::Strategy strategy = config::Strategy::kWeighted;
+  std::vector<RouteTarget> targets;          // at most kMaxRouteTargets
+  std::vector<const ModelRoute*> fallbacks;  // as configured, resolved, in order
+  std::vector<const ModelRoute*> chain;      // FallbackChain(*this), computed once
+  config::RetryConfig retry;
+  Duration timeout{0};   // per attempt
+  Duration deadline{0};  // whole request, all attempts and fallbacks
+  config::PriceConfig price;
+  Duration cache_ttl{0};  // > 0: identical non-streaming requests are answered from the cache
+  bool synthetic = false;
+  ModelMetrics metrics;
+};
+
+inline constexpr std::size_t kMaxFallbackChain = 8;
+
+// The routes to try for a request, in order: `route` itself, then each of its fallbacks followed
+// by that fallback's own chain (depth first: a fallback that fails falls back as it would on its
+// own, before the next fallback of `route` is tried). A route already in the chain is skipped,
+// which also breaks cycles; at most `max_length` routes.
+std::vector<const ModelRoute*> FallbackChain(const ModelRoute& route,
+                                             std::size_t max_length = kMaxFallbackChain);
+
+// Provider name → instance (main owns the providers).
+using ProviderMap = std::map<std::string, providers::Provider*, std::less<>>;
+
+class RouteTable {
+ public:
+  struct Options {
+    std::size_t max_synthetic_routes = 256;  // made on demand for clients
+    std::size_t max_chain = kMaxFallbackChain;
+    std::size_t max_model_name = 256;  // longer provider/model names are refused
+  };
+
+  // Throws std::invalid_argument when the configuration names a provider that has no instance,
+  // a model has more than kMaxRouteTargets targets, or a fallback cannot be resolved (start-up
+  // errors: the configuration was validated, so these are wiring mistakes).
+  RouteTable(const config::Config& config, const ProviderMap& providers, Metrics& metrics,
+             const Clock& clock = RealClock());
+  RouteTable(const config::Config& config, ProviderMap providers, Metrics& metrics,
+             const Clock& clock, Options options);
+  ~RouteTable();
+  RouteTable(const RouteTable&) = delete;
+  RouteTable& operator=(const RouteTable&) = delete;
+
+  // The route for the model a client asked for (see the top of this file). Errors: kNotFound
+  // (unknown, or the synthetic route cap is reached), kInvalidRequest (empty or too long).
+  Result<const ModelRoute*> Resolve(std::string_view model);
+
+  // The configured public models, in configuration order (GET /v1/models).
+  const std::vector<const ModelRoute*>& public_routes() const { return public_list_; }
+  // Synthetic routes made on demand so far (not counting those made at start-up).
+  std::size_t synthetic_routes() const;
+
+ private:
+  const ModelRoute* FindSynthetic(std::string_view name) const;
+  Result<const ModelRoute*> MakeSynthetic(std::string_view name, std::string_view provider,
+                                          std::string_view upstream_model, bool at_startup);
+  Target& TargetFor(providers::Provider& provider, std::string_view upstream_model,
+                    const config::CircuitBreakerConfig& breaker);
+  Error NotFound(std::string_view model) const;
+
+  Options options_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  ProviderMap providers_;
+  std::vector<std::string_view> provider_names_;
+  std::vector<std::string_view> public_names_;
+
+  // Immutable after construction.
+  std::vector<std::unique_ptr<ModelRoute>> routes_;
+  std::unordered_map<std::string_view, const ModelRoute*> public_;
+  std::vector<const ModelRoute*> public_list_;
+
+  // Guards everything below that is not atomic; taken only to make a synthetic route.
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<Target>, std::less<>> targets_;  // by label
+  std::map<std::string, config::PriceConfig, std::less<>> prices_;       // by target label
+  std::vector<std::unique_ptr<ModelRoute>> synthetic_;
+  std::size_t on_demand_ = 0;
+  std::size_t slot_mask_ = 0;
+  std::unique_ptr<std::atomic<const ModelRoute*>[]> slots_;  // never more than half full
+};
+
+}  // namespace orchestra::orchestration

@@ -1,0 +1,107 @@
+#include "orchestration/usage.hpp"
+
+#include <algorithm>
+
+namespace orchestra::orchestration {
+
+std::string_view ToString(Outcome o) {
+  switch (o) {
+    case Outcome::kSuccess:
+      return "success";
+    case Outcome::kError:
+      return "error";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+Outcome OutcomeOf(const providers::ProviderError& error) {
+  switch (error.kind) {
+    case providers::FailureKind::kTimeout:
+      return Outcome::kTimeout;
+    case providers::FailureKind::kCancelled:
+      return Outcome::kCancelled;
+    default:
+      return Outcome::kError;
+  }
+}
+
+double CostUsd(const providers::Usage& usage, const config::PriceConfig& price) {
+  if (!usage.known) return 0;
+  // Negative counts are an upstream bug; they must not turn into a refund.
+  auto prompt = static_cast<double>(std::max<std::int64_t>(usage.prompt_tokens, 0));
+  auto completion = static_cast<double>(std::max<std::int64_t>(usage.completion_tokens, 0));
+  return (prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1e6;
+}
+
+double ModelMetrics::RecordUsage(const providers::Usage& usage,
+                                 const config::PriceConfig& price) const {
+  if (!usage.known) return 0;
+  if (prompt_tokens != nullptr && usage.prompt_tokens > 0) {
+    prompt_tokens->Inc(static_cast<std::uint64_t>(usage.prompt_tokens));
+  }
+  if (completion_tokens != nullptr && usage.completion_tokens > 0) {
+    completion_tokens->Inc(static_cast<std::uint64_t>(usage.completion_tokens));
+  }
+  double cost = CostUsd(usage, price);
+  if (cost_usd != nullptr && cost > 0) cost_usd->Add(cost);
+  return cost;
+}
+
+Metrics::Metrics(observability::Registry& registry)
+    : upstream_requests_(registry.AddCounter("orchestra_upstream_requests_total",
+                                             "Upstream attempts by provider, model and outcome.",
+                                             {"provider", "model", "outcome"})),
+      upstream_duration_(registry.AddHistogram(
+          "orchestra_upstream_duration_seconds", "Duration of upstream attempts.",
+          {"provider", "model"}, observability::LatencyBuckets())),
+      time_to_first_token_(registry.AddHistogram(
+          "orchestra_time_to_first_token_seconds",
+          "Time from the request to the first streamed token, by public model.", {"model"},
+          observability::LatencyBuckets())),
+      tokens_(registry.AddCounter("orchestra_tokens_total", "Tokens used, by public model.",
+                                  {"model", "kind"})),
+      cost_(registry.AddFloatCounter("orchestra_cost_usd_total",
+                                     "Cost in USD from the configured prices, by public model.",
+                                     {"model"})),
+      circuit_open_(registry.AddGauge("orchestra_circuit_open",
+                                      "1 while a target's circuit breaker is open or half-open.",
+                                      {"target"})),
+      retries_(
+          registry.AddCounter("orchestra_retries_total", "Upstream attempts that were retries.", {})
+              .With({})),
+      fallbacks_(registry
+                     .AddCounter("orchestra_fallbacks_total",
+                                 "Requests that moved on to a fallback model.", {})
+                     .With({})),
+      cache_requests_(registry.AddCounter("orchestra_cache_requests_total",
+                                          "Response cache lookups, by result.", {"result"})),
+      cache_hits_(cache_requests_.With({"hit"})),
+      cache_misses_(cache_requests_.With({"miss"})) {}
+
+TargetMetrics Metrics::ForTarget(std::string_view provider, std::string_view model,
+                                 std::string_view label) {
+  TargetMetrics m;
+  for (std::size_t i = 0; i < kOutcomeCount; ++i) {
+    m.requests[i] = &upstream_requests_.With({provider, model, ToString(static_cast<Outcome>(i))});
+  }
+  m.duration = &upstream_duration_.With({provider, model});
+  m.circuit_open = &circuit_open_.With({label});
+  return m;
+}
+
+ModelMetrics Metrics::ForModel(std::string_view model) {
+  ModelMetrics m;
+  m.time_to_first_token = &time_to_first_token_.With({model});
+  m.prompt_tokens = &tokens_.With({model, "prompt"});
+  m.completion_tokens = &tokens_.With({model, "completion"});
+  m.cost_usd = &cost_.With({model});
+  return m;
+}
+
+}  // namespace orchestra::orchestration

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "observability/metrics.hpp"
+#include "providers/types.hpp"
+
+// Usage and cost accounting, and the orchestration metric families (issue 3 §7).
+//
+// The families are registered once (Metrics, built in main); each Target and ModelRoute keeps
+// pointers to its own labelled children (TargetMetrics, ModelMetrics), made when the route table
+// is built, so the request path never calls Family::With. Updates are the registry's relaxed
+// per-thread-shard atomics.
+namespace orchestra::orchestration {
+
+// How one upstream attempt ended: the `outcome` label of orchestra_upstream_requests_total.
+enum class Outcome : std::uint8_t {
+  kSuccess,
+  kError,      // the upstream failed or answered with an error status
+  kTimeout,    // FailureKind::kTimeout
+  kRejected,   // not sent: the target's circuit breaker refused it
+  kCancelled,  // the client went away
+};
+inline constexpr std::size_t kOutcomeCount = 5;
+std::string_view ToString(Outcome o);
+// kTimeout → kTimeout, kCancelled → kCancelled, anything else → kError.
+Outcome OutcomeOf(const providers::ProviderError& error);
+
+// USD for `usage` at `price` (USD per million input / output tokens). Zero when the provider
+// did not report usage.
+double CostUsd(const providers::Usage& usage, const config::PriceConfig& price);
+
+// One target's (provider, upstream model) children. Default-constructed: records nothing
+// (tests that do not look at metrics).
+struct TargetMetrics {
+  std::array<observability::Counter*, kOutcomeCount> requests{};  // by Outcome
+  observability::Histogram* duration = nullptr;                   // seconds, per attempt
+  observability::Gauge* circuit_open = nullptr;                   // 1 open/half-open, 0 closed
+
+  void Count(Outcome o) const {
+    if (auto* c = requests[static_cast<std::size_t>(o)]) c->Inc();
+  }
+  void ObserveDuration(double seconds) const {
+    if (duration != nullptr) duration->Observe(seconds);
+  }
+};
+
+// One public model's (route's) children.
+struct ModelMetrics {
+  observability::Histogram* time_to_first_token = nullptr;  // seconds
+  observability::Counter* prompt_tokens = nullptr;
+  observability::Counter* completion_tokens = nullptr;
+  observability::FloatCounter* cost_usd = nullptr;
+
+  // Adds the tokens and their cost; returns the cost in USD.
+  double RecordUsage(const providers::Usage& usage, const config::PriceConfig& price) const;
+  void ObserveTimeToFirstToken(double seconds) const {
+    if (time_to_first_token != nullptr) time_to_first_token->Observe(seconds);
+  }
+};
+
+// The orchestration metric families. Create exactly one per Registry (a second would register
+// the same names twice); it must outlive everything holding its children.
+//   orchestra_upstream_requests_total{provider,model,outcome}   counter
+//   orchestra_upstream_duration_seconds{provider,model}         histogram
+//   orchestra_time_to_first_token_seconds{model}                histogram
+//   orchestra_tokens_total{model,kind}                          counter (kind: prompt|completion)
+//   orchestra_cost_usd_total{model}                             counter (float)
+//   orchestra_retries_total, orchestra_fallbacks_total          counters
+//   orchestra_circuit_open{target}                              gauge (target: provider/model)
+//   orchestra_cache_requests_total{result}                      counter (result: hit|miss)
+// ForTarget and ForModel take the families' locks: start-up, or when a synthetic route is made.
+class Metrics {
+ public:
+  explicit Metrics(observability::Registry& registry);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  TargetMetrics ForTarget(std::string_view provider, std::string_view model,
+                          std::string_view label);
+  ModelMetrics ForModel(std::string_view model);
+
+  observability::Counter& retries() const { return retries_; }
+  observability::Counter& fallbacks() const { return fallbacks_; }
+  observability::Counter& cache_hits() const { return cache_hits_; }
+  observability::Counter& cache_misses() const { return cache_misses_; }
+
+ private:
+  observability::Family<observability::Counter>& upstream_requests_;
+  observability::Family<observability::Histogram>& upstream_duration_;
+  observability::Family<observability::Histogram>& time_to_first_token_;
+  observability::Family<observability::Counter>& tokens_;
+  observability::Family<observability::FloatCounter>& cost_;
+  observability::Family<observability::Gauge>& circuit_open_;
+  observability::Counter& retries_;
+  observability::Counter& fallbacks_;
+  observability::Family<observability::Counter>& cache_requests_;
+  observability::Counter& cache_hits_;
+  observability::Counter& cache_misses_;
+};
+
+}  // namespace orchestra::orchestration

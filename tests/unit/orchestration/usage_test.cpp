@@ -1,0 +1,101 @@
+#include "orchestration/usage.hpp"
+
+#include <gtest/gtest.h>
+
+namespace orchestra::orchestration {
+namespace {
+
+providers::Usage Usage(std::int64_t prompt, std::int64_t completion, bool known = true) {
+  return providers::Usage{prompt, completion, prompt + completion, known};
+}
+
+struct CostCase {
+  providers::Usage usage;
+  config::PriceConfig price;
+  double usd;
+};
+
+TEST(Cost, IsTokensTimesPricePerMillion) {
+  const CostCase cases[] = {
+      {Usage(1'000'000, 0), {0.15, 0.60}, 0.15},
+      {Usage(0, 1'000'000), {0.15, 0.60}, 0.60},
+      {Usage(1200, 350), {0.15, 0.60}, (1200 * 0.15 + 350 * 0.60) / 1e6},
+      {Usage(2'000'000, 500'000), {2.5, 10}, 10.0},
+      {Usage(1200, 350), {0, 0}, 0},
+      {Usage(1200, 350, /*known=*/false), {0.15, 0.60}, 0},  // nothing reported, nothing billed
+      {Usage(-5, 100), {1, 1}, 100 / 1e6},                   // nonsense counts do not refund
+  };
+  for (const CostCase& c : cases) {
+    EXPECT_NEAR(CostUsd(c.usage, c.price), c.usd, 1e-12)
+        << c.usage.prompt_tokens << "/" << c.usage.completion_tokens;
+  }
+}
+
+TEST(Outcome, FollowsTheFailureKind) {
+  providers::ProviderError e;
+  e.kind = providers::FailureKind::kTimeout;
+  EXPECT_EQ(OutcomeOf(e), Outcome::kTimeout);
+  e.kind = providers::FailureKind::kCancelled;
+  EXPECT_EQ(OutcomeOf(e), Outcome::kCancelled);
+  e.kind = providers::FailureKind::kStatus;
+  EXPECT_EQ(OutcomeOf(e), Outcome::kError);
+  e.kind = providers::FailureKind::kConnect;
+  EXPECT_EQ(OutcomeOf(e), Outcome::kError);
+  EXPECT_EQ(ToString(Outcome::kRejected), "rejected");
+}
+
+TEST(Metrics, RecordsTokensCostAndCounters) {
+  observability::Registry registry;
+  Metrics metrics(registry);
+  ModelMetrics model = metrics.ForModel("mini");
+  double cost = model.RecordUsage(Usage(1000, 2000), {1, 2});
+  EXPECT_DOUBLE_EQ(cost, 0.005);
+  model.RecordUsage(Usage(1000, 2000, false), {1, 2});  // unknown usage: nothing recorded
+  EXPECT_EQ(model.prompt_tokens->Value(), 1000u);
+  EXPECT_EQ(model.completion_tokens->Value(), 2000u);
+  EXPECT_DOUBLE_EQ(model.cost_usd->Value(), 0.005);
+  model.ObserveTimeToFirstToken(0.2);
+
+  TargetMetrics target = metrics.ForTarget("openai", "gpt-4o-mini", "openai/gpt-4o-mini");
+  target.Count(Outcome::kSuccess);
+  target.Count(Outcome::kSuccess);
+  target.Count(Outcome::kTimeout);
+  target.ObserveDuration(0.3);
+  metrics.retries().Inc();
+  metrics.fallbacks().Inc(2);
+  metrics.cache_hits().Inc();
+
+  std::string text = registry.Render();
+  for (const char* line : {
+           "orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","
+           "outcome=\"success\"} 2\n",
+           "orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","
+           "outcome=\"timeout\"} 1\n",
+           "orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","
+           "outcome=\"cancelled\"} 0\n",
+           "orchestra_upstream_duration_seconds_count{provider=\"openai\",model=\"gpt-4o-mini\"} "
+           "1\n",
+           "orchestra_time_to_first_token_seconds_count{model=\"mini\"} 1\n",
+           "orchestra_tokens_total{model=\"mini\",kind=\"completion\"} 2000\n",
+           "orchestra_cost_usd_total{model=\"mini\"} 0.005\n",
+           "orchestra_retries_total 1\n",
+           "orchestra_fallbacks_total 2\n",
+           "orchestra_circuit_open{target=\"openai/gpt-4o-mini\"} 0\n",
+           "orchestra_cache_requests_total{result=\"hit\"} 1\n",
+           "orchestra_cache_requests_total{result=\"miss\"} 0\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
+TEST(Metrics, DefaultChildrenRecordNothingAndDoNotCrash) {
+  TargetMetrics target;
+  target.Count(Outcome::kError);
+  target.ObserveDuration(1);
+  ModelMetrics model;
+  EXPECT_DOUBLE_EQ(model.RecordUsage(Usage(1'000'000, 0), {3, 0}), 3.0);
+  model.ObserveTimeToFirstToken(1);
+}
+
+}  // namespace
+}  // namespace orchestra::orchestration
