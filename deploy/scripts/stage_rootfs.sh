@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Lays out the runtime image's files under ROOTFS: the binary, every shared library that
+# `ldd` reports for it (the C library and the dynamic loader included, each at the path
+# ldd printed, which is on the loader's default search path), and the config file.
+#
+#   stage_rootfs.sh BINARY CONFIG ROOTFS
+#
+# deploy/Dockerfile runs it in the build stage and copies ROOTFS onto distroless/static,
+# which carries no C library of its own, so the image holds exactly what the binary loads.
+# tests/deploy/ runs the same script against the Release build and executes the result in
+# a chroot. Writes ROOTFS/usr/local/share/orchestra/libraries.txt, the list it copied.
+set -euo pipefail
+
+if [[ $# -ne 3 ]]; then
+  echo "usage: stage_rootfs.sh BINARY CONFIG ROOTFS" >&2
+  exit 2
+fi
+binary=$1
+config=$2
+rootfs=$3
+
+[[ -x $binary ]] || { echo "stage_rootfs.sh: $binary is not an executable" >&2; exit 1; }
+[[ -f $config ]] || { echo "stage_rootfs.sh: $config is not a file" >&2; exit 1; }
+command -v ldd >/dev/null || { echo "stage_rootfs.sh: ldd is missing (package libc-bin)" >&2; exit 1; }
+
+ldd_out=$(ldd "$binary" 2>&1) || {
+  # A static binary makes ldd say so and exit 1; anything else is an error.
+  if [[ $ldd_out == *"not a dynamic executable"* || $ldd_out == *"statically linked"* ]]; then
+    ldd_out=""
+  else
+    printf 'stage_rootfs.sh: ldd failed:\n%s\n' "$ldd_out" >&2
+    exit 1
+  fi
+}
+if grep -q 'not found' <<<"$ldd_out"; then
+  printf 'stage_rootfs.sh: unresolved libraries:\n%s\n' "$(grep 'not found' <<<"$ldd_out")" >&2
+  exit 1
+fi
+
+# "libfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)";
+# the vDSO line has no path and is skipped.
+mapfile -t libraries < <(awk '$2 == "=>" && $3 ~ /^\// { print $3; next }
+                              $1 ~ /^\// { print $1 }' <<<"$ldd_out" | sort -u)
+
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/orchestra" "$rootfs/usr/local/share/orchestra"
+install -m 0755 "$binary" "$rootfs/usr/local/bin/orchestra"
+install -m 0644 "$config" "$rootfs/etc/orchestra/orchestra.yaml"
+: >"$rootfs/usr/local/share/orchestra/libraries.txt"
+for lib in "${libraries[@]}"; do
+  mkdir -p "$rootfs$(dirname "$lib")"
+  # -L: the SONAME path is usually a symlink; the image gets the file under that name.
+  cp -L "$lib" "$rootfs$lib"
+  echo "$lib" >>"$rootfs/usr/local/share/orchestra/libraries.txt"
+done
+echo "stage_rootfs.sh: staged the binary and ${#libraries[@]} libraries under $rootfs"

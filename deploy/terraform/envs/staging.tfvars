@@ -1,0 +1,24 @@
+# staging: production's shape at a smaller size; scales to zero, and a keep-warm job on
+# working hours keeps an instance with open upstream connections for test runs.
+env = "staging"
+
+cpu                  = "1"
+memory               = "512Mi"
+concurrency          = 250
+min_instances        = 0
+max_instances        = 5
+cpu_always_allocated = false
+keep_warm_schedule   = "*/10 7-19 * * 1-5"
+
+prometheus_sidecar  = true
+deletion_protection = false
+
+provider_key_envs = ["OPENAI_API_KEY"]
+
+alert_latency_p95_ms     = 5000
+alert_cpu_utilization    = 0.8
+alert_memory_utilization = 0.8
+alert_error_rate         = 0.1
+alert_duration_seconds   = 300
+
+# registry_readers = ["serviceAccount:orchestra-prod-deploy@PROD_PROJECT.iam.gserviceaccount.com"]
