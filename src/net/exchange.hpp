@@ -66,6 +66,9 @@ class Exchange {
 
   virtual const Request& request() const = 0;
   virtual Response& response() = 0;
+  // Moves the request body out (request().body() is empty afterwards), for a handler that
+  // keeps it, e.g. to forward it upstream, without a copy.
+  virtual std::string TakeBody() = 0;
 
   // Streaming (Server-Sent Events and any chunked body). BeginStream sends the status line
   // and response().headers with `Transfer-Encoding: chunked`; each WriteChunk is flushed at

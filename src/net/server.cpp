@@ -189,6 +189,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   // Exchange
   const Request& request() const override { return request_; }
   Response& response() override { return response_; }
+  std::string TakeBody() override { return std::move(parser_->get().body()); }
   bool streaming() const override { return streaming_; }
   bool client_gone() const override { return client_gone_; }
   std::uint64_t bytes_written() const override { return bytes_written_; }

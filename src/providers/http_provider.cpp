@@ -124,6 +124,50 @@ ProviderError HttpProvider::FromStatus(const net::ResponseHead& head,
   return e;
 }
 
+ProviderError HttpProvider::Invalid(Error error) {
+  ProviderError e;
+  e.kind = FailureKind::kStatus;
+  e.status = 400;
+  e.error = std::move(error);
+  return e;
+}
+
+ProviderError HttpProvider::MidStream(Error error) const {
+  ProviderError e;
+  e.kind = FailureKind::kStatus;
+  e.status = error.upstream_status > 0 ? error.upstream_status : 502;
+  e.error = Error(ErrorCode::kUpstreamError,
+                  "provider " + config_.name + " failed mid-stream: " + error.message);
+  e.error.upstream_status = e.status;
+  return e;
+}
+
+ProviderError HttpProvider::Truncated() const {
+  ProviderError e;
+  e.kind = FailureKind::kProtocol;
+  e.error = Error(ErrorCode::kUpstreamError,
+                  "provider " + config_.name + " ended the stream before its end");
+  return e;
+}
+
+ProviderError HttpProvider::ClientGone() {
+  ProviderError e;
+  e.kind = FailureKind::kCancelled;
+  e.error = Error(ErrorCode::kCancelled, "client went away");
+  return e;
+}
+
+asio::awaitable<std::string> HttpProvider::ReadErrorBody(net::ResponseStream& stream) {
+  constexpr std::size_t kMax = 64 << 10;
+  std::string body;
+  while (body.size() < kMax) {
+    auto piece = co_await stream.Read();
+    if (!piece || piece->empty()) break;
+    body.append(*piece);
+  }
+  co_return body;
+}
+
 void HttpProvider::AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
                                     std::vector<std::string>& storage) const {
   for (const std::string& line : header_lines_)

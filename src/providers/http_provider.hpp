@@ -29,6 +29,15 @@ class HttpProvider : public Provider {
   static ProviderError FromNet(const Error& error);
   // An HTTP error status from the upstream; `message` is the upstream's own explanation.
   ProviderError FromStatus(const net::ResponseHead& head, std::string_view message) const;
+  // A request the adapter cannot translate: the client's error, never retried.
+  static ProviderError Invalid(Error error);
+  // An error the upstream reported inside a stream (after a 200).
+  ProviderError MidStream(Error error) const;
+  // A stream that ended before its end marker.
+  ProviderError Truncated() const;
+  static ProviderError ClientGone();
+  // The body of an error response that arrived as a stream (bounded).
+  static boost::asio::awaitable<std::string> ReadErrorBody(net::ResponseStream& stream);
   // Header lines common to every request (extra configured headers, trace and request id).
   void AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
                         std::vector<std::string>& storage) const;

@@ -63,7 +63,9 @@ struct ChatRequest {
   std::size_t stream_options_begin = 0;  // the top-level "stream_options" value, when present
   std::size_t stream_options_end = 0;
 
-  // --- Parsed on the edge as well, for adapters that translate and for validation. ---
+  // --- Parsed from raw_body only when an adapter that translates needs them (the
+  // orchestrator calls openai::ParseChatMessages once, before the first such attempt). ---
+  bool parsed = false;
   std::vector<Message> messages;
   std::optional<double> temperature;
   std::optional<double> top_p;

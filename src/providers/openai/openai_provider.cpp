@@ -4,6 +4,7 @@
 
 #include "common/text.hpp"
 #include "net/sse.hpp"
+#include "providers/codec_util.hpp"
 #include "providers/openai/scan.hpp"
 
 namespace orchestra::providers {
@@ -70,7 +71,7 @@ asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatReq
   if (!sent) co_return FromNet(sent.error());
   net::IncomingResponse& response = *sent;
   if (response.head.status < 200 || response.head.status >= 300) {
-    co_return FromStatus(response.head, openai::ErrorMessage(response.body));
+    co_return FromStatus(response.head, ErrorMessageFromBody(response.body));
   }
   ChatResponse result;
   result.usage = openai::ScanUsage(response.body);
@@ -112,7 +113,7 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
       if (!piece || piece->empty()) break;
       body.append(*piece);
     }
-    co_return FromStatus(stream.head(), openai::ErrorMessage(body));
+    co_return FromStatus(stream.head(), ErrorMessageFromBody(body));
   }
 
   StreamSummary summary;
@@ -139,7 +140,7 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
         e.error =
             Error(ErrorCode::kUpstreamError,
                   "provider " + name() +
-                      (facts.is_error ? " failed mid-stream: " + openai::ErrorMessage(event.data)
+                      (facts.is_error ? " failed mid-stream: " + ErrorMessageFromBody(event.data)
                                       : " sent a malformed chunk"));
         co_return e;
       }
@@ -178,7 +179,7 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, openai::ErrorMessage(sent->body));
+    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
   }
   EmbeddingResponse result;
   result.usage = openai::ScanUsage(sent->body);

@@ -139,29 +139,4 @@ ChunkFacts ScanChunk(std::string_view data) {
   return facts;
 }
 
-std::string ErrorMessage(std::string_view body) {
-  std::string message;
-  JsonSpan error;
-  ScanJson(body, [&](std::string_view key, const JsonSpan& v) {
-    if (key == "error") error = v;
-  });
-  if (error.present && error.kind == JsonKind::kObject) {
-    std::string_view text = error.In(body);
-    ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
-      if (key == "message" && v.kind == JsonKind::kString) {
-        if (auto m = DecodeJsonString(v.In(text))) message = *m;
-      }
-    });
-  } else if (error.present && error.kind == JsonKind::kString) {
-    if (auto m = DecodeJsonString(error.In(body))) message = *m;
-  }
-  if (message.empty()) {
-    message = std::string(body.substr(0, 200));
-    for (char& c : message) {
-      if (c == '\n' || c == '\r') c = ' ';
-    }
-  }
-  return message;
-}
-
 }  // namespace orchestra::providers::openai

@@ -28,7 +28,4 @@ struct ChunkFacts {
 };
 ChunkFacts ScanChunk(std::string_view data);
 
-// The `error.message` of an error body, or a short excerpt of the body.
-std::string ErrorMessage(std::string_view body);
-
 }  // namespace orchestra::providers::openai

@@ -1,0 +1,183 @@
+#include "api/openai.hpp"
+
+#include <chrono>
+
+#include "api/context.hpp"
+#include "common/text.hpp"
+#include "providers/openai/codec.hpp"
+#include "providers/openai/scan.hpp"
+
+namespace orchestra::api {
+namespace {
+
+namespace asio = boost::asio;
+using orchestration::Served;
+
+orchestration::RequestInfo InfoFor(RequestContext& ctx, const std::string& traceparent) {
+  orchestration::RequestInfo info;
+  info.traceparent = traceparent;
+  info.request_id = ctx.request_id;
+  info.tenant = ctx.tenant();
+  info.worker = ctx.exchange.worker_index();
+  info.start = ctx.request.start;
+  return info;
+}
+
+// Time spent in Orchestra itself: everything since the request arrived except the waits for
+// upstreams.
+std::int64_t OverheadUs(const net::Request& request, const Served& served) {
+  const auto total = std::chrono::steady_clock::now() - request.start;
+  const auto own = total - served.upstream_time;
+  return std::max<std::int64_t>(0,
+                                std::chrono::duration_cast<std::chrono::microseconds>(own).count());
+}
+
+void AddServedHeaders(net::Response& response, const Served& served, std::int64_t overhead_us) {
+  response.headers.push_back({"x-orchestra-provider", served.provider});
+  response.headers.push_back({"x-orchestra-model", served.upstream_model});
+  response.headers.push_back({"x-orchestra-overhead-us", std::to_string(overhead_us)});
+  if (served.cache_hit) response.headers.push_back({"x-orchestra-cache", "hit"});
+}
+
+// Writes a chat stream as server-sent events in OpenAI's shape.
+class SseWriter final : public orchestration::StreamWriter {
+ public:
+  SseWriter(RequestContext& ctx, bool client_wants_usage)
+      : ctx_(ctx), client_wants_usage_(client_wants_usage) {}
+
+  asio::awaitable<bool> Begin(const Served& served) override {
+    ctx_.response.status = 200;
+    AddServedHeaders(ctx_.response, served, OverheadUs(ctx_.request, served));
+    ctx_.response.headers.push_back({"X-Request-Id", std::string(ctx_.request_id)});
+    co_return co_await ctx_.exchange.BeginStream("text/event-stream");
+  }
+
+  asio::awaitable<bool> Write(providers::ChatChunk& chunk) override {
+    // Usage is always asked of the upstream (to count tokens); the client sees the usage chunk
+    // only when it asked for it.
+    if (chunk.usage_only && !client_wants_usage_) co_return true;
+    buffer_.assign("data: ");
+    if (!chunk.raw.empty()) {
+      buffer_ += chunk.raw;
+    } else {
+      buffer_ += providers::openai::EncodeChatChunk(chunk);
+    }
+    buffer_ += "\n\n";
+    co_return co_await ctx_.exchange.WriteChunk(buffer_);
+  }
+
+  asio::awaitable<void> Finish() {
+    co_await ctx_.exchange.WriteChunk("data: [DONE]\n\n");
+    co_await ctx_.exchange.EndStream();
+  }
+
+  // A failure after the stream began: an error event in OpenAI's error shape (the SDKs raise
+  // it), and the stream ends without [DONE].
+  asio::awaitable<void> Fail(const Error& error) {
+    buffer_ = "data: " + ErrorJson(error) + "\n\n";
+    co_await ctx_.exchange.WriteChunk(buffer_);
+    co_await ctx_.exchange.EndStream();
+  }
+
+ private:
+  RequestContext& ctx_;
+  bool client_wants_usage_;
+  std::string buffer_;
+};
+
+asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
+                                      RequestContext& ctx) {
+  auto request = providers::openai::ScanChatRequest(ctx.exchange.TakeBody());
+  if (!request) {
+    ctx.Fail(request.error());
+    co_return;
+  }
+  const std::string traceparent = ctx.trace.Traceparent();
+  const orchestration::RequestInfo info = InfoFor(ctx, traceparent);
+  ctx.exchange.WatchClientDisconnect();
+
+  if (!request->stream) {
+    auto result = co_await orchestrator.Chat(*request, info);
+    if (!result) {
+      ctx.Fail(result.error());
+      co_return;
+    }
+    std::string body = result->response.raw.empty()
+                           ? providers::openai::EncodeChatResponse(result->response)
+                           : std::move(result->response.raw);
+    AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
+    ctx.Json(std::move(body));
+    co_return;
+  }
+
+  SseWriter writer(ctx, request->client_wants_usage);
+  bool started = false;
+  auto served = co_await orchestrator.ChatStream(*request, info, writer, &started);
+  if (ctx.exchange.client_gone()) co_return;
+  if (served) {
+    co_await writer.Finish();
+  } else if (started) {
+    co_await writer.Fail(served.error());
+  } else {
+    ctx.Fail(served.error());
+  }
+}
+
+asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, RequestContext& ctx) {
+  auto request = providers::openai::ParseEmbeddingRequest(ctx.exchange.TakeBody());
+  if (!request) {
+    ctx.Fail(request.error());
+    co_return;
+  }
+  const std::string traceparent = ctx.trace.Traceparent();
+  ctx.exchange.WatchClientDisconnect();
+  auto result = co_await orchestrator.Embed(*request, InfoFor(ctx, traceparent));
+  if (!result) {
+    ctx.Fail(result.error());
+    co_return;
+  }
+  std::string body = result->response.raw.empty() ? providers::openai::EncodeEmbeddingResponse(
+                                                        result->response, request->encoding_format)
+                                                  : std::move(result->response.raw);
+  AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
+  ctx.Json(std::move(body));
+}
+
+std::string ModelList(orchestration::Orchestrator& orchestrator,
+                      const std::vector<std::string_view>& local_models) {
+  std::string out = R"({"object":"list","data":[)";
+  bool first = true;
+  auto add = [&](std::string_view id, std::string_view owner) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"id":")";
+    AppendJsonEscaped(out, id);
+    out += R"(","object":"model","created":0,"owned_by":")";
+    AppendJsonEscaped(out, owner);
+    out += R"("})";
+  };
+  for (const orchestration::ModelRoute* r : orchestrator.routes().public_routes()) {
+    add(r->name, "orchestra");
+  }
+  for (std::string_view m : local_models)
+    add(m, "local");
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
+                     const std::vector<std::string_view>& local_models) {
+  router.Add(http::verb::post, "/v1/chat/completions",
+             [&orchestrator](RequestContext& ctx) { return ChatCompletions(orchestrator, ctx); });
+  router.Add(http::verb::post, "/v1/embeddings",
+             [&orchestrator](RequestContext& ctx) { return Embeddings(orchestrator, ctx); });
+  const std::string models = ModelList(orchestrator, local_models);
+  router.Add(http::verb::get, "/v1/models", [models](RequestContext& ctx) -> asio::awaitable<void> {
+    ctx.Json(models);
+    co_return;
+  });
+}
+
+}  // namespace orchestra::api

@@ -1,0 +1,310 @@
+#include "orchestration/orchestrator.hpp"
+
+#include <array>
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/random.hpp"
+#include "orchestration/retry.hpp"
+#include "providers/openai/codec.hpp"
+#include "providers/provider.hpp"
+
+namespace orchestra::orchestration {
+namespace {
+
+namespace asio = boost::asio;
+using providers::ProviderError;
+
+double Seconds(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+Error Cancelled() {
+  return Error(ErrorCode::kCancelled, "the client went away");
+}
+
+// Adapters other than OpenAI's read the parsed messages; the body is parsed once, the first time
+// such a target is tried (an OpenAI-compatible target forwards the text untouched).
+Result<void> PrepareChat(providers::ChatRequest& request, const Target& target) {
+  if (request.parsed || target.provider().type() == config::ProviderType::kOpenAI) return {};
+  auto parsed = providers::openai::ParseChatMessages(request);
+  if (!parsed) return parsed.error();
+  request.parsed = true;
+  return {};
+}
+
+// Feeds a provider's chunks to the client's writer, opening the response at the first one.
+class SinkToWriter final : public providers::ChunkSink {
+ public:
+  SinkToWriter(StreamWriter& writer, Served& served, const RequestInfo& info, const Clock& clock)
+      : writer_(writer), served_(served), info_(info), clock_(clock) {}
+
+  // Set before each attempt: who is serving, if the first chunk comes from this attempt.
+  void Attempt(const ModelRoute& route, const Target& target, SteadyTime started) {
+    route_ = &route;
+    target_ = &target;
+    attempt_start_ = started;
+  }
+
+  asio::awaitable<bool> OnChunk(providers::ChatChunk& chunk) override {
+    if (!started_) {
+      started_ = true;
+      const SteadyTime now = clock_.Now();
+      first_byte_ = now - attempt_start_;
+      served_.model = route_->name;
+      served_.provider = target_->provider_name();
+      served_.upstream_model = target_->upstream_model();
+      // Orchestra's own time so far excludes the wait for this first chunk.
+      served_.upstream_time += first_byte_;
+      route_->metrics.ObserveTimeToFirstToken(Seconds(now - info_.start));
+      if (!co_await writer_.Begin(served_)) co_return false;
+      counted_first_ = true;
+    }
+    co_return co_await writer_.Write(chunk);
+  }
+
+  bool started() const { return started_; }
+  bool counted_first() const { return counted_first_; }
+  Duration first_byte() const { return first_byte_; }
+  const bool* started_flag() const { return &started_; }
+
+ private:
+  StreamWriter& writer_;
+  Served& served_;
+  const RequestInfo& info_;
+  const Clock& clock_;
+  const ModelRoute* route_ = nullptr;
+  const Target* target_ = nullptr;
+  SteadyTime attempt_start_{};
+  Duration first_byte_{0};
+  bool started_ = false;
+  bool counted_first_ = false;
+};
+
+}  // namespace
+
+Orchestrator::Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
+                           const Clock& clock)
+    : routes_(routes), metrics_(metrics), cache_(cache), clock_(clock), balancer_(clock) {}
+
+// The attempt loop shared by every kind of call. `call` provides:
+//   Result<void> Prepare(Target&)                 — before an attempt on a target
+//   awaitable<ProviderResult<T>> operator()(Target&, const CallOptions&, const ModelRoute&)
+//   Duration Latency(Duration elapsed)            — what to feed the target's latency estimate
+// `started` (streams) says whether anything reached the client: then no other attempt is made.
+template <class T, class Call>
+asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const RequestInfo& info,
+                                             Served& served, Call& call, const bool* started) {
+  const SteadyTime deadline = info.start + first.deadline;
+  std::optional<Error> last_error;
+  bool first_route = true;
+  for (const ModelRoute* route : first.chain) {
+    if (!first_route) metrics_.fallbacks().Inc();
+    first_route = false;
+    TargetSet moved_on;  // targets this route will not try again
+    std::array<int, kMaxRouteTargets> attempts{};
+    while (true) {
+      Selection sel = balancer_.Pick(route->strategy, route->targets, moved_on);
+      for (std::size_t i = 0; i < route->targets.size(); ++i) {
+        if (sel.refused.contains(i)) route->targets[i].target->metrics().Count(Outcome::kRejected);
+      }
+      if (!sel) {
+        if (!last_error) {
+          last_error = Error(ErrorCode::kUnavailable, "every target of model '" + route->name +
+                                                          "' is unavailable (circuit open)");
+        }
+        break;
+      }
+      Target& target = *sel.target;
+      if (auto prepared = call.Prepare(target); !prepared) {
+        sel.permit.Abandon();
+        co_return prepared.error();
+      }
+      const SteadyTime now = clock_.Now();
+      if (now >= deadline) {
+        sel.permit.Abandon();
+        co_return Error(ErrorCode::kDeadlineExceeded,
+                        "model '" + first.name + "' did not answer within its deadline");
+      }
+      providers::CallOptions options;
+      options.upstream_model = target.upstream_model();
+      options.deadline = std::min(deadline, now + route->timeout);
+      options.traceparent = info.traceparent;
+      options.request_id = info.request_id;
+      options.worker = info.worker;
+
+      auto in_flight = target.StartRequest();
+      auto result = co_await call(target, options, *route);
+      in_flight.Release();
+      const Duration elapsed = clock_.Now() - now;
+      target.metrics().ObserveDuration(Seconds(elapsed));
+      ++attempts[sel.index];
+
+      if (result) {
+        sel.permit.Succeeded();
+        target.metrics().Count(Outcome::kSuccess);
+        target.RecordLatency(call.Latency(elapsed));
+        served.upstream_time += call.Waited(elapsed);
+        served.model = route->name;
+        served.route = route;
+        served.provider = target.provider_name();
+        served.upstream_model = target.upstream_model();
+        co_return std::move(*result);
+      }
+      const ProviderError err = result.error();
+      served.upstream_time += call.Waited(elapsed);
+      sel.permit.Settle(BreakerVerdict(err));
+      target.metrics().Count(OutcomeOf(err));
+      if (err.kind == providers::FailureKind::kTimeout) target.RecordLatency(elapsed);
+      if (err.kind == providers::FailureKind::kCancelled) co_return Cancelled();
+      last_error = err.error;
+      if (started != nullptr && *started) co_return err.error;  // mid-stream: no second chance
+
+      const RetryDecision decision =
+          Decide(route->retry, attempts[sel.index], err, RandomUnit(), deadline - clock_.Now());
+      if (decision.action == RetryAction::kStop) co_return err.error;
+      if (decision.action == RetryAction::kMoveOn) {
+        moved_on.insert(sel.index);
+        if (moved_on.size() >= static_cast<int>(route->targets.size())) break;
+        metrics_.retries().Inc();
+        continue;
+      }
+      metrics_.retries().Inc();
+      if (decision.delay > Duration::zero()) {
+        asio::steady_timer pause(co_await asio::this_coro::executor);
+        pause.expires_after(decision.delay);
+        auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return Cancelled();
+      }
+    }
+  }
+  if (!last_error) last_error = Error(ErrorCode::kUnavailable, "no target could be tried");
+  co_return *last_error;
+}
+
+asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& request,
+                                                       const RequestInfo& info) {
+  auto route = routes_.Resolve(request.model);
+  if (!route) co_return route.error();
+  const ModelRoute& r = **route;
+
+  std::optional<CacheKey> key;
+  if (cache_ != nullptr && r.cache_ttl > Duration::zero()) {
+    key = MakeCacheKey(r.name, info.tenant, request.raw_body);
+    if (auto hit = cache_->Get(*key)) {
+      metrics_.cache_hits().Inc();
+      ChatResult result;
+      result.response.raw = hit->body;
+      result.served.model = r.name;
+      result.served.provider = hit->provider;
+      result.served.upstream_model = hit->upstream_model;
+      result.served.cache_hit = true;
+      co_return result;
+    }
+    metrics_.cache_misses().Inc();
+  }
+
+  struct Call {
+    providers::ChatRequest& request;
+    Result<void> Prepare(Target& t) { return PrepareChat(request, t); }
+    asio::awaitable<providers::ProviderResult<providers::ChatResponse>> operator()(
+        Target& t, const providers::CallOptions& o, const ModelRoute&) {
+      return t.provider().Chat(request, o);
+    }
+    Duration Latency(Duration elapsed) const { return elapsed; }
+    Duration Waited(Duration elapsed) const { return elapsed; }
+  } call{request};
+
+  ChatResult result;
+  auto response = co_await Run<providers::ChatResponse>(r, info, result.served, call, nullptr);
+  if (!response) co_return response.error();
+  result.response = std::move(*response);
+  const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
+  result.served.usage = result.response.usage;
+  result.served.cost_usd =
+      served_route->metrics.RecordUsage(result.response.usage, served_route->price);
+  if (key && served_route == &r) {
+    auto cached = std::make_shared<CachedResponse>();
+    cached->body = result.response.raw.empty()
+                       ? providers::openai::EncodeChatResponse(result.response)
+                       : result.response.raw;
+    cached->provider = result.served.provider;
+    cached->upstream_model = result.served.upstream_model;
+    cache_->Put(*key, std::move(cached), r.cache_ttl);
+  }
+  co_return result;
+}
+
+asio::awaitable<Result<Served>> Orchestrator::ChatStream(providers::ChatRequest& request,
+                                                         const RequestInfo& info,
+                                                         StreamWriter& writer, bool* started) {
+  *started = false;
+  auto route = routes_.Resolve(request.model);
+  if (!route) co_return route.error();
+  const ModelRoute& r = **route;
+
+  Served served;
+  SinkToWriter sink(writer, served, info, clock_);
+  struct Call {
+    providers::ChatRequest& request;
+    SinkToWriter& sink;
+    const Clock& clock;
+    Result<void> Prepare(Target& t) { return PrepareChat(request, t); }
+    asio::awaitable<providers::ProviderResult<providers::StreamSummary>> operator()(
+        Target& t, const providers::CallOptions& o, const ModelRoute& route) {
+      sink.Attempt(route, t, clock.Now());
+      return t.provider().ChatStream(request, o, sink);
+    }
+    // A stream's latency is its time to first token; its wait for the upstream before the
+    // first chunk is counted by the sink, the rest is the client's stream, not our overhead.
+    Duration Latency(Duration elapsed) const {
+      return sink.started() ? sink.first_byte() : elapsed;
+    }
+    Duration Waited(Duration elapsed) const { return sink.started() ? Duration::zero() : elapsed; }
+  } call{request, sink, clock_};
+
+  auto summary = co_await Run<providers::StreamSummary>(r, info, served, call, sink.started_flag());
+  *started = sink.started();
+  if (!summary) co_return summary.error();
+  const ModelRoute* served_route = served.route != nullptr ? served.route : &r;
+  served.usage = summary->usage;
+  served.cost_usd = served_route->metrics.RecordUsage(summary->usage, served_route->price);
+  if (!sink.started()) {
+    // An upstream that ended its stream without a single chunk: answer the head anyway.
+    if (!co_await writer.Begin(served)) co_return Cancelled();
+    *started = true;
+  }
+  co_return served;
+}
+
+asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(providers::EmbeddingRequest& request,
+                                                         const RequestInfo& info) {
+  auto route = routes_.Resolve(request.model);
+  if (!route) co_return route.error();
+  const ModelRoute& r = **route;
+  struct Call {
+    providers::EmbeddingRequest& request;
+    Result<void> Prepare(Target&) { return {}; }
+    asio::awaitable<providers::ProviderResult<providers::EmbeddingResponse>> operator()(
+        Target& t, const providers::CallOptions& o, const ModelRoute&) {
+      return t.provider().Embed(request, o);
+    }
+    Duration Latency(Duration elapsed) const { return elapsed; }
+    Duration Waited(Duration elapsed) const { return elapsed; }
+  } call{request};
+  EmbedResult result;
+  auto response = co_await Run<providers::EmbeddingResponse>(r, info, result.served, call, nullptr);
+  if (!response) co_return response.error();
+  result.response = std::move(*response);
+  const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
+  result.served.usage = result.response.usage;
+  result.served.cost_usd =
+      served_route->metrics.RecordUsage(result.response.usage, served_route->price);
+  co_return result;
+}
+
+}  // namespace orchestra::orchestration

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/error.hpp"
+#include "orchestration/balancer.hpp"
+#include "orchestration/clock.hpp"
+#include "orchestration/response_cache.hpp"
+#include "orchestration/route_table.hpp"
+#include "orchestration/usage.hpp"
+#include "providers/types.hpp"
+
+// The Orchestrator: model name → route → target, with retries, fallbacks, circuit breakers,
+// the response cache and usage accounting (DESIGN.md §1). One per process, shared by every
+// worker; each call runs on the calling worker's event loop.
+//
+// For one request it walks the route's fallback chain (the route first). Within a route the
+// balancer picks a target whose breaker admits the attempt; the retry policy decides after each
+// failure whether to try again (after a full-jitter backoff), move on to another target or the
+// next fallback, or stop. Everything is bounded by the first route's `deadline`, each attempt by
+// its route's `timeout`. A stream falls back only while nothing has reached the client.
+namespace orchestra::orchestration {
+
+// About the request, from the HTTP edge.
+struct RequestInfo {
+  std::string_view traceparent;  // ours, propagated upstream
+  std::string_view request_id;
+  std::string_view tenant;  // partitions the response cache
+  int worker = 0;
+  SteadyTime start{};  // when the request arrived
+};
+
+// Who answered, for response headers and accounting.
+struct ModelRoute;
+
+struct Served {
+  std::string model;  // the route that answered (a fallback's name if one did)
+  std::string provider;
+  std::string upstream_model;
+  Duration upstream_time{0};  // time spent waiting for providers, all attempts
+  providers::Usage usage;
+  double cost_usd = 0;
+  bool cache_hit = false;
+  const ModelRoute* route = nullptr;  // the route that answered (for its price)
+};
+
+// Where a stream goes: implemented by the HTTP edge.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Called once, just before the first chunk, with who is serving (response headers).
+  // Returns false when the client has gone.
+  virtual boost::asio::awaitable<bool> Begin(const Served& served) = 0;
+  // One chunk; false when the client has gone.
+  virtual boost::asio::awaitable<bool> Write(providers::ChatChunk& chunk) = 0;
+};
+
+struct ChatResult {
+  providers::ChatResponse response;
+  Served served;
+};
+struct EmbedResult {
+  providers::EmbeddingResponse response;
+  Served served;
+};
+
+class Orchestrator {
+ public:
+  // `routes`, `metrics`, `cache` (may be null) and `clock` must outlive the orchestrator.
+  Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
+               const Clock& clock = RealClock());
+
+  boost::asio::awaitable<Result<ChatResult>> Chat(providers::ChatRequest& request,
+                                                  const RequestInfo& info);
+  // Streams into `writer`. On an error after the first chunk, the error is returned and
+  // `*started` is true: the caller ends the stream with an error event.
+  boost::asio::awaitable<Result<Served>> ChatStream(providers::ChatRequest& request,
+                                                    const RequestInfo& info, StreamWriter& writer,
+                                                    bool* started);
+  boost::asio::awaitable<Result<EmbedResult>> Embed(providers::EmbeddingRequest& request,
+                                                    const RequestInfo& info);
+
+  RouteTable& routes() { return routes_; }
+
+ private:
+  template <class T, class Call>
+  boost::asio::awaitable<Result<T>> Run(const ModelRoute& route, const RequestInfo& info,
+                                        Served& served, Call& call, const bool* started);
+
+  RouteTable& routes_;
+  Metrics& metrics_;
+  ResponseCache* cache_;
+  const Clock& clock_;
+  Balancer balancer_;
+};
+
+}  // namespace orchestra::orchestration

@@ -1,0 +1,22 @@
+#pragma once
+
+#include "providers/http_provider.hpp"
+
+namespace orchestra::providers {
+
+// Anthropic's Messages API (`POST {base_url}/messages`), translated to and from the canonical
+// types by anthropic/codec.hpp, streaming included. Anthropic has no embeddings API.
+class AnthropicProvider final : public HttpProvider {
+ public:
+  using HttpProvider::HttpProvider;
+
+  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
+                                                            const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+                                                                   const CallOptions& options,
+                                                                   ChunkSink& sink) override;
+  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
+      const EmbeddingRequest& request, const CallOptions& options) override;
+};
+
+}  // namespace orchestra::providers

@@ -1,0 +1,209 @@
+#include "providers/gemini/gemini_provider.hpp"
+
+#include "common/json_scan.hpp"
+#include "net/sse.hpp"
+#include "providers/codec_util.hpp"
+#include "providers/gemini/codec.hpp"
+
+namespace orchestra::providers {
+namespace {
+
+namespace asio = boost::asio;
+
+constexpr std::string_view kGeminiApiUrl = "https://generativelanguage.googleapis.com/v1beta";
+
+config::ProviderConfig WithVertexUrl(config::ProviderConfig c) {
+  if (c.vertex && (c.base_url.empty() || c.base_url == kGeminiApiUrl)) {
+    c.base_url = GeminiProvider::VertexBaseUrl(c);
+  }
+  return c;
+}
+
+ProviderError Unreadable(const std::string& provider, const Error& e) {
+  ProviderError out;
+  out.kind = FailureKind::kProtocol;
+  out.error = Error(ErrorCode::kUpstreamError,
+                    "provider " + provider + " sent an unreadable response: " + e.message);
+  return out;
+}
+
+}  // namespace
+
+std::string GeminiProvider::VertexBaseUrl(const config::ProviderConfig& c) {
+  return "https://" + c.location + "-aiplatform.googleapis.com/v1/projects/" + c.project +
+         "/locations/" + c.location + "/publishers/google";
+}
+
+GeminiProvider::GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                               const config::EnvLookup& env)
+    : HttpProvider(WithVertexUrl(config), upstreams, env), vertex_(config.vertex) {
+  if (vertex_) {
+    std::string host = "metadata.google.internal";
+    if (auto override_host = env("GCE_METADATA_HOST"); override_host && !override_host->empty()) {
+      host = *override_host;
+    }
+    auto origin = net::Origin::Parse("http://" + host);
+    if (!origin) throw std::runtime_error("GCE_METADATA_HOST: " + origin.error().message);
+    net::OriginOptions o;
+    o.connect_timeout = std::chrono::seconds(2);
+    o.first_byte_timeout = std::chrono::seconds(5);
+    o.max_connections = 4;
+    metadata_ = upstreams.Register(*origin, o);
+  }
+}
+
+std::string GeminiProvider::Target(std::string_view model, std::string_view method) const {
+  return origin().base_path + "/models/" + std::string(model) + ":" + std::string(method);
+}
+
+asio::awaitable<Result<std::string>> GeminiProvider::AuthHeader(const CallOptions& options) {
+  if (!vertex_) co_return "x-goog-api-key: " + api_key();
+  {
+    std::lock_guard lock(token_mutex_);
+    if (!token_.empty() && std::chrono::steady_clock::now() < token_expiry_) {
+      co_return "Authorization: Bearer " + token_;
+    }
+  }
+  net::OutgoingRequest req;
+  req.method = net::http::verb::get;
+  req.target = "/computeMetadata/v1/instance/service-accounts/default/token";
+  req.headers.push_back("Metadata-Flavor: Google");
+  req.deadline = options.deadline;
+  auto sent = co_await client(options).Send(*metadata_, req);
+  if (!sent) {
+    co_return Error(ErrorCode::kUnavailable,
+                    "cannot get a token from the metadata server: " + sent.error().message);
+  }
+  if (sent->head.status != 200) {
+    co_return Error(
+        ErrorCode::kUnavailable,
+        "the metadata server answered " + std::to_string(sent->head.status) + " for a token");
+  }
+  std::string token;
+  std::int64_t expires_in = 0;
+  ScanJson(sent->body, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "access_token" && v.kind == JsonKind::kString) {
+      token = DecodeJsonString(v.In(sent->body)).value_or("");
+    } else if (key == "expires_in" && v.kind == JsonKind::kNumber) {
+      expires_in = JsonInteger(v.In(sent->body)).value_or(0);
+    }
+  });
+  if (token.empty()) co_return Error(ErrorCode::kUnavailable, "the metadata server sent no token");
+  std::lock_guard lock(token_mutex_);
+  token_ = token;
+  token_expiry_ = std::chrono::steady_clock::now() +
+                  std::chrono::seconds(std::max<std::int64_t>(0, expires_in - 60));
+  co_return "Authorization: Bearer " + token;
+}
+
+asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatRequest& request,
+                                                                   const CallOptions& options) {
+  auto body = gemini::BuildGenerateContentRequest(request);
+  if (!body) co_return Invalid(body.error());
+  auto auth = co_await AuthHeader(options);
+  if (!auth) co_return FromNet(auth.error());
+  net::OutgoingRequest out;
+  const std::string target = Target(options.upstream_model, "generateContent");
+  out.target = target;
+  out.deadline = options.deadline;
+  out.headers.push_back(*auth);
+  std::vector<std::string> storage;
+  AddCommonHeaders(out, options, storage);
+  out.AddBody(*body);
+  auto sent = co_await client(options).Send(origin_id(), out);
+  if (!sent) co_return FromNet(sent.error());
+  if (sent->head.status < 200 || sent->head.status >= 300) {
+    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+  }
+  auto parsed = gemini::ParseGenerateContentResponse(sent->body, options.upstream_model);
+  if (!parsed) {
+    // A blocked prompt is the request's own verdict, not a broken upstream.
+    if (parsed.error().code == ErrorCode::kInvalidRequest) co_return Invalid(parsed.error());
+    co_return Unreadable(name(), parsed.error());
+  }
+  co_return std::move(*parsed);
+}
+
+asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
+    const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  auto body = gemini::BuildGenerateContentRequest(request);
+  if (!body) co_return Invalid(body.error());
+  auto auth = co_await AuthHeader(options);
+  if (!auth) co_return FromNet(auth.error());
+  net::OutgoingRequest out;
+  const std::string target = Target(options.upstream_model, "streamGenerateContent?alt=sse");
+  out.target = target;
+  out.deadline = options.deadline;
+  out.headers.push_back(*auth);
+  out.headers.push_back("Accept: text/event-stream");
+  std::vector<std::string> storage;
+  AddCommonHeaders(out, options, storage);
+  out.AddBody(*body);
+  auto opened = co_await client(options).Open(origin_id(), out);
+  if (!opened) co_return FromNet(opened.error());
+  net::ResponseStream& stream = **opened;
+  if (stream.head().status < 200 || stream.head().status >= 300) {
+    std::string error_body = co_await ReadErrorBody(stream);
+    co_return FromStatus(stream.head(), ErrorMessageFromBody(error_body));
+  }
+  gemini::StreamDecoder decoder{std::string(options.upstream_model)};
+  net::SseParser parser;
+  net::SseEvent event;
+  StreamSummary summary;
+  summary.upstream_model = std::string(options.upstream_model);
+  while (true) {
+    auto piece = co_await stream.Read();
+    if (!piece) co_return FromNet(piece.error());
+    if (piece->empty()) break;
+    if (!parser.Feed(*piece)) co_return Truncated();
+    while (parser.Next(event)) {
+      auto chunks = decoder.Feed(event.data);
+      if (!chunks) co_return MidStream(chunks.error());
+      for (ChatChunk& c : *chunks) {
+        ++summary.chunks;
+        if (!c.finish_reason.empty()) summary.finish_reason = c.finish_reason;
+        if (!co_await sink.OnChunk(c)) co_return ClientGone();
+      }
+    }
+  }
+  // Gemini ends its SSE stream by closing the body; it is whole when every candidate finished.
+  if (!decoder.finished()) co_return Truncated();
+  if (auto last = decoder.Finish()) {
+    if (!co_await sink.OnChunk(*last)) co_return ClientGone();
+  }
+  summary.usage = decoder.usage();
+  co_return summary;
+}
+
+asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
+    const EmbeddingRequest& request, const CallOptions& options) {
+  if (request.token_input) {
+    co_return Invalid(Error(ErrorCode::kInvalidRequest,
+                            "Gemini embeddings take text input, not token ids", "input"));
+  }
+  auto body = gemini::BuildEmbedRequest(request, options.upstream_model);
+  if (!body) co_return Invalid(body.error());
+  auto auth = co_await AuthHeader(options);
+  if (!auth) co_return FromNet(auth.error());
+  const bool batch = gemini::UsesBatchEmbed(request);
+  net::OutgoingRequest out;
+  const std::string target =
+      Target(options.upstream_model, batch ? "batchEmbedContents" : "embedContent");
+  out.target = target;
+  out.deadline = options.deadline;
+  out.headers.push_back(*auth);
+  std::vector<std::string> storage;
+  AddCommonHeaders(out, options, storage);
+  out.AddBody(*body);
+  auto sent = co_await client(options).Send(origin_id(), out);
+  if (!sent) co_return FromNet(sent.error());
+  if (sent->head.status < 200 || sent->head.status >= 300) {
+    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+  }
+  auto parsed = gemini::ParseEmbedResponse(sent->body, batch);
+  if (!parsed) co_return Unreadable(name(), parsed.error());
+  parsed->model = std::string(options.upstream_model);
+  co_return std::move(*parsed);
+}
+
+}  // namespace orchestra::providers

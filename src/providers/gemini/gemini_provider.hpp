@@ -1,0 +1,47 @@
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+
+#include "providers/http_provider.hpp"
+
+namespace orchestra::providers {
+
+// Google's Gemini API (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
+// `batchEmbedContents`), translated by gemini/codec.hpp. Two ways in:
+// - the Gemini API with a key (`x-goog-api-key`), the default;
+// - Vertex AI (`vertex: true`): the same JSON at
+//   https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google,
+//   authorised with the service account's OAuth token from the metadata server (Cloud Run's
+//   identity; `$GCE_METADATA_HOST` overrides the server's address, for tests). Tokens are cached
+//   until a minute before they expire.
+class GeminiProvider final : public HttpProvider {
+ public:
+  GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                 const config::EnvLookup& env);
+
+  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
+                                                            const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+                                                                   const CallOptions& options,
+                                                                   ChunkSink& sink) override;
+  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
+      const EmbeddingRequest& request, const CallOptions& options) override;
+
+  // The Vertex AI base URL for a config whose base_url was left at its default.
+  static std::string VertexBaseUrl(const config::ProviderConfig& config);
+
+ private:
+  // The authorisation header line for the next request.
+  boost::asio::awaitable<Result<std::string>> AuthHeader(const CallOptions& options);
+  std::string Target(std::string_view model, std::string_view method) const;
+
+  bool vertex_ = false;
+  std::optional<net::OriginId> metadata_;
+  std::mutex token_mutex_;
+  std::string token_;
+  std::chrono::steady_clock::time_point token_expiry_{};
+};
+
+}  // namespace orchestra::providers
