@@ -1,0 +1,128 @@
+#include "upstream/directives.hpp"
+
+#include <charconv>
+#include <string>
+
+#include "common/text.hpp"
+
+namespace orchestra::testing::upstream {
+namespace {
+
+// Keys compare with '-' and '_' as equals, so `--chunk-delay` and `chunk_delay` both work.
+bool SameKey(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i] == '-' ? '_' : a[i];
+    char y = b[i] == '-' ? '_' : b[i];
+    if (x != y) return false;
+  }
+  return true;
+}
+
+Error Invalid(std::string message) {
+  return MakeError(ErrorCode::kInvalidRequest, std::move(message), "model");
+}
+
+Result<int> ParseCount(std::string_view key, std::string_view value, int min, int max) {
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() || v < min || v > max) {
+    return Invalid("test upstream: directive '" + std::string(key) + "' needs an integer in [" +
+                   std::to_string(min) + ", " + std::to_string(max) + "], got '" +
+                   std::string(value) + "'");
+  }
+  return v;
+}
+
+Result<std::chrono::nanoseconds> ParseDelay(std::string_view key, std::string_view value) {
+  auto d = ParseDuration(value);
+  if (!d || *d > std::chrono::hours(1)) {
+    return Invalid("test upstream: directive '" + std::string(key) +
+                   "' needs a duration such as 20ms, got '" + std::string(value) + "'");
+  }
+  return *d;
+}
+
+constexpr std::string_view kFlagKeys[] = {"stall", "reset"};
+constexpr std::string_view kValueKeys[] = {"latency", "first_byte_delay", "chunk_delay", "chunks",
+                                           "cut",     "status",           "retry_after", "times",
+                                           "dims"};
+
+}  // namespace
+
+bool IsDirectiveKey(std::string_view key, bool& takes_value) {
+  for (std::string_view k : kFlagKeys) {
+    if (SameKey(key, k)) {
+      takes_value = false;
+      return true;
+    }
+  }
+  for (std::string_view k : kValueKeys) {
+    if (SameKey(key, k)) {
+      takes_value = true;
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<void> ApplyDirective(std::string_view key, std::string_view value, bool has_value,
+                            Directives& out) {
+  bool takes_value = false;
+  if (!IsDirectiveKey(key, takes_value)) {
+    return Invalid("test upstream: unknown directive '" + std::string(key) + "'");
+  }
+  if (takes_value != has_value) {
+    return Invalid("test upstream: directive '" + std::string(key) +
+                   (takes_value ? "' needs a value (key=value)" : "' takes no value"));
+  }
+  auto assign_delay = [&](std::chrono::nanoseconds& field) -> Result<void> {
+    auto d = ParseDelay(key, value);
+    if (!d) return d.error();
+    field = *d;
+    return {};
+  };
+  auto assign_count = [&](int& field, int min, int max) -> Result<void> {
+    auto v = ParseCount(key, value, min, max);
+    if (!v) return v.error();
+    field = *v;
+    return {};
+  };
+  if (SameKey(key, "stall")) {
+    out.stall = true;
+    return {};
+  }
+  if (SameKey(key, "reset")) {
+    out.reset = true;
+    return {};
+  }
+  if (SameKey(key, "latency")) return assign_delay(out.latency);
+  if (SameKey(key, "first_byte_delay")) return assign_delay(out.first_byte_delay);
+  if (SameKey(key, "chunk_delay")) return assign_delay(out.chunk_delay);
+  if (SameKey(key, "chunks")) return assign_count(out.chunks, 1, 1'000'000);
+  if (SameKey(key, "cut")) return assign_count(out.cut, 0, 1'000'000);
+  if (SameKey(key, "status")) return assign_count(out.status, 200, 599);
+  if (SameKey(key, "retry_after")) return assign_count(out.retry_after, 0, 86'400);
+  if (SameKey(key, "times")) return assign_count(out.times, 1, 1'000'000'000);
+  return assign_count(out.dims, 1, 65'536);  // the last value key: dims
+}
+
+Result<Directives> ParseModelDirectives(std::string_view model, const Directives& defaults) {
+  Directives out = defaults;
+  std::size_t plus = model.find('+');
+  while (plus != std::string_view::npos) {
+    std::size_t next = model.find('+', plus + 1);
+    std::string_view item = model.substr(
+        plus + 1, next == std::string_view::npos ? std::string_view::npos : next - plus - 1);
+    std::size_t eq = item.find('=');
+    std::string_view key = item.substr(0, eq);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+    auto applied = ApplyDirective(key, value, eq != std::string_view::npos, out);
+    if (!applied) return applied.error();
+    plus = next;
+  }
+  return out;
+}
+
+}  // namespace orchestra::testing::upstream
