@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lays out the runtime image's files under ROOTFS: the binary, every shared library that
 # `ldd` reports for it (the C library and the dynamic loader included, each at the path
-# ldd printed, which is on the loader's default search path), and the config file.
+# ldd printed, which is on the loader's default search path), the libraries it loads at run
+# time with dlopen (libpq, for PostgreSQL storage) with their own ldd closure, and the config.
 #
 #   stage_rootfs.sh BINARY CONFIG ROOTFS
 #
@@ -37,10 +38,21 @@ if grep -q 'not found' <<<"$ldd_out"; then
   exit 1
 fi
 
+# Loaded with dlopen, so invisible to ldd of the binary (storage/postgres/libpq_loader.hpp).
+runtime_sonames=(libpq.so.5)
+runtime_libs=()
+for soname in "${runtime_sonames[@]}"; do
+  path=$(ldconfig -p | awk -v n="$soname" '$1 == n && $NF ~ /^\// { print $NF; exit }')
+  [[ -n $path ]] || { echo "stage_rootfs.sh: $soname is not installed (it is loaded at run time)" >&2; exit 1; }
+  runtime_libs+=("$path")
+  ldd_out+=$'\n'"$(ldd "$path")"
+done
+
 # "libfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)";
 # the vDSO line has no path and is skipped.
-mapfile -t libraries < <(awk '$2 == "=>" && $3 ~ /^\// { print $3; next }
-                              $1 ~ /^\// { print $1 }' <<<"$ldd_out" | sort -u)
+mapfile -t libraries < <({ awk '$2 == "=>" && $3 ~ /^\// { print $3; next }
+                                $1 ~ /^\// { print $1 }' <<<"$ldd_out"
+                          printf '%s\n' "${runtime_libs[@]}"; } | sort -u)
 
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/orchestra" "$rootfs/usr/local/share/orchestra"
 install -m 0755 "$binary" "$rootfs/usr/local/bin/orchestra"

@@ -1,6 +1,7 @@
 // The wiring of storage: the only place that names the concrete backends (STYLE.md "Layout").
 #include <stdexcept>
 
+#include "storage/postgres/libpq_loader.hpp"
 #include "storage/postgres/postgres_backend.hpp"
 #include "storage/redis/redis_backend.hpp"
 #include "storage/sqlite/sqlite_backend.hpp"
@@ -24,6 +25,7 @@ std::unique_ptr<Backend> MakeBackend(const config::StorageConfig& c) {
     case config::StorageBackend::kRedis:
       return RedisBackend::Create({.url = c.url, .pool_size = c.pool_size});
     case config::StorageBackend::kPostgres:
+      postgres::LoadLibpq();
       return PostgresBackend::Create(
           {.url = c.url,
            .pool_size = c.pool_size,
