@@ -1,5 +1,6 @@
 #include "api/openai.hpp"
 
+#include <array>
 #include <chrono>
 
 #include "api/context.hpp"
@@ -13,7 +14,7 @@ namespace {
 namespace asio = boost::asio;
 using orchestration::Served;
 
-orchestration::RequestInfo InfoFor(RequestContext& ctx, const std::string& traceparent) {
+orchestration::RequestInfo InfoFor(RequestContext& ctx, std::string_view traceparent) {
   orchestration::RequestInfo info;
   info.traceparent = traceparent;
   info.request_id = ctx.request_id;
@@ -92,7 +93,8 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
     ctx.Fail(request.error());
     co_return;
   }
-  const std::string traceparent = ctx.trace.Traceparent();
+  std::array<char, 55> traceparent_buffer;
+  const std::string_view traceparent = ctx.trace.Traceparent(traceparent_buffer);
   const orchestration::RequestInfo info = InfoFor(ctx, traceparent);
   ctx.exchange.WatchClientDisconnect();
 
@@ -129,7 +131,8 @@ asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, Requ
     ctx.Fail(request.error());
     co_return;
   }
-  const std::string traceparent = ctx.trace.Traceparent();
+  std::array<char, 55> traceparent_buffer;
+  const std::string_view traceparent = ctx.trace.Traceparent(traceparent_buffer);
   ctx.exchange.WatchClientDisconnect();
   auto result = co_await orchestrator.Embed(*request, InfoFor(ctx, traceparent));
   if (!result) {

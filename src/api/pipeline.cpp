@@ -101,9 +101,13 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
   std::array<char, 128> id_storage;
   std::string_view request_id = req.Header("x-request-id");
   if (!UsableRequestId(request_id)) {
-    std::string fresh = RandomHex(16);
-    std::copy(fresh.begin(), fresh.end(), id_storage.begin());
-    request_id = std::string_view(id_storage.data(), fresh.size());
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (int half = 0; half < 2; ++half) {
+      std::uint64_t word = RandomU64();
+      for (int i = 0; i < 16; ++i, word >>= 4)
+        id_storage[half * 16 + i] = kDigits[word & 0xF];
+    }
+    request_id = std::string_view(id_storage.data(), 32);
   }
   const observability::TraceContext trace =
       observability::ContinueTrace(req.Header("traceparent"), req.Header("x-cloud-trace-context"));
@@ -186,7 +190,7 @@ void Pipeline::Record(const Route* route, net::Exchange& exchange, std::string_v
   RouteMetrics& m = route != nullptr ? *route_metrics_[route->index] : *unmatched_metrics_;
   m.For(requests_, req.method_name, res.status).Inc();
   m.duration.Observe(seconds);
-  if (!log_line) return;
+  if (!log_line || !options_.access_log) return;
   observability::AccessRecord record;
   record.method = req.method_name;
   record.url = req.target;

@@ -23,6 +23,7 @@ namespace orchestra::api {
 struct PipelineOptions {
   int max_inflight = 80;
   int retry_after_s = 1;
+  bool access_log = true;
   bool log_probes = false;
 };
 

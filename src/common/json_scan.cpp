@@ -1,6 +1,9 @@
 #include "common/json_scan.hpp"
 
+#include <array>
 #include <charconv>
+
+#include "common/text.hpp"
 
 namespace orchestra {
 namespace json_scan_detail {
@@ -25,39 +28,38 @@ void Scanner::SkipSpace() {
 
 bool Scanner::String() {
   ++i_;  // the opening quote
-  while (i_ < s_.size()) {
-    const auto c = static_cast<unsigned char>(s_[i_]);
+  const char* const data = s_.data();
+  const std::size_t size = s_.size();
+  while (i_ < size) {
+    // The common case: a run of plain characters, eight at a time.
+    i_ += JsonPlainPrefix(std::string_view(data + i_, size - i_));
+    if (i_ >= size) break;
+    const auto c = static_cast<unsigned char>(data[i_]);
     if (c == '"') {
       ++i_;
       return true;
     }
     if (c < 0x20) return Fail("control character in a string");
-    if (c == '\\') {
-      if (++i_ >= s_.size()) break;
-      switch (s_[i_]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-          ++i_;
-          break;
-        case 'u':
-          if (i_ + 4 >= s_.size()) return Fail("truncated \\u escape");
-          for (int k = 1; k <= 4; ++k) {
-            if (!IsHexDigit(s_[i_ + static_cast<std::size_t>(k)])) return Fail("bad \\u escape");
-          }
-          i_ += 5;
-          break;
-        default:
-          return Fail("bad escape in a string");
-      }
-      continue;
+    // A backslash escape.
+    if (++i_ >= size) break;
+    switch (data[i_]) {
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't': ++i_; break;
+      case 'u':
+        if (i_ + 4 >= size) return Fail("truncated \\u escape");
+        for (std::size_t k = 1; k <= 4; ++k) {
+          if (!IsHexDigit(data[i_ + k])) return Fail("bad \\u escape");
+        }
+        i_ += 5;
+        break;
+      default: return Fail("bad escape in a string");
     }
-    ++i_;
   }
   return Fail("unterminated string");
 }
@@ -167,6 +169,13 @@ bool Scanner::Value(int depth) {
 }
 
 }  // namespace json_scan_detail
+
+std::optional<std::size_t> JsonValueEnd(std::string_view text, std::size_t pos) {
+  json_scan_detail::Scanner sc(text);
+  sc.i_ = pos;
+  if (!sc.Value(0)) return std::nullopt;
+  return sc.i_;
+}
 
 std::optional<std::string> DecodeJsonString(std::string_view raw) {
   if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;

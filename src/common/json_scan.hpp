@@ -54,6 +54,10 @@ template <class OnMember>
 std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member,
                                  JsonScanError* error = nullptr);
 
+// Where the JSON value starting at `pos` (after optional whitespace) ends, when it is well
+// formed; for reading one value inside text that is not otherwise validated.
+std::optional<std::size_t> JsonValueEnd(std::string_view text, std::size_t pos);
+
 // The text of a JSON string value (quotes included in `raw`), escapes decoded.
 std::optional<std::string> DecodeJsonString(std::string_view raw);
 // A JSON number value as an integer, when it is one.

@@ -1,6 +1,8 @@
 #include "common/text.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <charconv>
 #include <numeric>
 #include <vector>
@@ -141,37 +143,47 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::size_t JsonPlainPrefix(std::string_view text) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  auto has_zero = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  std::size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, text.data() + i, 8);
+    // A byte below 0x20, or equal to '"' or '\\', sets its high bit in `stop` (bytes after the
+    // first such one may be false positives; the first is exact).
+    const std::uint64_t stop = ((w - kOnes * 0x20) & ~w & kHighs) | has_zero(w ^ (kOnes * '"')) |
+                               has_zero(w ^ (kOnes * '\\'));
+    if (stop != 0) return i + static_cast<std::size_t>(std::countr_zero(stop) / 8);
+  }
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return i;
+}
+
 void AppendJsonEscaped(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::size_t run_start = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run_start, i - run_start);
-    run_start = i + 1;
+  while (!text.empty()) {
+    const std::size_t plain = JsonPlainPrefix(text);
+    out.append(text.data(), plain);
+    if (plain == text.size()) return;
+    const auto c = static_cast<unsigned char>(text[plain]);
     switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
       default:
         out += "\\u00";
         out += kHex[c >> 4];
         out += kHex[c & 0xF];
     }
+    text.remove_prefix(plain + 1);
   }
-  out.append(text.data() + run_start, text.size() - run_start);
 }
 
 }  // namespace orchestra

@@ -29,6 +29,10 @@ bool IsHex(std::string_view text);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// The length of the prefix of `text` that needs no JSON escaping: no '"', no '\\' and no
+// control character. Eight bytes at a time.
+std::size_t JsonPlainPrefix(std::string_view text);
+
 // Appends `text` as the contents of a JSON string (without the quotes), escaping what JSON
 // requires and any control character.
 void AppendJsonEscaped(std::string& out, std::string_view text);

@@ -37,14 +37,6 @@ constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kDnsTtl = std::chrono::seconds(30);
 constexpr auto kReapPeriod = std::chrono::seconds(5);
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // A pooled connection could have been closed by the upstream while it sat idle; these are the
 // errors that show it, before any byte of the response arrived.
 bool IsStaleConnectionError(const beast::error_code& ec) {
@@ -104,13 +96,6 @@ Result<Origin> Origin::Parse(std::string_view url) {
 
 std::string Origin::Key() const {
   return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
-}
-
-std::string_view ResponseHead::Header(std::string_view lower_name) const {
-  for (const auto& [name, value] : headers) {
-    if (name == lower_name) return value;
-  }
-  return {};
 }
 
 struct Upstreams::Shared {
@@ -194,10 +179,7 @@ Error ErrorFor(const Conn& conn, const beast::error_code& ec, std::string_view w
 
 void CopyHead(const http::response_header<>& h, ResponseHead& out) {
   out.status = h.result_int();
-  out.headers.clear();
-  for (const auto& field : h) {
-    out.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
-  }
+  out.fields = h;
 }
 
 class ClientImpl;
@@ -275,9 +257,11 @@ class ClientImpl final : public Client {
       }
       conn->Disarm();
       IncomingResponse response;
-      CopyHead(parser.get().base(), response.head);
+      response.head.status = parser.get().result_int();
       response.body = std::move(parser.get().body());
-      if (parser.keep_alive()) {
+      const bool keep_alive = parser.keep_alive();
+      response.head.fields = std::move(parser.get().base());
+      if (keep_alive) {
         Release(id, std::move(conn));
       } else {
         Discard(id, conn);
@@ -377,7 +361,9 @@ class ClientImpl final : public Client {
       while (!fresh && !pool.idle.empty()) {
         std::shared_ptr<Conn> conn = std::move(pool.idle.back());
         pool.idle.pop_back();
-        if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->LooksReusable()) {
+        // Not probed with a syscall here: a connection the upstream closed meanwhile fails
+        // before any response byte and the request goes again on a fresh one (Send/Open).
+        if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->socket().is_open()) {
           ++conn->uses;
           co_return conn;
         }

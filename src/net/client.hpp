@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/beast/http/message.hpp>
 #include <boost/beast/http/verb.hpp>
 
 #include "common/error.hpp"
@@ -73,8 +74,9 @@ struct OutgoingRequest {
 
 struct ResponseHead {
   unsigned status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string_view Header(std::string_view lower_name) const;
+  http::response_header<> fields;  // as received (Beast's parsed header, moved, not copied)
+  // A header by name, case-insensitively; "" when absent.
+  std::string_view Header(std::string_view name) const { return fields[name]; }
 };
 
 struct IncomingResponse {

@@ -42,6 +42,9 @@ using observability::Severity;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
 constexpr std::size_t kReadSize = 16 << 10;
+// A watched request is checked for a departed client by the sweep once it has run this long:
+// a fast request never pays a syscall for it, a slow one is cancelled within ~half a second.
+constexpr auto kWatchAfter = std::chrono::milliseconds(200);
 
 // "Date: <IMF-fixdate>\r\n", formatted once per second per thread.
 std::string_view DateHeader() {
@@ -157,7 +160,13 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
 
   // Called by the worker's sweep (same thread).
   void Sweep(Clock::time_point now) {
-    if (phase_ == Phase::kClosed || now < deadline_) return;
+    if (phase_ == Phase::kClosed) return;
+    if (phase_ == Phase::kHandling && watching_ && !client_gone_ &&
+        now - request_.start >= kWatchAfter && PeerClosed()) {
+      OnClientGone();
+      return;
+    }
+    if (now < deadline_) return;
     if (phase_ == Phase::kHandling) {
       if (!timed_out_) {
         timed_out_ = true;
@@ -243,16 +252,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     if (ec) client_gone_ = true;
   }
 
-  void WatchClientDisconnect() override {
-    if (watching_ || client_gone_) return;
-    // A client that already closed before we started watching has left EOF behind.
-    if (PeerClosed()) {
-      OnClientGone();
-      return;
-    }
-    watching_ = true;
-    ArmWatch();
-  }
+  void WatchClientDisconnect() override { watching_ = true; }
 
  private:
   asio::awaitable<void> Run() {
@@ -348,7 +348,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
         failed = true;
         observability::Log(Severity::kError, "request handler failed", {{"error", e.what()}});
       }
-      StopWatching();
+      watching_ = false;
       // A cancelled handler (deadline, client gone) leaves the coroutine's cancellation state
       // set, which would abort every later operation: clear it so an answer can be written.
       if (timed_out_ || client_gone_) co_await asio::this_coro::reset_cancellation_state();
@@ -436,34 +436,10 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
-  void ArmWatch() {
-    socket_.async_wait(tcp::socket::wait_read,
-                       [self = shared_from_this()](beast::error_code ec) { self->OnReadable(ec); });
-  }
-
-  void OnReadable(beast::error_code ec) {
-    if (ec || !watching_) return;  // cancelled: the handler finished first
-    char byte;
-    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      OnClientGone();
-    } else if (n < 0) {
-      ArmWatch();  // a spurious wake-up
-    }
-    // n > 0: a pipelined request, not a disconnect; it is read after this response.
-  }
-
   void OnClientGone() {
     watching_ = false;
     client_gone_ = true;
     cancel_.emit(asio::cancellation_type::terminal);
-  }
-
-  void StopWatching() {
-    if (!watching_) return;
-    watching_ = false;
-    beast::error_code ec;
-    socket_.cancel(ec);
   }
 
   Server::Worker& worker_;

@@ -92,13 +92,19 @@ TraceContext ContinueTrace(std::string_view traceparent, std::string_view cloud_
   return t;
 }
 
+std::string_view TraceContext::Traceparent(std::array<char, 55>& out) const {
+  char* p = out.data();
+  std::memcpy(p, "00-", 3);
+  std::memcpy(p + 3, trace_id.data(), 32);
+  p[35] = '-';
+  std::memcpy(p + 36, span_id.data(), 16);
+  std::memcpy(p + 52, sampled ? "-01" : "-00", 3);
+  return {out.data(), out.size()};
+}
+
 std::string TraceContext::Traceparent() const {
-  std::string out = "00-";
-  out.append(trace_id.data(), 32);
-  out += '-';
-  out.append(span_id.data(), 16);
-  out += sampled ? "-01" : "-00";
-  return out;
+  std::array<char, 55> buffer;
+  return std::string(Traceparent(buffer));
 }
 
 }  // namespace orchestra::observability

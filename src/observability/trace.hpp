@@ -19,6 +19,8 @@ struct TraceContext {
   std::string_view SpanId() const { return {span_id.data(), span_id.size()}; }
   // "00-<trace>-<our span>-<flags>", for requests we make on this request's behalf.
   std::string Traceparent() const;
+  // The same, written into `out` (no allocation); returns the view of it.
+  std::string_view Traceparent(std::array<char, 55>& out) const;
 };
 
 // Continues the incoming trace when `traceparent` (or else `cloud_trace`) is valid; otherwise

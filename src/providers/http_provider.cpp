@@ -1,10 +1,13 @@
 #include "providers/http_provider.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "observability/log.hpp"
 
 namespace orchestra::providers {
 namespace {
@@ -78,7 +81,18 @@ HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams&
   options.tls_verify = config_.tls_verify;
   options.ca_file = config_.ca_file;
   origin_ = upstreams_.Register(*parsed, options);
-  api_key_ = ReadSecret("provider " + config_.name, config_.api_key_env, config_.api_key_file, env);
+  // A missing provider key does not stop the server (the shipped Cloud Run config lists every
+  // provider; a deployment may hold keys for only some): the provider then refuses each call
+  // with the reason, and routes fall back. A key of Orchestra's own (auth.keys) is different:
+  // there a missing key is fatal.
+  try {
+    api_key_ =
+        ReadSecret("provider " + config_.name, config_.api_key_env, config_.api_key_file, env);
+  } catch (const std::runtime_error& e) {
+    missing_key_ = e.what();
+    observability::Log(observability::Severity::kWarning, "provider disabled until restarted",
+                       {{"provider", config_.name}, {"reason", missing_key_}});
+  }
   for (const auto& [name, value] : config_.headers)
     header_lines_.push_back(name + ": " + value);
 }
@@ -121,6 +135,16 @@ ProviderError HttpProvider::FromStatus(const net::ResponseHead& head,
                                                  std::string(message));
   e.error.upstream_status = e.status;
   if (e.retry_after_ms >= 0) e.error.retry_after_s = (e.retry_after_ms + 999) / 1000;
+  return e;
+}
+
+std::optional<ProviderError> HttpProvider::Unusable() const {
+  if (missing_key_.empty()) return std::nullopt;
+  ProviderError e;
+  e.kind = FailureKind::kStatus;
+  e.status = 401;
+  e.error = Error(ErrorCode::kUpstreamError, missing_key_);
+  e.error.upstream_status = 401;
   return e;
 }
 
@@ -169,18 +193,18 @@ asio::awaitable<std::string> HttpProvider::ReadErrorBody(net::ResponseStream& st
 }
 
 void HttpProvider::AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
-                                    std::vector<std::string>& storage) const {
+                                    HeaderLines& lines) const {
+  if (!auth_line_.empty()) request.headers.push_back(auth_line_);
   for (const std::string& line : header_lines_)
     request.headers.push_back(line);
-  storage.reserve(storage.size() + 2);  // the views below must not move
-  if (!options.traceparent.empty()) {
-    storage.push_back("traceparent: " + std::string(options.traceparent));
-    request.headers.push_back(storage.back());
-  }
-  if (!options.request_id.empty()) {
-    storage.push_back("X-Request-Id: " + std::string(options.request_id));
-    request.headers.push_back(storage.back());
-  }
+  auto add = [&](std::string_view name, std::string_view value, auto& buffer) {
+    if (value.empty() || name.size() + value.size() > buffer.size()) return;
+    std::memcpy(buffer.data(), name.data(), name.size());
+    std::memcpy(buffer.data() + name.size(), value.data(), value.size());
+    request.headers.emplace_back(buffer.data(), name.size() + value.size());
+  };
+  add("traceparent: ", options.traceparent, lines.trace);
+  add("X-Request-Id: ", options.request_id, lines.request_id);
 }
 
 }  // namespace orchestra::providers

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,8 @@ class HttpProvider : public Provider {
   static ProviderError FromNet(const Error& error);
   // An HTTP error status from the upstream; `message` is the upstream's own explanation.
   ProviderError FromStatus(const net::ResponseHead& head, std::string_view message) const;
+  // Set when the provider cannot be used at all (its key is missing): every call returns it.
+  std::optional<ProviderError> Unusable() const;
   // A request the adapter cannot translate: the client's error, never retried.
   static ProviderError Invalid(Error error);
   // An error the upstream reported inside a stream (after a 200).
@@ -38,9 +42,17 @@ class HttpProvider : public Provider {
   static ProviderError ClientGone();
   // The body of an error response that arrived as a stream (bounded).
   static boost::asio::awaitable<std::string> ReadErrorBody(net::ResponseStream& stream);
-  // Header lines common to every request (extra configured headers, trace and request id).
+  // Room for the per-request header lines, on the caller's coroutine frame (no allocation).
+  struct HeaderLines {
+    std::array<char, 96> trace{};
+    std::array<char, 160> request_id{};
+  };
+  // Header lines common to every request: the authorisation line, extra configured headers,
+  // trace context and request id. `lines` must outlive the request.
   void AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
-                        std::vector<std::string>& storage) const;
+                        HeaderLines& lines) const;
+  // "Authorization: Bearer <key>" or another scheme's line; set by the subclass.
+  void SetAuthLine(std::string line) { auth_line_ = std::move(line); }
   net::Client& client(const CallOptions& options) const {
     return upstreams_.ForWorker(options.worker);
   }
@@ -55,6 +67,8 @@ class HttpProvider : public Provider {
   net::Upstreams& upstreams_;
   net::OriginId origin_ = 0;
   std::string api_key_;
+  std::string missing_key_;
+  std::string auth_line_;                  // why the key could not be read; empty when it could
   std::vector<std::string> header_lines_;  // "Name: value" for config_.headers
 };
 

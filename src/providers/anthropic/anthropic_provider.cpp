@@ -9,21 +9,26 @@ namespace {
 namespace asio = boost::asio;
 }  // namespace
 
+AnthropicProvider::AnthropicProvider(const config::ProviderConfig& config,
+                                     net::Upstreams& upstreams, const config::EnvLookup& env)
+    : HttpProvider(config, upstreams, env),
+      target_(origin().base_path + "/messages"),
+      version_line_("anthropic-version: " + config.anthropic_version) {
+  if (!api_key().empty()) SetAuthLine("x-api-key: " + api_key());
+}
+
 asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const ChatRequest& request,
                                                                       const CallOptions& options) {
+  if (auto unusable = Unusable()) co_return *unusable;
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, false);
   if (!body) co_return Invalid(body.error());
   net::OutgoingRequest out;
-  const std::string target = origin().base_path + "/messages";
-  out.target = target;
+  out.target = target_;
   out.deadline = options.deadline;
-  const std::string key = "x-api-key: " + api_key();
-  const std::string version = "anthropic-version: " + config().anthropic_version;
-  if (!api_key().empty()) out.headers.push_back(key);
-  out.headers.push_back(version);
-  std::vector<std::string> storage;
-  AddCommonHeaders(out, options, storage);
+  out.headers.push_back(version_line_);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
@@ -45,20 +50,17 @@ asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const Chat
 
 asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
     const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  if (auto unusable = Unusable()) co_return *unusable;
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, true);
   if (!body) co_return Invalid(body.error());
   net::OutgoingRequest out;
-  const std::string target = origin().base_path + "/messages";
-  out.target = target;
+  out.target = target_;
   out.deadline = options.deadline;
-  const std::string key = "x-api-key: " + api_key();
-  const std::string version = "anthropic-version: " + config().anthropic_version;
-  if (!api_key().empty()) out.headers.push_back(key);
-  out.headers.push_back(version);
+  out.headers.push_back(version_line_);
   out.headers.push_back("Accept: text/event-stream");
-  std::vector<std::string> storage;
-  AddCommonHeaders(out, options, storage);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
   auto opened = co_await client(options).Open(origin_id(), out);
   if (!opened) co_return FromNet(opened.error());
@@ -98,6 +100,7 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
 
 asio::awaitable<ProviderResult<EmbeddingResponse>> AnthropicProvider::Embed(
     const EmbeddingRequest& /*request*/, const CallOptions& /*options*/) {
+  if (auto unusable = Unusable()) co_return *unusable;
   co_return Invalid(Error(ErrorCode::kInvalidRequest,
                           "provider " + name() + " (Anthropic) has no embeddings API", "model"));
 }

@@ -8,7 +8,8 @@ namespace orchestra::providers {
 // types by anthropic/codec.hpp, streaming included. Anthropic has no embeddings API.
 class AnthropicProvider final : public HttpProvider {
  public:
-  using HttpProvider::HttpProvider;
+  AnthropicProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                    const config::EnvLookup& env);
 
   boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
                                                             const CallOptions& options) override;
@@ -17,6 +18,10 @@ class AnthropicProvider final : public HttpProvider {
                                                                    ChunkSink& sink) override;
   boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
       const EmbeddingRequest& request, const CallOptions& options) override;
+
+ private:
+  std::string target_;        // <base path>/messages
+  std::string version_line_;  // anthropic-version: ...
 };
 
 }  // namespace orchestra::providers

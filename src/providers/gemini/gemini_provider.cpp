@@ -37,6 +37,7 @@ std::string GeminiProvider::VertexBaseUrl(const config::ProviderConfig& c) {
 GeminiProvider::GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                                const config::EnvLookup& env)
     : HttpProvider(WithVertexUrl(config), upstreams, env), vertex_(config.vertex) {
+  if (!vertex_ && !api_key().empty()) SetAuthLine("x-goog-api-key: " + api_key());
   if (vertex_) {
     std::string host = "metadata.google.internal";
     if (auto override_host = env("GCE_METADATA_HOST"); override_host && !override_host->empty()) {
@@ -57,7 +58,7 @@ std::string GeminiProvider::Target(std::string_view model, std::string_view meth
 }
 
 asio::awaitable<Result<std::string>> GeminiProvider::AuthHeader(const CallOptions& options) {
-  if (!vertex_) co_return "x-goog-api-key: " + api_key();
+  if (!vertex_) co_return std::string();  // the key is the provider's auth line
   {
     std::lock_guard lock(token_mutex_);
     if (!token_.empty() && std::chrono::steady_clock::now() < token_expiry_) {
@@ -98,6 +99,7 @@ asio::awaitable<Result<std::string>> GeminiProvider::AuthHeader(const CallOption
 
 asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatRequest& request,
                                                                    const CallOptions& options) {
+  if (auto unusable = Unusable()) co_return *unusable;
   auto body = gemini::BuildGenerateContentRequest(request);
   if (!body) co_return Invalid(body.error());
   auto auth = co_await AuthHeader(options);
@@ -106,9 +108,9 @@ asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatReq
   const std::string target = Target(options.upstream_model, "generateContent");
   out.target = target;
   out.deadline = options.deadline;
-  out.headers.push_back(*auth);
-  std::vector<std::string> storage;
-  AddCommonHeaders(out, options, storage);
+  if (!auth->empty()) out.headers.push_back(*auth);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
@@ -126,6 +128,7 @@ asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatReq
 
 asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
     const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  if (auto unusable = Unusable()) co_return *unusable;
   auto body = gemini::BuildGenerateContentRequest(request);
   if (!body) co_return Invalid(body.error());
   auto auth = co_await AuthHeader(options);
@@ -134,10 +137,10 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   const std::string target = Target(options.upstream_model, "streamGenerateContent?alt=sse");
   out.target = target;
   out.deadline = options.deadline;
-  out.headers.push_back(*auth);
+  if (!auth->empty()) out.headers.push_back(*auth);
   out.headers.push_back("Accept: text/event-stream");
-  std::vector<std::string> storage;
-  AddCommonHeaders(out, options, storage);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
   auto opened = co_await client(options).Open(origin_id(), out);
   if (!opened) co_return FromNet(opened.error());
@@ -177,6 +180,7 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
 
 asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
     const EmbeddingRequest& request, const CallOptions& options) {
+  if (auto unusable = Unusable()) co_return *unusable;
   if (request.token_input) {
     co_return Invalid(Error(ErrorCode::kInvalidRequest,
                             "Gemini embeddings take text input, not token ids", "input"));
@@ -191,9 +195,9 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
       Target(options.upstream_model, batch ? "batchEmbedContents" : "embedContent");
   out.target = target;
   out.deadline = options.deadline;
-  out.headers.push_back(*auth);
-  std::vector<std::string> storage;
-  AddCommonHeaders(out, options, storage);
+  if (!auth->empty()) out.headers.push_back(*auth);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());

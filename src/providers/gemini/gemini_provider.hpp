@@ -33,7 +33,8 @@ class GeminiProvider final : public HttpProvider {
   static std::string VertexBaseUrl(const config::ProviderConfig& config);
 
  private:
-  // The authorisation header line for the next request.
+  // The bearer line for Vertex AI (from the metadata server); "" for the Gemini API, whose key
+  // line is set once.
   boost::asio::awaitable<Result<std::string>> AuthHeader(const CallOptions& options);
   std::string Target(std::string_view model, std::string_view method) const;
 

@@ -16,10 +16,11 @@ constexpr std::string_view kIncludeUsage = R"({"include_usage":true})";
 constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_usage":true})";
 constexpr std::size_t kMaxErrorBody = 64 << 10;
 
-std::string QuotedJson(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out += '"';
+// The upstream model as a JSON string, in a per-thread buffer valid until the next call on the
+// thread; the request that uses it is written before the coroutine first suspends.
+std::string_view QuotedJson(std::string_view text) {
+  thread_local std::string out;
+  out.assign(1, '"');
   AppendJsonEscaped(out, text);
   out += '"';
   return out;
@@ -54,17 +55,23 @@ std::size_t ClosingBrace(std::string_view body) {
 
 }  // namespace
 
+OpenAIProvider::OpenAIProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                               const config::EnvLookup& env)
+    : HttpProvider(config, upstreams, env),
+      chat_target_(origin().base_path + "/chat/completions"),
+      embeddings_target_(origin().base_path + "/embeddings") {
+  if (!api_key().empty()) SetAuthLine("Authorization: Bearer " + api_key());
+}
+
 asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatRequest& request,
                                                                    const CallOptions& options) {
+  if (auto unusable = Unusable()) co_return *unusable;
   net::OutgoingRequest out;
-  const std::string target = origin().base_path + "/chat/completions";
-  out.target = target;
+  out.target = chat_target_;
   out.deadline = options.deadline;
-  std::vector<std::string> storage;
-  const std::string auth = "Authorization: Bearer " + api_key();
-  if (!api_key().empty()) out.headers.push_back(auth);
-  AddCommonHeaders(out, options, storage);
-  const std::string model = QuotedJson(options.upstream_model);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
+  const std::string_view model = QuotedJson(options.upstream_model);
   AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
 
   auto sent = co_await client(options).Send(origin_id(), out);
@@ -82,16 +89,14 @@ asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatReq
 
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  if (auto unusable = Unusable()) co_return *unusable;
   net::OutgoingRequest out;
-  const std::string target = origin().base_path + "/chat/completions";
-  out.target = target;
+  out.target = chat_target_;
   out.deadline = options.deadline;
-  std::vector<std::string> storage;
-  const std::string auth = "Authorization: Bearer " + api_key();
-  if (!api_key().empty()) out.headers.push_back(auth);
+  HeaderLines lines;
   out.headers.push_back("Accept: text/event-stream");
-  AddCommonHeaders(out, options, storage);
-  const std::string model = QuotedJson(options.upstream_model);
+  AddCommonHeaders(out, options, lines);
+  const std::string_view model = QuotedJson(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
   std::vector<Splice> splices{{request.model_begin, request.model_end, model}};
@@ -166,15 +171,13 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
 
 asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
     const EmbeddingRequest& request, const CallOptions& options) {
+  if (auto unusable = Unusable()) co_return *unusable;
   net::OutgoingRequest out;
-  const std::string target = origin().base_path + "/embeddings";
-  out.target = target;
+  out.target = embeddings_target_;
   out.deadline = options.deadline;
-  std::vector<std::string> storage;
-  const std::string auth = "Authorization: Bearer " + api_key();
-  if (!api_key().empty()) out.headers.push_back(auth);
-  AddCommonHeaders(out, options, storage);
-  const std::string model = QuotedJson(options.upstream_model);
+  HeaderLines lines;
+  AddCommonHeaders(out, options, lines);
+  const std::string_view model = QuotedJson(options.upstream_model);
   AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());

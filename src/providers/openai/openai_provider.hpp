@@ -10,7 +10,8 @@ namespace orchestra::providers {
 // counted); the upstream's response is returned byte for byte. Nothing is re-serialised.
 class OpenAIProvider final : public HttpProvider {
  public:
-  using HttpProvider::HttpProvider;
+  OpenAIProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
+                 const config::EnvLookup& env);
 
   boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
                                                             const CallOptions& options) override;
@@ -19,6 +20,10 @@ class OpenAIProvider final : public HttpProvider {
                                                                    ChunkSink& sink) override;
   boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
       const EmbeddingRequest& request, const CallOptions& options) override;
+
+ private:
+  std::string chat_target_;        // <base path>/chat/completions
+  std::string embeddings_target_;  // <base path>/embeddings
 };
 
 }  // namespace orchestra::providers

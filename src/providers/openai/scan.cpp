@@ -85,14 +85,37 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   return req;
 }
 
+namespace {
+
+// The `usage` object's span in an OpenAI-format body, without validating the rest: the body is
+// forwarded as the upstream sent it, so only this one value needs reading. Unescaped, the bytes
+// "usage" followed by ':' can only be a member name; OpenAI puts the top-level one last, so the
+// search runs backwards.
+std::optional<std::string_view> FindUsageObject(std::string_view json) {
+  constexpr std::string_view kKey = "\"usage\"";
+  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+  for (std::size_t at = json.rfind(kKey); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : json.rfind(kKey, at - 1)) {
+    std::size_t i = at + kKey.size();
+    while (i < json.size() && is_space(json[i])) ++i;
+    if (i >= json.size() || json[i] != ':') continue;
+    ++i;
+    while (i < json.size() && is_space(json[i])) ++i;
+    if (i >= json.size() || json[i] != '{') return std::nullopt;  // "usage": null
+    auto end = JsonValueEnd(json, i);
+    if (!end) return std::nullopt;
+    return json.substr(i, *end - i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Usage ScanUsage(std::string_view json) {
   Usage usage;
-  JsonSpan span;
-  ScanJson(json, [&](std::string_view key, const JsonSpan& v) {
-    if (key == "usage" && v.kind == JsonKind::kObject) span = v;
-  });
-  if (!span.present) return usage;
-  std::string_view text = span.In(json);
+  auto object = FindUsageObject(json);
+  if (!object) return usage;
+  std::string_view text = *object;
   ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
     if (v.kind != JsonKind::kNumber) return;
     auto n = JsonInteger(v.In(text));

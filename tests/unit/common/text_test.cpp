@@ -63,3 +63,25 @@ TEST(HexEncode, EncodesLowerCase) {
 
 }  // namespace
 }  // namespace orchestra
+
+namespace orchestra {
+namespace {
+
+TEST(JsonPlainPrefix, FindsTheFirstByteNeedingAnEscapeAtEveryPosition) {
+  for (char stop : {'"', '\\', '\n', '\x01', '\x1f'}) {
+    for (std::size_t at = 0; at < 40; ++at) {
+      std::string text(48, 'a');
+      text[7] = '\xc3';  // UTF-8 bytes are plain
+      text[8] = '\xa9';
+      if (at == 7 || at == 8) continue;
+      text[at] = stop;
+      text[at + 3] = '"';  // a later stop must not win
+      EXPECT_EQ(JsonPlainPrefix(text), at) << int(stop) << " at " << at;
+    }
+  }
+  EXPECT_EQ(JsonPlainPrefix("plain text with spaces and ~ \x7f"), 30u);
+  EXPECT_EQ(JsonPlainPrefix(""), 0u);
+}
+
+}  // namespace
+}  // namespace orchestra
