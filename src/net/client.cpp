@@ -1,5 +1,7 @@
 #include "net/client.hpp"
 
+#include "net/http_read.hpp"
+
 #include <charconv>
 #include <deque>
 #include <mutex>
@@ -234,10 +236,9 @@ class ClientImpl final : public Client {
       http::response_parser<http::string_body> parser;
       parser.body_limit(e.options.max_response_bytes);
       if (!ec) {
-        auto [rec, n] = co_await std::visit(
-            [&](auto& s) { return http::async_read_header(s, conn->buffer, parser, kAsTuple); },
-            conn->stream);
-        ec = rec;
+        std::size_t n = 0;
+        ec = co_await std::visit(
+            [&](auto& s) { return ReadHttp(s, conn->buffer, parser, true, n); }, conn->stream);
       }
       if (ec) {
         const bool stale = reused && !conn->timed_out && IsStaleConnectionError(ec);
@@ -283,10 +284,9 @@ class ClientImpl final : public Client {
       auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
       parser->body_limit(e.options.max_response_bytes);
       if (!ec) {
-        auto [rec, n] = co_await std::visit(
-            [&](auto& s) { return http::async_read_header(s, conn->buffer, *parser, kAsTuple); },
-            conn->stream);
-        ec = rec;
+        std::size_t n = 0;
+        ec = co_await std::visit(
+            [&](auto& s) { return ReadHttp(s, conn->buffer, *parser, true, n); }, conn->stream);
       }
       if (ec) {
         const bool stale = reused && !conn->timed_out && IsStaleConnectionError(ec);

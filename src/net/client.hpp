@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -61,7 +62,7 @@ struct OutgoingRequest {
   std::string_view target;  // absolute path (and query), base path included
   // Extra header lines, each "Name: value" without CRLF; Host, Content-Length and
   // Content-Type are written by the client.
-  std::vector<std::string_view> headers;
+  boost::container::small_vector<std::string_view, 12> headers;  // no allocation up to 12
   std::string_view content_type = "application/json";
   // The body in up to eight pieces, written with one writev (a forwarded body with its model
   // value replaced is three pieces and never copied).

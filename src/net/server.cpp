@@ -24,6 +24,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "net/http_read.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include <netinet/in.h>
@@ -274,8 +275,8 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       parser_.emplace();
       parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser_->body_limit(options_.max_body_bytes);
-      auto [ec, head_bytes] =
-          co_await http::async_read_header(socket_, buffer_, *parser_, kAsTuple);
+      std::size_t head_bytes = 0;
+      beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes);
       if (ec) {
         co_await FailRead(ec);
         co_return;
@@ -291,7 +292,8 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
         }
         phase_ = Phase::kBody;
         deadline_ = Clock::now() + options_.body_timeout;
-        auto [bec, body_bytes] = co_await http::async_read(socket_, buffer_, *parser_, kAsTuple);
+        std::size_t body_bytes = 0;
+        beast::error_code bec = co_await ReadHttp(socket_, buffer_, *parser_, false, body_bytes);
         if (bec) {
           co_await FailRead(bec);
           co_return;
