@@ -141,10 +141,11 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-ScratchDir::ScratchDir(const std::string& prefix) {
+ScratchDir::ScratchDir(const std::string& prefix, const std::string& parent) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  const std::string base =
+      !parent.empty() ? parent : (tmp != nullptr && *tmp != '\0' ? tmp : "/tmp");
+  std::string pattern = base + "/" + prefix + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
   }

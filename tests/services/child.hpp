@@ -55,10 +55,10 @@ void RunOrThrow(const std::vector<std::string>& argv, const std::string& log_pat
 // A port that was free a moment ago on 127.0.0.1 (callers check that their server bound it).
 int FreePort();
 
-// A fresh directory under $TMPDIR (or /tmp), removed by the destructor.
+// A fresh directory under `parent` (default $TMPDIR, else /tmp), removed by the destructor.
 class ScratchDir {
  public:
-  explicit ScratchDir(const std::string& prefix);
+  explicit ScratchDir(const std::string& prefix, const std::string& parent = {});
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
   ~ScratchDir();

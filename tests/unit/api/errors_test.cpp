@@ -1,8 +1,7 @@
 #include "api/errors.hpp"
 
-#include <gtest/gtest.h>
-
 #include <boost/json.hpp>
+#include <gtest/gtest.h>
 
 namespace orchestra::api {
 namespace {

@@ -42,7 +42,8 @@ TEST_F(RouterTest, MatchesTheTable) {
       {http::verb::delete_, "/memory/a/b", RouteMatch::Kind::kNotFound, ""},
       // DELETE /memory/store deletes the key "store", so both methods are allowed.
       {http::verb::get, "/memory/store", RouteMatch::Kind::kMethodNotAllowed, "POST, DELETE"},
-      {http::verb::get, "/checkpoints/agent-1", RouteMatch::Kind::kFound, "/checkpoints/{agent_id}"},
+      {http::verb::get, "/checkpoints/agent-1", RouteMatch::Kind::kFound,
+       "/checkpoints/{agent_id}"},
       {http::verb::delete_, "/checkpoints/a/c1", RouteMatch::Kind::kFound,
        "/checkpoints/{agent_id}/{checkpoint_id}"},
       {http::verb::post, "/v1/chat/completions", RouteMatch::Kind::kFound, "/v1/chat/completions"},

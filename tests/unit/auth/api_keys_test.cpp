@@ -1,9 +1,9 @@
 #include "auth/api_keys.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fstream>
 #include <map>
+
+#include <gtest/gtest.h>
 
 #include "common/text.hpp"
 
@@ -42,7 +42,8 @@ TEST(ApiKeys, AuthenticatesEachSourceAndScope) {
   from_file.key_file = file;
   auth.keys.push_back(from_file);
 
-  ApiKeys keys = ApiKeys::FromConfig(auth, Env({{"APP_KEY", "app-key"}, {"OPS_KEY", " ops-key\n"}}));
+  ApiKeys keys =
+      ApiKeys::FromConfig(auth, Env({{"APP_KEY", "app-key"}, {"OPS_KEY", " ops-key\n"}}));
   ASSERT_TRUE(keys.enabled());
   auto app = keys.Authenticate("Bearer app-key");
   ASSERT_TRUE(app.has_value());
@@ -60,8 +61,8 @@ TEST(ApiKeys, RejectsMissingMalformedAndWrongKeys) {
   config::AuthConfig auth;
   auth.keys.push_back(Key("app", "APP_KEY", {config::Scope::kUser}));
   ApiKeys keys = ApiKeys::FromConfig(auth, Env({{"APP_KEY", "app-key"}}));
-  for (const char* bad : {"", "app-key", "Basic YXBwOmtleQ==", "Bearer ", "Bearer app-key2",
-                          "Bearer app-ke"}) {
+  for (const char* bad :
+       {"", "app-key", "Basic YXBwOmtleQ==", "Bearer ", "Bearer app-key2", "Bearer app-ke"}) {
     auto r = keys.Authenticate(bad);
     ASSERT_FALSE(r.has_value()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::kUnauthenticated);

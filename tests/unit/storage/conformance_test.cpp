@@ -1,7 +1,9 @@
 // One behaviour, three backends: every test here runs against SQLite, Redis and PostgreSQL
 // through the public Storage interface (real servers, started by tests/services).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -400,7 +402,9 @@ TEST_P(StorageConformance, ConcurrentWritersAllLand) {
   asio::io_context io;
   constexpr int kWriters = 8;
   constexpr int kEach = 40;
-  int failures = 0;
+  // The coroutines resume on any of the four threads below: what they share is synchronised.
+  std::atomic<int> failures{0};
+  std::mutex ids_mutex;
   std::vector<std::string> ids;
   for (int w = 0; w < kWriters; ++w) {
     asio::co_spawn(
@@ -416,6 +420,7 @@ TEST_P(StorageConformance, ConcurrentWritersAllLand) {
             if (i % 8 == 0) {
               auto id = co_await checkpoints().Create(tenant_, "shared-agent", "{}", std::nullopt);
               if (id) {
+                std::lock_guard lock(ids_mutex);
                 ids.push_back(*id);
               } else {
                 ++failures;
@@ -432,7 +437,7 @@ TEST_P(StorageConformance, ConcurrentWritersAllLand) {
   io.run();
   for (auto& t : threads)
     t.join();
-  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(failures.load(), 0);
   const auto keys = ListAll(tenant_, "w*", 1000);
   EXPECT_EQ(keys.size(), static_cast<std::size_t>(kWriters * kEach));
   for (int w = 0; w < kWriters; ++w) {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# POST /memory/store and POST /memory/retrieve through HTTP on each storage backend (SQLite,
+# Redis, PostgreSQL), side by side in one run, and redis-benchmark SET/GET against the same Redis
+# as the reference for the Redis backend.
+#
+#   bench/storage_bench.sh [build-dir] [duration-seconds] [connections]
+#
+# Defaults: build/release, 10 s, 64 connections. Everything the benchmark talks to (Orchestra,
+# redis-server, PostgreSQL) is pinned to CPU 1; the load generators (wrk with bench/lua/memory.lua,
+# redis-benchmark) to CPU 0. Each wrk run is preceded by a 2 s warm-up; the store run comes first
+# so that the retrieve run finds most of its keys. Values are ~100-byte JSON objects over 10,000
+# keys (redis-benchmark: 100-byte values, -r 10000, no pipelining).
+#
+# Durability of the three: SQLite runs as Orchestra configures it (WAL, synchronous=NORMAL: an
+# acknowledged write survives a crash of the process, not of the machine); PostgreSQL with
+# synchronous_commit=off (the same class); Redis with its defaults (no AOF).
+#
+# The servers are started here, in a temp directory, on free ports; PostgreSQL as the postgres
+# user when run as root. Needs wrk, redis-server, redis-benchmark, taskset, curl, python3 and
+# PostgreSQL 15 ($ORCHESTRA_PG_BIN, default /usr/lib/postgresql/15/bin).
+set -euo pipefail
+
+build=${1:-build/release}
+duration=${2:-10}
+connections=${3:-64}
+here=$(cd "$(dirname "$0")/.." && pwd)
+orchestra="$here/$build/orchestra"
+lua="$here/bench/lua/memory.lua"
+pg_bin=${ORCHESTRA_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+for tool in wrk redis-server redis-cli redis-benchmark taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh --bench)" >&2; exit 1; }
+done
+[[ -x $orchestra ]] || { echo "no binary at $orchestra (make build)" >&2; exit 1; }
+[[ -x $pg_bin/postgres ]] || { echo "no PostgreSQL in $pg_bin (set ORCHESTRA_PG_BIN)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"  # PostgreSQL runs as another user when we are root
+pids=()
+cleanup() {
+  # The postmaster runs under runuser when we are root: stop it by its own pid.
+  if [[ -f $tmp/pg/data/postmaster.pid ]]; then
+    kill -INT "$(head -1 "$tmp/pg/data/postmaster.pid")" 2>/dev/null || true
+  fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Runs a PostgreSQL program as the postgres user when we are root (PostgreSQL refuses root).
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+wait_for() {
+  local what=$1
+  shift
+  for _ in $(seq 1 300); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "$what did not come up" >&2
+  exit 1
+}
+
+# --- Redis ------------------------------------------------------------------------------------
+redis_port=$(free_port)
+mkdir -p "$tmp/redis"
+taskset -c 1 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$tmp/redis" --logfile "$tmp/redis/redis.log" &
+pids+=($!)
+wait_for redis redis-cli -p "$redis_port" ping
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+pg_port=$(free_port)
+mkdir -p "$tmp/pg"
+if [[ $(id -u) -eq 0 ]]; then chown postgres: "$tmp/pg"; fi
+as_postgres "$pg_bin/initdb" -D "$tmp/pg/data" -A trust -U postgres -E UTF8 --locale=C \
+  --no-instructions >"$tmp/pg/initdb.log" 2>&1
+as_postgres taskset -c 1 "$pg_bin/postgres" -D "$tmp/pg/data" -p "$pg_port" -k "$tmp/pg" \
+  -c listen_addresses=127.0.0.1 -c synchronous_commit=off >"$tmp/pg/postgres.log" 2>&1 &
+pids+=($!)
+wait_for postgres "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"
+as_postgres "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
+  -c "CREATE DATABASE orchestra_bench" >/dev/null
+
+# --- Orchestra, one per backend ---------------------------------------------------------------
+declare -A port
+start_orchestra() {
+  local name=$1 storage=$2
+  mkdir -p "$tmp/$name"
+  printf 'storage:\n%s\n' "$storage" >"$tmp/$name/orchestra.yaml"
+  port[$name]=$(free_port)
+  (cd "$tmp/$name" && exec taskset -c 1 "$orchestra" serve --config "$tmp/$name/orchestra.yaml" \
+    --listen "127.0.0.1:${port[$name]}" >"$tmp/$name/orchestra.log" 2>&1) &
+  pids+=($!)
+  wait_for "orchestra ($name)" curl -fs "http://127.0.0.1:${port[$name]}/readyz"
+}
+start_orchestra sqlite "  backend: sqlite
+  path: $tmp/sqlite/data/orchestra.db"
+start_orchestra redis "  backend: redis
+  url: redis://127.0.0.1:$redis_port/0"
+start_orchestra postgres "  backend: postgres
+  url: postgresql://postgres@127.0.0.1:$pg_port/orchestra_bench"
+
+# --- Runs -------------------------------------------------------------------------------------
+row() {
+  printf '%-10s %-18s %12s %10s %10s %10s\n' "$@"
+}
+
+run_wrk() {
+  local name=$1 op=$2 out="$tmp/$1-$2.wrk"
+  local url="http://127.0.0.1:${port[$name]}"
+  taskset -c 0 wrk -t1 -c"$connections" -d2s -s "$lua" "$url" -- "$op" >/dev/null
+  taskset -c 0 wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$lua" "$url" -- "$op" >"$out"
+  local rps p50 p99 bad
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$out")
+  p50=$(awk '$1 == "50%" {print $2}' "$out")
+  p99=$(awk '$1 == "99%" {print $2}' "$out")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$out")
+  row "$name" "/memory/$op" "$rps" "$p50" "$p99" "${bad:-0}"
+}
+
+run_redis_benchmark() {
+  # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+  # "p99_latency_ms","max_latency_ms"
+  local requests=$((duration * 20000))
+  taskset -c 0 redis-benchmark -p "$redis_port" -t set,get -c "$connections" -n "$requests" \
+    -d 100 -r 10000 -P 1 --csv >"$tmp/redis-benchmark.csv"
+  tr -d '"' <"$tmp/redis-benchmark.csv" | awk -F, 'NR > 1 {
+      printf "%-10s %-18s %12.0f %8.3fms %8.3fms %10s\n", "redis", "redis-benchmark " $1, $2, $5, $7, "-"
+    }'
+}
+
+echo "storage benchmark: wrk -t1 -c$connections -d${duration}s (after a 2 s warm-up); servers on CPU 1, load on CPU 0"
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+row backend operation "req/s" p50 p99 non-2xx
+for name in sqlite redis postgres; do
+  run_wrk "$name" store
+  run_wrk "$name" retrieve
+done
+run_redis_benchmark
