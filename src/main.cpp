@@ -9,16 +9,27 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "api/checkpoints.hpp"
 #include "api/errors.hpp"
+#include "api/memory.hpp"
+#include "api/openai.hpp"
 #include "api/ops.hpp"
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
+#include "api/tasks.hpp"
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
+#include "net/client.hpp"
 #include "net/server.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "orchestration/orchestrator.hpp"
+#include "providers/factory.hpp"
+#include "providers/local/local_provider.hpp"
 #include "storage/storage.hpp"
 #include <signal.h>
 
@@ -151,20 +162,56 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
         storage::OpenStorage(cfg->storage, registry, storage_options);
 
     api::Health health;
-    api::NamedCheck storage_check{
-        "storage", [&storage]() -> boost::asio::awaitable<Result<std::string>> {
-          storage::StorageHealth h = co_await storage->CheckHealth();
-          if (!h.ready) co_return Error(ErrorCode::kUnavailable, h.detail);
-          co_return h.detail;
-        }};
+    api::NamedCheck storage_check{"storage",
+                                  [&storage]() -> boost::asio::awaitable<Result<std::string>> {
+                                    storage::StorageHealth h = co_await storage->CheckHealth();
+                                    if (!h.ready)
+                                      co_return Error(ErrorCode::kUnavailable, h.detail);
+                                    co_return h.detail;
+                                  }};
     health.AddReadinessCheck(storage_check);
     health.AddWarmer(storage_check);
     api::Router router;
     api::AddOperationsRoutes(router, health, registry, {build::kVersion, build::kCommit});
+    // The gateway: providers, their connection pools (one per worker thread), routes, orchestrator.
+    net::Upstreams upstreams(cfg->server.threads);
+    std::vector<std::unique_ptr<providers::Provider>> provider_list;
+    orchestration::ProviderMap provider_map;
+    for (const config::ProviderConfig& p : cfg->providers) {
+      provider_list.push_back(providers::MakeProvider(p, upstreams, cmd.load.env));
+      provider_map[p.name] = provider_list.back().get();
+    }
+    orchestration::Metrics gateway_metrics(registry);
+    orchestration::RouteTable routes(*cfg, provider_map, gateway_metrics);
+    orchestration::ResponseCache cache;
+    orchestration::Orchestrator orchestrator(routes, gateway_metrics, &cache);
+    api::AddOpenAIRoutes(router, orchestrator, providers::LocalProvider::Models());
+    api::AddTaskRoutes(router, orchestrator, cfg->tasks);
+    net::Server* server_ref = nullptr;  // set once the server exists; warm-ups run after start
+    for (const auto& provider : provider_list) {
+      if (provider->type() == config::ProviderType::kLocal) continue;
+      providers::Provider* p = provider.get();
+      health.AddWarmer({"provider " + p->name(),
+                        [p, &server_ref]() -> boost::asio::awaitable<Result<std::string>> {
+                          // A connection on every worker: each has its own pool.
+                          std::string detail;
+                          for (int w = 0; w < server_ref->threads(); ++w) {
+                            auto r = co_await boost::asio::co_spawn(
+                                server_ref->context(w), p->Warmup(w), boost::asio::use_awaitable);
+                            if (!r) co_return r.error();
+                            detail = *r;
+                          }
+                          co_return detail + " (" + std::to_string(server_ref->threads()) +
+                              " workers)";
+                        }});
+    }
+    api::AddMemoryRoutes(router, storage->kv());
+    api::AddCheckpointRoutes(router, storage->checkpoints());
 
     api::PipelineOptions pipeline_options;
     pipeline_options.max_inflight = cfg->server.max_inflight;
     pipeline_options.retry_after_s = cfg->server.retry_after_s;
+    pipeline_options.access_log = cfg->observability.access_log;
     pipeline_options.log_probes = cfg->observability.log_probes;
     api::Pipeline pipeline(router, keys, registry, logger, pipeline_options);
 
@@ -182,7 +229,11 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const int retry_after = s.retry_after_s;
     net::Server server(
         server_options, [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); },
-        [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); });
+        [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); },
+        [&upstreams](int worker, boost::asio::io_context& context) {
+          upstreams.CreateClient(worker, context);
+        });
+    server_ref = &server;
     health.SetLiveness([&server] { return server.LoopsResponsive(std::chrono::seconds(5)); });
 
     std::uint16_t port = 0;
@@ -192,6 +243,37 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       observability::Log(Severity::kError, "cannot listen", {{"error", e.what()}});
       logger.Stop();
       return 1;
+    }
+    // Optional: /metrics alone on a second address, without an API key, for a scraper that cannot
+    // send one (Cloud Run's Prometheus sidecar). One thread; it shares the registry.
+    std::unique_ptr<net::Server> metrics_server;
+    if (!cfg->observability.metrics_listen.empty()) {
+      net::ServerOptions mo;
+      mo.host = cfg->observability.metrics_host;
+      mo.port = cfg->observability.metrics_port;
+      mo.threads = 1;
+      metrics_server = std::make_unique<net::Server>(
+          mo,
+          [&registry](net::Exchange& ex) -> boost::asio::awaitable<void> {
+            if (ex.request().path != "/metrics" || (ex.request().method != net::http::verb::get &&
+                                                    ex.request().method != net::http::verb::head)) {
+              api::RenderError(Error(ErrorCode::kNotFound, "this address serves only GET /metrics"),
+                               ex.response());
+              co_return;
+            }
+            ex.response().content_type = "text/plain; version=0.0.4; charset=utf-8";
+            ex.response().body = registry.Render();
+            co_return;
+          },
+          [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); });
+      try {
+        metrics_server->Listen();
+      } catch (const std::system_error& e) {
+        observability::Log(Severity::kError, "cannot listen for metrics", {{"error", e.what()}});
+        logger.Stop();
+        return 1;
+      }
+      metrics_server->Start();
     }
     server.Start();
     health.MarkStarted();
@@ -228,6 +310,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const bool drained = server.WaitIdle(s.drain_timeout);
     const int abandoned = server.active_requests();
     server.Stop();
+    if (metrics_server) metrics_server->Stop();
     observability::Log(drained ? Severity::kInfo : Severity::kWarning, "stopped",
                        {{"drained", drained}, {"abandoned_requests", abandoned}});
   } catch (const std::exception& e) {

@@ -144,7 +144,13 @@ enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
 struct ObservabilityConfig {
   LogFormat log_format = LogFormat::kJson;
   LogLevel log_level = LogLevel::kInfo;
-  bool log_probes = false;  // access lines for /healthz, /readyz, /startupz, /metrics
+  bool access_log = true;   // one line per request (Cloud Logging's httpRequest)
+  bool log_probes = false;  // access lines for /healthz, /readyz, /startupz, /metrics too
+  // host:port of a second listener that serves only GET /metrics, without an API key (for a
+  // Prometheus scraper or sidecar that cannot send one). Empty: none.
+  std::string metrics_listen;
+  std::string metrics_host;        // derived from metrics_listen
+  std::uint16_t metrics_port = 0;  // derived from metrics_listen
 };
 
 struct Config {

@@ -492,10 +492,25 @@ void ReadStorage(Section s, StorageConfig& c, int depth) {
   s.Finish();
 }
 
+void ParseListen(ServerConfig& s, const std::string& source);
+
 void ReadObservability(Section s, ObservabilityConfig& c) {
   c.log_format = s.Choice("log_format", c.log_format, kLogFormats);
   c.log_level = s.Choice("log_level", c.log_level, kLogLevels);
+  c.access_log = s.Bool("access_log", c.access_log);
   c.log_probes = s.Bool("log_probes", c.log_probes);
+  c.metrics_listen = s.String("metrics_listen", c.metrics_listen);
+  if (!c.metrics_listen.empty()) {
+    ServerConfig probe;
+    probe.listen = c.metrics_listen;
+    try {
+      ParseListen(probe, "");
+      c.metrics_host = probe.host;
+      c.metrics_port = probe.port;
+    } catch (const ConfigError&) {
+      s.FailKey("metrics_listen", "expected host:port, got '" + c.metrics_listen + "'");
+    }
+  }
   s.Finish();
 }
 
@@ -863,7 +878,11 @@ std::string DumpConfig(const Config& c) {
       << std::string(ToString(c.observability.log_format));
   out << YAML::Key << "log_level" << YAML::Value
       << std::string(ToString(c.observability.log_level));
+  out << YAML::Key << "access_log" << YAML::Value << c.observability.access_log;
   out << YAML::Key << "log_probes" << YAML::Value << c.observability.log_probes;
+  if (!c.observability.metrics_listen.empty()) {
+    out << YAML::Key << "metrics_listen" << YAML::Value << c.observability.metrics_listen;
+  }
   out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

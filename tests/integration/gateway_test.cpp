@@ -1,0 +1,605 @@
+// The OpenAI-compatible gateway through the real binary against the test upstream: round trips,
+// retries, fallbacks, broken and stalled upstreams, client disconnects, circuit breaking, load
+// shedding, graceful shutdown with requests in flight, TLS, and the Gemini and Anthropic
+// translations.
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "integration/orchestra_process.hpp"
+
+namespace orchestra::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+std::string Chat(std::string_view model, bool stream = false, std::string_view extra = "") {
+  std::string body = R"({"model":")" + std::string(model) +
+                     R"(","messages":[{"role":"user","content":"hello brave new world"}])";
+  if (stream) body += R"(,"stream":true)";
+  body += extra;
+  body += "}";
+  return body;
+}
+
+std::string ErrorCodeOf(const HttpResponse& r) {
+  json::value v = r.Json();
+  return std::string(v.at("error").at("code").as_string());
+}
+
+// The value of a metric series in /metrics text, or -1 when absent.
+double Metric(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// An Orchestra in front of one test upstream, with the models the tests script through
+// directives in the upstream model names.
+class GatewayTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& models, const std::string& server = "max_inflight: 50",
+             std::vector<std::string> upstream_args = {}) {
+    upstream_ = std::make_unique<TestUpstream>(std::move(upstream_args));
+    OrchestraOptions o;
+    o.config_yaml = "server: {" + server +
+                    "}\n"
+                    "providers:\n"
+                    "  - {name: up, type: openai, base_url: '" +
+                    upstream_->base_url() +
+                    "/v1', api_key_env: TEST_UPSTREAM_KEY}\n"
+                    "models:\n" +
+                    models;
+    o.env = {{"TEST_UPSTREAM_KEY", "sk-upstream-secret"}};
+    orchestra_ = std::make_unique<Orchestra>(o);
+    client_ = orchestra_->Client();
+  }
+
+  std::string Metrics() { return orchestra_->Client()->Request("GET", "/metrics").body; }
+
+  std::unique_ptr<TestUpstream> upstream_;
+  std::unique_ptr<Orchestra> orchestra_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(GatewayTest, ForwardsARequestUntouchedButForTheModel) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  auto r = client_->Request(
+      "POST", "/v1/chat/completions",
+      Chat("fast", false, R"(,"seed":7,"tools":[{"type":"function","function":{"name":"f"}}])"),
+      {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("choices").at(0).at("message").at("content"),
+            "echo: hello brave new world");
+  EXPECT_EQ(r.Header("x-orchestra-provider"), "up");
+  EXPECT_EQ(r.Header("x-orchestra-model"), "echo-1");
+  EXPECT_FALSE(r.Header("x-orchestra-overhead-us").empty());
+  json::value last = upstream_->LastRequest();
+  json::value sent = json::parse(last.at("body").as_string());
+  EXPECT_EQ(sent.at("model"), "echo-1");
+  EXPECT_EQ(sent.at("seed"), 7);
+  EXPECT_EQ(sent.at("tools").at(0).at("function").at("name"), "f");
+  const auto& headers = last.at("headers").as_object();
+  EXPECT_EQ(headers.at("authorization"), "Bearer sk-upstream-secret");
+  EXPECT_NE(
+      std::string(headers.at("traceparent").as_string()).find("4bf92f3577b34da6a3ce929d0e0e4736"),
+      std::string::npos);
+  EXPECT_EQ(std::string(headers.at("x-request-id").as_string()), r.Header("x-request-id"));
+
+  std::string metrics = Metrics();
+  EXPECT_EQ(
+      Metric(
+          metrics,
+          R"(orchestra_upstream_requests_total{provider="up",model="echo-1",outcome="success"})"),
+      1);
+  EXPECT_EQ(Metric(metrics, R"(orchestra_tokens_total{model="fast",kind="prompt"})"), 4);
+  ASSERT_EQ(orchestra_->Stop(), 0);
+  for (const auto& line : orchestra_->process().StdoutLines()) {
+    EXPECT_EQ(line.find("sk-upstream-secret"), std::string::npos) << line;
+  }
+}
+
+TEST_F(GatewayTest, StreamsChunksAndCountsUsageWithoutShowingItUnasked) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  std::vector<std::string> events;
+  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("fast", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.Header("x-orchestra-provider"), "up");
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    json::value chunk = json::parse(events[i]);
+    ASSERT_FALSE(chunk.at("choices").as_array().empty()) << "an unasked-for usage chunk";
+    const auto& delta = chunk.at("choices").at(0).at("delta").as_object();
+    if (delta.contains("content")) text += delta.at("content").as_string();
+  }
+  EXPECT_EQ(text, "echo: hello brave new world");
+  json::value sent = json::parse(upstream_->LastRequest().at("body").as_string());
+  EXPECT_EQ(sent.at("stream_options").at("include_usage"), true);
+  EXPECT_EQ(Metric(Metrics(), R"(orchestra_tokens_total{model="fast",kind="completion"})"), 5);
+
+  // Asked for, the usage chunk comes through.
+  events.clear();
+  client_->Stream("POST", "/v1/chat/completions",
+                  Chat("fast", true, R"(,"stream_options":{"include_usage":true})"), {},
+                  [&](std::string_view data) {
+                    events.emplace_back(data);
+                    return true;
+                  });
+  ASSERT_GE(events.size(), 2u);
+  json::value usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage.at("choices").as_array().empty());
+  EXPECT_EQ(usage.at("usage").at("completion_tokens"), 5);
+}
+
+TEST_F(GatewayTest, RetriesA429AndSucceeds) {
+  Start(
+      "  - name: flaky\n"
+      "    targets: [{provider: up, model: 'x+status=429+times=1'}]\n"
+      "    retry: {attempts: 3, backoff: 10ms}\n");
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("flaky"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(upstream_->Stats().at("requests_total"), 2);
+  EXPECT_EQ(Metric(Metrics(), "orchestra_retries_total"), 1);
+}
+
+TEST_F(GatewayTest, FallsBackWhenThePrimaryFails) {
+  Start(
+      "  - name: primary\n"
+      "    targets: [{provider: up, model: 'x+status=500'}]\n"
+      "    retry: {attempts: 2, backoff: 5ms}\n"
+      "    fallbacks: [secondary]\n"
+      "  - {name: secondary, targets: [{provider: up, model: echo-2}]}\n");
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("primary"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-orchestra-model"), "echo-2");
+  std::string metrics = Metrics();
+  EXPECT_EQ(Metric(metrics, "orchestra_fallbacks_total"), 1);
+  EXPECT_EQ(
+      Metric(
+          metrics,
+          R"(orchestra_upstream_requests_total{provider="up",model="x+status=500",outcome="error"})"),
+      2);
+}
+
+TEST_F(GatewayTest, ClientErrorsAreNotRetriedAndKeepTheirStatus) {
+  Start(
+      "  - name: strict\n"
+      "    targets: [{provider: up, model: 'x+status=400'}]\n"
+      "    retry: {attempts: 3, backoff: 5ms}\n"
+      "    fallbacks: [local-extractive]\n");
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("strict"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
+}
+
+TEST_F(GatewayTest, AllFailuresEndInABadGatewayInTheErrorShape) {
+  Start(
+      "  - name: broken\n"
+      "    targets: [{provider: up, model: 'x+status=503'}]\n"
+      "    retry: {attempts: 2, backoff: 5ms}\n");
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("broken"));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(ErrorCodeOf(r), "upstream_error");
+}
+
+TEST_F(GatewayTest, AStreamCutMidwayEndsWithAnErrorEventAndCountsAsAnError) {
+  Start("  - {name: cut, targets: [{provider: up, model: 'x+cut=2+chunks=6'}]}\n");
+  std::vector<std::string> events;
+  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("cut", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  EXPECT_EQ(r.status, 200);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_NE(events.back(), "[DONE]");
+  EXPECT_TRUE(json::parse(events.back()).as_object().contains("error")) << events.back();
+  std::string metrics = Metrics();
+  EXPECT_EQ(
+      Metric(
+          metrics,
+          R"(orchestra_upstream_requests_total{provider="up",model="x+cut=2+chunks=6",outcome="error"})"),
+      1);
+  EXPECT_EQ(
+      Metric(
+          metrics,
+          R"(orchestra_upstream_requests_total{provider="up",model="x+cut=2+chunks=6",outcome="success"})"),
+      0);
+}
+
+TEST_F(GatewayTest, AStreamThatFailsBeforeItsFirstByteFallsBack) {
+  Start(
+      "  - name: s\n"
+      "    targets: [{provider: up, model: 'x+status=502'}]\n"
+      "    retry: {attempts: 1}\n"
+      "    fallbacks: [local-extractive]\n");
+  std::vector<std::string> events;
+  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("s", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("x-orchestra-provider"), "local");
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+}
+
+TEST_F(GatewayTest, AStalledUpstreamHitsTheTimeout) {
+  Start(
+      "  - name: stuck\n"
+      "    targets: [{provider: up, model: 'x+stall'}]\n"
+      "    timeout: 300ms\n"
+      "    retry: {attempts: 1}\n");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("stuck"));
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_EQ(ErrorCodeOf(r), "upstream_timeout");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_EQ(
+      Metric(
+          Metrics(),
+          R"(orchestra_upstream_requests_total{provider="up",model="x+stall",outcome="timeout"})"),
+      1);
+}
+
+TEST_F(GatewayTest, AClientDisconnectCancelsTheUpstreamRequest) {
+  Start("  - {name: slow, targets: [{provider: up, model: 'x+stall'}], timeout: 60s}\n");
+  {
+    auto c = orchestra_->Client();
+    std::string body = Chat("slow");
+    c->SendRaw(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body);
+    // Wait until the request reached the upstream, then hang up.
+    for (int i = 0; i < 100 && upstream_->Stats().at("stalls").as_int64() == 0; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    c->Close();
+  }
+  bool aborted = false;
+  for (int i = 0; i < 100 && !aborted; ++i) {
+    aborted = upstream_->Stats().at("streams_aborted").as_int64() >= 1;
+    if (!aborted) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(aborted) << json::serialize(upstream_->Stats());
+  EXPECT_EQ(
+      Metric(
+          Metrics(),
+          R"(orchestra_upstream_requests_total{provider="up",model="x+stall",outcome="cancelled"})"),
+      1);
+}
+
+TEST_F(GatewayTest, AClientThatStopsReadingAStreamCancelsIt) {
+  Start("  - {name: slow, targets: [{provider: up, model: 'x+chunks=200+chunk_delay=50ms'}]}\n");
+  int seen = 0;
+  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("slow", true), {},
+                           [&](std::string_view) { return ++seen < 3; });
+  EXPECT_EQ(r.status, 200);
+  bool aborted = false;
+  for (int i = 0; i < 100 && !aborted; ++i) {
+    aborted = upstream_->Stats().at("streams_aborted").as_int64() >= 1;
+    if (!aborted) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(aborted) << json::serialize(upstream_->Stats());
+}
+
+TEST_F(GatewayTest, ACircuitOpensAfterConsecutiveFailuresAndSparesTheUpstream) {
+  Start(
+      "  - name: dying\n"
+      "    targets: [{provider: up, model: 'x+status=500'}]\n"
+      "    retry: {attempts: 1}\n"
+      "    circuit_breaker: {failures: 2, cooldown: 60s}\n");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(client_->Request("POST", "/v1/chat/completions", Chat("dying")).status, 502);
+  }
+  auto refused = client_->Request("POST", "/v1/chat/completions", Chat("dying"));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(upstream_->Stats().at("requests_total"), 2);
+  std::string metrics = Metrics();
+  EXPECT_EQ(Metric(metrics, R"(orchestra_circuit_open{target="up/x+status=500"})"), 1);
+  EXPECT_EQ(
+      Metric(
+          metrics,
+          R"(orchestra_upstream_requests_total{provider="up",model="x+status=500",outcome="rejected"})"),
+      1);
+}
+
+TEST_F(GatewayTest, ShedsLoadOverCapacityWhileProbesStillAnswer) {
+  Start("  - {name: slow, targets: [{provider: up, model: 'x+latency=1500ms'}]}\n",
+        "max_inflight: 1");
+  std::thread busy([&] {
+    HttpClient c("127.0.0.1", orchestra_->port());
+    EXPECT_EQ(c.Request("POST", "/v1/chat/completions", Chat("slow")).status, 200);
+  });
+  for (int i = 0; i < 100 && upstream_->Stats().at("requests_total").as_int64() == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  auto shed = client_->Request("POST", "/v1/chat/completions", Chat("slow"));
+  EXPECT_EQ(shed.status, 503);
+  EXPECT_EQ(ErrorCodeOf(shed), "overloaded");
+  EXPECT_EQ(shed.Header("retry-after"), "1");
+  EXPECT_EQ(client_->Request("GET", "/healthz").status, 200);
+  busy.join();
+  EXPECT_EQ(Metric(Metrics(), R"(orchestra_http_rejected_total{reason="overload"})"), 1);
+}
+
+TEST_F(GatewayTest, SigtermLetsInFlightRequestsFinish) {
+  Start("  - {name: slow, targets: [{provider: up, model: 'x+latency=1s'}]}\n");
+  std::atomic<int> status{0};
+  std::thread request([&] {
+    HttpClient c("127.0.0.1", orchestra_->port());
+    status = c.Request("POST", "/v1/chat/completions", Chat("slow")).status;
+  });
+  for (int i = 0; i < 100 && upstream_->Stats().at("requests_total").as_int64() == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  orchestra_->process().Signal(SIGTERM);
+  request.join();
+  EXPECT_EQ(status.load(), 200);
+  EXPECT_EQ(orchestra_->process().Wait(10s), 0);
+}
+
+TEST_F(GatewayTest, RejectsBadInputWithTheErrorShape) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  struct Case {
+    std::string body;
+    int status;
+    const char* param;
+  };
+  const Case cases[] = {
+      {"{not json", 400, nullptr},
+      {R"({"messages":[{"role":"user","content":"x"}]})", 400, "model"},
+      {R"({"model":"fast"})", 400, "messages"},
+      {R"({"model":"fast","messages":[]})", 400, "messages"},
+      {R"({"model":"fast","messages":[{"role":"user","content":"x"}],"stream":"yes"})", 400,
+       "stream"},
+      {R"({"model":"nope","messages":[{"role":"user","content":"x"}]})", 404, "model"},
+  };
+  for (const Case& c : cases) {
+    auto r = client_->Request("POST", "/v1/chat/completions", c.body);
+    EXPECT_EQ(r.status, c.status) << c.body << " → " << r.body;
+    json::value e = r.Json().at("error");
+    if (c.param != nullptr) {
+      EXPECT_EQ(e.at("param"), c.param) << r.body;
+    }
+  }
+  EXPECT_EQ(upstream_->Stats().at("requests_total"), 0);
+}
+
+TEST_F(GatewayTest, ListsModelsAndReachesProvidersDirectly) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  auto models = client_->Request("GET", "/v1/models");
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(models.Json().at("object"), "list");
+  EXPECT_EQ(models.Json().at("data").at(0).at("id"), "fast");
+  auto direct = client_->Request("POST", "/v1/chat/completions", Chat("up/echo-direct"));
+  ASSERT_EQ(direct.status, 200) << direct.body;
+  EXPECT_EQ(json::parse(upstream_->LastRequest().at("body").as_string()).at("model"),
+            "echo-direct");
+}
+
+TEST_F(GatewayTest, EmbeddingsPassThroughAndRunLocally) {
+  Start("  - {name: emb, targets: [{provider: up, model: embed-1}]}\n");
+  auto r = client_->Request("POST", "/v1/embeddings",
+                            R"({"model":"emb","input":["a b","c"],"encoding_format":"float"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("data").as_array().size(), 2u);
+  auto local =
+      client_->Request("POST", "/v1/embeddings",
+                       R"({"model":"local-embed","input":"hello","encoding_format":"base64"})");
+  ASSERT_EQ(local.status, 200) << local.body;
+  EXPECT_TRUE(local.Json().at("data").at(0).at("embedding").is_string());
+}
+
+TEST_F(GatewayTest, CachesIdenticalRequestsWhenConfigured) {
+  Start("  - {name: cached, targets: [{provider: up, model: echo-1}], cache_ttl: 60s}\n");
+  auto first = client_->Request("POST", "/v1/chat/completions", Chat("cached"));
+  auto second = client_->Request("POST", "/v1/chat/completions", Chat("cached"));
+  EXPECT_EQ(first.body, second.body);
+  EXPECT_EQ(second.Header("x-orchestra-cache"), "hit");
+  EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
+}
+
+TEST_F(GatewayTest, WarmupOpensUpstreamConnections) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  auto r = client_->Request("POST", "/warmup");
+  ASSERT_EQ(r.status, 200);
+  bool provider = false;
+  const json::value body = r.Json();
+  for (const auto& item : body.at("warmed").as_array()) {
+    if (item.at("name") == "provider up") provider = item.at("ok").as_bool();
+  }
+  EXPECT_TRUE(provider) << r.body;
+  EXPECT_GE(upstream_->Stats().at("connections_total").as_int64(), 1);
+}
+
+TEST(GatewayTls, VerifiesTheUpstreamWithItsCa) {
+  TempDir dir;
+  TestCertificates certs = MakeTestCertificates(dir.path());
+  TestUpstream upstream({"--tls-cert", certs.server_cert, "--tls-key", certs.server_key});
+  auto config = [&](bool with_ca) {
+    OrchestraOptions o;
+    o.config_yaml = "providers:\n  - {name: tls, type: openai, base_url: '" + upstream.base_url() +
+                    "/v1'" + (with_ca ? ", ca_file: '" + certs.ca_cert + "'" : std::string()) +
+                    "}\nmodels:\n  - {name: m, targets: [{provider: tls, model: echo}], retry: "
+                    "{attempts: 1}}\n";
+    return o;
+  };
+  {
+    Orchestra trusted(config(true));
+    auto r = trusted.Client()->Request("POST", "/v1/chat/completions", Chat("m"));
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  {
+    Orchestra untrusted(config(false));
+    auto r = untrusted.Client()->Request("POST", "/v1/chat/completions", Chat("m"));
+    EXPECT_EQ(r.status, 502) << r.body;
+    EXPECT_NE(r.body.find("TLS"), std::string::npos) << r.body;
+  }
+}
+
+// Gemini and Anthropic through the test upstream, which speaks both natively.
+class TranslationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = std::make_unique<TestUpstream>();
+    OrchestraOptions o;
+    o.config_yaml =
+        "providers:\n"
+        "  - {name: g, type: gemini, base_url: '" +
+        upstream_->base_url() +
+        "/v1beta', api_key_env: TEST_GEMINI_KEY}\n"
+        "  - {name: a, type: anthropic, base_url: '" +
+        upstream_->base_url() + "/v1', api_key_env: TEST_ANTHROPIC_KEY}\n";
+    o.env = {{"TEST_GEMINI_KEY", "g-key"}, {"TEST_ANTHROPIC_KEY", "a-key"}};
+    orchestra_ = std::make_unique<Orchestra>(o);
+    client_ = orchestra_->Client();
+  }
+  std::unique_ptr<TestUpstream> upstream_;
+  std::unique_ptr<Orchestra> orchestra_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(TranslationTest, GeminiRoundTrips) {
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("g/gemini-test"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value v = r.Json();
+  EXPECT_EQ(v.at("object"), "chat.completion");
+  EXPECT_EQ(v.at("choices").at(0).at("message").at("content"), "echo: hello brave new world");
+  EXPECT_EQ(v.at("usage").at("prompt_tokens"), 4);
+  json::value last = upstream_->LastRequest();
+  EXPECT_NE(std::string(last.at("target").as_string()).find("/models/gemini-test:generateContent"),
+            std::string::npos);
+  EXPECT_EQ(last.at("headers").at("x-goog-api-key"), "g-key");
+
+  std::string text;
+  std::vector<std::string> events;
+  auto s = client_->Stream("POST", "/v1/chat/completions", Chat("g/gemini-test", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  ASSERT_EQ(s.status, 200);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const json::value chunk = json::parse(events[i]);
+    const auto& choices = chunk.at("choices").as_array();
+    if (choices.empty()) continue;
+    const auto& delta = choices.at(0).at("delta").as_object();
+    if (delta.contains("content") && delta.at("content").is_string())
+      text += delta.at("content").as_string();
+  }
+  EXPECT_EQ(text, "echo: hello brave new world");
+}
+
+TEST_F(TranslationTest, AnthropicRoundTrips) {
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("a/claude-test"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("choices").at(0).at("message").at("content"),
+            "echo: hello brave new world");
+  json::value last = upstream_->LastRequest();
+  EXPECT_EQ(last.at("headers").at("x-api-key"), "a-key");
+  EXPECT_TRUE(last.at("headers").as_object().contains("anthropic-version"));
+  EXPECT_TRUE(json::parse(last.at("body").as_string()).as_object().contains("max_tokens"));
+
+  std::string text;
+  std::vector<std::string> events;
+  auto s = client_->Stream("POST", "/v1/chat/completions", Chat("a/claude-test", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  ASSERT_EQ(s.status, 200);
+  EXPECT_EQ(events.back(), "[DONE]");
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const json::value chunk = json::parse(events[i]);
+    const auto& choices = chunk.at("choices").as_array();
+    if (choices.empty()) continue;
+    const auto& delta = choices.at(0).at("delta").as_object();
+    if (delta.contains("content") && delta.at("content").is_string())
+      text += delta.at("content").as_string();
+  }
+  EXPECT_EQ(text, "echo: hello brave new world");
+}
+
+}  // namespace
+}  // namespace orchestra::testing
+
+namespace orchestra::testing {
+namespace {
+
+TEST(TaskApi, RunsOnTheLocalModelsWithoutAnyProvider) {
+  Orchestra server;
+  auto c = server.Client();
+  auto answer = c->Request(
+      "POST", "/answer-question",
+      R"({"question":"What colour is the sky","context":"The sky is blue. Grass is green."})");
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(answer.Json().at("answer"), "The sky is blue.");
+  auto summary = c->Request(
+      "POST", "/summarize-text",
+      R"({"text":"Orchestra routes requests. Orchestra keeps memory. It rains.","max_words":10})");
+  ASSERT_EQ(summary.status, 200) << summary.body;
+  EXPECT_NE(std::string(summary.Json().at("summary").as_string()).find("Orchestra"),
+            std::string::npos);
+  auto generated =
+      c->Request("POST", "/generate-text", R"({"prompt":"Cats purr. What do cats do?"})");
+  ASSERT_EQ(generated.status, 200);
+  EXPECT_EQ(generated.Json().at("text"), "Cats purr.");
+  auto classified = c->Request(
+      "POST", "/classify-text",
+      R"({"text":"my invoice shows a double charge","labels":["invoice question","shipping"]})");
+  ASSERT_EQ(classified.status, 200) << classified.body;
+  EXPECT_EQ(classified.Json().at("label"), "invoice question");
+  auto embeddings = c->Request("POST", "/generate-embeddings", R"({"texts":["one","two"]})");
+  ASSERT_EQ(embeddings.status, 200);
+  EXPECT_EQ(embeddings.Json().at("embeddings").as_array().size(), 2u);
+  auto models = c->Request("GET", "/models");
+  EXPECT_EQ(models.Json().at("tasks").at("summarize-text"), "local-extractive");
+  auto bad = c->Request("POST", "/classify-text", R"({"text":"x","labels":["only-one"]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.Json().at("error").at("param"), "labels");
+  auto missing = c->Request("POST", "/answer-question", R"({"context":"c"})");
+  EXPECT_EQ(missing.status, 400);
+}
+
+TEST(TaskApi, PromptsAConfiguredModel) {
+  TestUpstream upstream;
+  OrchestraOptions o;
+  o.config_yaml = "providers:\n  - {name: up, type: openai, base_url: '" + upstream.base_url() +
+                  "/v1'}\nmodels:\n  - {name: llm, targets: [{provider: up, model: echo}]}\n"
+                  "tasks: {default_model: llm}\n";
+  Orchestra server(o);
+  auto c = server.Client();
+  auto r = c->Request("POST", "/generate-text", R"({"prompt":"hello there","system":"be brief"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("text"), "echo: hello there");
+  EXPECT_EQ(r.Json().at("provider"), "up");
+  json::value sent = json::parse(upstream.LastRequest().at("body").as_string());
+  EXPECT_EQ(sent.at("model"), "echo");
+  EXPECT_EQ(sent.at("messages").at(0).at("role"), "system");
+  auto classified = c->Request("POST", "/classify-text",
+                               R"({"text":"positive","labels":["negative","positive"]})");
+  ASSERT_EQ(classified.status, 200) << classified.body;
+  // The echo upstream answers "echo: positive": the label mentioned is found.
+  EXPECT_EQ(classified.Json().at("label"), "positive");
+}
+
+}  // namespace
+}  // namespace orchestra::testing
