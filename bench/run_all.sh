@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every benchmark, one after the other (`make bench`). Figures are printed, never asserted: the
+# machines are shared and noisy (DESIGN.md §5).
+#
+#   bench/run_all.sh [build-dir]
+set -euo pipefail
+
+build=${1:-build/release}
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== cold start: exec to the first 200 from /startupz, 20 runs (target <= 8 ms)"
+port=$((20000 + RANDOM % 20000))
+(cd "$tmp" && "$here/$build/orchestra_bench_startup" 20 "$port" /startupz -- \
+  "$here/$build/orchestra" serve --listen "127.0.0.1:$port") | tail -1
+
+echo "== idle resident memory (target <= 15 MB)"
+bench/idle_memory.sh "$build"
+
+echo "== GET /healthz, Orchestra vs nginx"
+bench/healthz_vs_nginx.sh "$build" 10 64
+
+echo "== the gateway vs nginx as a reverse proxy"
+bench/gateway_vs_nginx.sh "$build" 10
+
+echo "== memory endpoints on SQLite, Redis and PostgreSQL"
+bench/storage_bench.sh "$build" 10 64
