@@ -50,7 +50,9 @@ bool Scanner::String() {
       case 'f':
       case 'n':
       case 'r':
-      case 't': ++i_; break;
+      case 't':
+        ++i_;
+        break;
       case 'u':
         if (i_ + 4 >= size) return Fail("truncated \\u escape");
         for (std::size_t k = 1; k <= 4; ++k) {
@@ -58,7 +60,8 @@ bool Scanner::String() {
         }
         i_ += 5;
         break;
-      default: return Fail("bad escape in a string");
+      default:
+        return Fail("bad escape in a string");
     }
   }
   return Fail("unterminated string");

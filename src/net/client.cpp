@@ -1,7 +1,5 @@
 #include "net/client.hpp"
 
-#include "net/http_read.hpp"
-
 #include <charconv>
 #include <deque>
 #include <mutex>
@@ -25,6 +23,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "net/http_read.hpp"
 #include <sys/socket.h>
 
 namespace orchestra::net {

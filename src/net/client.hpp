@@ -10,10 +10,10 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/container/small_vector.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "common/error.hpp"
 

@@ -97,10 +97,12 @@ std::optional<std::string_view> FindUsageObject(std::string_view json) {
   for (std::size_t at = json.rfind(kKey); at != std::string_view::npos;
        at = at == 0 ? std::string_view::npos : json.rfind(kKey, at - 1)) {
     std::size_t i = at + kKey.size();
-    while (i < json.size() && is_space(json[i])) ++i;
+    while (i < json.size() && is_space(json[i]))
+      ++i;
     if (i >= json.size() || json[i] != ':') continue;
     ++i;
-    while (i < json.size() && is_space(json[i])) ++i;
+    while (i < json.size() && is_space(json[i]))
+      ++i;
     if (i >= json.size() || json[i] != '{') return std::nullopt;  // "usage": null
     auto end = JsonValueEnd(json, i);
     if (!end) return std::nullopt;
