@@ -19,27 +19,35 @@ using Clock = std::chrono::steady_clock;
 constexpr unsigned kTextOid = 25;
 constexpr unsigned kInt8Oid = 20;
 
+// Created only when missing, so that a database user without CREATE on the schema can run
+// Orchestra once an administrator has created the tables (CREATE ... IF NOT EXISTS still needs
+// the privilege). The advisory lock serialises instances starting together.
 constexpr std::string_view kSchema = R"sql(
-BEGIN;
-SELECT pg_advisory_xact_lock(4242004);
-CREATE TABLE IF NOT EXISTS orchestra_kv (
-  tenant TEXT COLLATE "C" NOT NULL,
-  key TEXT COLLATE "C" NOT NULL,
-  value TEXT NOT NULL,
-  expires_at TIMESTAMPTZ,
-  PRIMARY KEY (tenant, key)
-);
-CREATE INDEX IF NOT EXISTS orchestra_kv_expires_at ON orchestra_kv (expires_at)
-  WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS orchestra_checkpoints (
-  tenant TEXT COLLATE "C" NOT NULL,
-  agent_id TEXT COLLATE "C" NOT NULL,
-  id TEXT COLLATE "C" NOT NULL,
-  state TEXT NOT NULL,
-  metadata TEXT,
-  PRIMARY KEY (tenant, agent_id, id)
-);
-COMMIT;
+DO $$
+BEGIN
+  IF to_regclass('orchestra_kv') IS NULL OR to_regclass('orchestra_kv_expires_at') IS NULL
+     OR to_regclass('orchestra_checkpoints') IS NULL THEN
+    PERFORM pg_advisory_xact_lock(4242004);
+    CREATE TABLE IF NOT EXISTS orchestra_kv (
+      tenant TEXT COLLATE "C" NOT NULL,
+      key TEXT COLLATE "C" NOT NULL,
+      value TEXT NOT NULL,
+      expires_at TIMESTAMPTZ,
+      PRIMARY KEY (tenant, key)
+    );
+    CREATE INDEX IF NOT EXISTS orchestra_kv_expires_at ON orchestra_kv (expires_at)
+      WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS orchestra_checkpoints (
+      tenant TEXT COLLATE "C" NOT NULL,
+      agent_id TEXT COLLATE "C" NOT NULL,
+      id TEXT COLLATE "C" NOT NULL,
+      state TEXT NOT NULL,
+      metadata TEXT,
+      PRIMARY KEY (tenant, agent_id, id)
+    );
+  END IF;
+END
+$$;
 )sql";
 
 // Parameter types: 't' text (sent in binary: the bytes as they are), 'i' bigint (sent as text).
