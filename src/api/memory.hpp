@@ -1,24 +1,17 @@
 #pragma once
 
-#include <array>
-#include <cstddef>
-#include <initializer_list>
-#include <optional>
-#include <string>
 #include <string_view>
 
+#include "api/json_body.hpp"
 #include "api/router.hpp"
 #include "common/error.hpp"
-#include "common/json_scan.hpp"
 #include "storage/kv_store.hpp"
 
 // Agent memory over HTTP (issue 4, docs/API.md "Memory"):
-//
-//   POST   /memory/store     {key, value, ttl?}  → {"stored":true,"key":...}
-//   POST   /memory/retrieve  {key}               → {"key":...,"value":<as
-//   stored>|null,"exists":bool} DELETE /memory/{key}                         →
-//   {"deleted":bool,"key":...} GET    /memory/keys?pattern=&limit=&cursor=  →
-//   {"keys":[...],"next_cursor":"..."|null}
+// - POST /memory/store {key, value, ttl?} → {"stored":true,"key":...}
+// - POST /memory/retrieve {key} → {"key":...,"value":<as stored>|null,"exists":bool}
+// - DELETE /memory/{key} → {"deleted":bool,"key":...}
+// - GET /memory/keys?pattern=&limit=&cursor= → {"keys":[...],"next_cursor":"..."|null}
 //
 // Every success is 200; a missing entry is an answer (exists/deleted false), never a 404. Values
 // are stored and returned as the exact bytes the client sent. Bad input is a 400 naming the field
@@ -28,47 +21,5 @@ namespace orchestra::api {
 
 // Registers the memory routes (Access::kUser). `kv` must outlive the router.
 void AddMemoryRoutes(Router& router, storage::KvStore& kv);
-
-// The JSON object body of a storage request, read with the allocation-free scanner: each member
-// is kept as the exact span the client sent (values are stored verbatim, never re-serialised).
-// Shared by the memory and checkpoint handlers.
-class JsonBody {
- public:
-  static constexpr std::size_t kMaxMembers = 4;
-
-  // Reads `body` (which must outlive the JsonBody) as one JSON object whose members are all among
-  // `names` (at most kMaxMembers). kInvalidRequest with param null when the body is not valid
-  // UTF-8 JSON or not an object; naming the member when one is unknown or repeated.
-  static Result<JsonBody> Parse(std::string_view body,
-                                std::initializer_list<std::string_view> names);
-
-  // The member as sent; nullopt when absent.
-  std::optional<std::string_view> Raw(std::string_view name) const;
-
-  // A required string member, unescaped. "<name> is required" / "<name> must be a string".
-  Result<std::string> RequiredString(std::string_view name) const;
-  // A string member, or nullopt when absent or null.
-  Result<std::optional<std::string>> OptionalString(std::string_view name) const;
-  // A required member of any JSON type (null included), as sent.
-  Result<std::string_view> RequiredValue(std::string_view name) const;
-  // A member that must be a JSON object, as sent; nullopt when absent or null.
-  Result<std::optional<std::string_view>> OptionalObject(std::string_view name) const;
-  // A member that must be a JSON number; nullopt when absent or null.
-  Result<std::optional<double>> OptionalNumber(std::string_view name) const;
-
- private:
-  struct Member {
-    std::string_view name;
-    JsonSpan span;
-  };
-  const Member* Find(std::string_view name) const;
-
-  std::string_view body_;
-  std::array<Member, kMaxMembers> members_{};
-  std::size_t count_ = 0;
-};
-
-// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), without allocating.
-bool IsUtf8(std::string_view text);
 
 }  // namespace orchestra::api

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/context.hpp"
+#include "api/json_body.hpp"
 #include "providers/local/local_provider.hpp"
 #include "providers/openai/codec.hpp"
 #include "providers/openai/scan.hpp"
@@ -22,53 +23,25 @@ bool IsLocal(std::string_view model) {
   return model.rfind("local-", 0) == 0;
 }
 
-Result<json::object> ParseObject(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec)
-    return Error(ErrorCode::kInvalidRequest, "request body is not valid JSON: " + ec.message());
-  if (!v.is_object())
-    return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
-  return std::move(v.as_object());
-}
-
-Result<std::string> RequiredString(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || !v->is_string() || v->as_string().empty()) {
+// A positive whole number member, or `fallback` when absent.
+Result<std::int64_t> Count(const JsonBody& body, std::string_view name, std::int64_t fallback,
+                           std::int64_t max) {
+  auto v = body.OptionalNumber(name);
+  if (!v) return v.error();
+  if (!*v) return fallback;
+  if (**v < 1 || **v > static_cast<double>(max) || std::floor(**v) != **v) {
     return Error(ErrorCode::kInvalidRequest,
-                 "'" + std::string(key) + "' must be a non-empty string", std::string(key));
+                 std::string(name) + " must be a whole number from 1 to " + std::to_string(max),
+                 std::string(name));
   }
-  return std::string(v->as_string());
+  return static_cast<std::int64_t>(**v);
 }
 
-Result<std::string> OptionalString(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || v->is_null()) return std::string();
-  if (!v->is_string()) {
-    return Error(ErrorCode::kInvalidRequest, "'" + std::string(key) + "' must be a string",
-                 std::string(key));
-  }
-  return std::string(v->as_string());
-}
-
-// A positive integer field, or `fallback` when absent.
-Result<std::int64_t> OptionalCount(const json::object& o, std::string_view key,
-                                   std::int64_t fallback, std::int64_t max) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || v->is_null()) return fallback;
-  if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > max) {
-    return Error(ErrorCode::kInvalidRequest,
-                 "'" + std::string(key) + "' must be an integer from 1 to " + std::to_string(max),
-                 std::string(key));
-  }
-  return v->as_int64();
-}
-
-std::string ModelFor(const json::object& request, const std::string& task_model,
-                     const config::TasksConfig& tasks) {
-  if (const json::value* m = request.if_contains("model"); m != nullptr && m->is_string()) {
-    return std::string(m->as_string());
-  }
+Result<std::string> ModelFor(const JsonBody& body, const std::string& task_model,
+                             const config::TasksConfig& tasks) {
+  auto model = body.OptionalString("model");
+  if (!model) return model.error();
+  if (*model && !(*model)->empty()) return std::move(**model);
   return task_model.empty() ? tasks.default_model : task_model;
 }
 
@@ -183,6 +156,14 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// Answers the error and returns true when `r` failed.
+template <class T>
+bool Failed(RequestContext& ctx, const Result<T>& r) {
+  if (r) return false;
+  ctx.Fail(r.error());
+  return true;
+}
+
 }  // namespace
 
 void AddTaskRoutes(Router& router, orchestration::Orchestrator& orchestrator,
@@ -191,90 +172,85 @@ void AddTaskRoutes(Router& router, orchestration::Orchestrator& orchestrator,
 
   router.Add(http::verb::post, "/generate-text",
              [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
-               auto o = ParseObject(ctx.request.body());
-               if (!o) co_return ctx.Fail(o.error());
-               auto prompt = RequiredString(*o, "prompt");
-               if (!prompt) co_return ctx.Fail(prompt.error());
-               auto system = OptionalString(*o, "system");
-               if (!system) co_return ctx.Fail(system.error());
-               auto max_tokens = OptionalCount(*o, "max_tokens", 256, 1'000'000);
-               if (!max_tokens) co_return ctx.Fail(max_tokens.error());
-               std::optional<double> temperature;
-               if (const json::value* t = o->if_contains("temperature"); t && t->is_number()) {
-                 temperature = t->to_number<double>();
+               auto body = JsonBody::Parse(
+                   ctx.request.body(), {"prompt", "system", "model", "max_tokens", "temperature"});
+               if (Failed(ctx, body)) co_return;
+               auto prompt = body->RequiredString("prompt");
+               auto system = body->OptionalString("system");
+               auto max_tokens = Count(*body, "max_tokens", 256, 1'000'000);
+               auto temperature = body->OptionalNumber("temperature");
+               auto model = ModelFor(*body, tasks.generate_model, tasks);
+               if (Failed(ctx, prompt) || Failed(ctx, system) || Failed(ctx, max_tokens) ||
+                   Failed(ctx, temperature) || Failed(ctx, model)) {
+                 co_return;
                }
                json::array messages;
-               if (!system->empty()) messages.push_back(Message("system", *system));
+               if (*system && !(*system)->empty()) messages.push_back(Message("system", **system));
                messages.push_back(Message("user", *prompt));
-               auto done = co_await Complete(orch, ctx, ModelFor(*o, tasks.generate_model, tasks),
-                                             std::move(messages), *max_tokens, temperature);
-               if (!done) co_return ctx.Fail(done.error());
-               json::object body;
-               body["text"] = done->text;
-               Reply(ctx, std::move(body), done->served);
+               auto done = co_await Complete(orch, ctx, *model, std::move(messages), *max_tokens,
+                                             *temperature);
+               if (Failed(ctx, done)) co_return;
+               json::object out;
+               out["text"] = done->text;
+               Reply(ctx, std::move(out), done->served);
              });
 
-  router.Add(
-      http::verb::post, "/generate-embeddings",
-      [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
-        auto o = ParseObject(ctx.request.body());
-        if (!o) co_return ctx.Fail(o.error());
-        std::vector<std::string> texts;
-        if (const json::value* t = o->if_contains("texts"); t && t->is_array()) {
-          for (const json::value& v : t->as_array()) {
-            if (!v.is_string())
-              co_return ctx.Fail(
-                  Error(ErrorCode::kInvalidRequest, "'texts' must be strings", "texts"));
-            texts.emplace_back(v.as_string());
-          }
-        } else if (const json::value* one = o->if_contains("text"); one && one->is_string()) {
-          texts.emplace_back(one->as_string());
-        }
-        if (texts.empty()) {
-          co_return ctx.Fail(Error(ErrorCode::kInvalidRequest,
-                                   "give 'text' (a string) or 'texts' (strings)", "texts"));
-        }
-        const std::string model = ModelFor(
-            *o, tasks.embeddings_model.empty() ? "local-embed" : tasks.embeddings_model, tasks);
-        orchestration::Served served;
-        auto vectors = co_await EmbedTexts(orch, ctx, model, texts, served);
-        if (!vectors) co_return ctx.Fail(vectors.error());
-        json::array out;
-        for (const auto& v : *vectors)
-          out.emplace_back(json::value_from(v));
-        json::object body;
-        body["dimensions"] = vectors->empty() ? 0 : vectors->front().size();
-        body["embeddings"] = std::move(out);
-        Reply(ctx, std::move(body), served);
-      });
+  router.Add(http::verb::post, "/generate-embeddings",
+             [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
+               auto body = JsonBody::Parse(ctx.request.body(), {"text", "texts", "model"});
+               if (Failed(ctx, body)) co_return;
+               auto many = body->OptionalStringArray("texts");
+               auto one = body->OptionalString("text");
+               auto model = ModelFor(
+                   *body, tasks.embeddings_model.empty() ? "local-embed" : tasks.embeddings_model,
+                   tasks);
+               if (Failed(ctx, many) || Failed(ctx, one) || Failed(ctx, model)) co_return;
+               std::vector<std::string> texts = many->value_or(std::vector<std::string>());
+               if (*one) texts.push_back(**one);
+               if (texts.empty()) {
+                 ctx.Fail(Error(ErrorCode::kInvalidRequest,
+                                "give 'text' (a string) or 'texts' (strings)", "texts"));
+                 co_return;
+               }
+               orchestration::Served served;
+               auto vectors = co_await EmbedTexts(orch, ctx, *model, texts, served);
+               if (Failed(ctx, vectors)) co_return;
+               json::array embeddings;
+               for (const auto& v : *vectors)
+                 embeddings.emplace_back(json::value_from(v));
+               json::object out;
+               out["dimensions"] = vectors->empty() ? 0 : vectors->front().size();
+               out["embeddings"] = std::move(embeddings);
+               Reply(ctx, std::move(out), served);
+             });
 
   router.Add(
       http::verb::post, "/classify-text",
       [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
-        auto o = ParseObject(ctx.request.body());
-        if (!o) co_return ctx.Fail(o.error());
-        auto text = RequiredString(*o, "text");
-        if (!text) co_return ctx.Fail(text.error());
+        auto body = JsonBody::Parse(ctx.request.body(), {"text", "labels", "model"});
+        if (Failed(ctx, body)) co_return;
+        auto text = body->RequiredString("text");
+        auto given = body->OptionalStringArray("labels");
+        auto model = ModelFor(*body, tasks.classify_model, tasks);
+        if (Failed(ctx, text) || Failed(ctx, given) || Failed(ctx, model)) co_return;
         std::vector<std::string> labels;
-        if (const json::value* l = o->if_contains("labels"); l && l->is_array()) {
-          for (const json::value& v : l->as_array()) {
-            if (v.is_string() && !v.as_string().empty()) labels.emplace_back(v.as_string());
-          }
+        for (auto& l : given->value_or(std::vector<std::string>())) {
+          if (!l.empty()) labels.push_back(std::move(l));
         }
         if (labels.size() < 2 || labels.size() > kMaxLabels) {
-          co_return ctx.Fail(Error(ErrorCode::kInvalidRequest,
-                                   "'labels' must hold 2 to 100 non-empty strings", "labels"));
+          ctx.Fail(Error(ErrorCode::kInvalidRequest,
+                         "'labels' must hold 2 to 100 non-empty strings", "labels"));
+          co_return;
         }
-        const std::string model = ModelFor(*o, tasks.classify_model, tasks);
-        json::object body;
-        if (IsLocal(model)) {
-          // Locally: the label whose embedding is nearest the text's.
+        json::object out;
+        if (IsLocal(*model)) {
+          // Locally: the label whose embedding is nearest the text's (lexical, not semantic).
           std::vector<std::string> texts{*text};
           texts.insert(texts.end(), labels.begin(), labels.end());
           orchestration::Served served;
           auto vectors = co_await EmbedTexts(
               orch, ctx, std::string(providers::LocalProvider::kEmbedModel), texts, served);
-          if (!vectors) co_return ctx.Fail(vectors.error());
+          if (Failed(ctx, vectors)) co_return;
           json::object scores;
           std::size_t best = 0;
           double best_score = -2;
@@ -286,23 +262,22 @@ void AddTaskRoutes(Router& router, orchestration::Orchestrator& orchestrator,
               best = i;
             }
           }
-          body["label"] = labels[best];
-          body["scores"] = std::move(scores);
-          Reply(ctx, std::move(body), served);
+          out["label"] = labels[best];
+          out["scores"] = std::move(scores);
+          Reply(ctx, std::move(out), served);
           co_return;
         }
         std::string list;
         for (const auto& l : labels)
           list += (list.empty() ? "" : ", ") + l;
         json::array messages;
-        messages.push_back(
-            Message("system",
-                    "You are a text classifier. Answer with exactly one label from this "
-                    "list and nothing else: " +
-                        list));
+        messages.push_back(Message("system",
+                                   "You are a text classifier. Answer with exactly one label "
+                                   "from this list and nothing else: " +
+                                       list));
         messages.push_back(Message("user", *text));
-        auto done = co_await Complete(orch, ctx, model, std::move(messages), 20, 0.0);
-        if (!done) co_return ctx.Fail(done.error());
+        auto done = co_await Complete(orch, ctx, *model, std::move(messages), 20, 0.0);
+        if (Failed(ctx, done)) co_return;
         // The label the model named: the whole answer first, else the earliest mentioned.
         std::string answer = Lower(done->text);
         const auto first_char = answer.find_first_not_of(" \n\t.\"'`");
@@ -323,67 +298,67 @@ void AddTaskRoutes(Router& router, orchestration::Orchestrator& orchestrator,
             label = json::string(l);
           }
         }
-        body["label"] = label;
-        body["answer"] = done->text;
-        Reply(ctx, std::move(body), done->served);
+        out["label"] = label;
+        out["answer"] = done->text;
+        Reply(ctx, std::move(out), done->served);
       });
 
-  router.Add(http::verb::post, "/answer-question",
-             [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
-               auto o = ParseObject(ctx.request.body());
-               if (!o) co_return ctx.Fail(o.error());
-               auto question = RequiredString(*o, "question");
-               if (!question) co_return ctx.Fail(question.error());
-               auto context = OptionalString(*o, "context");
-               if (!context) co_return ctx.Fail(context.error());
-               auto max_tokens = OptionalCount(*o, "max_tokens", 256, 1'000'000);
-               if (!max_tokens) co_return ctx.Fail(max_tokens.error());
-               const std::string model = ModelFor(*o, tasks.answer_model, tasks);
-               json::array messages;
-               if (IsLocal(model)) {
-                 std::string q = *question;
-                 if (q.back() != '?') q += '?';
-                 if (!context->empty()) messages.push_back(Message("system", *context));
-                 messages.push_back(Message("user", q));
-               } else {
-                 messages.push_back(Message(
-                     "system",
-                     "Answer the question using only the context given. If the context does not "
-                     "contain the answer, say that it does not."));
-                 messages.push_back(
-                     Message("user", "Context:\n" + *context + "\n\nQuestion: " + *question));
-               }
-               auto done =
-                   co_await Complete(orch, ctx, model, std::move(messages), *max_tokens, 0.0);
-               if (!done) co_return ctx.Fail(done.error());
-               json::object body;
-               body["answer"] = done->text;
-               Reply(ctx, std::move(body), done->served);
-             });
+  router.Add(
+      http::verb::post, "/answer-question",
+      [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
+        auto body =
+            JsonBody::Parse(ctx.request.body(), {"question", "context", "model", "max_tokens"});
+        if (Failed(ctx, body)) co_return;
+        auto question = body->RequiredString("question");
+        auto context = body->OptionalString("context");
+        auto max_tokens = Count(*body, "max_tokens", 256, 1'000'000);
+        auto model = ModelFor(*body, tasks.answer_model, tasks);
+        if (Failed(ctx, question) || Failed(ctx, context) || Failed(ctx, max_tokens) ||
+            Failed(ctx, model)) {
+          co_return;
+        }
+        const std::string given = context->value_or("");
+        json::array messages;
+        if (IsLocal(*model)) {
+          std::string q = *question;
+          if (q.back() != '?') q += '?';
+          if (!given.empty()) messages.push_back(Message("system", given));
+          messages.push_back(Message("user", q));
+        } else {
+          messages.push_back(Message("system",
+                                     "Answer the question using only the context given. If the "
+                                     "context does not contain the answer, say that it does not."));
+          messages.push_back(Message("user", "Context:\n" + given + "\n\nQuestion: " + *question));
+        }
+        auto done = co_await Complete(orch, ctx, *model, std::move(messages), *max_tokens, 0.0);
+        if (Failed(ctx, done)) co_return;
+        json::object out;
+        out["answer"] = done->text;
+        Reply(ctx, std::move(out), done->served);
+      });
 
   router.Add(http::verb::post, "/summarize-text",
              [&orch, &tasks](RequestContext& ctx) -> asio::awaitable<void> {
-               auto o = ParseObject(ctx.request.body());
-               if (!o) co_return ctx.Fail(o.error());
-               auto text = RequiredString(*o, "text");
-               if (!text) co_return ctx.Fail(text.error());
-               auto max_words = OptionalCount(*o, "max_words", 60, 10'000);
-               if (!max_words) co_return ctx.Fail(max_words.error());
-               const std::string model = ModelFor(*o, tasks.summarize_model, tasks);
+               auto body = JsonBody::Parse(ctx.request.body(), {"text", "max_words", "model"});
+               if (Failed(ctx, body)) co_return;
+               auto text = body->RequiredString("text");
+               auto max_words = Count(*body, "max_words", 60, 10'000);
+               auto model = ModelFor(*body, tasks.summarize_model, tasks);
+               if (Failed(ctx, text) || Failed(ctx, max_words) || Failed(ctx, model)) co_return;
                json::array messages;
-               if (IsLocal(model)) {
+               if (IsLocal(*model)) {
                  messages.push_back(Message("system", *text));  // no question: a summary
                } else {
                  messages.push_back(Message("system", "Summarize the user's text in at most " +
                                                           std::to_string(*max_words) + " words."));
                  messages.push_back(Message("user", *text));
                }
-               auto done = co_await Complete(orch, ctx, model, std::move(messages),
-                                             IsLocal(model) ? *max_words : *max_words * 2, 0.2);
-               if (!done) co_return ctx.Fail(done.error());
-               json::object body;
-               body["summary"] = done->text;
-               Reply(ctx, std::move(body), done->served);
+               auto done = co_await Complete(orch, ctx, *model, std::move(messages),
+                                             IsLocal(*model) ? *max_words : *max_words * 2, 0.2);
+               if (Failed(ctx, done)) co_return;
+               json::object out;
+               out["summary"] = done->text;
+               Reply(ctx, std::move(out), done->served);
              });
 
   json::object listing;
