@@ -354,7 +354,9 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       // A cancelled handler (deadline, client gone) leaves the coroutine's cancellation state
       // set, which would abort every later operation: clear it so an answer can be written.
       if (timed_out_ || client_gone_) co_await asio::this_coro::reset_cancellation_state();
-      if (failed) {
+      // A handler cancelled by the deadline may still have answered (it saw its upstream call
+      // cancelled): the client gets the deadline's answer either way.
+      if (failed || timed_out_) {
         if (client_gone_) co_return false;
         if (streaming_) co_return false;  // mid-stream: the only honest signal left is closing
         response_.Reset();

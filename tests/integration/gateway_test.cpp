@@ -256,6 +256,23 @@ TEST_F(GatewayTest, AStalledUpstreamHitsTheTimeout) {
       1);
 }
 
+TEST_F(GatewayTest, TheServersRequestDeadlineAnswers504) {
+  Start("  - {name: stuck, targets: [{provider: up, model: 'x+stall'}], timeout: 60s}\n",
+        "max_inflight: 50, request_timeout: 500ms");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client_->Request("POST", "/v1/chat/completions", Chat("stuck"));
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_EQ(ErrorCodeOf(r), "deadline_exceeded");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  // The upstream request was abandoned, not left running.
+  bool aborted = false;
+  for (int i = 0; i < 100 && !aborted; ++i) {
+    aborted = upstream_->Stats().at("streams_aborted").as_int64() >= 1;
+    if (!aborted) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(aborted);
+}
+
 TEST_F(GatewayTest, AClientDisconnectCancelsTheUpstreamRequest) {
   Start("  - {name: slow, targets: [{provider: up, model: 'x+stall'}], timeout: 60s}\n");
   {
