@@ -107,6 +107,22 @@ int CheckConfig(const Command& cmd) {
   try {
     auto cfg = config::LoadConfig(cmd.load);
     auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);  // key sources must be readable
+    // Wire the gateway as serve would (no connection is made): every route must resolve.
+    net::Upstreams upstreams(1);
+    std::vector<std::unique_ptr<providers::Provider>> provider_list;
+    orchestration::ProviderMap provider_map;
+    for (const config::ProviderConfig& p : cfg->providers) {
+      provider_list.push_back(providers::MakeProvider(p, upstreams, cmd.load.env));
+      provider_map[p.name] = provider_list.back().get();
+    }
+    observability::Registry registry;
+    orchestration::Metrics metrics(registry);
+    orchestration::RouteTable::Options route_options;
+    for (std::string_view m : providers::LocalProvider::Models()) {
+      route_options.local_models.emplace_back(m);
+    }
+    orchestration::RouteTable routes(*cfg, provider_map, metrics, orchestration::RealClock(),
+                                     route_options);
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
     std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
     return 0;
@@ -152,6 +168,10 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
   try {
     observability::Registry registry;
     observability::RegisterProcessMetrics(registry, build::kVersion, build::kCommit);
+    registry.AddCallback("orchestra_log_dropped_lines_total",
+                         "Log lines dropped because stdout could not keep up.",
+                         observability::MetricType::kCounter,
+                         [&logger] { return static_cast<double>(logger.dropped()); });
     auth::ApiKeys keys = auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);
 
     storage::StorageOptions storage_options;
@@ -182,7 +202,12 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       provider_map[p.name] = provider_list.back().get();
     }
     orchestration::Metrics gateway_metrics(registry);
-    orchestration::RouteTable routes(*cfg, provider_map, gateway_metrics);
+    orchestration::RouteTable::Options route_options;
+    for (std::string_view m : providers::LocalProvider::Models()) {
+      route_options.local_models.emplace_back(m);
+    }
+    orchestration::RouteTable routes(*cfg, provider_map, gateway_metrics,
+                                     orchestration::RealClock(), route_options);
     orchestration::ResponseCache cache;
     orchestration::Orchestrator orchestrator(routes, gateway_metrics, &cache);
     api::AddOpenAIRoutes(router, orchestrator, providers::LocalProvider::Models());
@@ -290,6 +315,13 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
                         {"config", cfg->source},
                         {"version", build::kVersion},
                         {"startup_ms", startup_ms}});
+    std::vector<std::string> environment;
+    for (char** e = environ; *e != nullptr; ++e)
+      environment.emplace_back(*e);
+    for (const std::string& unused : config::UnusedOrchestraVariables(*cfg, environment)) {
+      observability::Log(Severity::kWarning, "environment variable configures nothing",
+                         {{"variable", unused}});
+    }
     if (!keys.enabled()) {
       observability::Log(Severity::kWarning,
                          "no API keys configured: every request is served as tenant 'default'");

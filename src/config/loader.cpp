@@ -30,12 +30,13 @@ std::string Upper(std::string_view s) {
 class Section {
  public:
   Section(YAML::Node node, std::string path, std::string_view source, const EnvLookup* env,
-          bool env_overrides)
+          bool env_overrides, std::vector<std::string>* env_names = nullptr)
       : node_(std::move(node)),
         path_(std::move(path)),
         source_(source),
         env_(env),
-        env_overrides_(env_overrides) {
+        env_overrides_(env_overrides),
+        env_names_(env_names) {
     if (node_ && !node_.IsNull() && !node_.IsMap()) {
       Fail(node_, path_, "expected a mapping of keys to values");
     }
@@ -152,7 +153,7 @@ class Section {
   }
 
   Section Child(std::string_view key) {
-    return Section(Get(key), Path(key), source_, env_, env_overrides_);
+    return Section(Get(key), Path(key), source_, env_, env_overrides_, env_names_);
   }
 
   bool Has(std::string_view key) {
@@ -208,7 +209,10 @@ class Section {
   std::optional<std::string> Scalar(std::string_view key) {
     YAML::Node n = Get(key);
     if (env_overrides_ && env_ != nullptr && *env_) {
-      if (auto v = (*env_)("ORCHESTRA_" + Upper(Path(key)))) return v;
+      std::string name = "ORCHESTRA_" + Upper(Path(key));
+      auto v = (*env_)(name);
+      if (env_names_ != nullptr) env_names_->push_back(std::move(name));
+      if (v) return v;
     }
     if (!n || n.IsNull()) return std::nullopt;
     if (!n.IsScalar()) Fail(n, Path(key), "expected a single value, not a list or mapping");
@@ -230,6 +234,7 @@ class Section {
   std::string_view source_;
   const EnvLookup* env_;
   bool env_overrides_;
+  std::vector<std::string>* env_names_;  // every ORCHESTRA_* variable a key listens to
   std::vector<std::string_view> known_;
 };
 
@@ -375,6 +380,11 @@ void ReadProviders(Section& root, std::vector<ProviderConfig>& out) {
     }
     if (c.vertex && c.type != ProviderType::kGemini) p.FailKey("vertex", "only for type: gemini");
     if (c.vertex && c.project.empty()) p.FailKey("project", "vertex: true needs the GCP project");
+    // Vertex AI speaks Gemini's JSON at its own address, authorised by the metadata server.
+    if (c.vertex && c.base_url == DefaultBaseUrl(ProviderType::kGemini)) {
+      c.base_url = "https://" + c.location + "-aiplatform.googleapis.com/v1/projects/" + c.project +
+                   "/locations/" + c.location + "/publishers/google";
+    }
     p.Finish();
     out.push_back(std::move(c));
   }
@@ -563,6 +573,11 @@ void Validate(Config& c, const std::string& source) {
   ParseListen(c.server, source);
   if (c.server.threads == 0) c.server.threads = UsableCpuCount();
   if (c.server.max_inflight == 0) c.server.max_inflight = 80 * c.server.threads;
+  if (c.auth.disabled && !c.auth.keys.empty()) {
+    throw ConfigError(source +
+                      ": auth.disabled: true with auth.keys configured; remove one of "
+                      "them (disabled would ignore the keys)");
+  }
   if (c.auth.keys.empty() && !c.auth.disabled && !IsLoopback(c.server.host)) {
     throw ConfigError(source + ": server.listen: refusing to listen on " + c.server.listen +
                       " without API keys; configure auth.keys, or set auth.disabled: true to "
@@ -592,6 +607,10 @@ void Validate(Config& c, const std::string& source) {
         msg += " (did you mean '" + std::string(*near) + "'?)";
       throw ConfigError(msg);
     }
+    if (m.targets.size() > 64) {
+      throw ConfigError(at + ".targets: at most 64 targets per model, got " +
+                        std::to_string(m.targets.size()));
+    }
     double total_weight = 0;
     for (const auto& t : m.targets)
       total_weight += t.weight;
@@ -602,7 +621,11 @@ void Validate(Config& c, const std::string& source) {
       if (name == m.name) throw ConfigError(fat + ": a model cannot fall back to itself");
       if (c.FindModel(name) != nullptr) continue;
       // provider/model and the local provider's built-in models are resolved by the router.
-      if (name.find('/') != std::string::npos || name.rfind("local-", 0) == 0) continue;
+      if (auto slash = name.find('/'); slash != std::string::npos) {
+        if (c.FindProvider(name.substr(0, slash)) != nullptr && slash + 1 < name.size()) continue;
+        throw ConfigError(fat + ": '" + name + "' names no configured provider");
+      }
+      if (name.rfind("local-", 0) == 0) continue;
       std::string msg = fat + ": unknown model '" + name + "'";
       if (auto near = ClosestMatch(name, model_names))
         msg += " (did you mean '" + std::string(*near) + "'?)";
@@ -667,7 +690,7 @@ Config ParseConfig(std::string_view yaml, std::string_view source, const EnvLook
   }
   Config c;
   c.source = std::string(source);
-  Section top(root, "", c.source, &env, true);
+  Section top(root, "", c.source, &env, true, &c.env_names);
   ReadServer(top.Child("server"), c.server);
   ReadAuth(top.Child("auth"), c.auth);
   ReadProviders(top, c.providers);
@@ -716,8 +739,31 @@ std::shared_ptr<const Config> LoadConfig(const LoadOptions& options) {
   return c;
 }
 
+std::vector<std::string> UnusedOrchestraVariables(const Config& c,
+                                                  const std::vector<std::string>& environment) {
+  std::vector<std::string_view> known(c.env_names.begin(), c.env_names.end());
+  known.emplace_back("ORCHESTRA_CONFIG");
+  for (const auto& k : c.auth.keys)
+    known.emplace_back(k.key_env);
+  for (const auto& p : c.providers)
+    known.emplace_back(p.api_key_env);
+  std::vector<std::string> unused;
+  for (const std::string& entry : environment) {
+    std::string_view name(entry);
+    name = name.substr(0, name.find('='));
+    if (name.rfind("ORCHESTRA_", 0) != 0) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string message(name);
+    if (auto near = ClosestMatch(name, known))
+      message += " (did you mean " + std::string(*near) + "?)";
+    unused.push_back(std::move(message));
+  }
+  return unused;
+}
+
 std::string DumpConfig(const Config& c) {
   YAML::Emitter out;
+  out.SetDoublePrecision(12);  // 0.15, not 0.14999999999999999
   auto dur = [](Duration d) { return FormatDuration(d); };
   out << YAML::BeginMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;

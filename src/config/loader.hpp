@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -41,6 +42,12 @@ std::shared_ptr<const Config> LoadConfig(const LoadOptions& options);
 
 // Parses and validates YAML text; `source` names it in messages. Throws ConfigError.
 Config ParseConfig(std::string_view yaml, std::string_view source, const EnvLookup& env);
+
+// ORCHESTRA_* variables in `environment` (NAME=value strings) that configure nothing: neither
+// a key's override, ORCHESTRA_CONFIG, nor a secret a key_env/api_key_env names. Each comes with
+// the closest real name when one is close.
+std::vector<std::string> UnusedOrchestraVariables(const Config& config,
+                                                  const std::vector<std::string>& environment);
 
 // The effective configuration as YAML, secrets redacted (`orchestra check-config`).
 std::string DumpConfig(const Config& config);

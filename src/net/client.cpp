@@ -274,11 +274,12 @@ class ClientImpl final : public Client {
       OriginId id, const OutgoingRequest& req) override {
     Entry& e = *shared_.origins[id];
     for (int attempt = 0;; ++attempt) {
-      auto acquired = co_await Acquire(id, req.deadline, attempt > 0);
+      const Clock::time_point head_by = std::min(req.deadline, req.first_byte_deadline);
+      auto acquired = co_await Acquire(id, head_by, attempt > 0);
       if (!acquired) co_return acquired.error();
       std::shared_ptr<Conn> conn = std::move(*acquired);
       const bool reused = conn->uses > 0;
-      conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
+      conn->Arm(std::min(head_by, Clock::now() + e.options.first_byte_timeout));
       beast::error_code ec = co_await Write(*conn, e.origin, req);
       auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
       parser->body_limit(e.options.max_response_bytes);

@@ -68,7 +68,10 @@ struct OutgoingRequest {
   // value replaced is three pieces and never copied).
   std::array<std::string_view, 8> body{};
   std::size_t body_parts = 0;
-  Clock::time_point deadline = Clock::time_point::max();
+  Clock::time_point deadline = Clock::time_point::max();  // the whole exchange
+  // The response head must have arrived by then (for a stream: its time to first byte; the body
+  // may then run until `deadline`). Later than `deadline` means `deadline`.
+  Clock::time_point first_byte_deadline = Clock::time_point::max();
 
   void AddBody(std::string_view part) { body[body_parts++] = part; }
 };

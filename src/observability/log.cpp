@@ -224,10 +224,11 @@ void Logger::Write(Severity severity, std::string_view message, const LogContext
 }
 
 void Logger::Access(const AccessRecord& r, const LogContext& ctx) {
-  if (!Enabled(Severity::kInfo)) return;
+  // At log_level warning, failed requests are still logged; at error, server errors.
   const Severity severity = r.status >= 500   ? Severity::kError
                             : r.status >= 400 ? Severity::kWarning
                                               : Severity::kInfo;
+  if (!Enabled(severity)) return;
   thread_local std::string message;
   message.clear();
   message += r.method;

@@ -132,7 +132,10 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       }
       providers::CallOptions options;
       options.upstream_model = target.upstream_model();
-      options.deadline = std::min(deadline, now + route->timeout);
+      // A call must end within the route's timeout; a stream must start within it and may then
+      // run for the rest of the request's deadline (a long generation is not an error).
+      options.first_byte_deadline = std::min(deadline, now + route->timeout);
+      options.deadline = Call::Stream() ? deadline : options.first_byte_deadline;
       options.traceparent = info.traceparent;
       options.request_id = info.request_id;
       options.worker = info.worker;
@@ -175,6 +178,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       }
       metrics_.retries().Inc();
       if (decision.delay > Duration::zero()) {
+        served.upstream_time += decision.delay;  // waiting on the upstream's account
         asio::steady_timer pause(co_await asio::this_coro::executor);
         pause.expires_after(decision.delay);
         auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -209,6 +213,7 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
   }
 
   struct Call {
+    static bool Stream() { return false; }
     providers::ChatRequest& request;
     Result<void> Prepare(Target& t) { return PrepareChat(request, t); }
     asio::awaitable<providers::ProviderResult<providers::ChatResponse>> operator()(
@@ -250,6 +255,7 @@ asio::awaitable<Result<Served>> Orchestrator::ChatStream(providers::ChatRequest&
   Served served;
   SinkToWriter sink(writer, served, info, clock_);
   struct Call {
+    static bool Stream() { return true; }
     providers::ChatRequest& request;
     SinkToWriter& sink;
     const Clock& clock;
@@ -287,6 +293,7 @@ asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(providers::EmbeddingReq
   if (!route) co_return route.error();
   const ModelRoute& r = **route;
   struct Call {
+    static bool Stream() { return false; }
     providers::EmbeddingRequest& request;
     Result<void> Prepare(Target&) { return {}; }
     asio::awaitable<providers::ProviderResult<providers::EmbeddingResponse>> operator()(

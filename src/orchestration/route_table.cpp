@@ -112,7 +112,8 @@ RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metr
           provider = "local";
           upstream = name;
         }
-        if (!provider.empty() && !upstream.empty() && providers_.contains(provider)) {
+        if (!provider.empty() && !upstream.empty() && providers_.contains(provider) &&
+            KnownLocal(provider, upstream)) {
           if (auto made = MakeSynthetic(name, provider, upstream, true)) fallback = *made;
         }
       }
@@ -148,7 +149,8 @@ Result<const ModelRoute*> RouteTable::Resolve(std::string_view model) {
     provider = "local";
     upstream = model;
   }
-  if (provider.empty() || upstream.empty() || !providers_.contains(provider)) {
+  if (provider.empty() || upstream.empty() || !providers_.contains(provider) ||
+      !KnownLocal(provider, upstream)) {
     return NotFound(model);
   }
   if (const ModelRoute* route = FindSynthetic(model)) return route;
@@ -160,6 +162,12 @@ Result<const ModelRoute*> RouteTable::Resolve(std::string_view model) {
   }
   std::lock_guard lock(mutex_);
   return MakeSynthetic(model, provider, upstream, false);
+}
+
+bool RouteTable::KnownLocal(std::string_view provider, std::string_view upstream) const {
+  if (provider != "local" || options_.local_models.empty()) return true;
+  return std::find(options_.local_models.begin(), options_.local_models.end(), upstream) !=
+         options_.local_models.end();
 }
 
 const ModelRoute* RouteTable::FindSynthetic(std::string_view name) const {
@@ -239,6 +247,17 @@ Error RouteTable::NotFound(std::string_view model) const {
     }
   } else if (auto near = ClosestMatch(model, public_names_)) {
     message += " (did you mean '" + std::string(*near) + "'?)";
+  } else if (model.starts_with("local-") && !options_.local_models.empty()) {
+    std::vector<std::string_view> local(options_.local_models.begin(), options_.local_models.end());
+    if (auto close = ClosestMatch(model, local)) {
+      message += " (did you mean '" + std::string(*close) + "'?)";
+    } else {
+      message += " (the local provider serves";
+      for (std::size_t i = 0; i < local.size(); ++i) {
+        message += (i == 0 ? " " : ", ") + std::string(local[i]);
+      }
+      message += ")";
+    }
   }
   return MakeError(ErrorCode::kNotFound, std::move(message), "model");
 }

@@ -76,6 +76,9 @@ class RouteTable {
     std::size_t max_synthetic_routes = 256;  // made on demand for clients
     std::size_t max_chain = kMaxFallbackChain;
     std::size_t max_model_name = 256;  // longer provider/model names are refused
+    // The models the `local` provider serves; when set, other local-* (and local/...) names are
+    // unknown rather than made into routes that could only fail.
+    std::vector<std::string> local_models;
   };
 
   // Throws std::invalid_argument when the configuration names a provider that has no instance,
@@ -100,6 +103,7 @@ class RouteTable {
 
  private:
   const ModelRoute* FindSynthetic(std::string_view name) const;
+  bool KnownLocal(std::string_view provider, std::string_view upstream) const;
   Result<const ModelRoute*> MakeSynthetic(std::string_view name, std::string_view provider,
                                           std::string_view upstream_model, bool at_startup);
   Target& TargetFor(providers::Provider& provider, std::string_view upstream_model,

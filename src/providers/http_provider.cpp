@@ -86,8 +86,10 @@ HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams&
   // with the reason, and routes fall back. A key of Orchestra's own (auth.keys) is different:
   // there a missing key is fatal.
   try {
-    api_key_ =
-        ReadSecret("provider " + config_.name, config_.api_key_env, config_.api_key_file, env);
+    // Vertex AI authorises with the service account's token; a key would go unused.
+    if (!config_.vertex)
+      api_key_ =
+          ReadSecret("provider " + config_.name, config_.api_key_env, config_.api_key_file, env);
   } catch (const std::runtime_error& e) {
     missing_key_ = e.what();
     observability::Log(observability::Severity::kWarning, "provider disabled until restarted",

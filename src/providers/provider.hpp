@@ -26,9 +26,12 @@ using ProviderResult = boost::system::result<T, ProviderError>;
 struct CallOptions {
   std::string_view upstream_model;                 // the provider's own name for the model
   std::chrono::steady_clock::time_point deadline;  // this attempt must end by then
-  std::string_view traceparent;                    // propagated to the upstream (W3C Trace Context)
-  std::string_view request_id;                     // propagated as X-Request-Id
-  int worker = 0;                                  // the calling event loop's index
+  // The first byte of the answer must arrive by then: for a call, the same as `deadline`; for a
+  // stream, the attempt timeout (the stream itself may then run until `deadline`).
+  std::chrono::steady_clock::time_point first_byte_deadline;
+  std::string_view traceparent;  // propagated to the upstream (W3C Trace Context)
+  std::string_view request_id;   // propagated as X-Request-Id
+  int worker = 0;                // the calling event loop's index
 };
 
 // Receives a stream's chunks as they arrive. OnChunk returns false when the client has gone;

@@ -144,6 +144,32 @@ TEST_F(GatewayTest, StreamsChunksAndCountsUsageWithoutShowingItUnasked) {
   EXPECT_EQ(usage.at("usage").at("completion_tokens"), 5);
 }
 
+TEST_F(GatewayTest, KeepsTheClientsOtherStreamOptions) {
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
+  client_->Stream("POST", "/v1/chat/completions",
+                  Chat("fast", true, R"(,"stream_options":{"include_obfuscation":true})"), {},
+                  [](std::string_view) { return true; });
+  json::value sent = json::parse(upstream_->LastRequest().at("body").as_string());
+  EXPECT_EQ(sent.at("stream_options").at("include_usage"), true);
+  EXPECT_EQ(sent.at("stream_options").at("include_obfuscation"), true);
+}
+
+TEST_F(GatewayTest, AStreamMayOutliveTheAttemptTimeoutOnceItHasStarted) {
+  Start(
+      "  - name: long\n"
+      "    targets: [{provider: up, model: 'x+chunks=8+chunk_delay=100ms'}]\n"
+      "    timeout: 300ms\n");
+  std::vector<std::string> events;
+  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("long", true), {},
+                           [&](std::string_view data) {
+                             events.emplace_back(data);
+                             return true;
+                           });
+  EXPECT_EQ(r.status, 200);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+}
+
 TEST_F(GatewayTest, RetriesA429AndSucceeds) {
   Start(
       "  - name: flaky\n"

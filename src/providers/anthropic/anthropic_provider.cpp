@@ -26,6 +26,7 @@ asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const Chat
   net::OutgoingRequest out;
   out.target = target_;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   out.headers.push_back(version_line_);
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
@@ -57,6 +58,7 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
   net::OutgoingRequest out;
   out.target = target_;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   out.headers.push_back(version_line_);
   out.headers.push_back("Accept: text/event-stream");
   HeaderLines lines;

@@ -10,15 +10,6 @@ namespace {
 
 namespace asio = boost::asio;
 
-constexpr std::string_view kGeminiApiUrl = "https://generativelanguage.googleapis.com/v1beta";
-
-config::ProviderConfig WithVertexUrl(config::ProviderConfig c) {
-  if (c.vertex && (c.base_url.empty() || c.base_url == kGeminiApiUrl)) {
-    c.base_url = GeminiProvider::VertexBaseUrl(c);
-  }
-  return c;
-}
-
 ProviderError Unreadable(const std::string& provider, const Error& e) {
   ProviderError out;
   out.kind = FailureKind::kProtocol;
@@ -29,14 +20,9 @@ ProviderError Unreadable(const std::string& provider, const Error& e) {
 
 }  // namespace
 
-std::string GeminiProvider::VertexBaseUrl(const config::ProviderConfig& c) {
-  return "https://" + c.location + "-aiplatform.googleapis.com/v1/projects/" + c.project +
-         "/locations/" + c.location + "/publishers/google";
-}
-
 GeminiProvider::GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                                const config::EnvLookup& env)
-    : HttpProvider(WithVertexUrl(config), upstreams, env), vertex_(config.vertex) {
+    : HttpProvider(config, upstreams, env), vertex_(config.vertex) {
   if (!vertex_ && !api_key().empty()) SetAuthLine("x-goog-api-key: " + api_key());
   if (vertex_) {
     std::string host = "metadata.google.internal";
@@ -108,6 +94,7 @@ asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatReq
   const std::string target = Target(options.upstream_model, "generateContent");
   out.target = target;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   if (!auth->empty()) out.headers.push_back(*auth);
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
@@ -137,6 +124,7 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   const std::string target = Target(options.upstream_model, "streamGenerateContent?alt=sse");
   out.target = target;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   if (!auth->empty()) out.headers.push_back(*auth);
   out.headers.push_back("Accept: text/event-stream");
   HeaderLines lines;
@@ -195,6 +183,7 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
       Target(options.upstream_model, batch ? "batchEmbedContents" : "embedContent");
   out.target = target;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   if (!auth->empty()) out.headers.push_back(*auth);
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);

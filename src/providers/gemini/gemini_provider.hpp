@@ -11,11 +11,11 @@ namespace orchestra::providers {
 // Google's Gemini API (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
 // `batchEmbedContents`), translated by gemini/codec.hpp. Two ways in:
 // - the Gemini API with a key (`x-goog-api-key`), the default;
-// - Vertex AI (`vertex: true`): the same JSON at
-//   https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google,
-//   authorised with the service account's OAuth token from the metadata server (Cloud Run's
-//   identity; `$GCE_METADATA_HOST` overrides the server's address, for tests). Tokens are cached
-//   until a minute before they expire.
+// - Vertex AI (`vertex: true`): the same JSON at the Vertex address the config loader derives
+//   (https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/
+//   publishers/google), authorised with the service account's OAuth token from the metadata server
+//   (Cloud Run's identity; `$GCE_METADATA_HOST` overrides the server's address, for tests). Tokens
+//   are cached until a minute before they expire.
 class GeminiProvider final : public HttpProvider {
  public:
   GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
@@ -28,9 +28,6 @@ class GeminiProvider final : public HttpProvider {
                                                                    ChunkSink& sink) override;
   boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
       const EmbeddingRequest& request, const CallOptions& options) override;
-
-  // The Vertex AI base URL for a config whose base_url was left at its default.
-  static std::string VertexBaseUrl(const config::ProviderConfig& config);
 
  private:
   // The bearer line for Vertex AI (from the metadata server); "" for the Gemini API, whose key

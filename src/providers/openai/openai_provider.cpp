@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/json_scan.hpp"
 #include "common/text.hpp"
 #include "net/sse.hpp"
 #include "providers/codec_util.hpp"
@@ -69,6 +70,7 @@ asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatReq
   net::OutgoingRequest out;
   out.target = chat_target_;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
   const std::string_view model = QuotedJson(options.upstream_model);
@@ -93,6 +95,7 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   net::OutgoingRequest out;
   out.target = chat_target_;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
   out.headers.push_back("Accept: text/event-stream");
   AddCommonHeaders(out, options, lines);
@@ -101,7 +104,28 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   // client asked for it too (the sink decides).
   std::vector<Splice> splices{{request.model_begin, request.model_end, model}};
   if (request.stream_options_end > request.stream_options_begin) {
-    splices.push_back({request.stream_options_begin, request.stream_options_end, kIncludeUsage});
+    // Keep the client's other stream options; set include_usage inside them.
+    const std::string_view options_text(request.raw_body.data() + request.stream_options_begin,
+                                        request.stream_options_end - request.stream_options_begin);
+    JsonSpan include;
+    bool other_members = false;
+    ScanJson(options_text, [&](std::string_view key, const JsonSpan& v) {
+      if (key == "include_usage") {
+        include = v;
+      } else {
+        other_members = true;
+      }
+    });
+    if (options_text == "null") {
+      splices.push_back({request.stream_options_begin, request.stream_options_end, kIncludeUsage});
+    } else if (include.present) {
+      splices.push_back({request.stream_options_begin + include.begin,
+                         request.stream_options_begin + include.end, "true"});
+    } else {
+      const std::size_t after_brace = request.stream_options_begin + 1;
+      splices.push_back({after_brace, after_brace,
+                         other_members ? R"("include_usage":true,)" : R"("include_usage":true)"});
+    }
   } else {
     const std::size_t brace = ClosingBrace(request.raw_body);
     splices.push_back({brace, brace, kAppendIncludeUsage});
@@ -175,6 +199,7 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
   net::OutgoingRequest out;
   out.target = embeddings_target_;
   out.deadline = options.deadline;
+  out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
   const std::string_view model = QuotedJson(options.upstream_model);

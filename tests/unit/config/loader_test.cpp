@@ -258,3 +258,55 @@ TEST(DumpConfig, RedactsSecretsButKeepsTheirSources) {
 
 }  // namespace
 }  // namespace orchestra::config
+
+namespace orchestra::config {
+namespace {
+
+TEST(UnusedOrchestraVariables, NamesTheOnesThatConfigureNothing) {
+  FakeEnv env;
+  Config c = ParseConfig("auth: {keys: [{name: a, key_env: ORCHESTRA_KEY_APP}]}\n", "f.yaml",
+                         env.Lookup());
+  auto unused = UnusedOrchestraVariables(
+      c, {"ORCHESTRA_SERVER_MAX_INFLIGHT=3", "ORCHESTRA_SERVER_LISTN=x", "ORCHESTRA_KEY_APP=k",
+          "ORCHESTRA_CONFIG=/x", "HOME=/root", "ORCHESTRA_NOTHING_AT_ALL=1"});
+  ASSERT_EQ(unused.size(), 2u);
+  EXPECT_EQ(unused[0], "ORCHESTRA_SERVER_LISTN (did you mean ORCHESTRA_SERVER_LISTEN?)");
+  EXPECT_EQ(unused[1], "ORCHESTRA_NOTHING_AT_ALL");
+}
+
+TEST(ParseConfig, RejectsAuthDisabledWithKeysAndFallbacksToUnknownProviders) {
+  FakeEnv env;
+  std::string path = ::testing::TempDir() + "/orchestra_more.yaml";
+  auto load = [&](const std::string& yaml) -> std::string {
+    std::ofstream(path) << yaml;
+    LoadOptions o;
+    o.env = env.Lookup();
+    o.path = path;
+    try {
+      LoadConfig(o);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(load("auth: {disabled: true, keys: [{name: a, key_env: K}]}\n")
+                .find("auth.disabled: true with auth.keys configured"),
+            std::string::npos);
+  EXPECT_NE(load("models: [{name: m, targets: [{provider: local, model: local-extractive}], "
+                 "fallbacks: [nope/x]}]\n")
+                .find("'nope/x' names no configured provider"),
+            std::string::npos);
+}
+
+TEST(ParseConfig, VertexGetsItsOwnAddress) {
+  FakeEnv env;
+  Config c = ParseConfig(
+      "providers: [{name: v, type: gemini, vertex: true, project: p1, location: europe-west4}]\n",
+      "f.yaml", env.Lookup());
+  EXPECT_EQ(c.providers[0].base_url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/p1/locations/europe-west4/"
+            "publishers/google");
+}
+
+}  // namespace
+}  // namespace orchestra::config

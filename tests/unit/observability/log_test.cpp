@@ -163,3 +163,26 @@ TEST(Trace, FallsBackToCloudTraceContext) {
 
 }  // namespace
 }  // namespace orchestra::observability
+
+namespace orchestra::observability {
+namespace {
+
+TEST(Logger, AccessLinesOfFailuresPassAHigherLevel) {
+  Captured out;
+  {
+    LoggerOptions o;
+    o.fd = out.fd();
+    o.level = config::LogLevel::kWarning;
+    Logger logger(o);
+    AccessRecord ok{"GET", "/", 200, 0.001, "", "127.0.0.1", 1, 1, "/"};
+    AccessRecord failed{"GET", "/", 503, 0.001, "", "127.0.0.1", 1, 1, "/"};
+    logger.Access(ok, LogContext{});
+    logger.Access(failed, LogContext{});
+  }
+  auto lines = out.Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("\"status\":503"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace orchestra::observability

@@ -150,6 +150,20 @@ TEST_F(RouteTableTest, LocalNamesResolveToTheLocalProvider) {
             (*route)->targets[0].target);
 }
 
+TEST_F(RouteTableTest, UnknownLocalModelsMakeNoRoute) {
+  RouteTable::Options options;
+  options.local_models = {"local-extractive", "local-embed"};
+  auto table = Build(options);
+  ASSERT_TRUE(table->Resolve("local-embed").has_value());
+  auto typo = table->Resolve("local-extractiv");
+  ASSERT_FALSE(typo.has_value());
+  EXPECT_EQ(typo.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(typo.error().message.find("did you mean 'local-extractive'"), std::string::npos)
+      << typo.error().message;
+  EXPECT_FALSE(table->Resolve("local/nothing").has_value());
+  EXPECT_EQ(table->synthetic_routes(), 1u);
+}
+
 TEST_F(RouteTableTest, PublicNameWinsOverProviderSlashModel) {
   config_.models = {Model("openai/gpt-4o", {{"gemini", "gemini-2.0", 1}})};
   auto table = Build();
