@@ -26,14 +26,13 @@ esac
 build_packages=(
   g++ cmake ninja-build ccache pkg-config make git ca-certificates
   libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev
-  libhnswlib-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus redis-server postgresql openssl curl procps
   shellcheck yamllint clang-format
 )
-bench_packages=(wrk nginx-light hyperfine)
+bench_packages=(wrk nginx-light hyperfine python3)
 
 wanted=("${build_packages[@]}")
 if [[ $mode != build ]]; then wanted+=("${test_packages[@]}"); fi

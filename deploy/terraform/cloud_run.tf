@@ -103,6 +103,9 @@ locals {
       # server sheds beyond max_inflight, so the two are the same number.
       ORCHESTRA_SERVER_MAX_INFLIGHT      = tostring(var.concurrency)
       ORCHESTRA_OBSERVABILITY_LOG_FORMAT = "json"
+      # Lets log lines carry logging.googleapis.com/trace, which Cloud Logging links to the
+      # request's trace (Cloud Run does not set it in the container).
+      GOOGLE_CLOUD_PROJECT = var.project_id
     },
     var.prometheus_sidecar ? {
       # A second listener on loopback that serves /metrics without an API key: only the
