@@ -342,6 +342,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const bool drained = server.WaitIdle(s.drain_timeout);
     const int abandoned = server.active_requests();
     server.Stop();
+    upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
     observability::Log(drained ? Severity::kInfo : Severity::kWarning, "stopped",
                        {{"drained", drained}, {"abandoned_requests", abandoned}});

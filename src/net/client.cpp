@@ -187,7 +187,7 @@ class ClientImpl;
 
 class StreamImpl final : public ResponseStream {
  public:
-  StreamImpl(ClientImpl& client, OriginId origin, std::shared_ptr<Conn> conn,
+  StreamImpl(std::shared_ptr<ClientImpl> client, OriginId origin, std::shared_ptr<Conn> conn,
              std::unique_ptr<http::response_parser<http::buffer_body>> parser,
              Clock::time_point deadline, Duration gap_timeout)
       : client_(client),
@@ -204,7 +204,9 @@ class StreamImpl final : public ResponseStream {
   asio::awaitable<Result<std::string_view>> Read() override;
 
  private:
-  ClientImpl& client_;
+  // Shared: a stream abandoned by a request that the shutdown cut off may outlive Upstreams'
+  // own reference to its client (it is destroyed with the io_context's pending work).
+  std::shared_ptr<ClientImpl> client_;
   OriginId origin_;
   std::shared_ptr<Conn> conn_;
   std::unique_ptr<http::response_parser<http::buffer_body>> parser_;
@@ -214,7 +216,7 @@ class StreamImpl final : public ResponseStream {
   char chunk_[16 << 10];
 };
 
-class ClientImpl final : public Client {
+class ClientImpl final : public Client, public std::enable_shared_from_this<ClientImpl> {
  public:
   ClientImpl(asio::io_context& ctx, Upstreams::Shared& shared)
       : ctx_(ctx), shared_(shared), pools_(shared.origins.size()) {
@@ -297,8 +299,8 @@ class ClientImpl final : public Client {
       }
       conn->Disarm();
       co_return std::unique_ptr<ResponseStream>(
-          std::make_unique<StreamImpl>(*this, id, std::move(conn), std::move(parser), req.deadline,
-                                       e.options.first_byte_timeout));
+          std::make_unique<StreamImpl>(shared_from_this(), id, std::move(conn), std::move(parser),
+                                       req.deadline, e.options.first_byte_timeout));
     }
   }
 
@@ -533,12 +535,12 @@ class ClientImpl final : public Client {
 };
 
 StreamImpl::~StreamImpl() {
-  if (conn_) client_.Discard(origin_, conn_);  // abandoned mid-body: the connection is unusable
+  if (conn_) client_->Discard(origin_, conn_);  // abandoned mid-body: the connection is unusable
 }
 
 asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
   if (!conn_) co_return std::string_view();
-  const Origin& origin = client_.entry(origin_).origin;
+  const Origin& origin = client_->entry(origin_).origin;
   while (!parser_->is_done()) {
     conn_->Arm(std::min(deadline_, Clock::now() + gap_timeout_));
     auto& body = parser_->get().body();
@@ -550,7 +552,7 @@ asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       Error err = ErrorFor(*conn_, ec, "reading the upstream stream", origin);
-      client_.Discard(origin_, conn_);
+      client_->Discard(origin_, conn_);
       conn_.reset();
       co_return err;
     }
@@ -562,9 +564,9 @@ asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
   }
   // The body is complete: the connection goes back to the pool when the upstream allows it.
   if (parser_->keep_alive()) {
-    client_.Release(origin_, std::move(conn_));
+    client_->Release(origin_, std::move(conn_));
   } else {
-    client_.Discard(origin_, conn_);
+    client_->Discard(origin_, conn_);
   }
   conn_.reset();
   co_return std::string_view();
@@ -605,7 +607,12 @@ const Origin& Upstreams::origin(OriginId id) const {
 }
 
 void Upstreams::CreateClient(int index, asio::io_context& context) {
-  clients_.at(static_cast<std::size_t>(index)) = std::make_unique<ClientImpl>(context, *shared_);
+  clients_.at(static_cast<std::size_t>(index)) = std::make_shared<ClientImpl>(context, *shared_);
+}
+
+void Upstreams::ReleaseClients() {
+  for (auto& c : clients_)
+    c.reset();
 }
 
 Client& Upstreams::ForWorker(int index) {

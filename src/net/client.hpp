@@ -132,12 +132,15 @@ class Upstreams {
   // Creates worker `index`'s client on its io_context; call on that worker's thread.
   void CreateClient(int index, boost::asio::io_context& context);
   Client& ForWorker(int index);
+  // Closes the pooled connections and drops the clients. Call after the workers have stopped
+  // and before their io_contexts are destroyed: a client's sockets and timers belong to them.
+  void ReleaseClients();
 
   struct Shared;
 
  private:
   std::unique_ptr<Shared> shared_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<std::shared_ptr<Client>> clients_;
 };
 
 }  // namespace orchestra::net
