@@ -53,10 +53,12 @@ http {
 CONF
 taskset -c 1 nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
+nginx_pid=$!
 
 orch_port=$(free_port)
 (cd "$tmp" && exec taskset -c 1 "$orchestra" serve --listen "127.0.0.1:$orch_port") >"$tmp/orchestra.log" 2>&1 &
 pids+=($!)
+orch_pid=$!
 
 wait_up() {
   for _ in $(seq 1 200); do
@@ -69,19 +71,27 @@ wait_up() {
 wait_up "$nginx_port"
 wait_up "$orch_port"
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 run() {
-  local name=$1 port=$2
+  local name=$1 port=$2 pid=$3
   # warm-up, then the measured run
   taskset -c 0 wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/healthz" >/dev/null
+  local before after
+  before=$(cpu_ticks "$pid")
   taskset -c 0 wrk -t1 -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/healthz" \
     >"$tmp/$name.wrk"
-  local rps p50 p99
+  after=$(cpu_ticks "$pid")
+  local rps p50 p99 requests cpu_us
   rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$name.wrk")
   p50=$(awk '$1 == "50%" {print $2}' "$tmp/$name.wrk")
   p99=$(awk '$1 == "99%" {print $2}' "$tmp/$name.wrk")
-  printf '%-10s %12s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
+  requests=$(awk '/requests in/ {print $1}' "$tmp/$name.wrk")
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
+  printf '%-10s %12s req/s   p50 %8s   p99 %8s   cpu/req %5s us\n' "$name" "$rps" "$p50" "$p99" "$cpu_us"
 }
 
 echo "GET /healthz, wrk -t1 -c$connections -d${duration}s, servers on CPU 1, wrk on CPU 0"
-run nginx "$nginx_port"
-run orchestra "$orch_port"
+run nginx "$nginx_port" "$nginx_pid"
+run orchestra "$orch_port" "$orch_pid"

@@ -104,7 +104,7 @@ void RenderError(const Error& e, net::Response& response, int default_retry_afte
   if (e.code == ErrorCode::kOverloaded || e.code == ErrorCode::kRateLimited ||
       (e.code == ErrorCode::kUpstreamError && e.upstream_status == 429)) {
     int seconds = e.retry_after_s > 0 ? e.retry_after_s : default_retry_after_s;
-    response.headers.push_back({"Retry-After", std::to_string(seconds)});
+    response.AddHeader("Retry-After", std::to_string(seconds));
   }
 }
 

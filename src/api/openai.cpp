@@ -34,10 +34,10 @@ std::int64_t OverheadUs(const net::Request& request, const Served& served) {
 }
 
 void AddServedHeaders(net::Response& response, const Served& served, std::int64_t overhead_us) {
-  response.headers.push_back({"x-orchestra-provider", served.provider});
-  response.headers.push_back({"x-orchestra-model", served.upstream_model});
-  response.headers.push_back({"x-orchestra-overhead-us", std::to_string(overhead_us)});
-  if (served.cache_hit) response.headers.push_back({"x-orchestra-cache", "hit"});
+  response.AddHeader("x-orchestra-provider", served.provider);
+  response.AddHeader("x-orchestra-model", served.upstream_model);
+  response.AddHeader("x-orchestra-overhead-us", std::to_string(overhead_us));
+  if (served.cache_hit) response.AddHeader("x-orchestra-cache", "hit");
 }
 
 // Writes a chat stream as server-sent events in OpenAI's shape.
@@ -49,7 +49,7 @@ class SseWriter final : public orchestration::StreamWriter {
   asio::awaitable<bool> Begin(const Served& served) override {
     ctx_.response.status = 200;
     AddServedHeaders(ctx_.response, served, OverheadUs(ctx_.request, served));
-    ctx_.response.headers.push_back({"X-Request-Id", std::string(ctx_.request_id)});
+    ctx_.response.AddHeader("X-Request-Id", ctx_.request_id);
     co_return co_await ctx_.exchange.BeginStream("text/event-stream");
   }
 

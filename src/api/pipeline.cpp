@@ -101,29 +101,27 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
   std::array<char, 128> id_storage;
   std::string_view request_id = req.Header("x-request-id");
   if (!UsableRequestId(request_id)) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    for (int half = 0; half < 2; ++half) {
-      std::uint64_t word = RandomU64();
-      for (int i = 0; i < 16; ++i, word >>= 4)
-        id_storage[half * 16 + i] = kDigits[word & 0xF];
-    }
+    FillRandomHex(id_storage.data(), 16);
     request_id = std::string_view(id_storage.data(), 32);
   }
-  const observability::TraceContext trace =
-      observability::ContinueTrace(req.Header("traceparent"), req.Header("x-cloud-trace-context"));
-
   RouteMatch match = router_.Match(req.method, req.path);
+  // A probe that is not logged calls nothing and logs nothing: it needs no trace context.
+  const bool untraced = match.route != nullptr && match.route->probe && !options_.log_probes;
+  const observability::TraceContext trace =
+      untraced ? observability::TraceContext{}
+               : observability::ContinueTrace(req.Header("traceparent"),
+                                              req.Header("x-cloud-trace-context"));
   if (match.kind != RouteMatch::Kind::kFound) {
     if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
       RenderError(Error(ErrorCode::kMethodNotAllowed,
                         std::string(req.method_name) + " is not allowed on " +
                             std::string(req.path) + "; allowed: " + match.allow),
                   res);
-      res.headers.push_back({"Allow", std::move(match.allow)});
+      res.AddHeader("Allow", std::move(match.allow));
     } else {
       RenderError(Error(ErrorCode::kNotFound, "no route for " + std::string(req.path)), res);
     }
-    res.headers.push_back({"X-Request-Id", std::string(request_id)});
+    res.AddHeader("X-Request-Id", request_id);
     Record(nullptr, exchange, request_id, trace, true);
     co_return;
   }
@@ -145,7 +143,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
       Error e(ErrorCode::kOverloaded, "server is over capacity; retry shortly");
       e.retry_after_s = options_.retry_after_s;
       RenderError(e, res, options_.retry_after_s);
-      res.headers.push_back({"X-Request-Id", std::string(request_id)});
+      res.AddHeader("X-Request-Id", request_id);
       Record(&route, exchange, request_id, trace, true);
       co_return;
     }
@@ -156,7 +154,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
       if (!who) {
         rejected_unauthenticated_.Inc();
         RenderError(who.error(), res);
-        res.headers.push_back({"WWW-Authenticate", "Bearer"});
+        res.AddHeader("WWW-Authenticate", "Bearer");
       } else if ((route.access == Access::kAdmin && !(*who)->admin) ||
                  (route.access == Access::kUser && !(*who)->user && !(*who)->admin)) {
         rejected_forbidden_.Inc();
@@ -169,7 +167,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
         principal = *who;
       }
       if (principal == &keys_.anonymous()) {
-        res.headers.push_back({"X-Request-Id", std::string(request_id)});
+        res.AddHeader("X-Request-Id", request_id);
         Record(&route, exchange, request_id, trace, true);
         co_return;
       }
@@ -178,7 +176,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
 
   RequestContext ctx(exchange, route, std::move(match.params), request_id, trace, *principal);
   co_await route.handler(ctx);
-  res.headers.push_back({"X-Request-Id", std::string(request_id)});
+  res.AddHeader("X-Request-Id", request_id);
   Record(&route, exchange, request_id, trace, !route.probe || options_.log_probes);
 }
 

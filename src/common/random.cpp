@@ -52,17 +52,30 @@ double RandomUnit() {
   return static_cast<double>(RandomU64() >> 11) * 0x1.0p-53;
 }
 
-std::string RandomHex(std::size_t bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(bytes * 2, '0');
+void FillRandomHex(char* out, std::size_t bytes) {
+  // Two hex digits per byte from one table lookup.
+  static constexpr auto kPairs = [] {
+    std::array<char, 512> t{};
+    constexpr char kDigits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      t[static_cast<std::size_t>(2 * b)] = kDigits[b >> 4];
+      t[static_cast<std::size_t>(2 * b + 1)] = kDigits[b & 0xF];
+    }
+    return t;
+  }();
   std::uint64_t word = 0;
   for (std::size_t i = 0; i < bytes; ++i) {
     if (i % 8 == 0) word = RandomU64();
-    auto b = static_cast<std::uint8_t>(word >> ((i % 8) * 8));
-    out[2 * i] = kDigits[b >> 4];
-    out[2 * i + 1] = kDigits[b & 0xF];
+    const auto b = static_cast<std::size_t>(word & 0xFF);
+    word >>= 8;
+    out[2 * i] = kPairs[2 * b];
+    out[2 * i + 1] = kPairs[2 * b + 1];
   }
-  return out;
 }
 
+std::string RandomHex(std::size_t bytes) {
+  std::string out(bytes * 2, '0');
+  FillRandomHex(out.data(), bytes);
+  return out;
+}
 }  // namespace orchestra

@@ -12,5 +12,7 @@ std::uint64_t RandomU64();
 double RandomUnit();
 // `bytes` random bytes as lower-case hex (request ids, trace and span ids).
 std::string RandomHex(std::size_t bytes);
+// The same written into `out` (2 × `bytes` characters), without allocating.
+void FillRandomHex(char* out, std::size_t bytes);
 
 }  // namespace orchestra

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,16 +47,32 @@ struct Response {
   unsigned status = 200;
   std::string_view content_type = "application/json";  // static storage
   std::string body;
-  std::vector<Header> headers;
   bool close = false;  // answer with Connection: close and close afterwards
+
+  // Adds a header line. Reset() keeps the strings' capacity, so a keep-alive connection's
+  // headers stop allocating after its first requests.
+  void AddHeader(std::string_view name, std::string_view value) {
+    if (header_count_ < headers_.size()) {
+      headers_[header_count_].name = name;
+      headers_[header_count_].value.assign(value);
+    } else {
+      headers_.push_back({name, std::string(value)});
+    }
+    ++header_count_;
+  }
+  std::span<const Header> headers() const { return {headers_.data(), header_count_}; }
 
   void Reset() {
     status = 200;
     content_type = "application/json";
     body.clear();
-    headers.clear();
+    header_count_ = 0;
     close = false;
   }
+
+ private:
+  std::vector<Header> headers_;
+  std::size_t header_count_ = 0;
 };
 
 // One request/response on a connection. Reused across the requests of a keep-alive connection,

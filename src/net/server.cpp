@@ -401,7 +401,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   }
 
   void AppendHeaders() {
-    for (const Header& h : response_.headers) {
+    for (const Header& h : response_.headers()) {
       if (!HeaderValueIsSafe(h.value)) continue;  // never let a value split the response
       head_ += h.name;
       head_ += ": ";

@@ -19,18 +19,6 @@ bool AllZero(std::string_view s) {
   return s.find_first_not_of('0') == std::string_view::npos;
 }
 
-void FillRandomHex(char* out, std::size_t digits) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::size_t i = 0;
-  while (i < digits) {
-    std::uint64_t word = RandomU64();
-    for (int k = 0; k < 16 && i < digits; ++k, ++i) {
-      out[i] = kDigits[word & 0xF];
-      word >>= 4;
-    }
-  }
-}
-
 // X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=OPTIONS (span id in decimal).
 bool ParseCloudTrace(std::string_view header, TraceContext& out) {
   auto slash = header.find('/');
@@ -82,12 +70,12 @@ TraceContext ContinueTrace(std::string_view traceparent, std::string_view cloud_
   bool continued = (!traceparent.empty() && ParseTraceparent(traceparent, t)) ||
                    (!cloud_trace.empty() && ParseCloudTrace(cloud_trace, t));
   if (!continued) {
-    FillRandomHex(t.trace_id.data(), 32);
+    FillRandomHex(t.trace_id.data(), 16);
     t.parent_span_id.fill('0');
     t.sampled = false;
   }
   do {
-    FillRandomHex(t.span_id.data(), 16);
+    FillRandomHex(t.span_id.data(), 8);
   } while (AllZero(t.SpanId()));
   return t;
 }

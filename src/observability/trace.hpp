@@ -15,8 +15,13 @@ struct TraceContext {
   std::array<char, 16> span_id{};         // ours
   bool sampled = false;
 
-  std::string_view TraceId() const { return {trace_id.data(), trace_id.size()}; }
-  std::string_view SpanId() const { return {span_id.data(), span_id.size()}; }
+  // Empty for a default-constructed context (a request that needs no trace, e.g. a probe).
+  std::string_view TraceId() const {
+    return trace_id[0] == '\0' ? std::string_view() : std::string_view(trace_id.data(), 32);
+  }
+  std::string_view SpanId() const {
+    return span_id[0] == '\0' ? std::string_view() : std::string_view(span_id.data(), 16);
+  }
   // "00-<trace>-<our span>-<flags>", for requests we make on this request's behalf.
   std::string Traceparent() const;
   // The same, written into `out` (no allocation); returns the view of it.

@@ -32,9 +32,9 @@ TEST(RenderError, OverloadCarriesRetryAfter) {
   net::Response r;
   RenderError(Error(ErrorCode::kOverloaded, "busy"), r, 3);
   EXPECT_EQ(r.status, 503u);
-  ASSERT_EQ(r.headers.size(), 1u);
-  EXPECT_EQ(r.headers[0].name, "Retry-After");
-  EXPECT_EQ(r.headers[0].value, "3");
+  ASSERT_EQ(r.headers().size(), 1u);
+  EXPECT_EQ(r.headers()[0].name, "Retry-After");
+  EXPECT_EQ(r.headers()[0].value, "3");
 }
 
 TEST(HttpStatus, MapsUpstreamFailures) {
