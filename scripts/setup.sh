@@ -23,12 +23,14 @@ case "${1:-}" in
     ;;
 esac
 
+# GoogleTest and Google Benchmark are here too: `make run` configures the same build directory
+# that `make test` later builds the tests in.
 build_packages=(
   g++ cmake ninja-build ccache pkg-config make git ca-certificates
   libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libbenchmark-dev
   prometheus redis-server postgresql openssl curl procps
   shellcheck yamllint clang-format
 )
