@@ -20,12 +20,6 @@ bool IsHexDigit(char c) {
 
 }  // namespace
 
-void Scanner::SkipSpace() {
-  while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
-    ++i_;
-  }
-}
-
 bool Scanner::String() {
   ++i_;  // the opening quote
   const char* const data = s_.data();

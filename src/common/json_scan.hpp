@@ -34,7 +34,13 @@ class Scanner {
   explicit Scanner(std::string_view text) : s_(text) {}
   bool Value(int depth);
   bool String();
-  void SkipSpace();
+  void SkipSpace() {
+    // Most tokens follow their separator directly: one compare and out.
+    while (i_ < s_.size() && static_cast<unsigned char>(s_[i_]) <= ' ' &&
+           (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
+      ++i_;
+    }
+  }
   bool AtEnd() const { return i_ == s_.size(); }
   bool Fail(const char* what) {
     if (error_.what[0] == '\0') error_ = {i_, what};
@@ -49,10 +55,11 @@ class Scanner {
 // Validates `text` as one JSON value. When it is an object, calls
 // `on_member(std::string_view raw_key, const JsonSpan& value)` for each top-level member (the
 // key as written, escapes not decoded — compare it with plain ASCII names). Returns the
-// top-level kind, or the error with its byte offset.
+// top-level kind, or the error with its byte offset. With `end`, text may follow the value
+// (JSON embedded in other text): `*end` is where the value ended.
 template <class OnMember>
 std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member,
-                                 JsonScanError* error = nullptr);
+                                 JsonScanError* error = nullptr, std::size_t* end = nullptr);
 
 // Where the JSON value starting at `pos` (after optional whitespace) ends, when it is well
 // formed; for reading one value inside text that is not otherwise validated.
@@ -65,8 +72,8 @@ std::optional<std::int64_t> JsonInteger(std::string_view raw);
 
 // Implementation.
 template <class OnMember>
-std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member,
-                                 JsonScanError* error) {
+std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member, JsonScanError* error,
+                                 std::size_t* end) {
   using json_scan_detail::Scanner;
   Scanner sc(text);
   auto fail = [&]() -> std::optional<JsonKind> {
@@ -81,8 +88,9 @@ std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member,
   if (text[sc.i_] != '{') {
     const char c = text[sc.i_];
     if (!sc.Value(0)) return fail();
+    if (end != nullptr) *end = sc.i_;
     sc.SkipSpace();
-    if (!sc.AtEnd()) {
+    if (end == nullptr && !sc.AtEnd()) {
       sc.Fail("unexpected text after the JSON value");
       return fail();
     }
@@ -167,6 +175,10 @@ std::optional<JsonKind> ScanJson(std::string_view text, OnMember&& on_member,
       sc.Fail("expected ',' or '}'");
       return fail();
     }
+  }
+  if (end != nullptr) {
+    *end = sc.i_;
+    return JsonKind::kObject;
   }
   sc.SkipSpace();
   if (!sc.AtEnd()) {

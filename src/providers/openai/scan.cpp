@@ -1,5 +1,7 @@
 #include "providers/openai/scan.hpp"
 
+#include <cstring>
+
 #include "common/json_scan.hpp"
 
 namespace orchestra::providers::openai {
@@ -87,26 +89,35 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
 
 namespace {
 
-// The `usage` object's span in an OpenAI-format body, without validating the rest: the body is
-// forwarded as the upstream sent it, so only this one value needs reading. Unescaped, the bytes
-// "usage" followed by ':' can only be a member name; OpenAI puts the top-level one last, so the
-// search runs backwards.
-std::optional<std::string_view> FindUsageObject(std::string_view json) {
+// Where the `usage` member's value starts in an OpenAI-format body, found without validating
+// the rest: the body is forwarded as the upstream sent it, so only this one value needs
+// reading. Unescaped, the bytes "usage" followed by ':' can only be a member name; OpenAI puts
+// the top-level one last, so the search runs backwards.
+std::optional<std::size_t> FindUsageValue(std::string_view json) {
   constexpr std::string_view kKey = "\"usage\"";
   auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
-  for (std::size_t at = json.rfind(kKey); at != std::string_view::npos;
-       at = at == 0 ? std::string_view::npos : json.rfind(kKey, at - 1)) {
-    std::size_t i = at + kKey.size();
+  // Hop from quote to quote (memrchr is vectorised) instead of comparing at every offset.
+  std::size_t end = json.size();
+  while (end >= kKey.size()) {
+    const void* quote = memrchr(json.data() + kKey.size() - 1, '"', end - (kKey.size() - 1));
+    if (quote == nullptr) break;
+    const auto close = static_cast<std::size_t>(static_cast<const char*>(quote) - json.data());
+    end = close;
+    const std::size_t at = close + 1 - kKey.size();
+    if (json.compare(at, kKey.size(), kKey) != 0) continue;
+    // An escaped opening quote (`\"usage"`) is inside a longer string, not this key.
+    std::size_t backslashes = 0;
+    while (backslashes < at && json[at - 1 - backslashes] == '\\')
+      ++backslashes;
+    if (backslashes % 2 == 1) continue;
+    std::size_t i = close + 1;
     while (i < json.size() && is_space(json[i]))
       ++i;
     if (i >= json.size() || json[i] != ':') continue;
     ++i;
     while (i < json.size() && is_space(json[i]))
       ++i;
-    if (i >= json.size() || json[i] != '{') return std::nullopt;  // "usage": null
-    auto end = JsonValueEnd(json, i);
-    if (!end) return std::nullopt;
-    return json.substr(i, *end - i);
+    return i;
   }
   return std::nullopt;
 }
@@ -115,23 +126,31 @@ std::optional<std::string_view> FindUsageObject(std::string_view json) {
 
 Usage ScanUsage(std::string_view json) {
   Usage usage;
-  auto object = FindUsageObject(json);
-  if (!object) return usage;
-  std::string_view text = *object;
-  ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
-    if (v.kind != JsonKind::kNumber) return;
-    auto n = JsonInteger(v.In(text));
-    if (!n) return;
-    if (key == "prompt_tokens") {
-      usage.prompt_tokens = *n;
-      usage.known = true;
-    } else if (key == "completion_tokens") {
-      usage.completion_tokens = *n;
-      usage.known = true;
-    } else if (key == "total_tokens") {
-      usage.total_tokens = *n;
-    }
-  });
+  auto at = FindUsageValue(json);
+  if (!at || *at >= json.size() || json[*at] != '{') return usage;  // absent, or null
+  // One pass validates the object and reads its members; text after it is not looked at.
+  const std::string_view text = json.substr(*at);
+  std::size_t end = 0;
+  Usage seen;
+  auto kind = ScanJson(
+      text,
+      [&](std::string_view key, const JsonSpan& v) {
+        if (v.kind != JsonKind::kNumber) return;
+        auto n = JsonInteger(v.In(text));
+        if (!n) return;
+        if (key == "prompt_tokens") {
+          seen.prompt_tokens = *n;
+          seen.known = true;
+        } else if (key == "completion_tokens") {
+          seen.completion_tokens = *n;
+          seen.known = true;
+        } else if (key == "total_tokens") {
+          seen.total_tokens = *n;
+        }
+      },
+      nullptr, &end);
+  if (kind != JsonKind::kObject) return usage;
+  usage = seen;
   if (usage.known && usage.total_tokens == 0) {
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
   }

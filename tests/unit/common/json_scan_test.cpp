@@ -54,6 +54,22 @@ TEST(ScanJson, AcceptsNonObjectDocuments) {
   EXPECT_EQ(ScanJson("12", ignore), JsonKind::kNumber);
 }
 
+TEST(ScanJson, WithAnEndPointerReadsAValueThatOtherTextFollows) {
+  auto ignore = [](std::string_view, const JsonSpan&) {};
+  std::size_t end = 0;
+  int members = 0;
+  auto kind = ScanJson(R"({"a":1,"b":[2]}, "rest": })",
+                       [&](std::string_view, const JsonSpan&) { ++members; }, nullptr, &end);
+  EXPECT_EQ(kind, JsonKind::kObject);
+  EXPECT_EQ(end, 15u);
+  EXPECT_EQ(members, 2);
+  EXPECT_EQ(ScanJson("[1,2] x", ignore, nullptr, &end), JsonKind::kArray);
+  EXPECT_EQ(end, 5u);
+  // The value itself must still be whole.
+  EXPECT_FALSE(ScanJson(R"({"a":1)", ignore, nullptr, &end).has_value());
+  EXPECT_FALSE(ScanJson(R"({"a":1,})", ignore, nullptr, &end).has_value());
+}
+
 TEST(DecodeJsonString, DecodesEscapesAndSurrogatePairs) {
   EXPECT_EQ(DecodeJsonString(R"("a\"b\\c\n")"), "a\"b\\c\n");
   EXPECT_EQ(DecodeJsonString(R"("\u00e9\ud83d\ude00")"), "\xC3\xA9\xF0\x9F\x98\x80");
