@@ -344,6 +344,10 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
+    // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
+    // by the drain (a backend that stopped answering) still posts its completion to one when
+    // it returns, bounded by storage.operation_timeout.
+    storage.reset();
     observability::Log(drained ? Severity::kInfo : Severity::kWarning, "stopped",
                        {{"drained", drained}, {"abandoned_requests", abandoned}});
   } catch (const std::exception& e) {

@@ -748,5 +748,35 @@ TEST(StorageApiFailover, RequestsKeepSucceedingWhenThePrimaryDies) {
   EXPECT_EQ(api.Retrieve("after"), "3");
 }
 
+// --- Shutdown ----------------------------------------------------------------------------------
+
+// A storage call still blocked when the drain timeout runs out (Redis frozen mid-call) finishes
+// before the event loops it reports back to are destroyed: the process exits 0, and the ASan
+// build would report the use after free if it did not.
+TEST(StorageApiShutdown, ExitsCleanlyWhileAStorageCallIsStillBlocked) {
+  RedisServer redis;
+  Orchestra server(Options("  drain_timeout: 200ms\nstorage:\n  backend: redis\n  url: " +
+                           redis.url() + "\n  operation_timeout: 2s\n"));
+  Api api(server);
+  api.Store("before", "1");
+
+  redis.Pause();
+  std::thread blocked([&] {
+    HttpClient client("127.0.0.1", server.port());
+    client.set_timeout(10s);
+    try {
+      client.Request("POST", "/memory/store", R"({"key":"during","value":2})");
+    } catch (const std::exception&) {
+      // The server may close the connection while it stops.
+    }
+  });
+  std::this_thread::sleep_for(400ms);  // the call waits on the storage pool for Redis
+  const std::optional<int> status = server.Stop();
+  redis.Resume();
+  blocked.join();
+  ASSERT_TRUE(status.has_value()) << "did not exit";
+  EXPECT_EQ(*status, 0);
+}
+
 }  // namespace
 }  // namespace orchestra::testing

@@ -84,6 +84,14 @@ void RedisServer::Stop() {
   child_.reset();
 }
 
+void RedisServer::Pause() {
+  if (child_) ::kill(child_->pid(), SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (child_) ::kill(child_->pid(), SIGCONT);
+}
+
 void RedisServer::Start() {
   if (child_) return;
   for (int attempt = 0; attempt < 20; ++attempt) {

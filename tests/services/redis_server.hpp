@@ -23,6 +23,9 @@ class RedisServer {
 
   void Stop();   // SIGKILL and reap: an abrupt outage
   void Start();  // on the same port
+  // SIGSTOP / SIGCONT: a server that accepts nothing and answers nothing until resumed.
+  void Pause();
+  void Resume();
   bool running() const { return child_ != nullptr; }
 
   int port() const { return port_; }
