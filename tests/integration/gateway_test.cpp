@@ -551,6 +551,59 @@ TEST_F(TranslationTest, GeminiRoundTrips) {
   EXPECT_EQ(text, "echo: hello brave new world");
 }
 
+// Vertex AI: the bearer token comes from the metadata server ($GCE_METADATA_HOST; the test
+// upstream plays it), goes upstream as `Authorization`, and is fetched once while it is valid.
+TEST(VertexTest, AuthorisesWithTheMetadataServersTokenAndCachesIt) {
+  TestUpstream upstream;
+  OrchestraOptions o;
+  o.config_yaml =
+      "providers:\n"
+      "  - {name: v, type: gemini, vertex: true, project: test-project, location: europe-west4,\n"
+      "     base_url: '" +
+      upstream.base_url() +
+      "/v1/projects/test-project/locations/europe-west4/publishers/google'}\n"
+      "models:\n"
+      "  - {name: flash, targets: [{provider: v, model: gemini-test}]}\n";
+  o.env = {{"GCE_METADATA_HOST", "127.0.0.1:" + std::to_string(upstream.port())}};
+  Orchestra orchestra(o);
+  auto client = orchestra.Client();
+
+  for (int i = 0; i < 2; ++i) {
+    auto r = client->Request("POST", "/v1/chat/completions", Chat("flash"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json().at("choices").at(0).at("message").at("content"),
+              "echo: hello brave new world");
+  }
+  json::value last = upstream.LastRequest();
+  EXPECT_EQ(last.at("target"),
+            "/v1/projects/test-project/locations/europe-west4/publishers/google/models/"
+            "gemini-test:generateContent");
+  EXPECT_EQ(last.at("headers").at("authorization"), "Bearer vertex-test-token");
+  EXPECT_FALSE(last.at("headers").as_object().contains("x-goog-api-key"));
+  EXPECT_EQ(upstream.Stats().at("metadata_tokens"), 1);  // cached for the second request
+}
+
+// Without a metadata server the attempt fails like a connect failure, with a clear message.
+TEST(VertexTest, NoMetadataServerIsABadGatewayThatSaysWhy) {
+  TestUpstream upstream;
+  OrchestraOptions o;
+  o.config_yaml =
+      "providers:\n"
+      "  - {name: v, type: gemini, vertex: true, project: p, base_url: '" +
+      upstream.base_url() + "/v1/projects/p/locations/us-central1/publishers/google'}\n";
+  // A port nothing listens on (the test upstream's, once it has stopped).
+  TestUpstream gone;
+  const std::uint16_t dead_port = gone.port();
+  gone.process().Signal(SIGKILL);
+  gone.process().Wait(std::chrono::seconds(5));
+  o.env = {{"GCE_METADATA_HOST", "127.0.0.1:" + std::to_string(dead_port)}};
+  Orchestra orchestra(o);
+  auto r = orchestra.Client()->Request("POST", "/v1/chat/completions", Chat("v/gemini-test"));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_NE(r.body.find("metadata server"), std::string::npos) << r.body;
+  EXPECT_EQ(upstream.Stats().at("requests_total"), 0);
+}
+
 TEST_F(TranslationTest, AnthropicRoundTrips) {
   auto r = client_->Request("POST", "/v1/chat/completions", Chat("a/claude-test"));
   ASSERT_EQ(r.status, 200) << r.body;

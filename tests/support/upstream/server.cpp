@@ -55,10 +55,12 @@ struct alignas(64) WorkerStats {
   std::atomic<std::uint64_t> resets{0};
   std::atomic<std::uint64_t> cuts{0};
   std::atomic<std::uint64_t> bad_requests{0};
+  std::atomic<std::uint64_t> metadata_tokens{0};
 
   void Reset() {
-    for (auto* c : {&requests_total, &connections_total, &streams_started, &streams_completed,
-                    &aborted, &injected_errors, &stalls, &resets, &cuts, &bad_requests}) {
+    for (auto* c :
+         {&requests_total, &connections_total, &streams_started, &streams_completed, &aborted,
+          &injected_errors, &stalls, &resets, &cuts, &bad_requests, &metadata_tokens}) {
       c->store(0, std::memory_order_relaxed);
     }
     for (auto& c : requests)
@@ -234,10 +236,11 @@ void AppendCounter(std::string& out, std::string_view name, std::int64_t value, 
 //                        request was pending: how tests prove that a disconnect cancelled the
 //                        upstream request
 //   injected_errors, stalls, resets, cuts   directives acted out; bad_requests: HTTP errors
+//   metadata_tokens      tokens handed out as the GCE metadata server (see HandleMetadataToken)
 std::string StatsJson(const Shared& shared) {
   std::array<std::int64_t, kEndpointCount> per{};
   std::int64_t total = 0, open = 0, accepted = 0, started = 0, completed = 0, aborted = 0,
-               injected = 0, stalls = 0, resets = 0, cuts = 0, bad = 0;
+               injected = 0, stalls = 0, resets = 0, cuts = 0, bad = 0, tokens = 0;
   auto get = [](const auto& c) {
     return static_cast<std::int64_t>(c.load(std::memory_order_relaxed));
   };
@@ -256,6 +259,7 @@ std::string StatsJson(const Shared& shared) {
     resets += get(s.resets);
     cuts += get(s.cuts);
     bad += get(s.bad_requests);
+    tokens += get(s.metadata_tokens);
   }
   std::string out = "{";
   AppendCounter(out, "requests_total", total, false);
@@ -274,6 +278,7 @@ std::string StatsJson(const Shared& shared) {
   AppendCounter(out, "resets", resets);
   AppendCounter(out, "cuts", cuts);
   AppendCounter(out, "bad_requests", bad);
+  AppendCounter(out, "metadata_tokens", tokens);
   out += "}";
   return out;
 }
@@ -350,6 +355,24 @@ void ResetState(Shared& shared) {
     std::lock_guard lock(w->last.mutex);
     w->last.sequence = 0;
   }
+}
+
+// The GCE metadata server's token endpoint, for Vertex AI providers pointed here with
+// $GCE_METADATA_HOST: like the real one it wants `Metadata-Flavor: Google`.
+constexpr std::string_view kMetadataTokenPath =
+    "/computeMetadata/v1/instance/service-accounts/default/token";
+constexpr std::string_view kMetadataToken = "vertex-test-token";
+
+void HandleMetadataToken(const HttpRequest& req, Reply& reply) {
+  const bool close = !req.keep_alive;
+  if (req.method != "GET" || req.Header("metadata-flavor") != "Google") {
+    BuildSimple(403, "text/plain", "Missing Metadata-Flavor:Google header.", close, reply);
+    return;
+  }
+  std::string body = R"({"access_token":")";
+  body += kMetadataToken;
+  body += R"(","expires_in":3599,"token_type":"Bearer"})";
+  BuildSimple(200, "application/json", body, close, reply);
 }
 
 // Answers /_stats, /_last_request and /_reset.
@@ -573,6 +596,9 @@ asio::awaitable<void> Session(Worker& worker, Stream stream) {
 
     if (req.path.size() > 2 && req.path[1] == '_') {
       HandleIntrospection(*worker.shared, req, reply);
+    } else if (req.path == kMetadataTokenPath) {
+      if (req.Header("metadata-flavor") == "Google") Bump(stats.metadata_tokens);
+      HandleMetadataToken(req, reply);
     } else {
       Route route = RouteRequest(req);
       Bump(stats.requests_total);
