@@ -9,6 +9,9 @@
 //   GET  /_stats         counters as JSON (see StatsJson in server.cpp for the field list)
 //   GET  /_last_request  method, target, headers and raw body of the last model request
 //   POST /_reset         zeroes the counters and the `times` state
+//   GET  /computeMetadata/v1/instance/service-accounts/default/token
+//                        the GCE metadata server's token (with `Metadata-Flavor: Google`), for
+//                        Vertex AI providers pointed here with $GCE_METADATA_HOST
 
 #include <cstdint>
 #include <memory>
