@@ -487,7 +487,12 @@ void ReadStorage(Section s, StorageConfig& c, int depth) {
     s.FailKey("url",
               std::string("backend ") + std::string(NameOf(c.backend, kBackends)) + " needs a url");
   }
-  if (c.backend == StorageBackend::kRedis && c.url.rfind("redis://", 0) != 0) {
+  if (c.backend == StorageBackend::kRedis && c.url.rfind("rediss://", 0) == 0) {
+    // Debian 12's hiredis (0.14) has no TLS client.
+    s.FailKey("url",
+              "TLS to Redis (rediss://) is not supported; reach Redis over a private "
+              "network with redis://host:port[/db]");
+  } else if (c.backend == StorageBackend::kRedis && c.url.rfind("redis://", 0) != 0) {
     s.FailKey("url", "expected redis://host:port[/db], got '" + c.url + "'");
   }
   if (c.backend == StorageBackend::kPostgres && c.url.rfind("postgresql://", 0) != 0 &&
