@@ -249,8 +249,9 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
         co_return err;
       }
       conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
-      auto [bec, bn] = co_await std::visit(
-          [&](auto& s) { return http::async_read(s, conn->buffer, parser, kAsTuple); },
+      std::size_t body_bytes = 0;
+      const beast::error_code bec = co_await std::visit(
+          [&](auto& s) { return ReadHttp(s, conn->buffer, parser, false, body_bytes); },
           conn->stream);
       if (bec) {
         Error err = ErrorFor(*conn, bec, "reading the upstream response", e.origin);
@@ -541,26 +542,45 @@ StreamImpl::~StreamImpl() {
 asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
   if (!conn_) co_return std::string_view();
   const Origin& origin = client_->entry(origin_).origin;
+  auto fail = [&](beast::error_code ec) -> Result<std::string_view> {
+    Error err = ErrorFor(*conn_, ec, "reading the upstream stream", origin);
+    client_->Discard(origin_, conn_);
+    conn_.reset();
+    return err;
+  };
+  // Like ReadHttp: parse what is buffered, read only when the parser needs more (Beast's
+  // async_read_some would go through the scheduler for every piece already buffered).
+  parser_->eager(true);
+  auto& body = parser_->get().body();
+  body.data = chunk_;
+  body.size = sizeof(chunk_);
   while (!parser_->is_done()) {
+    if (conn_->buffer.size() > 0) {
+      beast::error_code ec;
+      const std::size_t used = parser_->put(conn_->buffer.data(), ec);
+      conn_->buffer.consume(used);
+      if (ec == http::error::need_buffer) ec = {};  // chunk_ is full: hand it over
+      if (ec && ec != http::error::need_more) co_return fail(ec);
+      const std::size_t got = sizeof(chunk_) - body.size;
+      if (got > 0) {
+        if (parser_->is_done()) conn_->Disarm();
+        co_return std::string_view(chunk_, got);
+      }
+      if (used > 0 && !ec) continue;
+    }
     conn_->Arm(std::min(deadline_, Clock::now() + gap_timeout_));
-    auto& body = parser_->get().body();
-    body.data = chunk_;
-    body.size = sizeof(chunk_);
     auto [ec, n] = co_await std::visit(
-        [&](auto& s) { return http::async_read_some(s, conn_->buffer, *parser_, kAsTuple); },
+        [&](auto& s) { return s.async_read_some(conn_->buffer.prepare(16 << 10), kAsTuple); },
         conn_->stream);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      Error err = ErrorFor(*conn_, ec, "reading the upstream stream", origin);
-      client_->Discard(origin_, conn_);
-      conn_.reset();
-      co_return err;
+    if (ec == asio::error::eof && parser_->got_some()) {
+      // A body that ends with the connection.
+      beast::error_code eof_ec;
+      parser_->put_eof(eof_ec);
+      if (eof_ec) co_return fail(eof_ec);
+      continue;
     }
-    const std::size_t got = sizeof(chunk_) - parser_->get().body().size;
-    if (got > 0) {
-      if (parser_->is_done()) conn_->Disarm();
-      co_return std::string_view(chunk_, got);
-    }
+    if (ec) co_return fail(ec);
+    conn_->buffer.commit(n);
   }
   // The body is complete: the connection goes back to the pool when the upstream allows it.
   if (parser_->keep_alive()) {

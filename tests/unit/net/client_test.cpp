@@ -6,8 +6,12 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
 #include "net/server.hpp"
@@ -19,8 +23,16 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+std::string BigBody() {
+  std::string body;
+  for (int i = 0; body.size() < 100'000; ++i)
+    body += std::to_string(i) + ',';
+  return body;
+}
+
 // An in-process upstream built on our own server: "/ok" answers, "/slow" waits 2 s, "/sse"
-// streams three events, "/close" answers with Connection: close.
+// streams three events, "/big" streams 100 KB in one chunk, "/close" answers with
+// Connection: close.
 class UpstreamFixture : public testing::Test {
  protected:
   void SetUp() override {
@@ -42,6 +54,13 @@ class UpstreamFixture : public testing::Test {
             for (int i = 0; i < 3; ++i) {
               co_await ex.WriteChunk("data: " + std::to_string(i) + "\n\n");
             }
+            co_await ex.EndStream();
+            co_return;
+          }
+          if (path == "/big") {
+            // 100 KB in one chunk: more than a stream's 16 KiB read buffer at once.
+            co_await ex.BeginStream("text/plain");
+            co_await ex.WriteChunk(BigBody());
             co_await ex.EndStream();
             co_return;
           }
@@ -159,6 +178,96 @@ TEST_F(UpstreamFixture, StreamsTheBodyAsItArrives) {
   RunUntil([&] { return done; });
   EXPECT_EQ(events, (std::vector<std::string>{"0", "1", "2"}));
   EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 1u);
+}
+
+// Reads a streamed response to its end; the pieces are concatenated.
+template <class Run>
+std::string ReadAll(asio::io_context& io, Upstreams& upstreams, OriginId origin, std::string target,
+                    Run run_until, int* pieces = nullptr) {
+  std::string out;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.method = http::verb::get;
+        r.target = target;
+        r.deadline = Clock::now() + 5s;
+        auto opened = co_await upstreams.ForWorker(0).Open(origin, r);
+        EXPECT_TRUE(opened.has_value()) << (opened ? "" : opened.error().message);
+        if (opened) {
+          while (true) {
+            auto piece = co_await (*opened)->Read();
+            EXPECT_TRUE(piece.has_value()) << (piece ? "" : piece.error().message);
+            if (!piece || piece->empty()) break;
+            out += *piece;
+            if (pieces != nullptr) ++*pieces;
+          }
+        }
+        done = true;
+      },
+      asio::detached);
+  run_until([&] { return done; });
+  return out;
+}
+
+TEST_F(UpstreamFixture, StreamsABodyLargerThanItsReadBufferInPieces) {
+  int pieces = 0;
+  const std::string body = ReadAll(
+      io_, *upstreams_, origin_, "/big", [&](auto done) { RunUntil(done); }, &pieces);
+  EXPECT_EQ(body, BigBody());
+  EXPECT_GE(pieces, 7);  // 100 KB through a 16 KiB buffer
+  EXPECT_EQ(upstreams_->ForWorker(0).idle_connections(origin_), 1u);
+  // The whole-body path reads the same response.
+  auto whole = Send("/big");
+  ASSERT_TRUE(whole.has_value()) << whole.error().message;
+  EXPECT_EQ(whole->body, BigBody());
+}
+
+// An upstream whose bodies end with the connection (no Content-Length, not chunked): both
+// reading paths take the end of the stream as the end of the body and pool nothing.
+TEST(Client, ReadsABodyThatEndsWithTheConnection) {
+  asio::io_context upstream_io;
+  asio::ip::tcp::acceptor acceptor(upstream_io, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::uint16_t port = acceptor.local_endpoint().port();
+  std::thread upstream([&] {
+    for (int i = 0; i < 2; ++i) {
+      asio::ip::tcp::socket s(upstream_io);
+      acceptor.accept(s);
+      asio::streambuf request;
+      asio::read_until(s, request, "\r\n\r\n");
+      asio::write(s, asio::buffer(std::string_view(
+                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")));
+      s.shutdown(asio::ip::tcp::socket::shutdown_both);
+    }
+  });
+  asio::io_context io;
+  Upstreams upstreams(1);
+  auto id = upstreams.Register(*Origin::Parse("http://127.0.0.1:" + std::to_string(port)), {});
+  upstreams.CreateClient(0, io);
+  auto run_until = [&](auto done) {
+    for (int i = 0; i < 500 && !done(); ++i) {
+      io.restart();
+      io.run_for(10ms);
+    }
+  };
+
+  Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.target = "/";
+        r.deadline = Clock::now() + 5s;
+        out = co_await upstreams.ForWorker(0).Send(id, r);
+      },
+      asio::detached);
+  run_until([&] { return out.has_value() || out.error().message != "not run"; });
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  EXPECT_EQ(out->body, "until the end");
+  EXPECT_EQ(ReadAll(io, upstreams, id, "/", run_until), "until the end");
+  EXPECT_EQ(upstreams.ForWorker(0).idle_connections(id), 0u);
+  upstream.join();
 }
 
 TEST_F(UpstreamFixture, CancellationAbortsTheRequest) {
