@@ -24,6 +24,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "net/http_read.hpp"
+#include "net/write.hpp"
 #include <sys/socket.h>
 
 namespace orchestra::net {
@@ -503,8 +504,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     buffers[0] = asio::buffer(head);
     for (std::size_t i = 0; i < req.body_parts; ++i)
       buffers[i + 1] = asio::buffer(req.body[i]);
-    auto [ec, n] = co_await std::visit(
-        [&](auto& s) { return asio::async_write(s, buffers, kAsTuple); }, conn.stream);
+    auto [ec, n] = co_await std::visit([&](auto& s) { return WriteAll(s, buffers); }, conn.stream);
     co_return ec;
   }
 

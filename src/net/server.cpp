@@ -25,6 +25,7 @@
 #include <boost/beast/http/status.hpp>
 
 #include "net/http_read.hpp"
+#include "net/write.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include <netinet/in.h>
@@ -222,7 +223,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     if (response_.close || worker_.draining()) head_ += "Connection: close\r\n";
     head_ += "\r\n";
     phase_ = Phase::kHandling;
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(head_), kAsTuple);
+    auto [ec, n] = co_await WriteAll(socket_, asio::buffer(head_));
     bytes_written_ += n;
     if (ec) client_gone_ = true;
     co_return !ec;
@@ -240,7 +241,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     }
     std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, len), asio::buffer(data),
                                            asio::buffer("\r\n", chunked_ ? 2 : 0)};
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, kAsTuple);
+    auto [ec, n] = co_await WriteAll(socket_, bufs);
     bytes_written_ += n;
     if (ec) client_gone_ = true;
     co_return !ec;
@@ -248,7 +249,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
 
   asio::awaitable<void> EndStream() override {
     if (client_gone_ || !chunked_) co_return;
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer("0\r\n\r\n", 5), kAsTuple);
+    auto [ec, n] = co_await WriteAll(socket_, asio::buffer("0\r\n\r\n", 5));
     bytes_written_ += n;
     if (ec) client_gone_ = true;
   }
@@ -287,7 +288,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
         auto& msg = parser_->get();
         if (beast::iequals(msg[http::field::expect], "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(kContinue), kAsTuple);
+          auto [wec, wn] = co_await WriteAll(socket_, asio::buffer(kContinue));
           if (wec) co_return;
         }
         phase_ = Phase::kBody;
@@ -395,7 +396,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head_),
         asio::buffer(response_.body.data(), with_body ? response_.body.size() : 0)};
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, kAsTuple);
+    auto [ec, n] = co_await WriteAll(socket_, bufs);
     bytes_written_ += n;
     if (ec) Close();
   }
