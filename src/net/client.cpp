@@ -128,25 +128,41 @@ struct Conn : std::enable_shared_from_this<Conn> {
   }
 
   // Closes the connection when `at` passes, aborting whatever operation is pending; the
-  // operation then reports a timeout because `timed_out` is set.
+  // operation then reports a timeout because `timed_out` is set. Arming and disarming only move
+  // `deadline`: the timer is touched when the new deadline is earlier than the pending wait
+  // (a connection's first arm), so a request on a pooled connection costs no timer-queue work
+  // and no cancelled handler through the scheduler. A wait that fires early re-waits for the
+  // current deadline.
   void Arm(Clock::time_point at) {
-    ++generation;
     timed_out = false;
-    watchdog.expires_at(at);
-    watchdog.async_wait([self = shared_from_this(), g = generation](beast::error_code ec) {
-      if (ec || g != self->generation) return;
-      self->timed_out = true;
-      self->Close();
-    });
+    deadline = at;
+    if (waits == 0 || at < watchdog.expiry()) {
+      watchdog.expires_at(at);  // a pending wait, if any, completes with operation_aborted
+      Wait();
+    }
   }
-  void Disarm() {
-    ++generation;
-    watchdog.cancel();
-  }
+  void Disarm() { deadline = Clock::time_point::max(); }
   void Close() {
     beast::error_code ec;
     socket().shutdown(tcp::socket::shutdown_both, ec);
     socket().close(ec);
+    watchdog.cancel();  // lets the pending wait release this connection now
+  }
+  void Wait() {
+    ++waits;
+    watchdog.async_wait([self = shared_from_this()](beast::error_code ec) {
+      // Cancelled (an earlier deadline replaced this wait, or the connection closed), or
+      // another wait is pending and covers the deadline.
+      if (--self->waits > 0 || ec) return;
+      if (self->deadline == Clock::time_point::max()) return;  // disarmed: idle until armed
+      if (Clock::now() < self->deadline) {                     // re-armed for later
+        self->watchdog.expires_at(self->deadline);
+        self->Wait();
+        return;
+      }
+      self->timed_out = true;
+      self->Close();
+    });
   }
   // An idle pooled connection is reusable if the upstream has not closed it or sent anything.
   bool LooksReusable() {
@@ -160,7 +176,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   beast::flat_buffer buffer;
   std::string head;  // the request head being written
   asio::steady_timer watchdog;
-  std::uint64_t generation = 0;
+  Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
+  int waits = 0;                                          // watchdog waits not yet completed
   bool timed_out = false;
   std::uint64_t uses = 0;
   Clock::time_point idle_since{};

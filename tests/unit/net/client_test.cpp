@@ -148,6 +148,23 @@ TEST_F(UpstreamFixture, TimesOutASlowUpstream) {
   EXPECT_EQ(r.error().code, ErrorCode::kUpstreamTimeout);
 }
 
+// On a pooled connection the watchdog armed by the previous request is still pending with an
+// earlier expiry: the new request's timeout must neither fire at that stale time nor be lost.
+TEST_F(UpstreamFixture, TimesOutARequestOnAReusedConnectionAtItsOwnDeadline) {
+  ASSERT_TRUE(Send("/ok", "warm").has_value());
+  std::this_thread::sleep_for(200ms);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Send("/slow");
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.has_value()) << "the slow answer arrived: no timeout";
+  EXPECT_EQ(r.error().code, ErrorCode::kUpstreamTimeout);
+  EXPECT_GE(elapsed, 450ms);  // first_byte_timeout is 500 ms from this request's start
+  // A request after the timeout gets a fresh connection and its answer.
+  auto after = Send("/ok", "after");
+  ASSERT_TRUE(after.has_value()) << after.error().message;
+  EXPECT_EQ(after->body, "echo:after");
+}
+
 TEST_F(UpstreamFixture, StreamsTheBodyAsItArrives) {
   std::vector<std::string> events;
   bool done = false;
