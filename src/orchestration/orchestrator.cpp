@@ -85,6 +85,48 @@ class SinkToWriter final : public providers::ChunkSink {
   bool counted_first_ = false;
 };
 
+// Run's helpers: what does not suspend, or suspends rarely, keeps its locals out of Run's
+// coroutine frame.
+template <class Call>
+bool Prepared(Call& call, Target& target, std::optional<Error>& error) {
+  auto prepared = call.Prepare(target);
+  if (prepared) return true;
+  error = prepared.error();
+  return false;
+}
+
+// Chat's cache lookup and store, out of its coroutine frame (see Prepared).
+bool FromCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
+               ChatResult& result) {
+  auto hit = cache.Get(key);
+  if (!hit) return false;
+  result.response.raw = hit->body;
+  result.served.model = route.name;
+  result.served.provider = hit->provider;
+  result.served.upstream_model = hit->upstream_model;
+  result.served.cache_hit = true;
+  return true;
+}
+
+void ToCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
+             const ChatResult& result) {
+  auto cached = std::make_shared<CachedResponse>();
+  cached->body = result.response.raw.empty()
+                     ? providers::openai::EncodeChatResponse(result.response)
+                     : result.response.raw;
+  cached->provider = result.served.provider;
+  cached->upstream_model = result.served.upstream_model;
+  cache.Put(key, std::move(cached), route.cache_ttl);
+}
+
+// A retry's backoff; false when the request was cancelled meanwhile.
+asio::awaitable<bool> Pause(Duration delay) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(delay);
+  auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return !ec;
+}
+
 }  // namespace
 
 Orchestrator::Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
@@ -106,7 +148,10 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
     if (!first_route) metrics_.fallbacks().Inc();
     first_route = false;
     TargetSet moved_on;  // targets this route will not try again
-    std::array<int, kMaxRouteTargets> attempts{};
+    // Attempts per target; retry.attempts is at most 20. (Bytes, not ints: every local of a
+    // coroutine lives in its frame, and this frame must stay under Asio's 1 KiB recycling
+    // limit or it costs a glibc malloc/free per request.)
+    std::array<std::uint8_t, kMaxRouteTargets> attempts{};
     while (true) {
       Selection sel = balancer_.Pick(route->strategy, route->targets, moved_on);
       for (std::size_t i = 0; i < route->targets.size(); ++i) {
@@ -120,9 +165,9 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
         break;
       }
       Target& target = *sel.target;
-      if (auto prepared = call.Prepare(target); !prepared) {
+      if (!Prepared(call, target, last_error)) {
         sel.permit.Abandon();
-        co_return prepared.error();
+        co_return *last_error;
       }
       const SteadyTime now = clock_.Now();
       if (now >= deadline) {
@@ -158,7 +203,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
         served.upstream_model = target.upstream_model();
         co_return std::move(*result);
       }
-      const ProviderError err = result.error();
+      const ProviderError& err = result.error();
       served.upstream_time += call.Waited(elapsed);
       sel.permit.Settle(BreakerVerdict(err));
       target.metrics().Count(OutcomeOf(err));
@@ -179,10 +224,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       metrics_.retries().Inc();
       if (decision.delay > Duration::zero()) {
         served.upstream_time += decision.delay;  // waiting on the upstream's account
-        asio::steady_timer pause(co_await asio::this_coro::executor);
-        pause.expires_after(decision.delay);
-        auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec) co_return Cancelled();
+        if (!co_await Pause(decision.delay)) co_return Cancelled();
       }
     }
   }
@@ -196,17 +238,12 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
   if (!route) co_return route.error();
   const ModelRoute& r = **route;
 
+  ChatResult result;
   std::optional<CacheKey> key;
   if (cache_ != nullptr && r.cache_ttl > Duration::zero()) {
     key = MakeCacheKey(r.name, info.tenant, request.raw_body);
-    if (auto hit = cache_->Get(*key)) {
+    if (FromCache(*cache_, *key, r, result)) {
       metrics_.cache_hits().Inc();
-      ChatResult result;
-      result.response.raw = hit->body;
-      result.served.model = r.name;
-      result.served.provider = hit->provider;
-      result.served.upstream_model = hit->upstream_model;
-      result.served.cache_hit = true;
       co_return result;
     }
     metrics_.cache_misses().Inc();
@@ -224,7 +261,6 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
 
-  ChatResult result;
   auto response = co_await Run<providers::ChatResponse>(r, info, result.served, call, nullptr);
   if (!response) co_return response.error();
   result.response = std::move(*response);
@@ -232,15 +268,7 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
   result.served.usage = result.response.usage;
   result.served.cost_usd =
       served_route->metrics.RecordUsage(result.response.usage, served_route->price);
-  if (key && served_route == &r) {
-    auto cached = std::make_shared<CachedResponse>();
-    cached->body = result.response.raw.empty()
-                       ? providers::openai::EncodeChatResponse(result.response)
-                       : result.response.raw;
-    cached->provider = result.served.provider;
-    cached->upstream_model = result.served.upstream_model;
-    cache_->Put(*key, std::move(cached), r.cache_ttl);
-  }
+  if (key && served_route == &r) ToCache(*cache_, *key, r, result);
   co_return result;
 }
 

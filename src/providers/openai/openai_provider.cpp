@@ -1,6 +1,9 @@
 #include "providers/openai/openai_provider.hpp"
 
 #include <algorithm>
+#include <span>
+
+#include <boost/container/static_vector.hpp>
 
 #include "common/json_scan.hpp"
 #include "common/text.hpp"
@@ -34,7 +37,7 @@ struct Splice {
 };
 
 // The body as pieces: the original text with the splices applied, never copied.
-void AddSplicedBody(net::OutgoingRequest& out, std::string_view body, std::vector<Splice> splices) {
+void AddSplicedBody(net::OutgoingRequest& out, std::string_view body, std::span<Splice> splices) {
   std::sort(splices.begin(), splices.end(),
             [](const Splice& a, const Splice& b) { return a.begin < b.begin; });
   std::size_t at = 0;
@@ -74,7 +77,8 @@ asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatReq
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
   const std::string_view model = QuotedJson(options.upstream_model);
-  AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
+  Splice splice[] = {{request.model_begin, request.model_end, model}};
+  AddSplicedBody(out, request.raw_body, splice);
 
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
@@ -102,7 +106,8 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   const std::string_view model = QuotedJson(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
-  std::vector<Splice> splices{{request.model_begin, request.model_end, model}};
+  boost::container::static_vector<Splice, 2> splices{
+      {request.model_begin, request.model_end, model}};
   if (request.stream_options_end > request.stream_options_begin) {
     // Keep the client's other stream options; set include_usage inside them.
     const std::string_view options_text(request.raw_body.data() + request.stream_options_begin,
@@ -130,7 +135,7 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     const std::size_t brace = ClosingBrace(request.raw_body);
     splices.push_back({brace, brace, kAppendIncludeUsage});
   }
-  AddSplicedBody(out, request.raw_body, std::move(splices));
+  AddSplicedBody(out, request.raw_body, splices);
 
   auto opened = co_await client(options).Open(origin_id(), out);
   if (!opened) co_return FromNet(opened.error());
@@ -203,7 +208,8 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
   const std::string_view model = QuotedJson(options.upstream_model);
-  AddSplicedBody(out, request.raw_body, {{request.model_begin, request.model_end, model}});
+  Splice splice[] = {{request.model_begin, request.model_end, model}};
+  AddSplicedBody(out, request.raw_body, splice);
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
