@@ -14,10 +14,11 @@
 #include <boost/system/error_code.hpp>
 
 // Writes a whole message. On a plain TCP socket it first tries one non-blocking send: a message
-// that fits the socket's send buffer (nearly every response and upstream request) then goes out
-// without suspending the coroutine, where async_write would complete it through the scheduler.
-// What the send leaves (a full buffer, a large body) goes with async_write. TLS streams use
-// async_write directly.
+// that fits the socket's send buffer (nearly every upstream request and stream chunk) then goes
+// out without suspending the coroutine, where async_write would complete it through the
+// scheduler. What the send leaves (a full buffer, a large body) goes with async_write. TLS
+// streams use async_write directly. (Server responses keep async_write: see
+// Connection::WriteResponse.)
 namespace orchestra::net {
 
 template <class Stream, class Buffers>
