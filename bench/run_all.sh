@@ -25,5 +25,8 @@ bench/healthz_vs_nginx.sh "$build" 10 64
 echo "== the gateway vs nginx as a reverse proxy"
 bench/gateway_vs_nginx.sh "$build" 10
 
+echo "== the gateway's instructions per proxied request (callgrind)"
+bench/gateway_instructions.sh "$build"
+
 echo "== memory endpoints on SQLite, Redis and PostgreSQL"
 bench/storage_bench.sh "$build" 10 64

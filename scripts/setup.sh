@@ -34,7 +34,7 @@ test_packages=(
   prometheus redis-server postgresql openssl curl procps
   shellcheck yamllint clang-format
 )
-bench_packages=(wrk nginx-light hyperfine python3)
+bench_packages=(wrk nginx-light hyperfine python3 valgrind)
 
 wanted=("${build_packages[@]}")
 if [[ $mode != build ]]; then wanted+=("${test_packages[@]}"); fi
