@@ -13,15 +13,6 @@ Error Invalid(std::string message, std::string_view param = {}) {
   return {ErrorCode::kInvalidRequest, std::move(message), std::string(param)};
 }
 
-// At most `max` bytes of valid UTF-8 `text`, cut at a character boundary.
-std::string_view Truncated(std::string_view text, std::size_t max) {
-  if (text.size() <= max) return text;
-  std::size_t end = max;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-    --end;
-  return text.substr(0, end);
-}
-
 }  // namespace
 
 Result<JsonBody> JsonBody::Parse(std::string_view body,
@@ -53,7 +44,7 @@ Result<JsonBody> JsonBody::Parse(std::string_view body,
           expected += i == 0 ? "" : ", ";
           expected += out.members_[i].name;
         }
-        const std::string_view shown = Truncated(raw_name, kMaxEchoedName);
+        const std::string_view shown = ShownName(raw_name);
         member_error = Invalid(
             "unknown field '" + std::string(shown) + "' (expected " + expected + ")", shown);
       },
@@ -202,6 +193,15 @@ bool IsUtf8(std::string_view text) {
     p += len;
   }
   return true;
+}
+
+std::string_view ShownName(std::string_view name) {
+  if (!IsUtf8(name)) return "?";
+  if (name.size() <= kMaxEchoedName) return name;
+  std::size_t end = kMaxEchoedName;
+  while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80)
+    --end;
+  return name.substr(0, end);
 }
 
 }  // namespace orchestra::api

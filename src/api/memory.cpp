@@ -16,8 +16,6 @@ namespace asio = boost::asio;
 constexpr int kDefaultListLimit = 100;
 // The longest TTL the storage accepts (100 years), in seconds.
 constexpr double kMaxTtlSeconds = 100.0 * 365 * 24 * 3600;
-// Member names echoed in errors are cut to this many bytes.
-constexpr std::size_t kMaxEchoedName = 64;
 
 Error Invalid(std::string message, std::string_view param = {}) {
   return {ErrorCode::kInvalidRequest, std::move(message), std::string(param)};
@@ -29,15 +27,6 @@ bool Failed(RequestContext& ctx, const Result<T>& r) {
   if (r) return false;
   ctx.Fail(r.error());
   return true;
-}
-
-// At most `max` bytes of valid UTF-8 `text`, cut at a character boundary.
-std::string_view Truncated(std::string_view text, std::size_t max) {
-  if (text.size() <= max) return text;
-  std::size_t end = max;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-    --end;
-  return text.substr(0, end);
 }
 
 int HexDigit(char c) {
@@ -101,7 +90,7 @@ Result<KeysQuery> ParseKeysQuery(std::string_view query) {
       index = 2;
     }
     if (index < 0) {
-      const std::string shown(IsUtf8(name) ? Truncated(name, kMaxEchoedName) : "?");
+      const std::string shown(ShownName(name));
       return Invalid("unknown query parameter '" + shown + "' (expected pattern, limit, cursor)",
                      shown);
     }

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "api/context.hpp"
+#include "api/request_info.hpp"
 #include "common/text.hpp"
 #include "providers/openai/codec.hpp"
 #include "providers/openai/scan.hpp"
@@ -13,16 +14,6 @@ namespace {
 
 namespace asio = boost::asio;
 using orchestration::Served;
-
-orchestration::RequestInfo InfoFor(RequestContext& ctx, std::string_view traceparent) {
-  orchestration::RequestInfo info;
-  info.traceparent = traceparent;
-  info.request_id = ctx.request_id;
-  info.tenant = ctx.tenant();
-  info.worker = ctx.exchange.worker_index();
-  info.start = ctx.request.start;
-  return info;
-}
 
 // Time spent in Orchestra itself: everything since the request arrived except the waits for
 // upstreams.

@@ -7,6 +7,7 @@
 
 #include "api/context.hpp"
 #include "api/json_body.hpp"
+#include "api/request_info.hpp"
 #include "providers/local/local_provider.hpp"
 #include "providers/openai/codec.hpp"
 #include "providers/openai/scan.hpp"
@@ -43,16 +44,6 @@ Result<std::string> ModelFor(const JsonBody& body, const std::string& task_model
   if (!model) return model.error();
   if (*model && !(*model)->empty()) return std::move(**model);
   return task_model.empty() ? tasks.default_model : task_model;
-}
-
-orchestration::RequestInfo InfoFor(RequestContext& ctx, std::string_view traceparent) {
-  orchestration::RequestInfo info;
-  info.traceparent = traceparent;
-  info.request_id = ctx.request_id;
-  info.tenant = ctx.tenant();
-  info.worker = ctx.exchange.worker_index();
-  info.start = ctx.request.start;
-  return info;
 }
 
 struct Completion {
