@@ -67,30 +67,38 @@ OpenAIProvider::OpenAIProvider(const config::ProviderConfig& config, net::Upstre
   if (!api_key().empty()) SetAuthLine("Authorization: Bearer " + api_key());
 }
 
-asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatRequest& request,
-                                                                   const CallOptions& options) {
+template <class Response>
+asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_view target,
+                                                                  std::string_view raw_body,
+                                                                  std::size_t model_begin,
+                                                                  std::size_t model_end,
+                                                                  const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
   net::OutgoingRequest out;
-  out.target = chat_target_;
+  out.target = target;
   out.deadline = options.deadline;
   out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
-  const std::string_view model = QuotedJson(options.upstream_model);
-  Splice splice[] = {{request.model_begin, request.model_end, model}};
-  AddSplicedBody(out, request.raw_body, splice);
+  Splice splice[] = {{model_begin, model_end, QuotedJson(options.upstream_model)}};
+  AddSplicedBody(out, raw_body, splice);
 
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
-  net::IncomingResponse& response = *sent;
-  if (response.head.status < 200 || response.head.status >= 300) {
-    co_return FromStatus(response.head, ErrorMessageFromBody(response.body));
+  if (sent->head.status < 200 || sent->head.status >= 300) {
+    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
   }
-  ChatResponse result;
-  result.usage = openai::ScanUsage(response.body);
+  Response result;
+  result.usage = openai::ScanUsage(sent->body);
   result.model = std::string(options.upstream_model);
-  result.raw = std::move(response.body);
+  result.raw = std::move(sent->body);
   co_return result;
+}
+
+asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatRequest& request,
+                                                                   const CallOptions& options) {
+  return Forward<ChatResponse>(chat_target_, request.raw_body, request.model_begin,
+                               request.model_end, options);
 }
 
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
@@ -200,26 +208,8 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
 
 asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
     const EmbeddingRequest& request, const CallOptions& options) {
-  if (auto unusable = Unusable()) co_return *unusable;
-  net::OutgoingRequest out;
-  out.target = embeddings_target_;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
-  HeaderLines lines;
-  AddCommonHeaders(out, options, lines);
-  const std::string_view model = QuotedJson(options.upstream_model);
-  Splice splice[] = {{request.model_begin, request.model_end, model}};
-  AddSplicedBody(out, request.raw_body, splice);
-  auto sent = co_await client(options).Send(origin_id(), out);
-  if (!sent) co_return FromNet(sent.error());
-  if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
-  }
-  EmbeddingResponse result;
-  result.usage = openai::ScanUsage(sent->body);
-  result.model = std::string(options.upstream_model);
-  result.raw = std::move(sent->body);
-  co_return result;
+  return Forward<EmbeddingResponse>(embeddings_target_, request.raw_body, request.model_begin,
+                                    request.model_end, options);
 }
 
 }  // namespace orchestra::providers

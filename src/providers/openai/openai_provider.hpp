@@ -22,6 +22,15 @@ class OpenAIProvider final : public HttpProvider {
       const EmbeddingRequest& request, const CallOptions& options) override;
 
  private:
+  // Chat and Embed: the client's body to `target` with `model` (bytes [model_begin, model_end))
+  // replaced; the upstream's answer returned as it came, with its usage read.
+  template <class Response>
+  boost::asio::awaitable<ProviderResult<Response>> Forward(std::string_view target,
+                                                           std::string_view raw_body,
+                                                           std::size_t model_begin,
+                                                           std::size_t model_end,
+                                                           const CallOptions& options);
+
   std::string chat_target_;        // <base path>/chat/completions
   std::string embeddings_target_;  // <base path>/embeddings
 };
