@@ -23,6 +23,26 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+// Sends `target` (with `body`) on worker 0's client and runs `io` through `run_until` until the
+// answer or the error is there.
+template <class Run>
+Result<IncomingResponse> SendAndWait(asio::io_context& io, Upstreams& upstreams, OriginId origin,
+                                     std::string target, std::string body, Run run_until) {
+  Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        OutgoingRequest r;
+        r.target = target;
+        r.AddBody(body);
+        r.deadline = Clock::now() + 5s;
+        out = co_await upstreams.ForWorker(0).Send(origin, r);
+      },
+      asio::detached);
+  run_until([&] { return out.has_value() || out.error().message != "not run"; });
+  return out;
+}
+
 std::string BigBody() {
   std::string body;
   for (int i = 0; body.size() < 100'000; ++i)
@@ -84,19 +104,8 @@ class UpstreamFixture : public testing::Test {
   void TearDown() override { server_->Stop(); }
 
   Result<IncomingResponse> Send(std::string target, std::string body = "") {
-    Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
-    asio::co_spawn(
-        io_,
-        [&]() -> asio::awaitable<void> {
-          OutgoingRequest r;
-          r.target = target;
-          r.AddBody(body);
-          r.deadline = Clock::now() + 5s;
-          out = co_await upstreams_->ForWorker(0).Send(origin_, r);
-        },
-        asio::detached);
-    RunUntil([&] { return out.has_value() || out.error().message != "not run"; });
-    return out;
+    return SendAndWait(io_, *upstreams_, origin_, std::move(target), std::move(body),
+                       [&](auto done) { RunUntil(done); });
   }
 
   template <class Pred>
@@ -269,17 +278,7 @@ TEST(Client, ReadsABodyThatEndsWithTheConnection) {
     }
   };
 
-  Result<IncomingResponse> out = Error(ErrorCode::kInternal, "not run");
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        OutgoingRequest r;
-        r.target = "/";
-        r.deadline = Clock::now() + 5s;
-        out = co_await upstreams.ForWorker(0).Send(id, r);
-      },
-      asio::detached);
-  run_until([&] { return out.has_value() || out.error().message != "not run"; });
+  auto out = SendAndWait(io, upstreams, id, "/", "", run_until);
   ASSERT_TRUE(out.has_value()) << out.error().message;
   EXPECT_EQ(out->body, "until the end");
   EXPECT_EQ(ReadAll(io, upstreams, id, "/", run_until), "until the end");
