@@ -15,39 +15,19 @@ build=${1:-build/release}
 here=$(cd "$(dirname "$0")/.." && pwd)
 orchestra="$here/$build/orchestra"
 upstream_bin="$here/$build/orchestra_test_upstream"
-for tool in valgrind callgrind_annotate wrk curl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-for bin in "$orchestra" "$upstream_bin"; do
-  [[ -x $bin ]] || { echo "no $bin (make build)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+need_tools valgrind callgrind_annotate wrk curl
+need_binaries "$orchestra" "$upstream_bin"
 
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-port_of() {
-  local log=$1 port
-  for _ in $(seq 1 400); do
-    port=$(grep -m1 -oE '(listening |"address":")[0-9.]+:[0-9]+' "$log" 2>/dev/null | grep -oE '[0-9]+$' || true)
-    if [[ -n $port ]]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "did not start; log $log:" >&2
-  cat "$log" >&2
-  exit 1
-}
-
-"$upstream_bin" --listen 127.0.0.1:0 --threads 1 >"$tmp/upstream.log" 2>&1 &
-pids+=($!)
+launch "$tmp/upstream.log" "$upstream_bin" --listen 127.0.0.1:0 --threads 1
 up_port=$(port_of "$tmp/upstream.log")
 cat >"$tmp/orchestra.yaml" <<CONF
 server: {threads: 1, max_inflight: 100000}

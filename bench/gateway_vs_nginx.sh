@@ -20,54 +20,17 @@ duration=${2:-10}
 here=$(cd "$(dirname "$0")/.." && pwd)
 orchestra="$here/$build/orchestra"
 upstream_bin="$here/$build/orchestra_test_upstream"
-for tool in wrk nginx taskset curl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh --bench)" >&2; exit 1; }
-done
-for bin in "$orchestra" "$upstream_bin"; do
-  [[ -x $bin ]] || { echo "no $bin (make build)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+need_tools wrk nginx taskset curl
+need_binaries "$orchestra" "$upstream_bin"
 
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-# Starts a server in the background (its pid joins `pids`); port_of waits for its
-# "listening <addr>" or JSON "listening" line and prints the port.
-launch() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  pids+=($!)
-}
-port_of() {
-  local log=$1 port
-  for _ in $(seq 1 200); do
-    port=$(grep -m1 -oE '(listening |"address":")[0-9.]+:[0-9]+' "$log" 2>/dev/null | grep -oE '[0-9]+$' || true)
-    if [[ -n $port ]]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "did not start; log $log:" >&2
-  cat "$log" >&2
-  exit 1
-}
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 20000))
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 write_lua() {
   local file=$1 model=$2 stream=$3

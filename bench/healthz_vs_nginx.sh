@@ -11,27 +11,17 @@ duration=${2:-10}
 connections=${3:-64}
 here=$(cd "$(dirname "$0")/.." && pwd)
 orchestra="$here/$build/orchestra"
-for tool in wrk nginx taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh --bench)" >&2; exit 1; }
-done
-[[ -x $orchestra ]] || { echo "no binary at $orchestra (make build)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+need_tools wrk nginx taskset
+need_binaries "$orchestra"
 
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 20000))
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
 
 nginx_port=$(free_port)
 mkdir -p "$tmp/nginx/logs"
@@ -71,7 +61,6 @@ wait_up() {
 wait_up "$nginx_port"
 wait_up "$orch_port"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() {
   local name=$1 port=$2 pid=$3

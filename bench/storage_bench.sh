@@ -16,7 +16,7 @@
 # synchronous_commit=off (the same class); Redis with its defaults (no AOF).
 #
 # The servers are started here, in a temp directory, on free ports; PostgreSQL as the postgres
-# user when run as root. Needs wrk, redis-server, redis-benchmark, taskset, curl, python3 and
+# user when run as root. Needs wrk, redis-server, redis-benchmark, taskset, curl and
 # PostgreSQL 15 ($ORCHESTRA_PG_BIN, default /usr/lib/postgresql/15/bin).
 set -euo pipefail
 
@@ -28,29 +28,23 @@ orchestra="$here/$build/orchestra"
 lua="$here/bench/lua/memory.lua"
 pg_bin=${ORCHESTRA_PG_BIN:-/usr/lib/postgresql/15/bin}
 
-for tool in wrk redis-server redis-cli redis-benchmark taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh --bench)" >&2; exit 1; }
-done
-[[ -x $orchestra ]] || { echo "no binary at $orchestra (make build)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+need_tools wrk redis-server redis-cli redis-benchmark taskset curl
+need_binaries "$orchestra"
 [[ -x $pg_bin/postgres ]] || { echo "no PostgreSQL in $pg_bin (set ORCHESTRA_PG_BIN)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"  # PostgreSQL runs as another user when we are root
-pids=()
 cleanup() {
   # The postmaster runs under runuser when we are root: stop it by its own pid.
   if [[ -f $tmp/pg/data/postmaster.pid ]]; then
     kill -INT "$(head -1 "$tmp/pg/data/postmaster.pid")" 2>/dev/null || true
   fi
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Runs a PostgreSQL program as the postgres user when we are root (PostgreSQL refuses root).
 as_postgres() {
