@@ -6,8 +6,8 @@
 #include "api/context.hpp"
 #include "api/request_info.hpp"
 #include "common/text.hpp"
-#include "providers/openai/codec.hpp"
-#include "providers/openai/scan.hpp"
+#include "wire/openai_codec.hpp"
+#include "wire/openai_scan.hpp"
 
 namespace orchestra::api {
 namespace {
@@ -44,7 +44,7 @@ class SseWriter final : public orchestration::StreamWriter {
     co_return co_await ctx_.exchange.BeginStream("text/event-stream");
   }
 
-  asio::awaitable<bool> Write(providers::ChatChunk& chunk) override {
+  asio::awaitable<bool> Write(wire::ChatChunk& chunk) override {
     // Usage is always asked of the upstream (to count tokens); the client sees the usage chunk
     // only when it asked for it.
     if (chunk.usage_only && !client_wants_usage_) co_return true;
@@ -52,7 +52,7 @@ class SseWriter final : public orchestration::StreamWriter {
     if (!chunk.raw.empty()) {
       buffer_ += chunk.raw;
     } else {
-      buffer_ += providers::openai::EncodeChatChunk(chunk);
+      buffer_ += wire::openai::EncodeChatChunk(chunk);
     }
     buffer_ += "\n\n";
     co_return co_await ctx_.exchange.WriteChunk(buffer_);
@@ -79,7 +79,7 @@ class SseWriter final : public orchestration::StreamWriter {
 
 asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
                                       RequestContext& ctx) {
-  auto request = providers::openai::ScanChatRequest(ctx.exchange.TakeBody());
+  auto request = wire::openai::ScanChatRequest(ctx.exchange.TakeBody());
   if (!request) {
     ctx.Fail(request.error());
     co_return;
@@ -96,7 +96,7 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
       co_return;
     }
     std::string body = result->response.raw.empty()
-                           ? providers::openai::EncodeChatResponse(result->response)
+                           ? wire::openai::EncodeChatResponse(result->response)
                            : std::move(result->response.raw);
     AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
     ctx.Json(std::move(body));
@@ -117,7 +117,7 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
 }
 
 asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, RequestContext& ctx) {
-  auto request = providers::openai::ParseEmbeddingRequest(ctx.exchange.TakeBody());
+  auto request = wire::openai::ParseEmbeddingRequest(ctx.exchange.TakeBody());
   if (!request) {
     ctx.Fail(request.error());
     co_return;
@@ -130,7 +130,7 @@ asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, Requ
     ctx.Fail(result.error());
     co_return;
   }
-  std::string body = result->response.raw.empty() ? providers::openai::EncodeEmbeddingResponse(
+  std::string body = result->response.raw.empty() ? wire::openai::EncodeEmbeddingResponse(
                                                         result->response, request->encoding_format)
                                                   : std::move(result->response.raw);
   AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));

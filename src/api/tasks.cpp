@@ -9,8 +9,8 @@
 #include "api/json_body.hpp"
 #include "api/request_info.hpp"
 #include "providers/local/local_provider.hpp"
-#include "providers/openai/codec.hpp"
-#include "providers/openai/scan.hpp"
+#include "wire/openai_codec.hpp"
+#include "wire/openai_scan.hpp"
 
 namespace orchestra::api {
 namespace {
@@ -61,7 +61,7 @@ asio::awaitable<Result<Completion>> Complete(orchestration::Orchestrator& orches
   body["messages"] = std::move(messages);
   body["max_tokens"] = max_tokens;
   if (temperature) body["temperature"] = *temperature;
-  auto request = providers::openai::ScanChatRequest(json::serialize(body));
+  auto request = wire::openai::ScanChatRequest(json::serialize(body));
   if (!request) co_return request.error();
   std::array<char, 55> trace_buffer;
   ctx.exchange.WatchClientDisconnect();
@@ -71,7 +71,7 @@ asio::awaitable<Result<Completion>> Complete(orchestration::Orchestrator& orches
   Completion out;
   out.served = std::move(result->served);
   if (!result->response.raw.empty()) {
-    auto parsed = providers::openai::ParseChatResponse(result->response.raw);
+    auto parsed = wire::openai::ParseChatResponse(result->response.raw);
     if (!parsed)
       co_return Error(ErrorCode::kUpstreamError,
                       "unreadable completion: " + parsed.error().message);
@@ -92,7 +92,7 @@ asio::awaitable<Result<std::vector<std::vector<float>>>> EmbedTexts(
   for (const auto& t : texts)
     input.emplace_back(t);
   body["input"] = std::move(input);
-  auto request = providers::openai::ParseEmbeddingRequest(json::serialize(body));
+  auto request = wire::openai::ParseEmbeddingRequest(json::serialize(body));
   if (!request) co_return request.error();
   std::array<char, 55> trace_buffer;
   auto result =
@@ -100,7 +100,7 @@ asio::awaitable<Result<std::vector<std::vector<float>>>> EmbedTexts(
   if (!result) co_return result.error();
   served = std::move(result->served);
   if (!result->response.raw.empty()) {
-    auto parsed = providers::openai::ParseEmbeddingResponse(result->response.raw);
+    auto parsed = wire::openai::ParseEmbeddingResponse(result->response.raw);
     if (!parsed)
       co_return Error(ErrorCode::kUpstreamError,
                       "unreadable embeddings: " + parsed.error().message);

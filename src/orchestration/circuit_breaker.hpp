@@ -8,7 +8,7 @@
 
 #include "config/config.hpp"
 #include "orchestration/clock.hpp"
-#include "providers/types.hpp"
+#include "providers/provider.hpp"
 
 // A per-target circuit breaker (config::CircuitBreakerConfig, docs/CONFIG.md).
 //

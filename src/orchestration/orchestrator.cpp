@@ -10,8 +10,8 @@
 
 #include "common/random.hpp"
 #include "orchestration/retry.hpp"
-#include "providers/openai/codec.hpp"
 #include "providers/provider.hpp"
+#include "wire/openai_codec.hpp"
 
 namespace orchestra::orchestration {
 namespace {
@@ -29,9 +29,9 @@ Error Cancelled() {
 
 // Adapters other than OpenAI's read the parsed messages; the body is parsed once, the first time
 // such a target is tried (an OpenAI-compatible target forwards the text untouched).
-Result<void> PrepareChat(providers::ChatRequest& request, const Target& target) {
+Result<void> PrepareChat(wire::ChatRequest& request, const Target& target) {
   if (request.parsed || target.provider().type() == config::ProviderType::kOpenAI) return {};
-  auto parsed = providers::openai::ParseChatMessages(request);
+  auto parsed = wire::openai::ParseChatMessages(request);
   if (!parsed) return parsed.error();
   request.parsed = true;
   return {};
@@ -50,7 +50,7 @@ class SinkToWriter final : public providers::ChunkSink {
     attempt_start_ = started;
   }
 
-  asio::awaitable<bool> OnChunk(providers::ChatChunk& chunk) override {
+  asio::awaitable<bool> OnChunk(wire::ChatChunk& chunk) override {
     if (!started_) {
       started_ = true;
       const SteadyTime now = clock_.Now();
@@ -111,9 +111,8 @@ bool FromCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& rout
 void ToCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
              const ChatResult& result) {
   auto cached = std::make_shared<CachedResponse>();
-  cached->body = result.response.raw.empty()
-                     ? providers::openai::EncodeChatResponse(result.response)
-                     : result.response.raw;
+  cached->body = result.response.raw.empty() ? wire::openai::EncodeChatResponse(result.response)
+                                             : result.response.raw;
   cached->provider = result.served.provider;
   cached->upstream_model = result.served.upstream_model;
   cache.Put(key, std::move(cached), route.cache_ttl);
@@ -232,7 +231,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
   co_return *last_error;
 }
 
-asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& request,
+asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& request,
                                                        const RequestInfo& info) {
   auto route = routes_.Resolve(request.model);
   if (!route) co_return route.error();
@@ -251,9 +250,9 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
 
   struct Call {
     static bool Stream() { return false; }
-    providers::ChatRequest& request;
+    wire::ChatRequest& request;
     Result<void> Prepare(Target& t) { return PrepareChat(request, t); }
-    asio::awaitable<providers::ProviderResult<providers::ChatResponse>> operator()(
+    asio::awaitable<providers::ProviderResult<wire::ChatResponse>> operator()(
         Target& t, const providers::CallOptions& o, const ModelRoute&) {
       return t.provider().Chat(request, o);
     }
@@ -261,7 +260,7 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
 
-  auto response = co_await Run<providers::ChatResponse>(r, info, result.served, call, nullptr);
+  auto response = co_await Run<wire::ChatResponse>(r, info, result.served, call, nullptr);
   if (!response) co_return response.error();
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
@@ -272,7 +271,7 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(providers::ChatRequest& r
   co_return result;
 }
 
-asio::awaitable<Result<Served>> Orchestrator::ChatStream(providers::ChatRequest& request,
+asio::awaitable<Result<Served>> Orchestrator::ChatStream(wire::ChatRequest& request,
                                                          const RequestInfo& info,
                                                          StreamWriter& writer, bool* started) {
   *started = false;
@@ -284,7 +283,7 @@ asio::awaitable<Result<Served>> Orchestrator::ChatStream(providers::ChatRequest&
   SinkToWriter sink(writer, served, info, clock_);
   struct Call {
     static bool Stream() { return true; }
-    providers::ChatRequest& request;
+    wire::ChatRequest& request;
     SinkToWriter& sink;
     const Clock& clock;
     Result<void> Prepare(Target& t) { return PrepareChat(request, t); }
@@ -315,16 +314,16 @@ asio::awaitable<Result<Served>> Orchestrator::ChatStream(providers::ChatRequest&
   co_return served;
 }
 
-asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(providers::EmbeddingRequest& request,
+asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest& request,
                                                          const RequestInfo& info) {
   auto route = routes_.Resolve(request.model);
   if (!route) co_return route.error();
   const ModelRoute& r = **route;
   struct Call {
     static bool Stream() { return false; }
-    providers::EmbeddingRequest& request;
+    wire::EmbeddingRequest& request;
     Result<void> Prepare(Target&) { return {}; }
-    asio::awaitable<providers::ProviderResult<providers::EmbeddingResponse>> operator()(
+    asio::awaitable<providers::ProviderResult<wire::EmbeddingResponse>> operator()(
         Target& t, const providers::CallOptions& o, const ModelRoute&) {
       return t.provider().Embed(request, o);
     }
@@ -332,7 +331,7 @@ asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(providers::EmbeddingReq
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
   EmbedResult result;
-  auto response = co_await Run<providers::EmbeddingResponse>(r, info, result.served, call, nullptr);
+  auto response = co_await Run<wire::EmbeddingResponse>(r, info, result.served, call, nullptr);
   if (!response) co_return response.error();
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;

@@ -11,7 +11,7 @@
 #include "orchestration/response_cache.hpp"
 #include "orchestration/route_table.hpp"
 #include "orchestration/usage.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // The Orchestrator: model name → route → target, with retries, fallbacks, circuit breakers,
 // the response cache and usage accounting (DESIGN.md §1). One per process, shared by every
@@ -41,7 +41,7 @@ struct Served {
   std::string provider;
   std::string upstream_model;
   Duration upstream_time{0};  // time spent waiting for providers, all attempts
-  providers::Usage usage;
+  wire::Usage usage;
   double cost_usd = 0;
   bool cache_hit = false;
   const ModelRoute* route = nullptr;  // the route that answered (for its price)
@@ -55,15 +55,15 @@ class StreamWriter {
   // Returns false when the client has gone.
   virtual boost::asio::awaitable<bool> Begin(const Served& served) = 0;
   // One chunk; false when the client has gone.
-  virtual boost::asio::awaitable<bool> Write(providers::ChatChunk& chunk) = 0;
+  virtual boost::asio::awaitable<bool> Write(wire::ChatChunk& chunk) = 0;
 };
 
 struct ChatResult {
-  providers::ChatResponse response;
+  wire::ChatResponse response;
   Served served;
 };
 struct EmbedResult {
-  providers::EmbeddingResponse response;
+  wire::EmbeddingResponse response;
   Served served;
 };
 
@@ -73,14 +73,14 @@ class Orchestrator {
   Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
                const Clock& clock = RealClock());
 
-  boost::asio::awaitable<Result<ChatResult>> Chat(providers::ChatRequest& request,
+  boost::asio::awaitable<Result<ChatResult>> Chat(wire::ChatRequest& request,
                                                   const RequestInfo& info);
   // Streams into `writer`. On an error after the first chunk, the error is returned and
   // `*started` is true: the caller ends the stream with an error event.
-  boost::asio::awaitable<Result<Served>> ChatStream(providers::ChatRequest& request,
+  boost::asio::awaitable<Result<Served>> ChatStream(wire::ChatRequest& request,
                                                     const RequestInfo& info, StreamWriter& writer,
                                                     bool* started);
-  boost::asio::awaitable<Result<EmbedResult>> Embed(providers::EmbeddingRequest& request,
+  boost::asio::awaitable<Result<EmbedResult>> Embed(wire::EmbeddingRequest& request,
                                                     const RequestInfo& info);
 
   RouteTable& routes() { return routes_; }

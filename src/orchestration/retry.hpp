@@ -5,7 +5,7 @@
 
 #include "config/config.hpp"
 #include "orchestration/clock.hpp"
-#include "providers/types.hpp"
+#include "providers/provider.hpp"
 
 // What to do after a failed upstream attempt (config::RetryConfig, docs/CONFIG.md). Pure
 // functions: the caller passes the attempt count, the randomness and the time left.

@@ -31,7 +31,7 @@ Outcome OutcomeOf(const providers::ProviderError& error) {
   }
 }
 
-double CostUsd(const providers::Usage& usage, const config::PriceConfig& price) {
+double CostUsd(const wire::Usage& usage, const config::PriceConfig& price) {
   if (!usage.known) return 0;
   // Negative counts are an upstream bug; they must not turn into a refund.
   auto prompt = static_cast<double>(std::max<std::int64_t>(usage.prompt_tokens, 0));
@@ -39,8 +39,7 @@ double CostUsd(const providers::Usage& usage, const config::PriceConfig& price) 
   return (prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1e6;
 }
 
-double ModelMetrics::RecordUsage(const providers::Usage& usage,
-                                 const config::PriceConfig& price) const {
+double ModelMetrics::RecordUsage(const wire::Usage& usage, const config::PriceConfig& price) const {
   if (!usage.known) return 0;
   if (prompt_tokens != nullptr && usage.prompt_tokens > 0) {
     prompt_tokens->Inc(static_cast<std::uint64_t>(usage.prompt_tokens));

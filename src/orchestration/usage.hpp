@@ -7,7 +7,7 @@
 
 #include "config/config.hpp"
 #include "observability/metrics.hpp"
-#include "providers/types.hpp"
+#include "providers/provider.hpp"
 
 // Usage and cost accounting, and the orchestration metric families (issue 3 §7).
 //
@@ -32,7 +32,7 @@ Outcome OutcomeOf(const providers::ProviderError& error);
 
 // USD for `usage` at `price` (USD per million input / output tokens). Zero when the provider
 // did not report usage.
-double CostUsd(const providers::Usage& usage, const config::PriceConfig& price);
+double CostUsd(const wire::Usage& usage, const config::PriceConfig& price);
 
 // One target's (provider, upstream model) children. Default-constructed: records nothing
 // (tests that do not look at metrics).
@@ -57,7 +57,7 @@ struct ModelMetrics {
   observability::FloatCounter* cost_usd = nullptr;
 
   // Adds the tokens and their cost; returns the cost in USD.
-  double RecordUsage(const providers::Usage& usage, const config::PriceConfig& price) const;
+  double RecordUsage(const wire::Usage& usage, const config::PriceConfig& price) const;
   void ObserveTimeToFirstToken(double seconds) const {
     if (time_to_first_token != nullptr) time_to_first_token->Observe(seconds);
   }

@@ -9,7 +9,7 @@
 #include <boost/system/result.hpp>
 
 #include "config/config.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // A model provider: one upstream API (an OpenAI-compatible server, Gemini, Anthropic) or the
 // built-in local models. A Provider makes exactly one attempt per call: retries, fallbacks,
@@ -19,6 +19,23 @@
 // Thread-safety: one Provider serves every worker thread; a call runs on the calling worker's
 // event loop and uses that worker's connection pool (CallOptions::worker).
 namespace orchestra::providers {
+
+// What a failed upstream attempt was, for retry decisions and metrics.
+enum class FailureKind : std::uint8_t {
+  kNone,
+  kConnect,    // DNS, TCP or TLS could not be established
+  kTimeout,    // connect, first byte, idle or attempt timeout
+  kStatus,     // the upstream answered with an HTTP error status
+  kProtocol,   // unparseable or truncated response
+  kCancelled,  // the client went away
+};
+
+struct ProviderError {
+  Error error;
+  FailureKind kind = FailureKind::kNone;
+  int status = 0;           // upstream HTTP status for kStatus
+  int retry_after_ms = -1;  // from Retry-After, when the upstream sent one
+};
 
 template <class T>
 using ProviderResult = boost::system::result<T, ProviderError>;
@@ -39,11 +56,11 @@ struct CallOptions {
 class ChunkSink {
  public:
   virtual ~ChunkSink() = default;
-  virtual boost::asio::awaitable<bool> OnChunk(ChatChunk& chunk) = 0;
+  virtual boost::asio::awaitable<bool> OnChunk(wire::ChatChunk& chunk) = 0;
 };
 
 struct StreamSummary {
-  Usage usage;
+  wire::Usage usage;
   std::string finish_reason;
   std::string upstream_model;
   int chunks = 0;
@@ -56,17 +73,17 @@ class Provider {
   virtual const std::string& name() const = 0;
   virtual config::ProviderType type() const = 0;
 
-  virtual boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
-                                                                    const CallOptions& options) = 0;
+  virtual boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
+      const wire::ChatRequest& request, const CallOptions& options) = 0;
 
   // Streams the completion into `sink`. An error is returned whether it happened before the
   // first chunk (the orchestrator may then fall back) or after (the stream is broken: the
   // caller ends it with an error event).
   virtual boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(
-      const ChatRequest& request, const CallOptions& options, ChunkSink& sink) = 0;
+      const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) = 0;
 
-  virtual boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
-      const EmbeddingRequest& request, const CallOptions& options) = 0;
+  virtual boost::asio::awaitable<ProviderResult<wire::EmbeddingResponse>> Embed(
+      const wire::EmbeddingRequest& request, const CallOptions& options) = 0;
 
   // Opens and pools a connection to the upstream on `worker`'s loop (POST /warmup). Returns a
   // short description of what was warmed.

@@ -2,7 +2,7 @@
 
 #include "net/sse.hpp"
 #include "providers/anthropic/codec.hpp"
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
 namespace {
@@ -17,8 +17,8 @@ AnthropicProvider::AnthropicProvider(const config::ProviderConfig& config,
   if (!api_key().empty()) SetAuthLine("x-api-key: " + api_key());
 }
 
-asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const ChatRequest& request,
-                                                                      const CallOptions& options) {
+asio::awaitable<ProviderResult<wire::ChatResponse>> AnthropicProvider::Chat(
+    const wire::ChatRequest& request, const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, false);
@@ -34,7 +34,7 @@ asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const Chat
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
   }
   auto parsed = anthropic::ParseMessagesResponse(sent->body);
   if (!parsed) {
@@ -50,7 +50,7 @@ asio::awaitable<ProviderResult<ChatResponse>> AnthropicProvider::Chat(const Chat
 }
 
 asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
-    const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+    const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, true);
@@ -69,7 +69,7 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
   net::ResponseStream& stream = **opened;
   if (stream.head().status < 200 || stream.head().status >= 300) {
     std::string error_body = co_await ReadErrorBody(stream);
-    co_return FromStatus(stream.head(), ErrorMessageFromBody(error_body));
+    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(error_body));
   }
   anthropic::StreamDecoder decoder;
   net::SseParser parser;
@@ -84,7 +84,7 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
     while (parser.Next(event)) {
       auto chunks = decoder.Feed(event.event, event.data);
       if (!chunks) co_return MidStream(chunks.error());
-      for (ChatChunk& c : *chunks) {
+      for (wire::ChatChunk& c : *chunks) {
         ++summary.chunks;
         if (!c.finish_reason.empty()) summary.finish_reason = c.finish_reason;
         if (!co_await sink.OnChunk(c)) co_return ClientGone();
@@ -100,8 +100,8 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
   co_return summary;
 }
 
-asio::awaitable<ProviderResult<EmbeddingResponse>> AnthropicProvider::Embed(
-    const EmbeddingRequest& /*request*/, const CallOptions& /*options*/) {
+asio::awaitable<ProviderResult<wire::EmbeddingResponse>> AnthropicProvider::Embed(
+    const wire::EmbeddingRequest& /*request*/, const CallOptions& /*options*/) {
   if (auto unusable = Unusable()) co_return *unusable;
   co_return Invalid(Error(ErrorCode::kInvalidRequest,
                           "provider " + name() + " (Anthropic) has no embeddings API", "model"));

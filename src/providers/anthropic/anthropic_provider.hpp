@@ -11,13 +11,13 @@ class AnthropicProvider final : public HttpProvider {
   AnthropicProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                     const config::EnvLookup& env);
 
-  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
-                                                            const CallOptions& options) override;
-  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+  boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
+      const wire::ChatRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const wire::ChatRequest& request,
                                                                    const CallOptions& options,
                                                                    ChunkSink& sink) override;
-  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
-      const EmbeddingRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<wire::EmbeddingResponse>> Embed(
+      const wire::EmbeddingRequest& request, const CallOptions& options) override;
 
  private:
   std::string target_;        // <base path>/messages

@@ -5,19 +5,19 @@
 #include <boost/json.hpp>
 
 #include "common/text.hpp"
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers::anthropic {
 namespace {
 
 namespace json = boost::json;
-using codec_detail::Find;
-using codec_detail::FindArray;
-using codec_detail::FindInteger;
-using codec_detail::FindObject;
-using codec_detail::FindString;
-using codec_detail::ParseJson;
-using codec_detail::StringOr;
+using wire::codec_detail::Find;
+using wire::codec_detail::FindArray;
+using wire::codec_detail::FindInteger;
+using wire::codec_detail::FindObject;
+using wire::codec_detail::FindString;
+using wire::codec_detail::ParseJson;
+using wire::codec_detail::StringOr;
 
 // Tool call ids longer than this, or with other characters, are replaced (see the header).
 constexpr std::size_t kMaxToolIdLength = 64;
@@ -74,20 +74,20 @@ json::object TextBlock(std::string_view text) {
 
 // A user message's blocks: its text, or its text and images in order (inline data: URLs as
 // base64 sources, http(s) URLs as url sources). Empty text, which Anthropic rejects, is left out.
-Result<json::array> UserBlocks(const Message& m, const std::string& param) {
+Result<json::array> UserBlocks(const wire::Message& m, const std::string& param) {
   json::array blocks;
   if (m.parts.empty()) {
     if (!m.content.empty()) blocks.push_back(TextBlock(m.content));
     return blocks;
   }
   for (std::size_t j = 0; j < m.parts.size(); ++j) {
-    const ContentPart& part = m.parts[j];
+    const wire::ContentPart& part = m.parts[j];
     if (part.image_url.empty()) {
       if (!part.text.empty()) blocks.push_back(TextBlock(part.text));
       continue;
     }
     json::object source;
-    if (const auto data = ParseDataUrl(part.image_url)) {
+    if (const auto data = wire::ParseDataUrl(part.image_url)) {
       source["type"] = "base64";
       source["media_type"] = data->mime_type;
       source["data"] = data->base64_data;
@@ -276,7 +276,7 @@ std::optional<Error> ErrorDocument(const json::object& top) {
 
 // Adds an Anthropic usage object's counts to `usage` (prompt = input + cache creation + cache
 // read). Counts absent from `u` leave the current values alone.
-void ReadUsage(const json::object& u, Usage& usage) {
+void ReadUsage(const json::object& u, wire::Usage& usage) {
   auto input = FindInteger(u, "input_tokens");
   auto creation = FindInteger(u, "cache_creation_input_tokens");
   auto read = FindInteger(u, "cache_read_input_tokens");
@@ -294,13 +294,13 @@ void ReadUsage(const json::object& u, Usage& usage) {
 
 }  // namespace
 
-Result<std::string> BuildMessagesRequest(const ChatRequest& request,
+Result<std::string> BuildMessagesRequest(const wire::ChatRequest& request,
                                          std::string_view upstream_model, int default_max_tokens,
                                          bool stream) {
   std::string system;
   json::array messages;
   for (std::size_t i = 0; i < request.messages.size(); ++i) {
-    const Message& m = request.messages[i];
+    const wire::Message& m = request.messages[i];
     const std::string param = Indexed("messages", i);
     if (m.has_non_text_parts && m.parts.empty()) {
       return Invalid("'" + param +
@@ -319,7 +319,7 @@ Result<std::string> BuildMessagesRequest(const ChatRequest& request,
       json::array blocks;
       if (!m.content.empty()) blocks.push_back(TextBlock(m.content));
       for (std::size_t j = 0; j < m.tool_calls.size(); ++j) {
-        const ToolCall& call = m.tool_calls[j];
+        const wire::ToolCall& call = m.tool_calls[j];
         auto input = ParseInput(
             call.arguments, param + ".tool_calls[" + std::to_string(j) + "].function.arguments");
         if (!input) return input.error();
@@ -393,7 +393,7 @@ Result<std::string> BuildMessagesRequest(const ChatRequest& request,
   return json::serialize(body);
 }
 
-Result<ChatResponse> ParseMessagesResponse(std::string_view body) {
+Result<wire::ChatResponse> ParseMessagesResponse(std::string_view body) {
   json::monotonic_resource resource;
   json::value doc(&resource);
   if (auto parsed = ParseJson(body, doc, "the Anthropic response", ErrorCode::kUpstreamError);
@@ -406,11 +406,11 @@ Result<ChatResponse> ParseMessagesResponse(std::string_view body) {
   const json::array* content = FindArray(*top, "content");
   if (content == nullptr) return UpstreamError("the Anthropic response has no 'content' array");
 
-  ChatResponse response;
+  wire::ChatResponse response;
   response.id = StringOr(*top, "id");
   response.model = StringOr(*top, "model");
-  response.created = UnixNow();
-  ChatChoice choice;
+  response.created = wire::UnixNow();
+  wire::ChatChoice choice;
   for (const json::value& b : *content) {
     const json::object* block = b.if_object();
     if (block == nullptr) continue;
@@ -418,7 +418,7 @@ Result<ChatResponse> ParseMessagesResponse(std::string_view body) {
     if (type == "text") {
       choice.content += StringOr(*block, "text");
     } else if (type == "tool_use") {
-      ToolCall call;
+      wire::ToolCall call;
       call.index = static_cast<int>(choice.tool_calls.size());
       call.id = StringOr(*block, "id");
       call.name = StringOr(*block, "name");
@@ -436,17 +436,18 @@ Result<ChatResponse> ParseMessagesResponse(std::string_view body) {
   return response;
 }
 
-StreamDecoder::StreamDecoder() : created_(UnixNow()) {}
+StreamDecoder::StreamDecoder() : created_(wire::UnixNow()) {}
 
-ChatChunk StreamDecoder::NewChunk() const {
-  ChatChunk chunk;
+wire::ChatChunk StreamDecoder::NewChunk() const {
+  wire::ChatChunk chunk;
   chunk.id = id_;
   chunk.model = model_;
   chunk.created = created_;
   return chunk;
 }
 
-Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::string_view data) {
+Result<std::vector<wire::ChatChunk>> StreamDecoder::Feed(std::string_view event,
+                                                         std::string_view data) {
   json::monotonic_resource resource;
   json::value doc(&resource);
   if (auto parsed = ParseJson(data, doc, "an Anthropic stream event", ErrorCode::kUpstreamError);
@@ -457,14 +458,14 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
   if (top == nullptr) return UpstreamError("an Anthropic stream event is not a JSON object");
   const std::string type = event.empty() ? StringOr(*top, "type") : std::string(event);
 
-  std::vector<ChatChunk> chunks;
+  std::vector<wire::ChatChunk> chunks;
   if (type == "error") {
     if (const json::object* error = FindObject(*top, "error"); error != nullptr) {
       return ErrorFromObject(*error);
     }
     return UpstreamError("Anthropic sent an error event without details");
   }
-  if (id_.empty()) id_ = NewChatCompletionId();  // replaced by message_start's id
+  if (id_.empty()) id_ = wire::NewChatCompletionId();  // replaced by message_start's id
   if (type == "message_start") {
     if (const json::object* message = FindObject(*top, "message"); message != nullptr) {
       if (std::string id = StringOr(*message, "id"); !id.empty()) id_ = std::move(id);
@@ -473,7 +474,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
         ReadUsage(*usage, usage_);
       }
     }
-    ChatChunk chunk = NewChunk();
+    wire::ChatChunk chunk = NewChunk();
     chunk.role = "assistant";
     chunks.push_back(std::move(chunk));
   } else if (type == "content_block_start") {
@@ -488,8 +489,8 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
     const std::string block_type = StringOr(*block, "type");
     if (block_type == "tool_use") {
       tool_index_[static_cast<std::size_t>(index)] = tool_calls_;
-      ChatChunk chunk = NewChunk();
-      ToolCall call;
+      wire::ChatChunk chunk = NewChunk();
+      wire::ToolCall call;
       call.index = tool_calls_++;
       call.id = StringOr(*block, "id");
       call.name = StringOr(*block, "name");
@@ -497,7 +498,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
       chunks.push_back(std::move(chunk));
     } else if (block_type == "text") {
       if (std::string text = StringOr(*block, "text"); !text.empty()) {
-        ChatChunk chunk = NewChunk();
+        wire::ChatChunk chunk = NewChunk();
         chunk.content = std::move(text);
         chunks.push_back(std::move(chunk));
       }
@@ -508,7 +509,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
     if (delta == nullptr) return UpstreamError("an Anthropic content_block_delta has no delta");
     const std::string delta_type = StringOr(*delta, "type");
     if (delta_type == "text_delta") {
-      ChatChunk chunk = NewChunk();
+      wire::ChatChunk chunk = NewChunk();
       chunk.content = StringOr(*delta, "text");
       if (!chunk.content.empty()) chunks.push_back(std::move(chunk));
     } else if (delta_type == "input_json_delta") {
@@ -516,11 +517,11 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
           tool_index_[static_cast<std::size_t>(index)] < 0) {
         return UpstreamError("an Anthropic input_json_delta names no tool_use block");
       }
-      ToolCall call;
+      wire::ToolCall call;
       call.index = tool_index_[static_cast<std::size_t>(index)];
       call.arguments = StringOr(*delta, "partial_json");
       if (!call.arguments.empty()) {
-        ChatChunk chunk = NewChunk();
+        wire::ChatChunk chunk = NewChunk();
         chunk.tool_calls.push_back(std::move(call));
         chunks.push_back(std::move(chunk));
       }
@@ -533,7 +534,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
     const json::object* delta = FindObject(*top, "delta");
     if (delta != nullptr) {
       if (std::string reason = MapStopReason(StringOr(*delta, "stop_reason")); !reason.empty()) {
-        ChatChunk chunk = NewChunk();
+        wire::ChatChunk chunk = NewChunk();
         chunk.finish_reason = std::move(reason);
         chunks.push_back(std::move(chunk));
       }
@@ -545,10 +546,10 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view event, std::
   return chunks;
 }
 
-std::optional<ChatChunk> StreamDecoder::Finish() const {
+std::optional<wire::ChatChunk> StreamDecoder::Finish() const {
   if (!usage_.known) return std::nullopt;
-  ChatChunk chunk = NewChunk();
-  if (chunk.id.empty()) chunk.id = NewChatCompletionId();
+  wire::ChatChunk chunk = NewChunk();
+  if (chunk.id.empty()) chunk.id = wire::NewChatCompletionId();
   chunk.usage_only = true;
   chunk.usage = usage_;
   return chunk;

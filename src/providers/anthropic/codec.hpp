@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // The Anthropic Messages API wire format (`POST /v1/messages`, with and without `stream`):
 // pure translation to and from the canonical (OpenAI-shaped) types, no I/O.
@@ -34,7 +34,7 @@ namespace orchestra::providers::anthropic {
 // `seed` has no Anthropic counterpart and is left out. What Anthropic cannot take (audio and
 // file parts, n > 1, response_format other than text, non-function tools, the legacy `function`
 // role) is kInvalidRequest with the offending param.
-Result<std::string> BuildMessagesRequest(const ChatRequest& request,
+Result<std::string> BuildMessagesRequest(const wire::ChatRequest& request,
                                          std::string_view upstream_model, int default_max_tokens,
                                          bool stream);
 
@@ -44,7 +44,7 @@ Result<std::string> BuildMessagesRequest(const ChatRequest& request,
 // refusal→content_filter), usage with cache creation and cache read tokens counted as prompt
 // tokens. An error body or malformed JSON is an Error (kUpstreamError, or kRateLimited /
 // kUnavailable for rate_limit_error / overloaded_error).
-Result<ChatResponse> ParseMessagesResponse(std::string_view body);
+Result<wire::ChatResponse> ParseMessagesResponse(std::string_view body);
 
 // Turns the events of a streamed Messages response into OpenAI-shaped chunks.
 // message_start → the first chunk (role "assistant"); text_delta → content; a tool_use block's
@@ -57,25 +57,25 @@ class StreamDecoder {
   StreamDecoder();
 
   // One SSE event: its `event:` name (may be empty: the data's "type" is used) and data.
-  Result<std::vector<ChatChunk>> Feed(std::string_view event, std::string_view data);
+  Result<std::vector<wire::ChatChunk>> Feed(std::string_view event, std::string_view data);
 
   // The final usage-only chunk (input tokens from message_start, output tokens from the last
   // message_delta), when the upstream reported usage.
-  std::optional<ChatChunk> Finish() const;
+  std::optional<wire::ChatChunk> Finish() const;
 
   // message_stop was seen (a stream that ends before it was cut).
   bool finished() const { return finished_; }
-  const Usage& usage() const { return usage_; }
+  const wire::Usage& usage() const { return usage_; }
 
  private:
-  ChatChunk NewChunk() const;
+  wire::ChatChunk NewChunk() const;
 
   std::string id_;
   std::string model_;
   std::int64_t created_ = 0;
   std::vector<int> tool_index_;  // content block index → tool call index (-1: not a tool)
   int tool_calls_ = 0;
-  Usage usage_;
+  wire::Usage usage_;
   bool finished_ = false;
 };
 

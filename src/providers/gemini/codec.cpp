@@ -7,19 +7,19 @@
 
 #include <boost/json.hpp>
 
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers::gemini {
 namespace {
 
 namespace json = boost::json;
-using codec_detail::Find;
-using codec_detail::FindArray;
-using codec_detail::FindInteger;
-using codec_detail::FindObject;
-using codec_detail::FindString;
-using codec_detail::ParseJson;
-using codec_detail::StringOr;
+using wire::codec_detail::Find;
+using wire::codec_detail::FindArray;
+using wire::codec_detail::FindInteger;
+using wire::codec_detail::FindObject;
+using wire::codec_detail::FindString;
+using wire::codec_detail::ParseJson;
+using wire::codec_detail::StringOr;
 
 // Separates a tool call id from the thought signature it carries (see the header).
 constexpr std::string_view kSignatureMarker = ".gts.";
@@ -49,7 +49,7 @@ std::string Indexed(std::string_view base, std::size_t i) {
 // written URL-safe and unpadded so that the id stays within [A-Za-z0-9._-].
 
 std::string ToolCallId(std::string_view base, std::string_view signature) {
-  std::string id = base.empty() ? NewToolCallId() : std::string(base);
+  std::string id = base.empty() ? wire::NewToolCallId() : std::string(base);
   if (signature.empty()) return id;
   id += kSignatureMarker;
   for (char c : signature) {
@@ -102,19 +102,19 @@ void AddContent(json::array& contents, std::string_view role, json::array parts)
 
 // A user message's parts: its text, or its text and images in order (images only as inline
 // data from data: URLs). Empty text, which Gemini rejects, is left out.
-Result<json::array> UserParts(const Message& m, const std::string& param) {
+Result<json::array> UserParts(const wire::Message& m, const std::string& param) {
   json::array parts;
   if (m.parts.empty()) {
     if (!m.content.empty()) parts.push_back(TextPart(m.content));
     return parts;
   }
   for (std::size_t j = 0; j < m.parts.size(); ++j) {
-    const ContentPart& part = m.parts[j];
+    const wire::ContentPart& part = m.parts[j];
     if (part.image_url.empty()) {
       if (!part.text.empty()) parts.push_back(TextPart(part.text));
       continue;
     }
-    const auto data = ParseDataUrl(part.image_url);
+    const auto data = wire::ParseDataUrl(part.image_url);
     if (!data) {
       const std::string url_param = Indexed(param + ".content", j) + ".image_url.url";
       return Invalid("'" + url_param +
@@ -266,8 +266,8 @@ std::string MapFinishReason(std::string_view reason) {
   return "stop";
 }
 
-Usage ParseUsageMetadata(const json::object& top) {
-  Usage usage;
+wire::Usage ParseUsageMetadata(const json::object& top) {
+  wire::Usage usage;
   const json::object* meta = FindObject(top, "usageMetadata");
   if (meta == nullptr) return usage;
   auto prompt = FindInteger(*meta, "promptTokenCount");
@@ -291,7 +291,7 @@ std::optional<Error> ErrorDocument(const json::object& top, std::string_view bod
   ErrorCode code = ErrorCode::kUpstreamError;
   if (status == 429) code = ErrorCode::kRateLimited;
   if (status == 503) code = ErrorCode::kUnavailable;
-  return Error(code, "Gemini error: " + ErrorMessageFromBody(body), {}, status);
+  return Error(code, "Gemini error: " + wire::ErrorMessageFromBody(body), {}, status);
 }
 
 std::optional<Error> BlockedPrompt(const json::object& top) {
@@ -304,7 +304,7 @@ std::optional<Error> BlockedPrompt(const json::object& top) {
 // The text and function calls of one candidate's parts.
 struct CandidateParts {
   std::string text;
-  std::vector<ToolCall> tool_calls;
+  std::vector<wire::ToolCall> tool_calls;
 };
 
 CandidateParts ReadParts(const json::object& candidate, int first_tool_index) {
@@ -323,7 +323,7 @@ CandidateParts ReadParts(const json::object& candidate, int first_tool_index) {
       out.text.append(text->data(), text->size());
     }
     if (const json::object* call = FindObject(*part, "functionCall"); call != nullptr) {
-      ToolCall tool;
+      wire::ToolCall tool;
       tool.index = first_tool_index + static_cast<int>(out.tool_calls.size());
       tool.id = ToolCallId(StringOr(*call, "id"), StringOr(*part, "thoughtSignature"));
       tool.name = StringOr(*call, "name");
@@ -341,7 +341,7 @@ Result<std::vector<float>> ReadValues(const json::object& embedding) {
   std::vector<float> out;
   out.reserve(values->size());
   for (const json::value& v : *values) {
-    auto number = codec_detail::AsNumber(v);
+    auto number = wire::codec_detail::AsNumber(v);
     if (!number) return UpstreamError("a Gemini embedding holds a non-number");
     out.push_back(static_cast<float>(*number));
   }
@@ -355,7 +355,7 @@ std::string QualifiedModel(std::string_view model) {
 
 }  // namespace
 
-Result<std::string> BuildGenerateContentRequest(const ChatRequest& request) {
+Result<std::string> BuildGenerateContentRequest(const wire::ChatRequest& request) {
   json::object body;
   json::array contents;
   json::array system_parts;
@@ -363,7 +363,7 @@ Result<std::string> BuildGenerateContentRequest(const ChatRequest& request) {
   std::unordered_map<std::string, std::string> call_names;
 
   for (std::size_t i = 0; i < request.messages.size(); ++i) {
-    const Message& m = request.messages[i];
+    const wire::Message& m = request.messages[i];
     const std::string param = Indexed("messages", i);
     if (m.has_non_text_parts && m.parts.empty()) {
       return Invalid("'" + param +
@@ -382,9 +382,9 @@ Result<std::string> BuildGenerateContentRequest(const ChatRequest& request) {
       if (!m.content.empty()) parts.push_back(TextPart(m.content));
       const bool signed_turn =
           std::any_of(m.tool_calls.begin(), m.tool_calls.end(),
-                      [](const ToolCall& c) { return !SignatureOf(c.id).empty(); });
+                      [](const wire::ToolCall& c) { return !SignatureOf(c.id).empty(); });
       for (std::size_t j = 0; j < m.tool_calls.size(); ++j) {
-        const ToolCall& call = m.tool_calls[j];
+        const wire::ToolCall& call = m.tool_calls[j];
         auto args = ParseArguments(
             call.arguments, param + ".tool_calls[" + std::to_string(j) + "].function.arguments");
         if (!args) return args.error();
@@ -485,7 +485,8 @@ Result<std::string> BuildGenerateContentRequest(const ChatRequest& request) {
   return json::serialize(body);
 }
 
-Result<ChatResponse> ParseGenerateContentResponse(std::string_view body, std::string_view model) {
+Result<wire::ChatResponse> ParseGenerateContentResponse(std::string_view body,
+                                                        std::string_view model) {
   json::monotonic_resource resource;
   json::value doc(&resource);
   if (auto parsed = ParseJson(body, doc, "the Gemini response", ErrorCode::kUpstreamError);
@@ -501,17 +502,17 @@ Result<ChatResponse> ParseGenerateContentResponse(std::string_view body, std::st
     return UpstreamError("the Gemini response has no candidates");
   }
 
-  ChatResponse response;
+  wire::ChatResponse response;
   response.id = StringOr(*top, "responseId");
-  if (response.id.empty()) response.id = NewChatCompletionId();
+  if (response.id.empty()) response.id = wire::NewChatCompletionId();
   response.model = StringOr(*top, "modelVersion");
   if (response.model.empty()) response.model = std::string(model);
-  response.created = UnixNow();
+  response.created = wire::UnixNow();
   response.usage = ParseUsageMetadata(*top);
   for (std::size_t i = 0; i < candidates->size(); ++i) {
     const json::object* candidate = (*candidates)[i].if_object();
     if (candidate == nullptr) return UpstreamError("a Gemini candidate is not an object");
-    ChatChoice choice;
+    wire::ChatChoice choice;
     choice.index =
         static_cast<int>(FindInteger(*candidate, "index").value_or(static_cast<std::int64_t>(i)));
     CandidateParts parts = ReadParts(*candidate, 0);
@@ -525,14 +526,15 @@ Result<ChatResponse> ParseGenerateContentResponse(std::string_view body, std::st
     response.choices.push_back(std::move(choice));
   }
   std::sort(response.choices.begin(), response.choices.end(),
-            [](const ChatChoice& a, const ChatChoice& b) { return a.index < b.index; });
+            [](const wire::ChatChoice& a, const wire::ChatChoice& b) { return a.index < b.index; });
   return response;
 }
 
-StreamDecoder::StreamDecoder(std::string model) : model_(std::move(model)), created_(UnixNow()) {}
+StreamDecoder::StreamDecoder(std::string model)
+    : model_(std::move(model)), created_(wire::UnixNow()) {}
 
-ChatChunk StreamDecoder::NewChunk(int index) const {
-  ChatChunk chunk;
+wire::ChatChunk StreamDecoder::NewChunk(int index) const {
+  wire::ChatChunk chunk;
   chunk.id = id_;
   chunk.model = model_;
   chunk.created = created_;
@@ -540,7 +542,7 @@ ChatChunk StreamDecoder::NewChunk(int index) const {
   return chunk;
 }
 
-Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view data) {
+Result<std::vector<wire::ChatChunk>> StreamDecoder::Feed(std::string_view data) {
   json::monotonic_resource resource;
   json::value doc(&resource);
   if (auto parsed = ParseJson(data, doc, "a Gemini stream event", ErrorCode::kUpstreamError);
@@ -556,7 +558,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view data) {
   }
   if (id_.empty()) {
     id_ = StringOr(*top, "responseId");
-    if (id_.empty()) id_ = NewChatCompletionId();
+    if (id_.empty()) id_ = wire::NewChatCompletionId();
   }
   if (!model_reported_) {
     if (const json::string* version = FindString(*top, "modelVersion"); version != nullptr) {
@@ -564,9 +566,9 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view data) {
       model_reported_ = true;
     }
   }
-  if (Usage usage = ParseUsageMetadata(*top); usage.known) usage_ = usage;
+  if (wire::Usage usage = ParseUsageMetadata(*top); usage.known) usage_ = usage;
 
-  std::vector<ChatChunk> chunks;
+  std::vector<wire::ChatChunk> chunks;
   if (candidates == nullptr) return chunks;
   for (std::size_t i = 0; i < candidates->size(); ++i) {
     const json::object* candidate = (*candidates)[i].if_object();
@@ -580,7 +582,7 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view data) {
       candidates_.resize(static_cast<std::size_t>(index) + 1);
     }
     Candidate& state = candidates_[static_cast<std::size_t>(index)];
-    ChatChunk chunk = NewChunk(static_cast<int>(index));
+    wire::ChatChunk chunk = NewChunk(static_cast<int>(index));
     if (!state.role_sent) {
       chunk.role = "assistant";
       state.role_sent = true;
@@ -602,10 +604,10 @@ Result<std::vector<ChatChunk>> StreamDecoder::Feed(std::string_view data) {
   return chunks;
 }
 
-std::optional<ChatChunk> StreamDecoder::Finish() const {
+std::optional<wire::ChatChunk> StreamDecoder::Finish() const {
   if (!usage_.known) return std::nullopt;
-  ChatChunk chunk = NewChunk(0);
-  if (chunk.id.empty()) chunk.id = NewChatCompletionId();
+  wire::ChatChunk chunk = NewChunk(0);
+  if (chunk.id.empty()) chunk.id = wire::NewChatCompletionId();
   chunk.usage_only = true;
   chunk.usage = usage_;
   return chunk;
@@ -617,7 +619,8 @@ bool StreamDecoder::finished() const {
                      [](const Candidate& c) { return c.finished || !c.role_sent; });
 }
 
-Result<std::string> BuildEmbedRequest(const EmbeddingRequest& request, std::string_view model) {
+Result<std::string> BuildEmbedRequest(const wire::EmbeddingRequest& request,
+                                      std::string_view model) {
   if (request.token_input) {
     return Invalid("Gemini embeddings take text, not token ids", "input");
   }
@@ -650,7 +653,7 @@ Result<std::string> BuildEmbedRequest(const EmbeddingRequest& request, std::stri
   return json::serialize(body);
 }
 
-Result<EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool batch) {
+Result<wire::EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool batch) {
   json::monotonic_resource resource;
   json::value doc(&resource);
   if (auto parsed = ParseJson(body, doc, "the Gemini response", ErrorCode::kUpstreamError);
@@ -660,7 +663,7 @@ Result<EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool batch) 
   const json::object* top = doc.if_object();
   if (top == nullptr) return UpstreamError("the Gemini response is not a JSON object");
   if (auto error = ErrorDocument(*top, body)) return *error;
-  EmbeddingResponse response;
+  wire::EmbeddingResponse response;
   if (batch) {
     const json::array* embeddings = FindArray(*top, "embeddings");
     if (embeddings == nullptr) return UpstreamError("the Gemini response has no 'embeddings'");

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // The Gemini API wire format (`models/*:generateContent`, `:streamGenerateContent?alt=sse`,
 // `:embedContent`, `:batchEmbedContents`), whose JSON Vertex AI's Gemini endpoints share: pure
@@ -41,7 +41,7 @@ namespace orchestra::providers::gemini {
 // What Gemini cannot take (images by http(s) URL, audio and file parts, non-function tools,
 // the legacy `function` role, an unknown response_format, a seed beyond 32 bits) is
 // kInvalidRequest with the offending param.
-Result<std::string> BuildGenerateContentRequest(const ChatRequest& request);
+Result<std::string> BuildGenerateContentRequest(const wire::ChatRequest& request);
 
 // A GenerateContentResponse body into the native response: text parts joined (thought parts
 // skipped), function calls as tool_calls, finishReason mapped (STOP→stop, MAX_TOKENS→length,
@@ -50,7 +50,8 @@ Result<std::string> BuildGenerateContentRequest(const ChatRequest& request);
 // tokens). `id` is `responseId` or a fresh "chatcmpl-..."; `model` is `modelVersion` or
 // `model`. A prompt blocked by promptFeedback.blockReason is kInvalidRequest (param
 // "messages"); an error body or malformed JSON is kUpstreamError.
-Result<ChatResponse> ParseGenerateContentResponse(std::string_view body, std::string_view model);
+Result<wire::ChatResponse> ParseGenerateContentResponse(std::string_view body,
+                                                        std::string_view model);
 
 // Turns the `data:` payloads of a streamGenerateContent?alt=sse response (one
 // GenerateContentResponse each) into OpenAI-shaped chunks with one stable id and created time.
@@ -64,14 +65,14 @@ class StreamDecoder {
 
   // The chunks to emit for one payload (possibly none). An error payload, a blocked prompt or
   // malformed JSON is an Error: the caller ends the stream with it.
-  Result<std::vector<ChatChunk>> Feed(std::string_view data);
+  Result<std::vector<wire::ChatChunk>> Feed(std::string_view data);
 
   // The final usage-only chunk, when the upstream reported usage.
-  std::optional<ChatChunk> Finish() const;
+  std::optional<wire::ChatChunk> Finish() const;
 
   // Every candidate seen so far has finished (a stream that ends before this was cut).
   bool finished() const;
-  const Usage& usage() const { return usage_; }
+  const wire::Usage& usage() const { return usage_; }
 
  private:
   struct Candidate {
@@ -80,29 +81,30 @@ class StreamDecoder {
     int tool_calls = 0;
   };
 
-  ChatChunk NewChunk(int index) const;
+  wire::ChatChunk NewChunk(int index) const;
 
   std::string id_;
   std::string model_;
   std::int64_t created_ = 0;
   bool model_reported_ = false;
   std::vector<Candidate> candidates_;
-  Usage usage_;
+  wire::Usage usage_;
 };
 
 // Whether `request` goes to batchEmbedContents (several inputs) rather than embedContent.
-inline bool UsesBatchEmbed(const EmbeddingRequest& request) {
+inline bool UsesBatchEmbed(const wire::EmbeddingRequest& request) {
   return request.inputs.size() > 1;
 }
 
 // An embedContent body for one input, or a batchEmbedContents body (`requests[]`, each with
 // `model: "models/<model>"`) for several; `dimensions` → `outputDimensionality`. Token-id input
 // is kInvalidRequest (param "input").
-Result<std::string> BuildEmbedRequest(const EmbeddingRequest& request, std::string_view model);
+Result<std::string> BuildEmbedRequest(const wire::EmbeddingRequest& request,
+                                      std::string_view model);
 
 // An embedContent (`batch` false) or batchEmbedContents (`batch` true) response into vectors
 // in input order. Usage is known only when the upstream reports it (`usageMetadata`, as Vertex
 // AI does). An error body or malformed JSON is kUpstreamError.
-Result<EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool batch);
+Result<wire::EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool batch);
 
 }  // namespace orchestra::providers::gemini

@@ -2,8 +2,8 @@
 
 #include "common/json_scan.hpp"
 #include "net/sse.hpp"
-#include "providers/codec_util.hpp"
 #include "providers/gemini/codec.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
 namespace {
@@ -83,8 +83,8 @@ asio::awaitable<Result<std::string>> GeminiProvider::AuthHeader(const CallOption
   co_return "Authorization: Bearer " + token;
 }
 
-asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatRequest& request,
-                                                                   const CallOptions& options) {
+asio::awaitable<ProviderResult<wire::ChatResponse>> GeminiProvider::Chat(
+    const wire::ChatRequest& request, const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
   auto body = gemini::BuildGenerateContentRequest(request);
   if (!body) co_return Invalid(body.error());
@@ -102,7 +102,7 @@ asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatReq
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
   }
   auto parsed = gemini::ParseGenerateContentResponse(sent->body, options.upstream_model);
   if (!parsed) {
@@ -114,7 +114,7 @@ asio::awaitable<ProviderResult<ChatResponse>> GeminiProvider::Chat(const ChatReq
 }
 
 asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
-    const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+    const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
   auto body = gemini::BuildGenerateContentRequest(request);
   if (!body) co_return Invalid(body.error());
@@ -135,7 +135,7 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   net::ResponseStream& stream = **opened;
   if (stream.head().status < 200 || stream.head().status >= 300) {
     std::string error_body = co_await ReadErrorBody(stream);
-    co_return FromStatus(stream.head(), ErrorMessageFromBody(error_body));
+    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(error_body));
   }
   gemini::StreamDecoder decoder{std::string(options.upstream_model)};
   net::SseParser parser;
@@ -150,7 +150,7 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
     while (parser.Next(event)) {
       auto chunks = decoder.Feed(event.data);
       if (!chunks) co_return MidStream(chunks.error());
-      for (ChatChunk& c : *chunks) {
+      for (wire::ChatChunk& c : *chunks) {
         ++summary.chunks;
         if (!c.finish_reason.empty()) summary.finish_reason = c.finish_reason;
         if (!co_await sink.OnChunk(c)) co_return ClientGone();
@@ -166,8 +166,8 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   co_return summary;
 }
 
-asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
-    const EmbeddingRequest& request, const CallOptions& options) {
+asio::awaitable<ProviderResult<wire::EmbeddingResponse>> GeminiProvider::Embed(
+    const wire::EmbeddingRequest& request, const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
   if (request.token_input) {
     co_return Invalid(Error(ErrorCode::kInvalidRequest,
@@ -191,7 +191,7 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> GeminiProvider::Embed(
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
   }
   auto parsed = gemini::ParseEmbedResponse(sent->body, batch);
   if (!parsed) co_return Unreadable(name(), parsed.error());

@@ -21,13 +21,13 @@ class GeminiProvider final : public HttpProvider {
   GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                  const config::EnvLookup& env);
 
-  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
-                                                            const CallOptions& options) override;
-  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+  boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
+      const wire::ChatRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const wire::ChatRequest& request,
                                                                    const CallOptions& options,
                                                                    ChunkSink& sink) override;
-  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
-      const EmbeddingRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<wire::EmbeddingResponse>> Embed(
+      const wire::EmbeddingRequest& request, const CallOptions& options) override;
 
  private:
   // The bearer line for Vertex AI (from the metadata server); "" for the Gemini API, whose key

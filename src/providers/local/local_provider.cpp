@@ -7,7 +7,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
 namespace {
@@ -116,7 +116,7 @@ std::vector<std::string_view> Sentences(std::string_view text) {
   return out;
 }
 
-std::string Answer(const std::vector<Message>& messages, std::size_t max_words) {
+std::string Answer(const std::vector<wire::Message>& messages, std::size_t max_words) {
   // The question: the last user message's questions; the context: everything else said.
   std::string_view last_user;
   for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
@@ -127,7 +127,7 @@ std::string Answer(const std::vector<Message>& messages, std::size_t max_words) 
   }
   std::vector<std::string_view> questions;
   std::vector<std::string_view> context;
-  for (const Message& m : messages) {
+  for (const wire::Message& m : messages) {
     if (m.role == "assistant" || m.role == "tool") continue;
     for (std::string_view s : Sentences(m.content)) {
       const bool is_question = !s.empty() && s.back() == '?';
@@ -255,21 +255,21 @@ std::vector<float> Embed(std::string_view text, std::size_t dimensions) {
 
 LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {}
 
-asio::awaitable<ProviderResult<ChatResponse>> LocalProvider::Chat(const ChatRequest& request,
-                                                                  const CallOptions& options) {
+asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
+    const wire::ChatRequest& request, const CallOptions& options) {
   if (options.upstream_model != kChatModel) co_return UnknownModel(options.upstream_model);
   if (!request.parsed) co_return Invalid("the request's messages were not parsed", "messages");
   const std::size_t max_words =
       request.max_tokens ? static_cast<std::size_t>(*request.max_tokens) : kDefaultMaxWords;
-  ChatResponse response;
-  response.id = NewChatCompletionId();
-  response.created = UnixNow();
+  wire::ChatResponse response;
+  response.id = wire::NewChatCompletionId();
+  response.created = wire::UnixNow();
   response.model = std::string(kChatModel);
-  ChatChoice choice;
+  wire::ChatChoice choice;
   choice.content = local::Answer(request.messages, max_words);
   choice.finish_reason = "stop";
   std::int64_t prompt = 0;
-  for (const Message& m : request.messages)
+  for (const wire::Message& m : request.messages)
     prompt += CountWords(m.content);
   response.usage = {prompt, CountWords(choice.content), 0, true};
   response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
@@ -277,13 +277,12 @@ asio::awaitable<ProviderResult<ChatResponse>> LocalProvider::Chat(const ChatRequ
   co_return response;
 }
 
-asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(const ChatRequest& request,
-                                                                         const CallOptions& options,
-                                                                         ChunkSink& sink) {
+asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(
+    const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   auto full = co_await Chat(request, options);
   if (!full) co_return full.error();
-  const ChatResponse& r = *full;
-  ChatChunk chunk;
+  const wire::ChatResponse& r = *full;
+  wire::ChatChunk chunk;
   chunk.id = r.id;
   chunk.created = r.created;
   chunk.model = r.model;
@@ -313,7 +312,7 @@ asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(const C
   chunk.content.clear();
   chunk.finish_reason = "stop";
   if (!co_await sink.OnChunk(chunk)) co_return cancelled();
-  ChatChunk usage;
+  wire::ChatChunk usage;
   usage.id = r.id;
   usage.created = r.created;
   usage.model = r.model;
@@ -325,8 +324,8 @@ asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(const C
   co_return summary;
 }
 
-asio::awaitable<ProviderResult<EmbeddingResponse>> LocalProvider::Embed(
-    const EmbeddingRequest& request, const CallOptions& options) {
+asio::awaitable<ProviderResult<wire::EmbeddingResponse>> LocalProvider::Embed(
+    const wire::EmbeddingRequest& request, const CallOptions& options) {
   if (options.upstream_model != kEmbedModel) co_return UnknownModel(options.upstream_model);
   if (request.token_input)
     co_return Invalid("local-embed takes text input, not token ids", "input");
@@ -338,7 +337,7 @@ asio::awaitable<ProviderResult<EmbeddingResponse>> LocalProvider::Embed(
     }
     dims = static_cast<std::size_t>(*request.dimensions);
   }
-  EmbeddingResponse response;
+  wire::EmbeddingResponse response;
   response.model = std::string(kEmbedModel);
   std::int64_t tokens = 0;
   for (const std::string& input : request.inputs) {

@@ -24,13 +24,13 @@ class LocalProvider final : public Provider {
   const std::string& name() const override { return name_; }
   config::ProviderType type() const override { return config::ProviderType::kLocal; }
 
-  boost::asio::awaitable<ProviderResult<ChatResponse>> Chat(const ChatRequest& request,
-                                                            const CallOptions& options) override;
-  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const ChatRequest& request,
+  boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
+      const wire::ChatRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const wire::ChatRequest& request,
                                                                    const CallOptions& options,
                                                                    ChunkSink& sink) override;
-  boost::asio::awaitable<ProviderResult<EmbeddingResponse>> Embed(
-      const EmbeddingRequest& request, const CallOptions& options) override;
+  boost::asio::awaitable<ProviderResult<wire::EmbeddingResponse>> Embed(
+      const wire::EmbeddingRequest& request, const CallOptions& options) override;
   boost::asio::awaitable<Result<std::string>> Warmup(int worker) override;
 
   static constexpr std::string_view kChatModel = "local-extractive";
@@ -46,7 +46,7 @@ namespace local {
 std::vector<std::string> Words(std::string_view text);  // lower-case alphanumeric runs
 std::vector<std::string_view> Sentences(std::string_view text);
 // The extractive answer for a conversation, at most `max_words` words.
-std::string Answer(const std::vector<Message>& messages, std::size_t max_words);
+std::string Answer(const std::vector<wire::Message>& messages, std::size_t max_words);
 std::vector<float> Embed(std::string_view text, std::size_t dimensions);
 }  // namespace local
 

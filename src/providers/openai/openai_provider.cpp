@@ -8,8 +8,8 @@
 #include "common/json_scan.hpp"
 #include "common/text.hpp"
 #include "net/sse.hpp"
-#include "providers/codec_util.hpp"
-#include "providers/openai/scan.hpp"
+#include "wire/codec_util.hpp"
+#include "wire/openai_scan.hpp"
 
 namespace orchestra::providers {
 namespace {
@@ -86,23 +86,23 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
   }
   Response result;
-  result.usage = openai::ScanUsage(sent->body);
+  result.usage = wire::openai::ScanUsage(sent->body);
   result.model = std::string(options.upstream_model);
   result.raw = std::move(sent->body);
   co_return result;
 }
 
-asio::awaitable<ProviderResult<ChatResponse>> OpenAIProvider::Chat(const ChatRequest& request,
-                                                                   const CallOptions& options) {
-  return Forward<ChatResponse>(chat_target_, request.raw_body, request.model_begin,
-                               request.model_end, options);
+asio::awaitable<ProviderResult<wire::ChatResponse>> OpenAIProvider::Chat(
+    const wire::ChatRequest& request, const CallOptions& options) {
+  return Forward<wire::ChatResponse>(chat_target_, request.raw_body, request.model_begin,
+                                     request.model_end, options);
 }
 
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
-    const ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+    const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
   net::OutgoingRequest out;
   out.target = chat_target_;
@@ -155,14 +155,14 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
       if (!piece || piece->empty()) break;
       body.append(*piece);
     }
-    co_return FromStatus(stream.head(), ErrorMessageFromBody(body));
+    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(body));
   }
 
   StreamSummary summary;
   summary.upstream_model = std::string(options.upstream_model);
   net::SseParser parser;
   net::SseEvent event;
-  ChatChunk chunk;
+  wire::ChatChunk chunk;
   while (true) {
     auto piece = co_await stream.Read();
     if (!piece) co_return FromNet(piece.error());
@@ -174,22 +174,22 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     }
     while (parser.Next(event)) {
       if (event.data == "[DONE]") co_return summary;
-      openai::ChunkFacts facts = openai::ScanChunk(event.data);
+      wire::openai::ChunkFacts facts = wire::openai::ScanChunk(event.data);
       if (!facts.valid || facts.is_error) {
         ProviderError e;
         e.kind = facts.is_error ? FailureKind::kStatus : FailureKind::kProtocol;
         e.status = 502;
-        e.error =
-            Error(ErrorCode::kUpstreamError,
-                  "provider " + name() +
-                      (facts.is_error ? " failed mid-stream: " + ErrorMessageFromBody(event.data)
-                                      : " sent a malformed chunk"));
+        e.error = Error(
+            ErrorCode::kUpstreamError,
+            "provider " + name() +
+                (facts.is_error ? " failed mid-stream: " + wire::ErrorMessageFromBody(event.data)
+                                : " sent a malformed chunk"));
         co_return e;
       }
       if (facts.usage.known) summary.usage = facts.usage;
       chunk.raw.assign(event.data);
       chunk.usage_only = facts.usage_only;
-      chunk.usage = facts.usage.known ? std::optional<Usage>(facts.usage) : std::nullopt;
+      chunk.usage = facts.usage.known ? std::optional<wire::Usage>(facts.usage) : std::nullopt;
       ++summary.chunks;
       if (!co_await sink.OnChunk(chunk)) {
         ProviderError e;
@@ -206,10 +206,10 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   co_return cut;
 }
 
-asio::awaitable<ProviderResult<EmbeddingResponse>> OpenAIProvider::Embed(
-    const EmbeddingRequest& request, const CallOptions& options) {
-  return Forward<EmbeddingResponse>(embeddings_target_, request.raw_body, request.model_begin,
-                                    request.model_end, options);
+asio::awaitable<ProviderResult<wire::EmbeddingResponse>> OpenAIProvider::Embed(
+    const wire::EmbeddingRequest& request, const CallOptions& options) {
+  return Forward<wire::EmbeddingResponse>(embeddings_target_, request.raw_body, request.model_begin,
+                                          request.model_end, options);
 }
 
 }  // namespace orchestra::providers

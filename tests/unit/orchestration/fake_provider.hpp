@@ -17,18 +17,17 @@ class FakeProvider final : public providers::Provider {
   const std::string& name() const override { return name_; }
   config::ProviderType type() const override { return type_; }
 
-  boost::asio::awaitable<providers::ProviderResult<providers::ChatResponse>> Chat(
-      const providers::ChatRequest& /*request*/,
-      const providers::CallOptions& /*options*/) override {
+  boost::asio::awaitable<providers::ProviderResult<wire::ChatResponse>> Chat(
+      const wire::ChatRequest& /*request*/, const providers::CallOptions& /*options*/) override {
     co_return Unimplemented();
   }
   boost::asio::awaitable<providers::ProviderResult<providers::StreamSummary>> ChatStream(
-      const providers::ChatRequest& /*request*/, const providers::CallOptions& /*options*/,
+      const wire::ChatRequest& /*request*/, const providers::CallOptions& /*options*/,
       providers::ChunkSink& /*sink*/) override {
     co_return Unimplemented();
   }
-  boost::asio::awaitable<providers::ProviderResult<providers::EmbeddingResponse>> Embed(
-      const providers::EmbeddingRequest& /*request*/,
+  boost::asio::awaitable<providers::ProviderResult<wire::EmbeddingResponse>> Embed(
+      const wire::EmbeddingRequest& /*request*/,
       const providers::CallOptions& /*options*/) override {
     co_return Unimplemented();
   }

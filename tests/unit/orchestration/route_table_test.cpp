@@ -343,7 +343,7 @@ TEST_F(RouteTableTest, MetricChildrenAreMadeForEveryTargetAndModel) {
   auto table = Build();
   const ModelRoute* route = *table->Resolve("mini");
   route->targets[0].target->metrics().Count(Outcome::kRejected);
-  providers::Usage usage{1000, 500, 1500, true};
+  wire::Usage usage{1000, 500, 1500, true};
   route->metrics.RecordUsage(usage, config::PriceConfig{1, 2});
   std::string text = registry_.Render();
   EXPECT_NE(text.find("orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","

@@ -5,12 +5,12 @@
 namespace orchestra::orchestration {
 namespace {
 
-providers::Usage Usage(std::int64_t prompt, std::int64_t completion, bool known = true) {
-  return providers::Usage{prompt, completion, prompt + completion, known};
+wire::Usage Usage(std::int64_t prompt, std::int64_t completion, bool known = true) {
+  return wire::Usage{prompt, completion, prompt + completion, known};
 }
 
 struct CostCase {
-  providers::Usage usage;
+  wire::Usage usage;
   config::PriceConfig price;
   double usd;
 };

@@ -4,20 +4,20 @@
 #include <gtest/gtest.h>
 
 #include "providers/anthropic/codec.hpp"
-#include "providers/openai/codec.hpp"
-#include "unit/providers/codec_test_support.hpp"
+#include "unit/wire/codec_test_support.hpp"
+#include "wire/openai_codec.hpp"
 
 namespace orchestra::providers::anthropic {
 namespace {
 
-using testing::Json;
-using testing::ReadSse;
-using testing::ReadTestdata;
-using testing::RequestFromBody;
+using wire::testing::Json;
+using wire::testing::ReadSse;
+using wire::testing::ReadTestdata;
+using wire::testing::RequestFromBody;
 
-ChatRequest OpenAIRequest(std::string body) {
-  ChatRequest request = RequestFromBody(std::move(body));
-  auto parsed = openai::ParseChatMessages(request);
+wire::ChatRequest OpenAIRequest(std::string body) {
+  wire::ChatRequest request = RequestFromBody(std::move(body));
+  auto parsed = wire::openai::ParseChatMessages(request);
   EXPECT_TRUE(parsed.has_value()) << (parsed ? "" : parsed.error().message);
   return request;
 }
@@ -182,14 +182,14 @@ TEST(AnthropicParseResponse, TranslatesARecordedTextAnswer) {
   EXPECT_EQ(r->usage.prompt_tokens, 2095);
   EXPECT_EQ(r->usage.completion_tokens, 503);
   EXPECT_EQ(r->usage.total_tokens, 2598);
-  const auto encoded = Json(openai::EncodeChatResponse(*r));
+  const auto encoded = Json(wire::openai::EncodeChatResponse(*r));
   EXPECT_EQ(encoded.at("choices").at(0).at("message").at("content"), "Hi! My name is Claude.");
 }
 
 TEST(AnthropicParseResponse, TurnsToolUseIntoToolCallsAndCountsCachedTokens) {
   auto r = ParseMessagesResponse(ReadTestdata("anthropic/messages_response_tool_use.json"));
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  const ChatChoice& choice = r->choices.at(0);
+  const wire::ChatChoice& choice = r->choices.at(0);
   EXPECT_EQ(choice.content, "I'll check the current weather in Boston for you.");
   EXPECT_EQ(choice.finish_reason, "tool_calls");
   ASSERT_EQ(choice.tool_calls.size(), 1U);
@@ -255,8 +255,8 @@ TEST(AnthropicParseResponse, MapsErrorTypesToCodesAndStatuses) {
 // ---------------------------------------------------------------------------------------------
 // Streams
 
-std::vector<ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) {
-  std::vector<ChatChunk> chunks;
+std::vector<wire::ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) {
+  std::vector<wire::ChatChunk> chunks;
   for (const auto& event : ReadSse(file)) {
     auto out = decoder.Feed(event.event, event.data);
     EXPECT_TRUE(out.has_value()) << (out ? "" : out.error().message);
@@ -269,13 +269,13 @@ std::vector<ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) 
 
 TEST(AnthropicStreamDecoder, TranslatesARecordedTextStream) {
   StreamDecoder decoder;
-  const std::vector<ChatChunk> chunks = DecodeAll(decoder, "anthropic/messages_stream.sse");
+  const std::vector<wire::ChatChunk> chunks = DecodeAll(decoder, "anthropic/messages_stream.sse");
   ASSERT_EQ(chunks.size(), 4U);
   EXPECT_EQ(chunks[0].role, "assistant");
   EXPECT_EQ(chunks[1].content, "Hello");
   EXPECT_EQ(chunks[2].content, "!");
   EXPECT_EQ(chunks[3].finish_reason, "stop");
-  for (const ChatChunk& c : chunks) {
+  for (const wire::ChatChunk& c : chunks) {
     EXPECT_EQ(c.id, "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY");
     EXPECT_EQ(c.model, "claude-sonnet-4-5-20250929");
     EXPECT_EQ(c.created, chunks[0].created);
@@ -288,20 +288,20 @@ TEST(AnthropicStreamDecoder, TranslatesARecordedTextStream) {
   EXPECT_EQ(usage->usage->completion_tokens, 15);
   EXPECT_EQ(usage->usage->total_tokens, 40);
 
-  const auto first = Json(openai::EncodeChatChunk(chunks[0]));
+  const auto first = Json(wire::openai::EncodeChatChunk(chunks[0]));
   EXPECT_EQ(first.at("choices").at(0).at("delta"), Json(R"({"role":"assistant","content":""})"));
 }
 
 TEST(AnthropicStreamDecoder, TranslatesARecordedToolUseStream) {
   StreamDecoder decoder;
-  const std::vector<ChatChunk> chunks =
+  const std::vector<wire::ChatChunk> chunks =
       DecodeAll(decoder, "anthropic/messages_stream_tool_use.sse");
   std::string text;
-  std::vector<ToolCall> calls;
+  std::vector<wire::ToolCall> calls;
   std::string finish_reason;
-  for (const ChatChunk& c : chunks) {
+  for (const wire::ChatChunk& c : chunks) {
     text += c.content;
-    for (const ToolCall& delta : c.tool_calls) {
+    for (const wire::ToolCall& delta : c.tool_calls) {
       if (static_cast<std::size_t>(delta.index) >= calls.size()) calls.resize(delta.index + 1);
       if (!delta.id.empty()) calls[delta.index].id = delta.id;
       if (!delta.name.empty()) calls[delta.index].name = delta.name;
@@ -322,9 +322,9 @@ TEST(AnthropicStreamDecoder, TranslatesARecordedToolUseStream) {
   EXPECT_EQ(usage->usage->completion_tokens, 89);
 
   // The tool call's first delta is an OpenAI first tool-call delta.
-  for (const ChatChunk& c : chunks) {
+  for (const wire::ChatChunk& c : chunks) {
     if (c.tool_calls.empty() || c.tool_calls[0].id.empty()) continue;
-    const auto encoded = Json(openai::EncodeChatChunk(c));
+    const auto encoded = Json(wire::openai::EncodeChatChunk(c));
     EXPECT_EQ(encoded.at("choices").at(0).at("delta").at("tool_calls").at(0),
               Json(R"({"index":0,"id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","type":"function",)"
                    R"("function":{"name":"get_weather","arguments":""}})"));

@@ -4,25 +4,25 @@
 #include <gtest/gtest.h>
 
 #include "providers/gemini/codec.hpp"
-#include "providers/openai/codec.hpp"
-#include "unit/providers/codec_test_support.hpp"
+#include "unit/wire/codec_test_support.hpp"
+#include "wire/openai_codec.hpp"
 
 namespace orchestra::providers::gemini {
 namespace {
 
-using testing::Json;
-using testing::ReadSse;
-using testing::ReadTestdata;
-using testing::RequestFromBody;
+using wire::testing::Json;
+using wire::testing::ReadSse;
+using wire::testing::ReadTestdata;
+using wire::testing::RequestFromBody;
 
-ChatRequest OpenAIRequest(std::string body) {
-  ChatRequest request = RequestFromBody(std::move(body));
-  auto parsed = openai::ParseChatMessages(request);
+wire::ChatRequest OpenAIRequest(std::string body) {
+  wire::ChatRequest request = RequestFromBody(std::move(body));
+  auto parsed = wire::openai::ParseChatMessages(request);
   EXPECT_TRUE(parsed.has_value()) << (parsed ? "" : parsed.error().message);
   return request;
 }
 
-ChatRequest OpenAIRequestFromFile(std::string_view file) {
+wire::ChatRequest OpenAIRequestFromFile(std::string_view file) {
   return OpenAIRequest(ReadTestdata(file));
 }
 
@@ -189,7 +189,7 @@ TEST(GeminiParseResponse, TranslatesARecordedTextAnswer) {
   EXPECT_EQ(r->usage.completion_tokens, 18 + 54);  // thinking tokens are output tokens
   EXPECT_EQ(r->usage.total_tokens, 124);
 
-  const auto encoded = Json(openai::EncodeChatResponse(*r));
+  const auto encoded = Json(wire::openai::EncodeChatResponse(*r));
   EXPECT_EQ(encoded.at("choices").at(0).at("message").at("role"), "assistant");
   EXPECT_EQ(encoded.at("usage").at("total_tokens"), 124);
 }
@@ -198,7 +198,7 @@ TEST(GeminiParseResponse, TurnsFunctionCallsIntoToolCalls) {
   auto r = ParseGenerateContentResponse(
       ReadTestdata("gemini/generate_content_response_function_call.json"), "gemini-2.5-pro");
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  const ChatChoice& choice = r->choices.at(0);
+  const wire::ChatChoice& choice = r->choices.at(0);
   EXPECT_EQ(choice.finish_reason, "tool_calls");
   EXPECT_EQ(choice.content, "");
   ASSERT_EQ(choice.tool_calls.size(), 2U);
@@ -209,7 +209,7 @@ TEST(GeminiParseResponse, TurnsFunctionCallsIntoToolCalls) {
   EXPECT_EQ(choice.tool_calls[1].index, 1);
   EXPECT_EQ(choice.tool_calls[0].id.rfind("call_", 0), 0U);
   EXPECT_NE(choice.tool_calls[0].id, choice.tool_calls[1].id);
-  for (const ToolCall& call : choice.tool_calls) {
+  for (const wire::ToolCall& call : choice.tool_calls) {
     EXPECT_EQ(call.id.find_first_not_of(
                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."),
               std::string::npos)
@@ -223,13 +223,14 @@ TEST(GeminiParseResponse, SendsThoughtSignaturesBackWithTheirFunctionCalls) {
       ReadTestdata("gemini/generate_content_response_function_call.json"), "gemini-2.5-pro");
   ASSERT_TRUE(r.has_value());
   // The client echoes the assistant turn and answers both calls, as an OpenAI client does.
-  ChatRequest next = OpenAIRequest(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})");
-  Message assistant;
+  wire::ChatRequest next =
+      OpenAIRequest(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})");
+  wire::Message assistant;
   assistant.role = "assistant";
   assistant.tool_calls = r->choices[0].tool_calls;
   next.messages.push_back(assistant);
-  for (const ToolCall& call : assistant.tool_calls) {
-    Message tool;
+  for (const wire::ToolCall& call : assistant.tool_calls) {
+    wire::Message tool;
     tool.role = "tool";
     tool.tool_call_id = call.id;
     tool.content = R"({"temperature":72})";
@@ -322,8 +323,8 @@ TEST(GeminiParseResponse, ReportsErrorBodies) {
 // ---------------------------------------------------------------------------------------------
 // Streams
 
-std::vector<ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) {
-  std::vector<ChatChunk> chunks;
+std::vector<wire::ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) {
+  std::vector<wire::ChatChunk> chunks;
   for (const auto& event : ReadSse(file)) {
     auto out = decoder.Feed(event.data);
     EXPECT_TRUE(out.has_value()) << (out ? "" : out.error().message);
@@ -336,12 +337,13 @@ std::vector<ChatChunk> DecodeAll(StreamDecoder& decoder, std::string_view file) 
 
 TEST(GeminiStreamDecoder, TranslatesARecordedTextStream) {
   StreamDecoder decoder("gemini-flash-latest");
-  const std::vector<ChatChunk> chunks = DecodeAll(decoder, "gemini/stream_generate_content.sse");
+  const std::vector<wire::ChatChunk> chunks =
+      DecodeAll(decoder, "gemini/stream_generate_content.sse");
   ASSERT_EQ(chunks.size(), 4U);
   EXPECT_EQ(chunks[0].role, "assistant");
   EXPECT_EQ(chunks[0].content, "");  // the first event held only a thought summary
   std::string text;
-  for (const ChatChunk& c : chunks) {
+  for (const wire::ChatChunk& c : chunks) {
     EXPECT_EQ(c.id, "ZpqvaPLoLt6Az7IPrLj_oAk");
     EXPECT_EQ(c.model, "gemini-2.5-flash");
     EXPECT_EQ(c.created, chunks[0].created);
@@ -362,20 +364,20 @@ TEST(GeminiStreamDecoder, TranslatesARecordedTextStream) {
   EXPECT_EQ(usage->usage->total_tokens, 60);
 
   // Each translated chunk is a valid OpenAI chunk.
-  for (const ChatChunk& c : chunks) {
-    auto back = openai::ParseChatChunk(openai::EncodeChatChunk(c));
+  for (const wire::ChatChunk& c : chunks) {
+    auto back = wire::openai::ParseChatChunk(wire::openai::EncodeChatChunk(c));
     ASSERT_TRUE(back.has_value());
     EXPECT_EQ(back->content, c.content);
     EXPECT_EQ(back->finish_reason, c.finish_reason);
   }
-  auto back = openai::ParseChatChunk(openai::EncodeChatChunk(*usage));
+  auto back = wire::openai::ParseChatChunk(wire::openai::EncodeChatChunk(*usage));
   ASSERT_TRUE(back.has_value());
   EXPECT_TRUE(back->usage_only);
 }
 
 TEST(GeminiStreamDecoder, TranslatesAStreamedFunctionCall) {
   StreamDecoder decoder("gemini-2.5-pro");
-  const std::vector<ChatChunk> chunks = DecodeAll(decoder, "gemini/stream_function_call.sse");
+  const std::vector<wire::ChatChunk> chunks = DecodeAll(decoder, "gemini/stream_function_call.sse");
   ASSERT_EQ(chunks.size(), 1U);
   EXPECT_EQ(chunks[0].role, "assistant");
   ASSERT_EQ(chunks[0].tool_calls.size(), 1U);
@@ -384,7 +386,7 @@ TEST(GeminiStreamDecoder, TranslatesAStreamedFunctionCall) {
   EXPECT_EQ(Json(chunks[0].tool_calls[0].arguments), Json(R"({"location":"Boston, MA"})"));
   EXPECT_NE(chunks[0].tool_calls[0].id.find(".gts."), std::string::npos);
   EXPECT_EQ(chunks[0].finish_reason, "tool_calls");
-  const auto encoded = Json(openai::EncodeChatChunk(chunks[0]));
+  const auto encoded = Json(wire::openai::EncodeChatChunk(chunks[0]));
   EXPECT_EQ(encoded.at("choices").at(0).at("delta").at("tool_calls").at(0).at("type"), "function");
 }
 
@@ -437,7 +439,7 @@ TEST(GeminiStreamDecoder, RejectsMalformedEvents) {
 // Embeddings
 
 TEST(GeminiEmbed, BuildsEmbedContentForOneInput) {
-  auto request = openai::ParseEmbeddingRequest(
+  auto request = wire::openai::ParseEmbeddingRequest(
       R"({"model":"gemini-embedding-001","input":"What is the meaning of life?","dimensions":4})");
   ASSERT_TRUE(request.has_value());
   EXPECT_FALSE(UsesBatchEmbed(*request));
@@ -447,7 +449,7 @@ TEST(GeminiEmbed, BuildsEmbedContentForOneInput) {
 }
 
 TEST(GeminiEmbed, BuildsBatchEmbedContentsForSeveralInputs) {
-  auto request = openai::ParseEmbeddingRequest(
+  auto request = wire::openai::ParseEmbeddingRequest(
       R"({"model":"embed","input":["What is the meaning of life?",)"
       R"("How much wood would a woodchuck chuck?","How does the brain work?"],"dimensions":4})");
   ASSERT_TRUE(request.has_value());
@@ -460,7 +462,7 @@ TEST(GeminiEmbed, BuildsBatchEmbedContentsForSeveralInputs) {
 }
 
 TEST(GeminiEmbed, RejectsTokenInput) {
-  auto request = openai::ParseEmbeddingRequest(R"({"model":"m","input":[1,2,3]})");
+  auto request = wire::openai::ParseEmbeddingRequest(R"({"model":"m","input":[1,2,3]})");
   ASSERT_TRUE(request.has_value());
   auto body = BuildEmbedRequest(*request, "m");
   ASSERT_FALSE(body.has_value());
@@ -484,7 +486,7 @@ TEST(GeminiEmbed, ParsesSingleAndBatchResponses) {
 
   // Translated to the client's format.
   batch->model = "gemini-embedding-001";
-  const auto encoded = Json(openai::EncodeEmbeddingResponse(*batch, "float"));
+  const auto encoded = Json(wire::openai::EncodeEmbeddingResponse(*batch, "float"));
   EXPECT_EQ(encoded.at("data").as_array().size(), 3U);
   EXPECT_EQ(encoded.at("data").at(2).at("index"), 2);
 }

@@ -15,7 +15,7 @@
 // `stream_options`) rewritten: fields Orchestra does not model (tools, response_format, seed,
 // logprobs, user, ...) pass through untouched, and the hot path does no parse-and-reserialise.
 // Adapters that translate (Gemini, Anthropic, local) read the parsed fields instead.
-namespace orchestra::providers {
+namespace orchestra::wire {
 
 struct ToolCall {
   std::string id;
@@ -132,21 +132,4 @@ struct EmbeddingResponse {
   std::string raw;  // an OpenAI-compatible upstream's body, forwarded as is
 };
 
-// What a failed upstream attempt was, for retry decisions and metrics.
-enum class FailureKind : std::uint8_t {
-  kNone,
-  kConnect,    // DNS, TCP or TLS could not be established
-  kTimeout,    // connect, first byte, idle or attempt timeout
-  kStatus,     // the upstream answered with an HTTP error status
-  kProtocol,   // unparseable or truncated response
-  kCancelled,  // the client went away
-};
-
-struct ProviderError {
-  Error error;
-  FailureKind kind = FailureKind::kNone;
-  int status = 0;           // upstream HTTP status for kStatus
-  int retry_after_ms = -1;  // from Retry-After, when the upstream sent one
-};
-
-}  // namespace orchestra::providers
+}  // namespace orchestra::wire

@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "common/error.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // The OpenAI wire format (Chat Completions and Embeddings), which is also the format Orchestra's
 // clients speak: pure translation between JSON text and the canonical types, no I/O.
@@ -14,7 +14,7 @@
 // never re-serialises a body.
 //
 // Every function is pure (apart from fresh ids and the clock where noted) and thread-safe.
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 
 // Parses `req.raw_body` (a /v1/chat/completions body already checked by ScanChatRequest) into
 // `messages`, `temperature`, `top_p`, `max_tokens` (`max_completion_tokens` wins over the
@@ -75,4 +75,4 @@ std::string EncodeEmbeddingResponse(const EmbeddingResponse& response,
 // their `index`. `raw` is left empty.
 Result<EmbeddingResponse> ParseEmbeddingResponse(std::string_view body);
 
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

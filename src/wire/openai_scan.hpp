@@ -4,11 +4,11 @@
 #include <string_view>
 
 #include "common/error.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // The hot-path side of the OpenAI wire format: one validating pass over a body to learn what
 // routing and accounting need, leaving the text to be forwarded untouched.
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 
 // Validates a /v1/chat/completions body and extracts `model`, `stream`, the client's
 // `stream_options.include_usage`, and the spans needed to rewrite `model` and
@@ -28,4 +28,4 @@ struct ChunkFacts {
 };
 ChunkFacts ScanChunk(std::string_view data);
 
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

@@ -1,4 +1,4 @@
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 #include <array>
 #include <bit>
@@ -12,7 +12,7 @@
 #include "common/random.hpp"
 #include "common/text.hpp"
 
-namespace orchestra::providers {
+namespace orchestra::wire {
 namespace {
 
 namespace json = boost::json;
@@ -321,4 +321,4 @@ std::string StringOr(const json::object& object, std::string_view key) {
 }
 
 }  // namespace codec_detail
-}  // namespace orchestra::providers
+}  // namespace orchestra::wire

@@ -1,4 +1,4 @@
-#include "providers/openai/codec.hpp"
+#include "wire/openai_codec.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -6,9 +6,9 @@
 #include <boost/json.hpp>
 
 #include "common/json_scan.hpp"
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 namespace {
 
 namespace json = boost::json;
@@ -953,4 +953,4 @@ Result<EmbeddingResponse> ParseEmbeddingResponse(std::string_view body) {
   return response;
 }
 
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

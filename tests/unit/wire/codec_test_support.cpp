@@ -1,4 +1,4 @@
-#include "unit/providers/codec_test_support.hpp"
+#include "unit/wire/codec_test_support.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-namespace orchestra::providers::testing {
+namespace orchestra::wire::testing {
 namespace {
 
 boost::json::value PrunedImpl(const boost::json::value& value,
@@ -101,4 +101,4 @@ boost::json::value Pruned(const boost::json::value& value,
   return PrunedImpl(value, std::vector<std::string_view>(drop));
 }
 
-}  // namespace orchestra::providers::testing
+}  // namespace orchestra::wire::testing

@@ -7,11 +7,11 @@
 
 #include <boost/json.hpp>
 
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // Helpers for the codec tests: the recorded wire examples under testdata/, and JSON
 // comparisons that ignore what the canonical types do not model.
-namespace orchestra::providers::testing {
+namespace orchestra::wire::testing {
 
 // The contents of tests/unit/providers/testdata/<relative> (found through
 // $ORCHESTRA_SOURCE_DIR). Fails the test and returns "" when the file cannot be read.
@@ -36,4 +36,4 @@ ChatRequest RequestFromBody(std::string body);
 boost::json::value Pruned(const boost::json::value& value,
                           std::initializer_list<std::string_view> drop = {});
 
-}  // namespace orchestra::providers::testing
+}  // namespace orchestra::wire::testing

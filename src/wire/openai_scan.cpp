@@ -1,10 +1,10 @@
-#include "providers/openai/scan.hpp"
+#include "wire/openai_scan.hpp"
 
 #include <cstring>
 
 #include "common/json_scan.hpp"
 
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 
 Result<ChatRequest> ScanChatRequest(std::string body) {
   ChatRequest req;
@@ -183,4 +183,4 @@ ChunkFacts ScanChunk(std::string_view data) {
   return facts;
 }
 
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

@@ -1,12 +1,13 @@
+#include "wire/openai_codec.hpp"
+
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "providers/openai/codec.hpp"
-#include "unit/providers/codec_test_support.hpp"
+#include "unit/wire/codec_test_support.hpp"
 
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 namespace {
 
 using testing::Json;
@@ -547,4 +548,4 @@ TEST(OpenAIEmbeddingResponse, RejectsMalformedBodies) {
 }
 
 }  // namespace
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

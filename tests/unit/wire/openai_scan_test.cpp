@@ -1,10 +1,10 @@
+#include "wire/openai_scan.hpp"
+
 #include <string>
 
 #include <gtest/gtest.h>
 
-#include "providers/openai/scan.hpp"
-
-namespace orchestra::providers::openai {
+namespace orchestra::wire::openai {
 namespace {
 
 TEST(OpenAIScanUsage, ReadsTheTopLevelUsageObject) {
@@ -78,4 +78,4 @@ TEST(OpenAIScanChatRequest, RejectsWhatAnUpstreamWouldRejectWithTheParameterName
 }
 
 }  // namespace
-}  // namespace orchestra::providers::openai
+}  // namespace orchestra::wire::openai

@@ -10,12 +10,12 @@
 #include <boost/json/fwd.hpp>
 
 #include "common/error.hpp"
-#include "providers/types.hpp"
+#include "wire/types.hpp"
 
 // Helpers shared by the provider wire-format codecs (providers/{openai,gemini,anthropic}/codec).
 // Everything here is a pure function of its arguments, apart from the id generators and the
 // clock; all are safe to call from any thread.
-namespace orchestra::providers {
+namespace orchestra::wire {
 
 // The human-readable explanation in an upstream error body, whichever provider sent it:
 // OpenAI `{"error":{"message"}}`, Gemini `{"error":{"code","message","status"}}` (also inside
@@ -81,4 +81,4 @@ std::string StringOr(const boost::json::object& object, std::string_view key);
 
 }  // namespace codec_detail
 
-}  // namespace orchestra::providers
+}  // namespace orchestra::wire

@@ -1,4 +1,4 @@
-#include "providers/codec_util.hpp"
+#include "wire/codec_util.hpp"
 
 #include <limits>
 #include <string>
@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "unit/providers/codec_test_support.hpp"
+#include "unit/wire/codec_test_support.hpp"
 
-namespace orchestra::providers {
+namespace orchestra::wire {
 namespace {
 
 using testing::ReadTestdata;
@@ -151,4 +151,4 @@ TEST(Ids, HaveOpenAIShapes) {
 }
 
 }  // namespace
-}  // namespace orchestra::providers
+}  // namespace orchestra::wire
