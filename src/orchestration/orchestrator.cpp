@@ -27,14 +27,11 @@ Error Cancelled() {
   return Error(ErrorCode::kCancelled, "the client went away");
 }
 
-// Adapters other than OpenAI's read the parsed messages; the body is parsed once, the first time
-// such a target is tried (an OpenAI-compatible target forwards the text untouched).
+// A provider that translates reads the parsed fields: the body is parsed once, before the first
+// attempt on such a target (one that forwards the client's text never needs it).
 Result<void> PrepareChat(wire::ChatRequest& request, const Target& target) {
-  if (request.parsed || target.provider().type() == config::ProviderType::kOpenAI) return {};
-  auto parsed = wire::openai::ParseChatMessages(request);
-  if (!parsed) return parsed.error();
-  request.parsed = true;
-  return {};
+  if (target.provider().ForwardsRawBody()) return {};
+  return request.Parse();
 }
 
 // Feeds a provider's chunks to the client's writer, opening the response at the first one.

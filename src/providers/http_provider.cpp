@@ -8,11 +8,39 @@
 #include <stdexcept>
 
 #include "observability/log.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
 namespace {
 
 namespace asio = boost::asio;
+
+// Bounds what an error answer that arrives as a stream may cost.
+constexpr std::size_t kMaxErrorBody = 64 << 10;
+
+bool KeyChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+// Well-known shapes of provider keys (OpenAI and Anthropic `sk-…`, Google `AIza…`): an upstream
+// that quotes a key it was sent, or another one, must not pass it on to a client.
+bool LooksLikeKey(std::string_view text, std::size_t at, std::size_t& length) {
+  if (at > 0 && KeyChar(text[at - 1])) return false;
+  std::size_t prefix = 0;
+  if (text.substr(at, 3) == "sk-") {
+    prefix = 3;
+  } else if (text.substr(at, 4) == "AIza") {
+    prefix = 4;
+  } else {
+    return false;
+  }
+  std::size_t end = at + prefix;
+  while (end < text.size() && KeyChar(text[end]))
+    ++end;
+  length = end - at;
+  return length - prefix >= 16;
+}
 
 std::string TrimRight(std::string s) {
   while (!s.empty() &&
@@ -97,6 +125,10 @@ HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams&
   }
   for (const auto& [name, value] : config_.headers)
     header_lines_.push_back(name + ": " + value);
+  if (api_key_.size() >= 8) secrets_.push_back(api_key_);
+  for (const auto& [name, value] : config_.headers) {
+    if (value.size() >= 8) secrets_.push_back(value);
+  }
 }
 
 asio::awaitable<Result<std::string>> HttpProvider::Warmup(int worker) {
@@ -132,9 +164,9 @@ ProviderError HttpProvider::FromStatus(const net::ResponseHead& head,
   e.kind = FailureKind::kStatus;
   e.status = static_cast<int>(head.status);
   e.retry_after_ms = ParseRetryAfterMs(head.Header("retry-after"));
-  e.error = Error(ErrorCode::kUpstreamError, "provider " + config_.name + " answered " +
-                                                 std::to_string(head.status) + ": " +
-                                                 std::string(message));
+  e.error =
+      Error(ErrorCode::kUpstreamError, "provider " + config_.name + " answered " +
+                                           std::to_string(head.status) + ": " + Redacted(message));
   e.error.upstream_status = e.status;
   if (e.retry_after_ms >= 0) e.error.retry_after_s = (e.retry_after_ms + 999) / 1000;
   return e;
@@ -158,44 +190,44 @@ ProviderError HttpProvider::Invalid(Error error) {
   return e;
 }
 
-ProviderError HttpProvider::MidStream(Error error) const {
-  ProviderError e;
-  e.kind = FailureKind::kStatus;
-  e.status = error.upstream_status > 0 ? error.upstream_status : 502;
-  e.error = Error(ErrorCode::kUpstreamError,
-                  "provider " + config_.name + " failed mid-stream: " + error.message);
-  e.error.upstream_status = e.status;
-  return e;
-}
-
-ProviderError HttpProvider::Truncated() const {
+ProviderError HttpProvider::Unreadable(const Error& error) const {
   ProviderError e;
   e.kind = FailureKind::kProtocol;
-  e.error = Error(ErrorCode::kUpstreamError,
-                  "provider " + config_.name + " ended the stream before its end");
+  e.error = Error(
+      ErrorCode::kUpstreamError,
+      "provider " + config_.name + " sent an unreadable response: " + Redacted(error.message));
   return e;
 }
 
-ProviderError HttpProvider::ClientGone() {
-  ProviderError e;
-  e.kind = FailureKind::kCancelled;
-  e.error = Error(ErrorCode::kCancelled, "client went away");
-  return e;
-}
-
-asio::awaitable<std::string> HttpProvider::ReadErrorBody(net::ResponseStream& stream) {
-  constexpr std::size_t kMax = 64 << 10;
-  std::string body;
-  while (body.size() < kMax) {
-    auto piece = co_await stream.Read();
-    if (!piece || piece->empty()) break;
-    body.append(*piece);
+std::string HttpProvider::Redacted(std::string_view text) const {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t length = 0;
+    bool hidden = LooksLikeKey(text, i, length);
+    for (std::size_t k = 0; !hidden && k < secrets_.size(); ++k) {
+      if (text.compare(i, secrets_[k].size(), secrets_[k]) == 0) {
+        hidden = true;
+        length = secrets_[k].size();
+      }
+    }
+    if (hidden) {
+      out += "[redacted]";
+      i += length;
+    } else {
+      out += text[i++];
+    }
   }
-  co_return body;
+  return out;
 }
 
-void HttpProvider::AddCommonHeaders(net::OutgoingRequest& request, const CallOptions& options,
-                                    HeaderLines& lines) const {
+net::OutgoingRequest HttpProvider::NewRequest(std::string_view target, const CallOptions& options,
+                                              HeaderLines& lines) const {
+  net::OutgoingRequest request;
+  request.target = target;
+  request.deadline = options.deadline;
+  request.first_byte_deadline = options.first_byte_deadline;
   if (!auth_line_.empty()) request.headers.push_back(auth_line_);
   for (const std::string& line : header_lines_)
     request.headers.push_back(line);
@@ -207,6 +239,89 @@ void HttpProvider::AddCommonHeaders(net::OutgoingRequest& request, const CallOpt
   };
   add("traceparent: ", options.traceparent, lines.trace);
   add("X-Request-Id: ", options.request_id, lines.request_id);
+  return request;
+}
+
+ProviderResult<std::string> HttpProvider::Answer(Result<net::IncomingResponse>&& sent) const {
+  if (!sent) return FromNet(sent.error());
+  if (sent->head.status < 200 || sent->head.status >= 300) {
+    return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
+  }
+  return std::move(sent->body);
+}
+
+asio::awaitable<ProviderResult<StreamSummary>> HttpProvider::Stream(const net::OutgoingRequest& out,
+                                                                    const CallOptions& options,
+                                                                    EventDecoder& decoder,
+                                                                    ChunkSink& sink) {
+  auto opened = co_await client(options).Open(origin_, out);
+  if (!opened) co_return FromNet(opened.error());
+  net::ResponseStream& stream = **opened;
+  if (stream.head().status < 200 || stream.head().status >= 300) {
+    std::string body;
+    while (body.size() < kMaxErrorBody) {
+      auto piece = co_await stream.Read();
+      if (!piece || piece->empty()) break;
+      body.append(*piece);
+    }
+    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(body));
+  }
+
+  StreamSummary summary;
+  summary.upstream_model = std::string(options.upstream_model);
+  net::SseParser parser;
+  net::SseEvent event;
+  std::vector<wire::ChatChunk> chunks;
+  auto failed = [&](const EventDecoder::Failure& f) {
+    ProviderError e;
+    e.kind = f.malformed ? FailureKind::kProtocol : FailureKind::kStatus;
+    e.status = f.error.upstream_status > 0 ? f.error.upstream_status : 502;
+    e.error = Error(ErrorCode::kUpstreamError,
+                    "provider " + config_.name +
+                        (f.malformed ? " sent a malformed event: " : " failed mid-stream: ") +
+                        Redacted(f.error.message));
+    e.error.upstream_status = f.malformed ? 0 : e.status;
+    return e;
+  };
+  while (!decoder.done()) {
+    auto piece = co_await stream.Read();
+    if (!piece) co_return FromNet(piece.error());
+    if (piece->empty()) break;
+    if (!parser.Feed(*piece)) {
+      co_return failed({Error(ErrorCode::kUpstreamError, "an oversized event"), true});
+    }
+    while (!decoder.done() && parser.Next(event)) {
+      auto fed = decoder.Feed(event, chunks);
+      if (!fed) co_return failed(fed.error());
+      for (std::size_t i = 0; i < *fed; ++i) {
+        wire::ChatChunk& chunk = chunks[i];
+        ++summary.chunks;
+        if (!chunk.finish_reason.empty()) summary.finish_reason = chunk.finish_reason;
+        if (!co_await sink.OnChunk(chunk)) co_return ClientGone();
+      }
+    }
+  }
+  std::optional<wire::ChatChunk> last;
+  if (!decoder.Complete(last)) {
+    ProviderError cut;
+    cut.kind = FailureKind::kProtocol;
+    cut.error = Error(ErrorCode::kUpstreamError,
+                      "provider " + config_.name + " ended the stream before its end");
+    co_return cut;
+  }
+  if (last) {
+    ++summary.chunks;
+    if (!co_await sink.OnChunk(*last)) co_return ClientGone();
+  }
+  summary.usage = decoder.usage();
+  co_return summary;
+}
+
+ProviderError HttpProvider::ClientGone() {
+  ProviderError e;
+  e.kind = FailureKind::kCancelled;
+  e.error = Error(ErrorCode::kCancelled, "client went away");
+  return e;
 }
 
 }  // namespace orchestra::providers

@@ -73,6 +73,13 @@ class Provider {
   virtual const std::string& name() const = 0;
   virtual config::ProviderType type() const = 0;
 
+  // What the provider reads of a chat request. True: it forwards the client's JSON text
+  // (`raw_body`) with only the model spliced in and reads no parsed field, so the request is
+  // never parsed for it. False: it translates from the parsed fields (`messages`, sampling
+  // options, tools), and the caller must call ChatRequest::Parse() before the first attempt;
+  // calling the provider with an unparsed request is a programming error.
+  virtual bool ForwardsRawBody() const = 0;
+
   virtual boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
       const wire::ChatRequest& request, const CallOptions& options) = 0;
 

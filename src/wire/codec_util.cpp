@@ -320,5 +320,73 @@ std::string StringOr(const json::object& object, std::string_view key) {
   return s != nullptr ? std::string(*s) : std::string();
 }
 
+Result<std::vector<FunctionTool>> ReadFunctionTools(std::string_view tools_json, json::value& doc,
+                                                    std::string_view provider) {
+  if (auto parsed = ParseJson(tools_json, doc, "'tools'", ErrorCode::kInvalidRequest); !parsed) {
+    return parsed.error();
+  }
+  const json::array* tools = doc.if_array();
+  if (tools == nullptr)
+    return Error(ErrorCode::kInvalidRequest, "'tools' must be an array", "tools");
+  std::vector<FunctionTool> out;
+  for (std::size_t k = 0; k < tools->size(); ++k) {
+    const std::string param = "tools[" + std::to_string(k) + "]";
+    const json::object* tool = (*tools)[k].if_object();
+    const json::object* function = tool != nullptr ? FindObject(*tool, "function") : nullptr;
+    const json::string* type = tool != nullptr ? FindString(*tool, "type") : nullptr;
+    if (type == nullptr || *type != "function" || function == nullptr) {
+      return Error(ErrorCode::kInvalidRequest,
+                   "'" + param + "': " + std::string(provider) + " accepts only function tools",
+                   param);
+    }
+    FunctionTool f;
+    f.name = FindString(*function, "name");
+    if (f.name == nullptr) {
+      return Error(ErrorCode::kInvalidRequest, "'" + param + ".function.name' must be a string",
+                   param + ".function.name");
+    }
+    f.description = FindString(*function, "description");
+    f.parameters = Find(*function, "parameters");
+    if (f.parameters != nullptr && f.parameters->is_null()) f.parameters = nullptr;
+    out.push_back(f);
+  }
+  return out;
+}
+
+Result<ToolChoice> ReadToolChoice(std::string_view tool_choice_json, std::string_view provider) {
+  json::value doc;
+  if (auto parsed = ParseJson(tool_choice_json, doc, "'tool_choice'", ErrorCode::kInvalidRequest);
+      !parsed) {
+    return parsed.error();
+  }
+  ToolChoice out;
+  if (const json::string* mode = doc.if_string(); mode != nullptr) {
+    if (*mode == "auto") {
+      out.mode = ToolMode::kAuto;
+    } else if (*mode == "none") {
+      out.mode = ToolMode::kNone;
+    } else if (*mode == "required") {
+      out.mode = ToolMode::kRequired;
+    } else {
+      return Error(ErrorCode::kInvalidRequest,
+                   "'tool_choice' must be 'none', 'auto', 'required' or a function", "tool_choice");
+    }
+    return out;
+  }
+  const json::object* choice = doc.if_object();
+  const json::object* function = choice != nullptr ? FindObject(*choice, "function") : nullptr;
+  const json::string* name = function != nullptr ? FindString(*function, "name") : nullptr;
+  if (name == nullptr) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "'tool_choice': " + std::string(provider) +
+                     " accepts 'none', 'auto', 'required' or "
+                     "{\"type\":\"function\",\"function\":{\"name\":...}}",
+                 "tool_choice");
+  }
+  out.mode = ToolMode::kFunction;
+  out.function = std::string(*name);
+  return out;
+}
+
 }  // namespace codec_detail
 }  // namespace orchestra::wire

@@ -79,6 +79,26 @@ std::optional<double> AsNumber(const boost::json::value& value);
 // A member's string value as std::string ("" when absent or not a string).
 std::string StringOr(const boost::json::object& object, std::string_view key);
 
+// OpenAI's `tools` and `tool_choice` as a translating codec needs them; `provider` names the
+// provider in refusals ("Gemini accepts only function tools").
+struct FunctionTool {
+  const boost::json::string* name = nullptr;
+  const boost::json::string* description = nullptr;  // absent: nullptr
+  const boost::json::value* parameters = nullptr;    // absent or null: nullptr
+};
+// The function tools of a `tools` array, pointing into `doc` (which holds the parsed array and
+// must outlive them). Any other kind of tool, or a function without a string name, is refused
+// naming the element ("tools[2]").
+Result<std::vector<FunctionTool>> ReadFunctionTools(std::string_view tools_json,
+                                                    boost::json::value& doc,
+                                                    std::string_view provider);
+enum class ToolMode : std::uint8_t { kAuto, kNone, kRequired, kFunction };
+struct ToolChoice {
+  ToolMode mode = ToolMode::kAuto;
+  std::string function;  // kFunction: the function's name
+};
+Result<ToolChoice> ReadToolChoice(std::string_view tool_choice_json, std::string_view provider);
+
 }  // namespace codec_detail
 
 }  // namespace orchestra::wire

@@ -954,3 +954,14 @@ Result<EmbeddingResponse> ParseEmbeddingResponse(std::string_view body) {
 }
 
 }  // namespace orchestra::wire::openai
+
+namespace orchestra::wire {
+
+Result<void> ChatRequest::Parse() {
+  if (parsed) return {};
+  if (auto r = openai::ParseChatMessages(*this); !r) return r.error();
+  parsed = true;
+  return {};
+}
+
+}  // namespace orchestra::wire

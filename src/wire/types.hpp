@@ -63,8 +63,12 @@ struct ChatRequest {
   std::size_t stream_options_begin = 0;  // the top-level "stream_options" value, when present
   std::size_t stream_options_end = 0;
 
-  // --- Parsed from raw_body only when an adapter that translates needs them (the
-  // orchestrator calls openai::ParseChatMessages once, before the first such attempt). ---
+  // --- The native fields, filled by Parse() from raw_body, only when a provider that
+  // translates is about to be called (Provider::ForwardsRawBody() is false); a request built
+  // in the process (EncodeChatRequest) has them from the start. ---
+  // Parses the fields below from raw_body, once (later calls return at once). kInvalidRequest
+  // names the offending field as OpenAI does. Defined in openai_codec.cpp.
+  Result<void> Parse();
   bool parsed = false;
   std::vector<Message> messages;
   std::optional<double> temperature;

@@ -11,6 +11,8 @@ class AnthropicProvider final : public HttpProvider {
   AnthropicProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                     const config::EnvLookup& env);
 
+  bool ForwardsRawBody() const override { return false; }
+
   boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
       const wire::ChatRequest& request, const CallOptions& options) override;
   boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const wire::ChatRequest& request,

@@ -139,33 +139,15 @@ Result<json::value> ParseInput(std::string_view arguments, const std::string& pa
 
 Result<json::array> Tools(std::string_view tools_json) {
   json::value doc;
-  if (auto parsed = ParseJson(tools_json, doc, "'tools'", ErrorCode::kInvalidRequest); !parsed) {
-    return parsed.error();
-  }
-  const json::array* tools = doc.if_array();
-  if (tools == nullptr) return Invalid("'tools' must be an array", "tools");
+  auto tools = wire::codec_detail::ReadFunctionTools(tools_json, doc, "Anthropic");
+  if (!tools) return tools.error();
   json::array out;
-  for (std::size_t k = 0; k < tools->size(); ++k) {
-    const std::string param = Indexed("tools", k);
-    const json::object* tool = (*tools)[k].if_object();
-    const json::object* function = tool != nullptr ? FindObject(*tool, "function") : nullptr;
-    const json::string* type = tool != nullptr ? FindString(*tool, "type") : nullptr;
-    if (type == nullptr || *type != "function" || function == nullptr) {
-      return Invalid("'" + param + "': Anthropic accepts only function tools", param);
-    }
-    const json::string* name = FindString(*function, "name");
-    if (name == nullptr) {
-      return Invalid("'" + param + ".function.name' must be a string", param + ".function.name");
-    }
+  for (const wire::codec_detail::FunctionTool& tool : *tools) {
     json::object converted;
-    converted["name"] = *name;
-    if (const json::string* description = FindString(*function, "description");
-        description != nullptr) {
-      converted["description"] = *description;
-    }
-    const json::value* parameters = Find(*function, "parameters");
-    if (parameters != nullptr && parameters->is_object()) {
-      converted["input_schema"] = *parameters;
+    converted["name"] = *tool.name;
+    if (tool.description != nullptr) converted["description"] = *tool.description;
+    if (tool.parameters != nullptr && tool.parameters->is_object()) {
+      converted["input_schema"] = *tool.parameters;
     } else {
       // Anthropic requires an object schema; a function without parameters takes none.
       json::object schema;
@@ -179,36 +161,25 @@ Result<json::array> Tools(std::string_view tools_json) {
 }
 
 Result<json::object> ToolChoice(std::string_view tool_choice_json) {
-  json::value doc;
-  if (auto parsed = ParseJson(tool_choice_json, doc, "'tool_choice'", ErrorCode::kInvalidRequest);
-      !parsed) {
-    return parsed.error();
-  }
+  using wire::codec_detail::ToolMode;
+  auto choice = wire::codec_detail::ReadToolChoice(tool_choice_json, "Anthropic");
+  if (!choice) return choice.error();
   json::object out;
-  if (const json::string* mode = doc.if_string(); mode != nullptr) {
-    if (*mode == "auto") {
+  switch (choice->mode) {
+    case ToolMode::kAuto:
       out["type"] = "auto";
-    } else if (*mode == "none") {
+      break;
+    case ToolMode::kNone:
       out["type"] = "none";
-    } else if (*mode == "required") {
+      break;
+    case ToolMode::kRequired:
       out["type"] = "any";
-    } else {
-      return Invalid("'tool_choice' must be 'none', 'auto', 'required' or a function",
-                     "tool_choice");
-    }
-    return out;
+      break;
+    case ToolMode::kFunction:
+      out["type"] = "tool";
+      out["name"] = choice->function;
+      break;
   }
-  const json::object* choice = doc.if_object();
-  const json::object* function = choice != nullptr ? FindObject(*choice, "function") : nullptr;
-  const json::string* name = function != nullptr ? FindString(*function, "name") : nullptr;
-  if (name == nullptr) {
-    return Invalid(
-        "'tool_choice': Anthropic accepts 'none', 'auto', 'required' or "
-        "{\"type\":\"function\",\"function\":{\"name\":...}}",
-        "tool_choice");
-  }
-  out["type"] = "tool";
-  out["name"] = *name;
   return out;
 }
 

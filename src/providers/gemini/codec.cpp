@@ -147,34 +147,14 @@ Result<json::value> ParseArguments(std::string_view arguments, const std::string
 
 Result<json::object> FunctionDeclarations(std::string_view tools_json) {
   json::value doc;
-  if (auto parsed = ParseJson(tools_json, doc, "'tools'", ErrorCode::kInvalidRequest); !parsed) {
-    return parsed.error();
-  }
+  auto tools = wire::codec_detail::ReadFunctionTools(tools_json, doc, "Gemini");
+  if (!tools) return tools.error();
   json::array declarations;
-  const json::array* tools = doc.if_array();
-  if (tools == nullptr) return Invalid("'tools' must be an array", "tools");
-  for (std::size_t k = 0; k < tools->size(); ++k) {
-    const std::string param = Indexed("tools", k);
-    const json::object* tool = (*tools)[k].if_object();
-    const json::object* function = tool != nullptr ? FindObject(*tool, "function") : nullptr;
-    const json::string* type = tool != nullptr ? FindString(*tool, "type") : nullptr;
-    if (type == nullptr || *type != "function" || function == nullptr) {
-      return Invalid("'" + param + "': Gemini accepts only function tools", param);
-    }
-    const json::string* name = FindString(*function, "name");
-    if (name == nullptr) {
-      return Invalid("'" + param + ".function.name' must be a string", param + ".function.name");
-    }
+  for (const wire::codec_detail::FunctionTool& tool : *tools) {
     json::object declaration;
-    declaration["name"] = *name;
-    if (const json::string* description = FindString(*function, "description");
-        description != nullptr) {
-      declaration["description"] = *description;
-    }
-    if (const json::value* parameters = Find(*function, "parameters");
-        parameters != nullptr && !parameters->is_null()) {
-      declaration["parametersJsonSchema"] = *parameters;
-    }
+    declaration["name"] = *tool.name;
+    if (tool.description != nullptr) declaration["description"] = *tool.description;
+    if (tool.parameters != nullptr) declaration["parametersJsonSchema"] = *tool.parameters;
     declarations.push_back(std::move(declaration));
   }
   json::object out;
@@ -183,37 +163,27 @@ Result<json::object> FunctionDeclarations(std::string_view tools_json) {
 }
 
 Result<json::object> ToolConfig(std::string_view tool_choice_json) {
-  json::value doc;
-  if (auto parsed = ParseJson(tool_choice_json, doc, "'tool_choice'", ErrorCode::kInvalidRequest);
-      !parsed) {
-    return parsed.error();
-  }
+  using wire::codec_detail::ToolMode;
+  auto choice = wire::codec_detail::ReadToolChoice(tool_choice_json, "Gemini");
+  if (!choice) return choice.error();
   json::object config;
-  if (const json::string* mode = doc.if_string(); mode != nullptr) {
-    if (*mode == "auto") {
+  switch (choice->mode) {
+    case ToolMode::kAuto:
       config["mode"] = "AUTO";
-    } else if (*mode == "none") {
+      break;
+    case ToolMode::kNone:
       config["mode"] = "NONE";
-    } else if (*mode == "required") {
+      break;
+    case ToolMode::kRequired:
       config["mode"] = "ANY";
-    } else {
-      return Invalid("'tool_choice' must be 'none', 'auto', 'required' or a function",
-                     "tool_choice");
+      break;
+    case ToolMode::kFunction: {
+      config["mode"] = "ANY";
+      json::array names;
+      names.emplace_back(choice->function);
+      config["allowedFunctionNames"] = std::move(names);
+      break;
     }
-  } else {
-    const json::object* choice = doc.if_object();
-    const json::object* function = choice != nullptr ? FindObject(*choice, "function") : nullptr;
-    const json::string* name = function != nullptr ? FindString(*function, "name") : nullptr;
-    if (name == nullptr) {
-      return Invalid(
-          "'tool_choice': Gemini accepts 'none', 'auto', 'required' or "
-          "{\"type\":\"function\",\"function\":{\"name\":...}}",
-          "tool_choice");
-    }
-    config["mode"] = "ANY";
-    json::array names;
-    names.emplace_back(*name);
-    config["allowedFunctionNames"] = std::move(names);
   }
   json::object out;
   out["functionCallingConfig"] = std::move(config);

@@ -1,7 +1,6 @@
 #include "providers/gemini/gemini_provider.hpp"
 
 #include "common/json_scan.hpp"
-#include "net/sse.hpp"
 #include "providers/gemini/codec.hpp"
 #include "wire/codec_util.hpp"
 
@@ -10,13 +9,8 @@ namespace {
 
 namespace asio = boost::asio;
 
-ProviderError Unreadable(const std::string& provider, const Error& e) {
-  ProviderError out;
-  out.kind = FailureKind::kProtocol;
-  out.error = Error(ErrorCode::kUpstreamError,
-                    "provider " + provider + " sent an unreadable response: " + e.message);
-  return out;
-}
+// Gemini's stream ends by closing the body; it is whole when every candidate has finished.
+using GeminiEvents = TranslatedEvents<gemini::StreamDecoder, false>;
 
 }  // namespace
 
@@ -90,25 +84,18 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> GeminiProvider::Chat(
   if (!body) co_return Invalid(body.error());
   auto auth = co_await AuthHeader(options);
   if (!auth) co_return FromNet(auth.error());
-  net::OutgoingRequest out;
   const std::string target = Target(options.upstream_model, "generateContent");
-  out.target = target;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
-  if (!auth->empty()) out.headers.push_back(*auth);
   HeaderLines lines;
-  AddCommonHeaders(out, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options, lines);
+  if (!auth->empty()) out.headers.push_back(*auth);
   out.AddBody(*body);
-  auto sent = co_await client(options).Send(origin_id(), out);
-  if (!sent) co_return FromNet(sent.error());
-  if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
-  }
-  auto parsed = gemini::ParseGenerateContentResponse(sent->body, options.upstream_model);
+  auto answer = Answer(co_await client(options).Send(origin_id(), out));
+  if (!answer) co_return answer.error();
+  auto parsed = gemini::ParseGenerateContentResponse(*answer, options.upstream_model);
   if (!parsed) {
     // A blocked prompt is the request's own verdict, not a broken upstream.
     if (parsed.error().code == ErrorCode::kInvalidRequest) co_return Invalid(parsed.error());
-    co_return Unreadable(name(), parsed.error());
+    co_return Unreadable(parsed.error());
   }
   co_return std::move(*parsed);
 }
@@ -120,50 +107,14 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   if (!body) co_return Invalid(body.error());
   auto auth = co_await AuthHeader(options);
   if (!auth) co_return FromNet(auth.error());
-  net::OutgoingRequest out;
   const std::string target = Target(options.upstream_model, "streamGenerateContent?alt=sse");
-  out.target = target;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
+  HeaderLines lines;
+  net::OutgoingRequest out = NewRequest(target, options, lines);
   if (!auth->empty()) out.headers.push_back(*auth);
   out.headers.push_back("Accept: text/event-stream");
-  HeaderLines lines;
-  AddCommonHeaders(out, options, lines);
   out.AddBody(*body);
-  auto opened = co_await client(options).Open(origin_id(), out);
-  if (!opened) co_return FromNet(opened.error());
-  net::ResponseStream& stream = **opened;
-  if (stream.head().status < 200 || stream.head().status >= 300) {
-    std::string error_body = co_await ReadErrorBody(stream);
-    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(error_body));
-  }
-  gemini::StreamDecoder decoder{std::string(options.upstream_model)};
-  net::SseParser parser;
-  net::SseEvent event;
-  StreamSummary summary;
-  summary.upstream_model = std::string(options.upstream_model);
-  while (true) {
-    auto piece = co_await stream.Read();
-    if (!piece) co_return FromNet(piece.error());
-    if (piece->empty()) break;
-    if (!parser.Feed(*piece)) co_return Truncated();
-    while (parser.Next(event)) {
-      auto chunks = decoder.Feed(event.data);
-      if (!chunks) co_return MidStream(chunks.error());
-      for (wire::ChatChunk& c : *chunks) {
-        ++summary.chunks;
-        if (!c.finish_reason.empty()) summary.finish_reason = c.finish_reason;
-        if (!co_await sink.OnChunk(c)) co_return ClientGone();
-      }
-    }
-  }
-  // Gemini ends its SSE stream by closing the body; it is whole when every candidate finished.
-  if (!decoder.finished()) co_return Truncated();
-  if (auto last = decoder.Finish()) {
-    if (!co_await sink.OnChunk(*last)) co_return ClientGone();
-  }
-  summary.usage = decoder.usage();
-  co_return summary;
+  GeminiEvents decoder{std::string(options.upstream_model)};
+  co_return co_await Stream(out, options, decoder, sink);
 }
 
 asio::awaitable<ProviderResult<wire::EmbeddingResponse>> GeminiProvider::Embed(
@@ -178,23 +129,16 @@ asio::awaitable<ProviderResult<wire::EmbeddingResponse>> GeminiProvider::Embed(
   auto auth = co_await AuthHeader(options);
   if (!auth) co_return FromNet(auth.error());
   const bool batch = gemini::UsesBatchEmbed(request);
-  net::OutgoingRequest out;
   const std::string target =
       Target(options.upstream_model, batch ? "batchEmbedContents" : "embedContent");
-  out.target = target;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
-  if (!auth->empty()) out.headers.push_back(*auth);
   HeaderLines lines;
-  AddCommonHeaders(out, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options, lines);
+  if (!auth->empty()) out.headers.push_back(*auth);
   out.AddBody(*body);
-  auto sent = co_await client(options).Send(origin_id(), out);
-  if (!sent) co_return FromNet(sent.error());
-  if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
-  }
-  auto parsed = gemini::ParseEmbedResponse(sent->body, batch);
-  if (!parsed) co_return Unreadable(name(), parsed.error());
+  auto answer = Answer(co_await client(options).Send(origin_id(), out));
+  if (!answer) co_return answer.error();
+  auto parsed = gemini::ParseEmbedResponse(*answer, batch);
+  if (!parsed) co_return Unreadable(parsed.error());
   parsed->model = std::string(options.upstream_model);
   co_return std::move(*parsed);
 }

@@ -23,6 +23,7 @@ class LocalProvider final : public Provider {
 
   const std::string& name() const override { return name_; }
   config::ProviderType type() const override { return config::ProviderType::kLocal; }
+  bool ForwardsRawBody() const override { return false; }
 
   boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
       const wire::ChatRequest& request, const CallOptions& options) override;

@@ -7,7 +7,6 @@
 
 #include "common/json_scan.hpp"
 #include "common/text.hpp"
-#include "net/sse.hpp"
 #include "wire/codec_util.hpp"
 #include "wire/openai_scan.hpp"
 
@@ -18,13 +17,12 @@ namespace asio = boost::asio;
 
 constexpr std::string_view kIncludeUsage = R"({"include_usage":true})";
 constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_usage":true})";
-constexpr std::size_t kMaxErrorBody = 64 << 10;
 
-// The upstream model as a JSON string, in a per-thread buffer valid until the next call on the
-// thread; the request that uses it is written before the coroutine first suspends.
-std::string_view QuotedJson(std::string_view text) {
-  thread_local std::string out;
-  out.assign(1, '"');
+// The upstream model as a JSON string. It is a piece of the outgoing body, so it lives on the
+// calling coroutine's frame until the request is written: writing may suspend (connect, TLS,
+// a partial send), and another request on the same worker runs meanwhile.
+std::string QuotedJson(std::string_view text) {
+  std::string out(1, '"');
   AppendJsonEscaped(out, text);
   out += '"';
   return out;
@@ -57,6 +55,68 @@ std::size_t ClosingBrace(std::string_view body) {
   return i > 0 ? i - 1 : body.size();
 }
 
+// The stream_options splice: include_usage set inside the client's own options (kept), or the
+// member added when the client sent none.
+Splice IncludeUsage(const wire::ChatRequest& request) {
+  if (request.stream_options_end <= request.stream_options_begin) {
+    const std::size_t brace = ClosingBrace(request.raw_body);
+    return {brace, brace, kAppendIncludeUsage};
+  }
+  const std::string_view options_text(request.raw_body.data() + request.stream_options_begin,
+                                      request.stream_options_end - request.stream_options_begin);
+  if (options_text == "null") {
+    return {request.stream_options_begin, request.stream_options_end, kIncludeUsage};
+  }
+  JsonSpan include;
+  bool other_members = false;
+  ScanJson(options_text, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "include_usage") {
+      include = v;
+    } else {
+      other_members = true;
+    }
+  });
+  if (include.present) {
+    return {request.stream_options_begin + include.begin,
+            request.stream_options_begin + include.end, "true"};
+  }
+  const std::size_t after_brace = request.stream_options_begin + 1;
+  return {after_brace, after_brace,
+          other_members ? R"("include_usage":true,)" : R"("include_usage":true)"};
+}
+
+// OpenAI's stream: each `data:` payload is a chunk forwarded as it came, `[DONE]` its end.
+class ChunkForwarder final : public EventDecoder {
+ public:
+  boost::system::result<std::size_t, Failure> Feed(const net::SseEvent& event,
+                                                   std::vector<wire::ChatChunk>& out) override {
+    if (event.data == "[DONE]") {
+      done_ = true;
+      return 0;
+    }
+    const wire::openai::ChunkFacts facts = wire::openai::ScanChunk(event.data);
+    if (!facts.valid) return Failure{Error(ErrorCode::kUpstreamError, "not a JSON object"), true};
+    if (facts.is_error) {
+      return Failure{Error(ErrorCode::kUpstreamError, wire::ErrorMessageFromBody(event.data)),
+                     false};
+    }
+    if (facts.usage.known) usage_ = facts.usage;
+    if (out.empty()) out.emplace_back();
+    wire::ChatChunk& chunk = out.front();
+    chunk.raw.assign(event.data);
+    chunk.usage_only = facts.usage_only;
+    chunk.usage = facts.usage.known ? std::optional<wire::Usage>(facts.usage) : std::nullopt;
+    return 1;
+  }
+  bool done() const override { return done_; }
+  bool Complete(std::optional<wire::ChatChunk>& /*last*/) override { return done_; }
+  wire::Usage usage() const override { return usage_; }
+
+ private:
+  bool done_ = false;
+  wire::Usage usage_;
+};
+
 }  // namespace
 
 OpenAIProvider::OpenAIProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
@@ -74,24 +134,18 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
                                                                   std::size_t model_end,
                                                                   const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
-  net::OutgoingRequest out;
-  out.target = target;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
-  AddCommonHeaders(out, options, lines);
-  Splice splice[] = {{model_begin, model_end, QuotedJson(options.upstream_model)}};
+  net::OutgoingRequest out = NewRequest(target, options, lines);
+  const std::string model = QuotedJson(options.upstream_model);
+  Splice splice[] = {{model_begin, model_end, model}};
   AddSplicedBody(out, raw_body, splice);
 
-  auto sent = co_await client(options).Send(origin_id(), out);
-  if (!sent) co_return FromNet(sent.error());
-  if (sent->head.status < 200 || sent->head.status >= 300) {
-    co_return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
-  }
+  auto body = Answer(co_await client(options).Send(origin_id(), out));
+  if (!body) co_return body.error();
   Response result;
-  result.usage = wire::openai::ScanUsage(sent->body);
+  result.usage = wire::openai::ScanUsage(*body);
   result.model = std::string(options.upstream_model);
-  result.raw = std::move(sent->body);
+  result.raw = std::move(*body);
   co_return result;
 }
 
@@ -104,106 +158,17 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> OpenAIProvider::Chat(
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
-  net::OutgoingRequest out;
-  out.target = chat_target_;
-  out.deadline = options.deadline;
-  out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
+  net::OutgoingRequest out = NewRequest(chat_target_, options, lines);
   out.headers.push_back("Accept: text/event-stream");
-  AddCommonHeaders(out, options, lines);
-  const std::string_view model = QuotedJson(options.upstream_model);
+  const std::string model = QuotedJson(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
   boost::container::static_vector<Splice, 2> splices{
-      {request.model_begin, request.model_end, model}};
-  if (request.stream_options_end > request.stream_options_begin) {
-    // Keep the client's other stream options; set include_usage inside them.
-    const std::string_view options_text(request.raw_body.data() + request.stream_options_begin,
-                                        request.stream_options_end - request.stream_options_begin);
-    JsonSpan include;
-    bool other_members = false;
-    ScanJson(options_text, [&](std::string_view key, const JsonSpan& v) {
-      if (key == "include_usage") {
-        include = v;
-      } else {
-        other_members = true;
-      }
-    });
-    if (options_text == "null") {
-      splices.push_back({request.stream_options_begin, request.stream_options_end, kIncludeUsage});
-    } else if (include.present) {
-      splices.push_back({request.stream_options_begin + include.begin,
-                         request.stream_options_begin + include.end, "true"});
-    } else {
-      const std::size_t after_brace = request.stream_options_begin + 1;
-      splices.push_back({after_brace, after_brace,
-                         other_members ? R"("include_usage":true,)" : R"("include_usage":true)"});
-    }
-  } else {
-    const std::size_t brace = ClosingBrace(request.raw_body);
-    splices.push_back({brace, brace, kAppendIncludeUsage});
-  }
+      {request.model_begin, request.model_end, model}, IncludeUsage(request)};
   AddSplicedBody(out, request.raw_body, splices);
-
-  auto opened = co_await client(options).Open(origin_id(), out);
-  if (!opened) co_return FromNet(opened.error());
-  net::ResponseStream& stream = **opened;
-  if (stream.head().status < 200 || stream.head().status >= 300) {
-    std::string body;
-    while (body.size() < kMaxErrorBody) {
-      auto piece = co_await stream.Read();
-      if (!piece || piece->empty()) break;
-      body.append(*piece);
-    }
-    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(body));
-  }
-
-  StreamSummary summary;
-  summary.upstream_model = std::string(options.upstream_model);
-  net::SseParser parser;
-  net::SseEvent event;
-  wire::ChatChunk chunk;
-  while (true) {
-    auto piece = co_await stream.Read();
-    if (!piece) co_return FromNet(piece.error());
-    if (piece->empty()) break;
-    if (!parser.Feed(*piece)) {
-      ProviderError e =
-          FromNet(Error(ErrorCode::kUpstreamError, "upstream sent an oversized event"));
-      co_return e;
-    }
-    while (parser.Next(event)) {
-      if (event.data == "[DONE]") co_return summary;
-      wire::openai::ChunkFacts facts = wire::openai::ScanChunk(event.data);
-      if (!facts.valid || facts.is_error) {
-        ProviderError e;
-        e.kind = facts.is_error ? FailureKind::kStatus : FailureKind::kProtocol;
-        e.status = 502;
-        e.error = Error(
-            ErrorCode::kUpstreamError,
-            "provider " + name() +
-                (facts.is_error ? " failed mid-stream: " + wire::ErrorMessageFromBody(event.data)
-                                : " sent a malformed chunk"));
-        co_return e;
-      }
-      if (facts.usage.known) summary.usage = facts.usage;
-      chunk.raw.assign(event.data);
-      chunk.usage_only = facts.usage_only;
-      chunk.usage = facts.usage.known ? std::optional<wire::Usage>(facts.usage) : std::nullopt;
-      ++summary.chunks;
-      if (!co_await sink.OnChunk(chunk)) {
-        ProviderError e;
-        e.kind = FailureKind::kCancelled;
-        e.error = Error(ErrorCode::kCancelled, "client went away");
-        co_return e;
-      }
-    }
-  }
-  ProviderError cut;
-  cut.kind = FailureKind::kProtocol;
-  cut.error =
-      Error(ErrorCode::kUpstreamError, "provider " + name() + " ended the stream before [DONE]");
-  co_return cut;
+  ChunkForwarder decoder;
+  co_return co_await Stream(out, options, decoder, sink);
 }
 
 asio::awaitable<ProviderResult<wire::EmbeddingResponse>> OpenAIProvider::Embed(

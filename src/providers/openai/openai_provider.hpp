@@ -13,6 +13,8 @@ class OpenAIProvider final : public HttpProvider {
   OpenAIProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
                  const config::EnvLookup& env);
 
+  bool ForwardsRawBody() const override { return true; }
+
   boost::asio::awaitable<ProviderResult<wire::ChatResponse>> Chat(
       const wire::ChatRequest& request, const CallOptions& options) override;
   boost::asio::awaitable<ProviderResult<StreamSummary>> ChatStream(const wire::ChatRequest& request,

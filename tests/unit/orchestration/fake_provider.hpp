@@ -16,6 +16,7 @@ class FakeProvider final : public providers::Provider {
 
   const std::string& name() const override { return name_; }
   config::ProviderType type() const override { return type_; }
+  bool ForwardsRawBody() const override { return type_ == config::ProviderType::kOpenAI; }
 
   boost::asio::awaitable<providers::ProviderResult<wire::ChatResponse>> Chat(
       const wire::ChatRequest& /*request*/, const providers::CallOptions& /*options*/) override {
