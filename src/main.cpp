@@ -23,6 +23,8 @@
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
+#include "limits/load_shedder.hpp"
+#include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
 #include "net/server.hpp"
 #include "observability/log.hpp"
@@ -211,7 +213,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     orchestration::ResponseCache cache;
     orchestration::Orchestrator orchestrator(routes, gateway_metrics, &cache);
     api::AddOpenAIRoutes(router, orchestrator, providers::LocalProvider::Models());
-    api::AddTaskRoutes(router, orchestrator, cfg->tasks);
+    tasks::Service task_service(orchestrator, cfg->tasks);
+    api::AddTaskRoutes(router, task_service, orchestrator, providers::LocalProvider::Models());
     net::Server* server_ref = nullptr;  // set once the server exists; warm-ups run after start
     for (const auto& provider : provider_list) {
       if (provider->type() == config::ProviderType::kLocal) continue;
@@ -233,12 +236,12 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
 
+    limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s}, registry);
+    limits::UsageRecorder usage(registry);
     api::PipelineOptions pipeline_options;
-    pipeline_options.max_inflight = cfg->server.max_inflight;
-    pipeline_options.retry_after_s = cfg->server.retry_after_s;
     pipeline_options.access_log = cfg->observability.access_log;
     pipeline_options.log_probes = cfg->observability.log_probes;
-    api::Pipeline pipeline(router, keys, registry, logger, pipeline_options);
+    api::Pipeline pipeline(router, keys, {&shedder, &usage}, registry, logger, pipeline_options);
 
     const config::ServerConfig& s = cfg->server;
     net::ServerOptions server_options;

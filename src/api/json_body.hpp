@@ -18,7 +18,7 @@ namespace orchestra::api {
 // Shared by the memory, checkpoint and task handlers.
 class JsonBody {
  public:
-  static constexpr std::size_t kMaxMembers = 8;
+  static constexpr std::size_t kMaxMembers = 12;
 
   // Reads `body` (which must outlive the JsonBody) as one JSON object whose members are all among
   // `names` (at most kMaxMembers). kInvalidRequest with param null when the body is not valid

@@ -29,33 +29,11 @@ bool Failed(RequestContext& ctx, const Result<T>& r) {
   return true;
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// A query-string component: %XX escapes and '+' for a space (form encoding, as curl -G
-// --data-urlencode, Python's urlencode and URLSearchParams write it). False on a broken escape.
+// A query-string component (form encoding: '+' is a space); false on a broken escape.
 bool DecodeQueryComponent(std::string_view in, std::string& out) {
-  out.clear();
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      const int hi = HexDigit(in[i + 1]);
-      const int lo = HexDigit(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out += static_cast<char>((hi << 4) | lo);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
+  auto decoded = PercentDecode(in, PlusSign::kSpace);
+  if (!decoded) return false;
+  out = std::move(*decoded);
   return true;
 }
 

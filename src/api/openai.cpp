@@ -77,6 +77,12 @@ class SseWriter final : public orchestration::StreamWriter {
   std::string buffer_;
 };
 
+// Admission's token estimate before the body is tokenized: a JSON body carries about one token
+// per four bytes of text, plus the completion tokens asked for (unknown here: none).
+std::int64_t EstimateTokens(std::string_view body) {
+  return static_cast<std::int64_t>(body.size() / 4);
+}
+
 asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
                                       RequestContext& ctx) {
   auto request = wire::openai::ScanChatRequest(ctx.exchange.TakeBody());
@@ -84,6 +90,9 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
     ctx.Fail(request.error());
     co_return;
   }
+  bool admitted = ctx.Admit({request->model, EstimateTokens(request->raw_body), request->stream});
+  if (ctx.admission_pending()) admitted = co_await ctx.CompleteAdmission();
+  if (!admitted) co_return;
   std::array<char, 55> traceparent_buffer;
   const std::string_view traceparent = ctx.trace.Traceparent(traceparent_buffer);
   const orchestration::RequestInfo info = InfoFor(ctx, traceparent);
@@ -99,20 +108,21 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
                            ? wire::openai::EncodeChatResponse(result->response)
                            : std::move(result->response.raw);
     AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
+    ctx.served = std::move(result->served);
     ctx.Json(std::move(body));
     co_return;
   }
 
   SseWriter writer(ctx, request->client_wants_usage);
   bool started = false;
-  auto served = co_await orchestrator.ChatStream(*request, info, writer, &started);
+  auto streamed = co_await orchestrator.ChatStream(*request, info, writer, ctx.served, &started);
   if (ctx.exchange.client_gone()) co_return;
-  if (served) {
+  if (streamed) {
     co_await writer.Finish();
   } else if (started) {
-    co_await writer.Fail(served.error());
+    co_await writer.Fail(streamed.error());
   } else {
-    ctx.Fail(served.error());
+    ctx.Fail(streamed.error());
   }
 }
 
@@ -122,6 +132,9 @@ asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, Requ
     ctx.Fail(request.error());
     co_return;
   }
+  bool admitted = ctx.Admit({request->model, EstimateTokens(request->raw_body), false});
+  if (ctx.admission_pending()) admitted = co_await ctx.CompleteAdmission();
+  if (!admitted) co_return;
   std::array<char, 55> traceparent_buffer;
   const std::string_view traceparent = ctx.trace.Traceparent(traceparent_buffer);
   ctx.exchange.WatchClientDisconnect();
@@ -134,6 +147,7 @@ asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, Requ
                                                         result->response, request->encoding_format)
                                                   : std::move(result->response.raw);
   AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
+  ctx.served = std::move(result->served);
   ctx.Json(std::move(body));
 }
 
@@ -163,10 +177,14 @@ std::string ModelList(orchestration::Orchestrator& orchestrator,
 
 void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
                      const std::vector<std::string_view>& local_models) {
-  router.Add(http::verb::post, "/v1/chat/completions",
-             [&orchestrator](RequestContext& ctx) { return ChatCompletions(orchestrator, ctx); });
-  router.Add(http::verb::post, "/v1/embeddings",
-             [&orchestrator](RequestContext& ctx) { return Embeddings(orchestrator, ctx); });
+  router
+      .Add(http::verb::post, "/v1/chat/completions",
+           [&orchestrator](RequestContext& ctx) { return ChatCompletions(orchestrator, ctx); })
+      .admits_in_handler = true;
+  router
+      .Add(http::verb::post, "/v1/embeddings",
+           [&orchestrator](RequestContext& ctx) { return Embeddings(orchestrator, ctx); })
+      .admits_in_handler = true;
   const std::string models = ModelList(orchestrator, local_models);
   router.Add(http::verb::get, "/v1/models", [models](RequestContext& ctx) -> asio::awaitable<void> {
     ctx.Json(models);

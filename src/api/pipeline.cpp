@@ -4,7 +4,8 @@
 #include <chrono>
 #include <optional>
 
-#include "api/context.hpp"
+#include <boost/assert.hpp>
+
 #include "api/errors.hpp"
 #include "common/random.hpp"
 #include "observability/trace.hpp"
@@ -27,8 +28,12 @@ bool UsableRequestId(std::string_view id) {
   return true;
 }
 
-std::string StatusLabel(unsigned status) {
-  return std::to_string(status);
+// The method as a metric label: Beast's name for a method it knows (a fixed set), "OTHER" for
+// anything else — a client's made-up method names must not become label values.
+std::string_view MethodLabel(http::verb method) {
+  if (method == http::verb::unknown) return "OTHER";
+  const auto name = http::to_string(method);
+  return {name.data(), name.size()};
 }
 
 }  // namespace
@@ -36,34 +41,46 @@ std::string StatusLabel(unsigned status) {
 // Counters for one route, cached by method slot and status so the hot path never takes the
 // family's mutex after the first request with a given status.
 struct Pipeline::RouteMetrics {
-  RouteMetrics(std::string label, std::string method, observability::Histogram& hist)
-      : route(std::move(label)), primary_method(std::move(method)), duration(hist) {}
+  RouteMetrics(std::string label, http::verb method, observability::Histogram& hist)
+      : route(std::move(label)), primary_method(method), duration(hist) {}
 
-  Counter& For(observability::Family<Counter>& family, std::string_view method, unsigned status) {
+  Counter& For(observability::Family<Counter>& family, http::verb method, unsigned status) {
     if (status < 100 || status > 599) status = 599;
-    const std::size_t slot = method == primary_method ? 0 : (method == "HEAD" ? 1 : 2);
-    if (slot == 2) return family.With({route, method, StatusLabel(status)});
+    const std::size_t slot = method == primary_method ? 0 : (method == http::verb::head ? 1 : 2);
+    if (slot == 2) return family.With({route, MethodLabel(method), std::to_string(status)});
     auto& cell = counters[slot][status - 100];
     Counter* c = cell.load(std::memory_order_acquire);
     if (c == nullptr) {
-      c = &family.With(
-          {route, slot == 0 ? std::string_view(primary_method) : "HEAD", StatusLabel(status)});
+      c = &family.With({route, MethodLabel(slot == 0 ? primary_method : http::verb::head),
+                        std::to_string(status)});
       cell.store(c, std::memory_order_release);
     }
     return *c;
   }
 
   std::string route;
-  std::string primary_method;
+  http::verb primary_method;
   observability::Histogram& duration;
   std::array<std::array<std::atomic<Counter*>, 500>, 2> counters{};
 };
 
+// Settles an admitted request however the handler ends: normally (Pipeline::Settle is called
+// before the response is recorded), or when the handler's frame is torn down by an exception
+// or by the server stopping, so that no stage keeps a reservation forever.
+struct Pipeline::SettleGuard {
+  Pipeline& pipeline;
+  RequestContext& ctx;
+  ~SettleGuard() {
+    if (ctx.admission().admitted > 0 && !ctx.admission().settled) pipeline.Settle(ctx);
+  }
+};
+
 Pipeline::Pipeline(const Router& router, const auth::ApiKeys& keys,
-                   observability::Registry& registry, observability::Logger& logger,
-                   PipelineOptions options)
+                   std::vector<limits::Stage*> stages, observability::Registry& registry,
+                   observability::Logger& logger, PipelineOptions options)
     : router_(router),
       keys_(keys),
+      stages_(std::move(stages)),
       logger_(logger),
       options_(options),
       requests_(registry.AddCounter("orchestra_http_requests_total",
@@ -76,108 +93,205 @@ Pipeline::Pipeline(const Router& router, const auth::ApiKeys& keys,
       rejected_(registry.AddCounter("orchestra_http_rejected_total",
                                     "Requests refused before their handler, by reason.",
                                     {"reason"})),
-      rejected_overload_(rejected_.With({"overload"})),
       rejected_unauthenticated_(rejected_.With({"unauthenticated"})),
       rejected_forbidden_(rejected_.With({"forbidden"})) {
-  registry.AddCallback("orchestra_http_inflight_requests",
-                       "Requests admitted and not yet answered (load shedding counts these).",
-                       observability::MetricType::kGauge,
-                       [this] { return static_cast<double>(inflight()); });
+  if (stages_.size() > AdmissionState::kMaxStages) {
+    throw std::invalid_argument("too many admission stages");
+  }
   for (const auto& r : router_.routes()) {
-    route_metrics_.push_back(std::make_unique<RouteMetrics>(
-        r->pattern, std::string(http::to_string(r->method)), duration_.With({r->pattern})));
+    route_metrics_.push_back(
+        std::make_unique<RouteMetrics>(r->pattern, r->method, duration_.With({r->pattern})));
   }
   unmatched_metrics_ =
-      std::make_unique<RouteMetrics>("unmatched", "GET", duration_.With({"unmatched"}));
+      std::make_unique<RouteMetrics>("unmatched", http::verb::get, duration_.With({"unmatched"}));
 }
 
 Pipeline::~Pipeline() = default;
 
-asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
+// Steps 1-3, out of Handle's coroutine frame: its temporaries (the route match, the errors of
+// the refusals) would otherwise each take room in the frame, and a frame over Asio's recycling
+// limit costs an aligned malloc and free per request. Returns the route, or null when the
+// request was answered here.
+const Route* Pipeline::Front(net::Exchange& exchange, FrontState& front) {
   const net::Request& req = exchange.request();
   net::Response& res = exchange.response();
 
-  // Request identity: kept from the client when usable, else generated; echoed back.
-  std::array<char, 128> id_storage;
-  std::string_view request_id = req.Header("x-request-id");
-  if (!UsableRequestId(request_id)) {
-    FillRandomHex(id_storage.data(), 16);
-    request_id = std::string_view(id_storage.data(), 32);
+  // 1. Identify: the client's request id when usable, else a fresh one; echoed back.
+  front.request_id = req.Header("x-request-id");
+  if (!UsableRequestId(front.request_id)) {
+    FillRandomHex(front.id_storage.data(), 16);
+    front.request_id = std::string_view(front.id_storage.data(), front.id_storage.size());
   }
-  RouteMatch match = router_.Match(req.method, req.path);
+
+  // 2. Route.
+  RouteMatch match;
+  if (req.method != http::verb::unknown) match = router_.Match(req.method, req.path);
   // A probe that is not logged calls nothing and logs nothing: it needs no trace context.
   const bool untraced = match.route != nullptr && match.route->probe && !options_.log_probes;
-  const observability::TraceContext trace =
-      untraced ? observability::TraceContext{}
-               : observability::ContinueTrace(req.Header("traceparent"),
-                                              req.Header("x-cloud-trace-context"));
+  if (!untraced) {
+    front.trace = observability::ContinueTrace(req.Header("traceparent"),
+                                               req.Header("x-cloud-trace-context"));
+  }
   if (match.kind != RouteMatch::Kind::kFound) {
-    if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
+    if (req.method == http::verb::unknown) {
+      RenderError(Error(ErrorCode::kNotImplemented, "this server does not implement the method"),
+                  res);
+    } else if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
       RenderError(Error(ErrorCode::kMethodNotAllowed,
-                        std::string(req.method_name) + " is not allowed on " +
+                        std::string(http::to_string(req.method)) + " is not allowed on " +
                             std::string(req.path) + "; allowed: " + match.allow),
                   res);
       res.AddHeader("Allow", std::move(match.allow));
+    } else if (match.kind == RouteMatch::Kind::kBadParameter) {
+      RenderError(Error(ErrorCode::kInvalidRequest,
+                        "malformed percent-encoding in the path parameter '" +
+                            std::string(match.bad_param) + "'",
+                        std::string(match.bad_param)),
+                  res);
     } else {
       RenderError(Error(ErrorCode::kNotFound, "no route for " + std::string(req.path)), res);
     }
-    res.AddHeader("X-Request-Id", request_id);
-    Record(nullptr, exchange, request_id, trace, true);
-    co_return;
+    res.AddHeader("X-Request-Id", front.request_id);
+    Record(match.kind == RouteMatch::Kind::kBadParameter ? match.route : nullptr, exchange,
+           front.request_id, front.trace, true);
+    return nullptr;
   }
   const Route& route = *match.route;
+  front.params = std::move(match.params);
 
-  // Load shedding before any work; probes are never shed so that an overloaded instance
-  // still reports itself alive.
-  struct Admission {
-    std::atomic<int>* counter = nullptr;
-    ~Admission() {
-      if (counter != nullptr) counter->fetch_sub(1, std::memory_order_relaxed);
-    }
-  } admission;
-  const auth::Principal* principal = &keys_.anonymous();
-  if (route.access != Access::kPublic) {
-    if (inflight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_inflight) {
-      inflight_.fetch_sub(1, std::memory_order_relaxed);
-      rejected_overload_.Inc();
-      Error e(ErrorCode::kOverloaded, "server is over capacity; retry shortly");
-      e.retry_after_s = options_.retry_after_s;
-      RenderError(e, res, options_.retry_after_s);
-      res.AddHeader("X-Request-Id", request_id);
-      Record(&route, exchange, request_id, trace, true);
-      co_return;
-    }
-    admission.counter = &inflight_;
-
-    if (keys_.enabled()) {
-      auto who = keys_.Authenticate(req.Header(http::field::authorization));
-      if (!who) {
-        rejected_unauthenticated_.Inc();
-        RenderError(who.error(), res);
-        res.AddHeader("WWW-Authenticate", "Bearer");
-      } else if ((route.access == Access::kAdmin && !(*who)->admin) ||
-                 (route.access == Access::kUser && !(*who)->user && !(*who)->admin)) {
-        rejected_forbidden_.Inc();
-        RenderError(Error(ErrorCode::kPermissionDenied,
-                          std::string("this API key lacks the '") +
-                              (route.access == Access::kAdmin ? "admin" : "user") +
-                              "' scope required by " + route.pattern),
-                    res);
-      } else {
-        principal = *who;
-      }
-      if (principal == &keys_.anonymous()) {
-        res.AddHeader("X-Request-Id", request_id);
-        Record(&route, exchange, request_id, trace, true);
-        co_return;
-      }
-    }
+  // 3. Authenticate (non-public routes, when keys are configured).
+  front.principal = &keys_.anonymous();
+  if (route.access == Access::kPublic || !keys_.enabled()) return &route;
+  auto who = keys_.Authenticate(req.Header(http::field::authorization));
+  if (!who) {
+    rejected_unauthenticated_.Inc();
+    RenderError(who.error(), res);
+    res.AddHeader("WWW-Authenticate", "Bearer");
+  } else if ((route.access == Access::kAdmin && !(*who)->admin) ||
+             (route.access == Access::kUser && !(*who)->user && !(*who)->admin)) {
+    rejected_forbidden_.Inc();
+    RenderError(Error(ErrorCode::kPermissionDenied,
+                      std::string("this API key lacks the '") +
+                          (route.access == Access::kAdmin ? "admin" : "user") +
+                          "' scope required by " + route.pattern),
+                res);
+  } else {
+    front.principal = *who;
+    return &route;
   }
+  res.AddHeader("X-Request-Id", front.request_id);
+  Record(&route, exchange, front.request_id, front.trace, true);
+  return nullptr;
+}
 
-  RequestContext ctx(exchange, route, std::move(match.params), request_id, trace, *principal);
-  co_await route.handler(ctx);
-  res.AddHeader("X-Request-Id", request_id);
-  Record(&route, exchange, request_id, trace, !route.probe || options_.log_probes);
+asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
+  FrontState front;
+  const Route* route = Front(exchange, front);
+  if (route == nullptr) co_return;
+
+  RequestContext ctx(this, exchange, *route, std::move(front.params), front.request_id, front.trace,
+                     *front.principal);
+  SettleGuard guard{*this, ctx};
+  // 4. Admit (model routes admit from their handler, once they know the model). 5. Handle.
+  bool admitted = route->access == Access::kPublic || route->admits_in_handler;
+  if (!admitted) {
+    admitted = Admit(ctx, RequestFacts{});
+    if (ctx.admission_pending()) admitted = co_await Resume(ctx);
+  }
+  if (admitted) co_await route->handler(ctx);
+  BOOST_ASSERT_MSG(route->access == Access::kPublic || ctx.admission().decided ||
+                       exchange.response().status >= 400,
+                   "a model route answered without calling RequestContext::Admit");
+  // 6. Settle. 7. Record.
+  if (ctx.admission().admitted > 0) Settle(ctx);
+  exchange.response().AddHeader("X-Request-Id", front.request_id);
+  Record(route, exchange, front.request_id, front.trace, !route->probe || options_.log_probes);
+}
+
+bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
+  AdmissionState& a = ctx.admission();
+  BOOST_ASSERT_MSG(!a.decided, "a request is admitted once");
+  a.decided = true;
+  a.model.assign(facts.model);
+  a.request.principal = ctx.principal.name;
+  a.request.route = ctx.route.pattern;
+  a.request.model = a.model;
+  a.request.estimated_tokens = facts.estimated_tokens;
+  a.request.stream = facts.stream;
+  a.request.worker = ctx.exchange.worker_index();
+  a.request.principal_id = &ctx.principal;
+  return AdmitFrom(ctx);
+}
+
+bool Pipeline::AdmitFrom(RequestContext& ctx) {
+  AdmissionState& a = ctx.admission();
+  for (std::size_t i = a.admitted; i < stages_.size(); ++i) {
+    limits::Stage& stage = *stages_[i];
+    if (stage.asynchronous()) {
+      a.pending = true;
+      return true;
+    }
+    if (std::optional<limits::Refusal> refused = stage.Admit(a.request, a.tickets[i])) {
+      Refuse(ctx, *refused);
+      return false;
+    }
+    a.admitted = i + 1;
+  }
+  return true;
+}
+
+asio::awaitable<bool> Pipeline::Resume(RequestContext& ctx) {
+  AdmissionState& a = ctx.admission();
+  while (a.pending) {
+    a.pending = false;
+    const std::size_t i = a.admitted;
+    std::optional<limits::Refusal> refused =
+        co_await stages_[i]->AdmitAsync(a.request, a.tickets[i]);
+    if (refused) {
+      Refuse(ctx, *refused);
+      co_return false;
+    }
+    a.admitted = i + 1;
+    if (!AdmitFrom(ctx)) co_return false;
+  }
+  co_return true;
+}
+
+void Pipeline::Refuse(RequestContext& ctx, limits::Refusal& refusal) {
+  AdmissionState& a = ctx.admission();
+  rejected_.With({refusal.reason}).Inc();
+  RenderError(refusal.error, ctx.response, refusal.error.retry_after_s);
+  // The stages that admitted give back what they reserved.
+  limits::Outcome outcome;
+  outcome.status = ctx.response.status;
+  outcome.refused = true;
+  for (std::size_t k = 0; k < a.admitted; ++k)
+    stages_[k]->Settle(a.request, a.tickets[k], outcome);
+  a.admitted = 0;
+  a.pending = false;
+  a.settled = true;
+}
+
+void Pipeline::Settle(RequestContext& ctx) {
+  AdmissionState& a = ctx.admission();
+  a.settled = true;
+  const orchestration::Served& s = ctx.served;
+  limits::Outcome outcome;
+  outcome.status = ctx.response.status;
+  outcome.client_gone = ctx.exchange.client_gone();
+  outcome.model = s.model;
+  outcome.provider = s.provider;
+  outcome.upstream_model = s.upstream_model;
+  outcome.target_id = s.target;
+  outcome.prompt_tokens = s.usage.prompt_tokens;
+  outcome.completion_tokens = s.usage.completion_tokens;
+  outcome.usage_known = s.usage.known;
+  outcome.cost_usd = s.cost_usd;
+  outcome.cache_hit = s.cache_hit;
+  outcome.latency = net::Clock::now() - ctx.request.start;
+  outcome.first_token = s.first_token;
+  for (std::size_t k = 0; k < a.admitted; ++k)
+    stages_[k]->Settle(a.request, a.tickets[k], outcome);
 }
 
 void Pipeline::Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
@@ -186,11 +300,11 @@ void Pipeline::Record(const Route* route, net::Exchange& exchange, std::string_v
   const net::Response& res = exchange.response();
   const double seconds = std::chrono::duration<double>(net::Clock::now() - req.start).count();
   RouteMetrics& m = route != nullptr ? *route_metrics_[route->index] : *unmatched_metrics_;
-  m.For(requests_, req.method_name, res.status).Inc();
+  m.For(requests_, req.method, res.status).Inc();
   m.duration.Observe(seconds);
   if (!log_line || !options_.access_log) return;
   observability::AccessRecord record;
-  record.method = req.method_name;
+  record.method = MethodLabel(req.method);
   record.url = req.target;
   record.status = static_cast<int>(res.status);
   record.latency_seconds = seconds;
@@ -201,6 +315,18 @@ void Pipeline::Record(const Route* route, net::Exchange& exchange, std::string_v
   record.response_size = exchange.streaming() ? exchange.bytes_written() : res.body.size();
   record.route = route != nullptr ? std::string_view(route->pattern) : "unmatched";
   logger_.Access(record, {request_id, trace.TraceId(), trace.SpanId(), trace.sampled});
+}
+
+bool RequestContext::Admit(const RequestFacts& facts) {
+  if (pipeline_ == nullptr) {
+    admission_.decided = true;
+    return true;
+  }
+  return pipeline_->Admit(*this, facts);
+}
+
+asio::awaitable<bool> RequestContext::CompleteAdmission() {
+  return pipeline_->Resume(*this);
 }
 
 }  // namespace orchestra::api

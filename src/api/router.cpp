@@ -2,15 +2,10 @@
 
 #include <stdexcept>
 
+#include "common/text.hpp"
+
 namespace orchestra::api {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool Serves(const Route& r, http::verb method) {
   return r.method == method || (method == http::verb::head && r.method == http::verb::get);
@@ -25,24 +20,6 @@ void AppendAllow(std::string& allow, http::verb method) {
 }
 
 }  // namespace
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      int hi = HexValue(text[i + 1]);
-      int lo = HexValue(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>((hi << 4) | lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += text[i];
-  }
-  return out;
-}
 
 Route& Router::Add(http::verb method, std::string pattern, RouteHandler handler, Access access) {
   if (pattern.empty() || pattern.front() != '/') {
@@ -103,7 +80,7 @@ bool Router::MatchSegments(const Route& route, std::string_view path,
     const Route::Segment& s = route.segments[i];
     if (s.param) {
       if (seg.empty()) return false;
-      if (params != nullptr) params->push_back({s.text, PercentDecode(seg)});
+      if (params != nullptr) params->push_back({s.text, std::string(seg)});
     } else if (seg != s.text) {
       return false;
     }
@@ -132,6 +109,15 @@ RouteMatch Router::Match(http::verb method, std::string_view path) const {
       m.route = r;
       m.allow.clear();
       MatchSegments(*r, path, &m.params);
+      for (PathParam& p : m.params) {
+        auto decoded = PercentDecode(p.value);
+        if (!decoded) {
+          m.kind = RouteMatch::Kind::kBadParameter;
+          m.bad_param = p.name;
+          return m;
+        }
+        p.value = std::move(*decoded);
+      }
       return m;
     }
     AppendAllow(m.allow, r->method);

@@ -13,9 +13,10 @@
 
 // Method + path → handler. Patterns are literal segments and `{name}` parameters
 // (`/checkpoints/{agent_id}/{checkpoint_id}`); a parameter matches one non-empty segment and
-// is percent-decoded. HEAD is served by the GET route. A path that exists under other methods
-// is a 405 with their Allow list; no match at all is a 404. Routes are added at start-up and
-// the router is read-only afterwards (thread-safe to match from every worker).
+// is percent-decoded (a broken escape is kBadParameter, never taken literally). HEAD is served by
+// the GET route. A path that exists under other methods is a 405 with their Allow list; no match at
+// all is a 404. Routes are added at start-up and the router is read-only afterwards (thread-safe to
+// match from every worker).
 namespace orchestra::api {
 
 namespace http = boost::beast::http;
@@ -31,6 +32,9 @@ struct Route {
   RouteHandler handler;
   Access access = Access::kUser;
   bool probe = false;  // a health probe: no access log line unless observability.log_probes
+  // The handler decodes the body, then calls RequestContext::Admit with the model it names;
+  // otherwise (non-public routes) the pipeline admits the request before the handler runs.
+  bool admits_in_handler = false;
   std::size_t index = 0;
 
   struct Segment {
@@ -46,11 +50,14 @@ struct PathParam {
 };
 
 struct RouteMatch {
-  enum class Kind : std::uint8_t { kFound, kNotFound, kMethodNotAllowed };
+  // kBadParameter: the route matched but a parameter's percent-encoding is broken ("%zz");
+  // `bad_param` names it.
+  enum class Kind : std::uint8_t { kFound, kNotFound, kMethodNotAllowed, kBadParameter };
   Kind kind = Kind::kNotFound;
   const Route* route = nullptr;
   std::vector<PathParam> params;
   std::string allow;  // for kMethodNotAllowed, e.g. "GET, HEAD"
+  std::string_view bad_param;
 };
 
 class Router {
@@ -76,8 +83,5 @@ class Router {
       static_routes_;
   std::vector<const Route*> param_routes_;
 };
-
-// %XX and nothing else ('+' stays '+': paths are not form data).
-std::string PercentDecode(std::string_view text);
 
 }  // namespace orchestra::api

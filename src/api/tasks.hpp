@@ -1,20 +1,22 @@
 #pragma once
 
-#include "api/router.hpp"
-#include "config/config.hpp"
-#include "orchestration/orchestrator.hpp"
+#include <string_view>
+#include <vector>
 
-// The AI task API (DESIGN.md §4): POST /generate-text, /generate-embeddings, /classify-text,
-// /answer-question, /summarize-text and GET /models. Each task is a chat completion (or an
-// embedding) made through the orchestrator, so routing, fallbacks, retries and accounting apply
-// exactly as for the OpenAI-compatible API. The model is the request's `model`, else the task's
-// configured model (`tasks.<task>_model`), else `tasks.default_model`. On the built-in local
-// models the tasks run natively (local-extractive answers and summarises from the text; classify
-// compares local-embed vectors); on an LLM they are prompted.
+#include "api/router.hpp"
+#include "orchestration/orchestrator.hpp"
+#include "tasks/service.hpp"
+
+// The AI task API (DESIGN.md §4) over tasks::Service: POST /generate-text, /generate-embeddings,
+// /classify-text, /answer-question, /summarize-text and GET /models. Each handler decodes the
+// body (AI Orchestra's field names and Orchestra's own, both accepted), admits the request with
+// the model it names, calls the service once and encodes the result with both sets of names
+// where they differ (`model_id` and `model`, `classifications` and `scores`).
 namespace orchestra::api {
 
-// `orchestrator` must outlive the router.
-void AddTaskRoutes(Router& router, orchestration::Orchestrator& orchestrator,
-                   const config::TasksConfig& tasks);
+// `service` and `orchestrator` must outlive the router; `local_models` are the built-in ones.
+void AddTaskRoutes(Router& router, tasks::Service& service,
+                   orchestration::Orchestrator& orchestrator,
+                   const std::vector<std::string_view>& local_models);
 
 }  // namespace orchestra::api

@@ -29,6 +29,13 @@ bool IsHex(std::string_view text);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// Percent-decoding (RFC 3986 §2.1), strict: nullopt when a '%' is not followed by two hex
+// digits, so that "%zz" or a lone "%" is refused rather than taken literally. In a form-encoded
+// query component ('+' means a space, as curl --data-urlencode, Python's urlencode and
+// URLSearchParams write it) pass kSpace; in a path, '+' stays '+'.
+enum class PlusSign : std::uint8_t { kLiteral, kSpace };
+std::optional<std::string> PercentDecode(std::string_view text, PlusSign plus = PlusSign::kLiteral);
+
 // The length of the prefix of `text` that needs no JSON escaping: no '"', no '\\' and no
 // control character. Eight bytes at a time.
 std::size_t JsonPlainPrefix(std::string_view text);

@@ -115,6 +115,15 @@ struct ModelConfig {
   Duration cache_ttl = 0s;  // > 0 caches identical non-streaming requests
 };
 
+// The built-in local provider's models are "local-<name>" (local-extractive, local-embed): a
+// name with this prefix and no configured model of that name is served by the provider named
+// "local". The one place that rule lives.
+inline constexpr std::string_view kLocalModelPrefix = "local-";
+inline bool IsLocalModelName(std::string_view name) {
+  return name.starts_with(kLocalModelPrefix);
+}
+inline constexpr std::string_view kLocalEmbedModel = "local-embed";
+
 struct TasksConfig {
   std::string default_model = "local-extractive";
   std::string generate_model;    // empty → default_model

@@ -630,7 +630,7 @@ void Validate(Config& c, const std::string& source) {
         if (c.FindProvider(name.substr(0, slash)) != nullptr && slash + 1 < name.size()) continue;
         throw ConfigError(fat + ": '" + name + "' names no configured provider");
       }
-      if (name.rfind("local-", 0) == 0) continue;
+      if (IsLocalModelName(name)) continue;
       std::string msg = fat + ": unknown model '" + name + "'";
       if (auto near = ClosestMatch(name, model_names))
         msg += " (did you mean '" + std::string(*near) + "'?)";

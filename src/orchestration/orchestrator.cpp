@@ -55,9 +55,11 @@ class SinkToWriter final : public providers::ChunkSink {
       served_.model = route_->name;
       served_.provider = target_->provider_name();
       served_.upstream_model = target_->upstream_model();
+      served_.target = target_;
       // Orchestra's own time so far excludes the wait for this first chunk.
       served_.upstream_time += first_byte_;
-      route_->metrics.ObserveTimeToFirstToken(Seconds(now - info_.start));
+      served_.first_token = now - info_.start;
+      route_->metrics.ObserveTimeToFirstToken(Seconds(served_.first_token));
       if (!co_await writer_.Begin(served_)) co_return false;
       counted_first_ = true;
     }
@@ -139,10 +141,13 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
                                              Served& served, Call& call, const bool* started) {
   const SteadyTime deadline = info.start + first.deadline;
   std::optional<Error> last_error;
+  // Why the previous route gave up: its last failure, or open circuits.
+  Metrics::Cause moved_on_because = Metrics::Cause::kCircuitOpen;
   bool first_route = true;
   for (const ModelRoute* route : first.chain) {
-    if (!first_route) metrics_.fallbacks().Inc();
+    if (!first_route) metrics_.fallbacks(moved_on_because).Inc();
     first_route = false;
+    moved_on_because = Metrics::Cause::kCircuitOpen;
     TargetSet moved_on;  // targets this route will not try again
     // Attempts per target; retry.attempts is at most 20. (Bytes, not ints: every local of a
     // coroutine lives in its frame, and this frame must stay under Asio's 1 KiB recycling
@@ -197,6 +202,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
         served.route = route;
         served.provider = target.provider_name();
         served.upstream_model = target.upstream_model();
+        served.target = &target;
         co_return std::move(*result);
       }
       const ProviderError& err = result.error();
@@ -207,6 +213,8 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       if (err.kind == providers::FailureKind::kCancelled) co_return Cancelled();
       last_error = err.error;
       if (started != nullptr && *started) co_return err.error;  // mid-stream: no second chance
+      const Metrics::Cause cause = Metrics::CauseOf(err);
+      moved_on_because = cause;
 
       const RetryDecision decision =
           Decide(route->retry, attempts[sel.index], err, RandomUnit(), deadline - clock_.Now());
@@ -214,10 +222,10 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       if (decision.action == RetryAction::kMoveOn) {
         moved_on.insert(sel.index);
         if (moved_on.size() >= static_cast<int>(route->targets.size())) break;
-        metrics_.retries().Inc();
+        metrics_.retries(cause).Inc();
         continue;
       }
-      metrics_.retries().Inc();
+      metrics_.retries(cause).Inc();
       if (decision.delay > Duration::zero()) {
         served.upstream_time += decision.delay;  // waiting on the upstream's account
         if (!co_await Pause(decision.delay)) co_return Cancelled();
@@ -262,21 +270,20 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
-  result.served.cost_usd =
-      served_route->metrics.RecordUsage(result.response.usage, served_route->price);
+  result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
   if (key && served_route == &r) ToCache(*cache_, *key, r, result);
   co_return result;
 }
 
-asio::awaitable<Result<Served>> Orchestrator::ChatStream(wire::ChatRequest& request,
-                                                         const RequestInfo& info,
-                                                         StreamWriter& writer, bool* started) {
+asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& request,
+                                                       const RequestInfo& info,
+                                                       StreamWriter& writer, Served& served,
+                                                       bool* started) {
   *started = false;
   auto route = routes_.Resolve(request.model);
   if (!route) co_return route.error();
   const ModelRoute& r = **route;
 
-  Served served;
   SinkToWriter sink(writer, served, info, clock_);
   struct Call {
     static bool Stream() { return true; }
@@ -302,13 +309,13 @@ asio::awaitable<Result<Served>> Orchestrator::ChatStream(wire::ChatRequest& requ
   if (!summary) co_return summary.error();
   const ModelRoute* served_route = served.route != nullptr ? served.route : &r;
   served.usage = summary->usage;
-  served.cost_usd = served_route->metrics.RecordUsage(summary->usage, served_route->price);
+  served.cost_usd = CostUsd(summary->usage, served_route->price);
   if (!sink.started()) {
     // An upstream that ended its stream without a single chunk: answer the head anyway.
     if (!co_await writer.Begin(served)) co_return Cancelled();
     *started = true;
   }
-  co_return served;
+  co_return Result<void>{};
 }
 
 asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest& request,
@@ -333,8 +340,7 @@ asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest&
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
-  result.served.cost_usd =
-      served_route->metrics.RecordUsage(result.response.usage, served_route->price);
+  result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
   co_return result;
 }
 

@@ -36,15 +36,19 @@ struct RequestInfo {
 // Who answered, for response headers and accounting.
 struct ModelRoute;
 
+// The names are views into the route table (routes and targets live as long as the
+// orchestrator), so a Served is cheap to copy and never allocates.
 struct Served {
-  std::string model;  // the route that answered (a fallback's name if one did)
-  std::string provider;
-  std::string upstream_model;
+  std::string_view model;  // the route that answered (a fallback's name if one did)
+  std::string_view provider;
+  std::string_view upstream_model;
   Duration upstream_time{0};  // time spent waiting for providers, all attempts
+  Duration first_token{0};    // streams: from the request's arrival to the first chunk
   wire::Usage usage;
   double cost_usd = 0;
   bool cache_hit = false;
   const ModelRoute* route = nullptr;  // the route that answered (for its price)
+  const Target* target = nullptr;     // the target that answered (null for a cache hit)
 };
 
 // Where a stream goes: implemented by the HTTP edge.
@@ -75,11 +79,12 @@ class Orchestrator {
 
   boost::asio::awaitable<Result<ChatResult>> Chat(wire::ChatRequest& request,
                                                   const RequestInfo& info);
-  // Streams into `writer`. On an error after the first chunk, the error is returned and
-  // `*started` is true: the caller ends the stream with an error event.
-  boost::asio::awaitable<Result<Served>> ChatStream(wire::ChatRequest& request,
-                                                    const RequestInfo& info, StreamWriter& writer,
-                                                    bool* started);
+  // Streams into `writer`, filling `served` as it learns who serves and what it cost (also when
+  // the stream fails, so that it can be settled). On an error after the first chunk, the error
+  // is returned and `*started` is true: the caller ends the stream with an error event.
+  boost::asio::awaitable<Result<void>> ChatStream(wire::ChatRequest& request,
+                                                  const RequestInfo& info, StreamWriter& writer,
+                                                  Served& served, bool* started);
   boost::asio::awaitable<Result<EmbedResult>> Embed(wire::EmbeddingRequest& request,
                                                     const RequestInfo& info);
 

@@ -41,9 +41,11 @@ using CacheKey = std::array<std::uint8_t, 32>;
 CacheKey MakeCacheKey(std::string_view route, std::string_view partition, std::string_view body);
 
 struct CachedResponse {
-  std::string body;            // the response body as sent to the client
-  std::string provider;        // x-orchestra-provider of the original answer
-  std::string upstream_model;  // x-orchestra-model of the original answer
+  std::string body;  // the response body as sent to the client
+  // x-orchestra-provider and x-orchestra-model of the original answer: views into the route
+  // table's targets, which outlive the cache.
+  std::string_view provider;
+  std::string_view upstream_model;
 };
 
 class ResponseCache {

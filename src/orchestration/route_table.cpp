@@ -108,7 +108,7 @@ RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metr
         if (slash != std::string::npos) {
           provider = std::string_view(name).substr(0, slash);
           upstream = std::string_view(name).substr(slash + 1);
-        } else if (name.starts_with("local-")) {
+        } else if (config::IsLocalModelName(name)) {
           provider = "local";
           upstream = name;
         }
@@ -145,7 +145,7 @@ Result<const ModelRoute*> RouteTable::Resolve(std::string_view model) {
   if (std::size_t slash = model.find('/'); slash != std::string_view::npos) {
     provider = model.substr(0, slash);
     upstream = model.substr(slash + 1);
-  } else if (model.starts_with("local-")) {
+  } else if (config::IsLocalModelName(model)) {
     provider = "local";
     upstream = model;
   }
@@ -247,7 +247,7 @@ Error RouteTable::NotFound(std::string_view model) const {
     }
   } else if (auto near = ClosestMatch(model, public_names_)) {
     message += " (did you mean '" + std::string(*near) + "'?)";
-  } else if (model.starts_with("local-") && !options_.local_models.empty()) {
+  } else if (config::IsLocalModelName(model) && !options_.local_models.empty()) {
     std::vector<std::string_view> local(options_.local_models.begin(), options_.local_models.end());
     if (auto close = ClosestMatch(model, local)) {
       message += " (did you mean '" + std::string(*close) + "'?)";

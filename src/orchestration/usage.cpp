@@ -20,6 +20,26 @@ std::string_view ToString(Outcome o) {
   return "unknown";
 }
 
+std::string_view CauseName(Metrics::Cause cause) {
+  switch (cause) {
+    case Metrics::Cause::kStatus429:
+      return "status_429";
+    case Metrics::Cause::kStatus5xx:
+      return "status_5xx";
+    case Metrics::Cause::kStatus4xx:
+      return "status_4xx";
+    case Metrics::Cause::kConnect:
+      return "connect";
+    case Metrics::Cause::kTimeout:
+      return "timeout";
+    case Metrics::Cause::kProtocol:
+      return "protocol";
+    case Metrics::Cause::kCircuitOpen:
+      return "circuit_open";
+  }
+  return "protocol";
+}
+
 Outcome OutcomeOf(const providers::ProviderError& error) {
   switch (error.kind) {
     case providers::FailureKind::kTimeout:
@@ -39,19 +59,6 @@ double CostUsd(const wire::Usage& usage, const config::PriceConfig& price) {
   return (prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1e6;
 }
 
-double ModelMetrics::RecordUsage(const wire::Usage& usage, const config::PriceConfig& price) const {
-  if (!usage.known) return 0;
-  if (prompt_tokens != nullptr && usage.prompt_tokens > 0) {
-    prompt_tokens->Inc(static_cast<std::uint64_t>(usage.prompt_tokens));
-  }
-  if (completion_tokens != nullptr && usage.completion_tokens > 0) {
-    completion_tokens->Inc(static_cast<std::uint64_t>(usage.completion_tokens));
-  }
-  double cost = CostUsd(usage, price);
-  if (cost_usd != nullptr && cost > 0) cost_usd->Add(cost);
-  return cost;
-}
-
 Metrics::Metrics(observability::Registry& registry)
     : upstream_requests_(registry.AddCounter("orchestra_upstream_requests_total",
                                              "Upstream attempts by provider, model and outcome.",
@@ -63,25 +70,41 @@ Metrics::Metrics(observability::Registry& registry)
           "orchestra_time_to_first_token_seconds",
           "Time from the request to the first streamed token, by public model.", {"model"},
           observability::LatencyBuckets())),
-      tokens_(registry.AddCounter("orchestra_tokens_total", "Tokens used, by public model.",
-                                  {"model", "kind"})),
-      cost_(registry.AddFloatCounter("orchestra_cost_usd_total",
-                                     "Cost in USD from the configured prices, by public model.",
-                                     {"model"})),
       circuit_open_(registry.AddGauge("orchestra_circuit_open",
                                       "1 while a target's circuit breaker is open or half-open.",
                                       {"target"})),
-      retries_(
-          registry.AddCounter("orchestra_retries_total", "Upstream attempts that were retries.", {})
-              .With({})),
-      fallbacks_(registry
-                     .AddCounter("orchestra_fallbacks_total",
-                                 "Requests that moved on to a fallback model.", {})
-                     .With({})),
       cache_requests_(registry.AddCounter("orchestra_cache_requests_total",
                                           "Response cache lookups, by result.", {"result"})),
       cache_hits_(cache_requests_.With({"hit"})),
-      cache_misses_(cache_requests_.With({"miss"})) {}
+      cache_misses_(cache_requests_.With({"miss"})) {
+  auto& retries =
+      registry.AddCounter("orchestra_retries_total",
+                          "Upstream attempts that were retries, by the failure before.", {"cause"});
+  auto& fallbacks =
+      registry.AddCounter("orchestra_fallbacks_total",
+                          "Requests that moved on to a fallback model, by the failure "
+                          "before.",
+                          {"cause"});
+  for (std::size_t i = 0; i < kCauseCount; ++i) {
+    const std::string_view label = CauseName(static_cast<Cause>(i));
+    retries_[i] = &retries.With({label});
+    fallbacks_[i] = &fallbacks.With({label});
+  }
+}
+
+Metrics::Cause Metrics::CauseOf(const providers::ProviderError& error) {
+  switch (error.kind) {
+    case providers::FailureKind::kConnect:
+      return Cause::kConnect;
+    case providers::FailureKind::kTimeout:
+      return Cause::kTimeout;
+    case providers::FailureKind::kStatus:
+      if (error.status == 429) return Cause::kStatus429;
+      return error.status >= 500 ? Cause::kStatus5xx : Cause::kStatus4xx;
+    default:
+      return Cause::kProtocol;
+  }
+}
 
 TargetMetrics Metrics::ForTarget(std::string_view provider, std::string_view model,
                                  std::string_view label) {
@@ -97,9 +120,6 @@ TargetMetrics Metrics::ForTarget(std::string_view provider, std::string_view mod
 ModelMetrics Metrics::ForModel(std::string_view model) {
   ModelMetrics m;
   m.time_to_first_token = &time_to_first_token_.With({model});
-  m.prompt_tokens = &tokens_.With({model, "prompt"});
-  m.completion_tokens = &tokens_.With({model, "completion"});
-  m.cost_usd = &cost_.With({model});
   return m;
 }
 

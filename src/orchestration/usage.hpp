@@ -49,15 +49,11 @@ struct TargetMetrics {
   }
 };
 
+class Metrics;
+
 // One public model's (route's) children.
 struct ModelMetrics {
   observability::Histogram* time_to_first_token = nullptr;  // seconds
-  observability::Counter* prompt_tokens = nullptr;
-  observability::Counter* completion_tokens = nullptr;
-  observability::FloatCounter* cost_usd = nullptr;
-
-  // Adds the tokens and their cost; returns the cost in USD.
-  double RecordUsage(const wire::Usage& usage, const config::PriceConfig& price) const;
   void ObserveTimeToFirstToken(double seconds) const {
     if (time_to_first_token != nullptr) time_to_first_token->Observe(seconds);
   }
@@ -68,12 +64,13 @@ struct ModelMetrics {
 //   orchestra_upstream_requests_total{provider,model,outcome}   counter
 //   orchestra_upstream_duration_seconds{provider,model}         histogram
 //   orchestra_time_to_first_token_seconds{model}                histogram
-//   orchestra_tokens_total{model,kind}                          counter (kind: prompt|completion)
-//   orchestra_cost_usd_total{model}                             counter (float)
-//   orchestra_retries_total, orchestra_fallbacks_total          counters
+//   orchestra_retries_total{cause}, orchestra_fallbacks_total{cause}   counters (cause:
+//       status_429|status_5xx|status_4xx|connect|timeout|protocol|circuit_open)
 //   orchestra_circuit_open{target}                              gauge (target: provider/model)
 //   orchestra_cache_requests_total{result}                      counter (result: hit|miss)
-// ForTarget and ForModel take the families' locks: start-up, or when a synthetic route is made.
+// Tokens and cost are counted at settlement (limits/usage_recorder.hpp), where the API key is
+// known. ForTarget and ForModel take the families' locks: start-up, or when a synthetic route is
+// made.
 class Metrics {
  public:
   explicit Metrics(observability::Registry& registry);
@@ -84,8 +81,25 @@ class Metrics {
                           std::string_view label);
   ModelMetrics ForModel(std::string_view model);
 
-  observability::Counter& retries() const { return retries_; }
-  observability::Counter& fallbacks() const { return fallbacks_; }
+  // Why an attempt was retried or a request moved on to its next fallback: the failure of the
+  // attempt before (a bounded set of label values).
+  enum class Cause : std::uint8_t {
+    kStatus429,
+    kStatus5xx,
+    kStatus4xx,
+    kConnect,
+    kTimeout,
+    kProtocol,
+    kCircuitOpen,
+  };
+  static constexpr std::size_t kCauseCount = 7;
+  static Cause CauseOf(const providers::ProviderError& error);
+  observability::Counter& retries(Cause cause) const {
+    return *retries_[static_cast<std::size_t>(cause)];
+  }
+  observability::Counter& fallbacks(Cause cause) const {
+    return *fallbacks_[static_cast<std::size_t>(cause)];
+  }
   observability::Counter& cache_hits() const { return cache_hits_; }
   observability::Counter& cache_misses() const { return cache_misses_; }
 
@@ -93,11 +107,9 @@ class Metrics {
   observability::Family<observability::Counter>& upstream_requests_;
   observability::Family<observability::Histogram>& upstream_duration_;
   observability::Family<observability::Histogram>& time_to_first_token_;
-  observability::Family<observability::Counter>& tokens_;
-  observability::Family<observability::FloatCounter>& cost_;
   observability::Family<observability::Gauge>& circuit_open_;
-  observability::Counter& retries_;
-  observability::Counter& fallbacks_;
+  std::array<observability::Counter*, kCauseCount> retries_{};
+  std::array<observability::Counter*, kCauseCount> fallbacks_{};
   observability::Family<observability::Counter>& cache_requests_;
   observability::Counter& cache_hits_;
   observability::Counter& cache_misses_;

@@ -1,6 +1,7 @@
 #include "wire/openai_codec.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include <boost/json.hpp>
@@ -951,6 +952,82 @@ Result<EmbeddingResponse> ParseEmbeddingResponse(std::string_view body) {
     }
   }
   return response;
+}
+
+namespace {
+
+// `"model":<value>` at the start of an object under construction, recording the value's span.
+void BeginWithModel(std::string& out, std::string_view model, std::size_t& begin,
+                    std::size_t& end) {
+  out.assign(R"({"model":)");
+  begin = out.size();
+  AppendJsonString(out, model);
+  end = out.size();
+}
+
+void AppendNumber(std::string& out, std::string_view name, double value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  char buffer[32];
+  auto [p, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  out.append(buffer, ec == std::errc() ? p : buffer);
+}
+
+}  // namespace
+
+void EncodeChatRequest(ChatRequest& request) {
+  std::string& out = request.raw_body;
+  BeginWithModel(out, request.model, request.model_begin, request.model_end);
+  out += R"(,"messages":[)";
+  for (std::size_t i = 0; i < request.messages.size(); ++i) {
+    const Message& m = request.messages[i];
+    if (i > 0) out += ',';
+    out += R"({"role":)";
+    AppendJsonString(out, m.role);
+    out += R"(,"content":)";
+    AppendJsonString(out, m.content);
+    if (!m.name.empty()) {
+      out += R"(,"name":)";
+      AppendJsonString(out, m.name);
+    }
+    out += '}';
+  }
+  out += ']';
+  if (request.temperature) AppendNumber(out, "temperature", *request.temperature);
+  if (request.top_p) AppendNumber(out, "top_p", *request.top_p);
+  if (request.max_tokens) {
+    out += R"(,"max_tokens":)";
+    out += std::to_string(*request.max_tokens);
+  }
+  if (!request.stop.empty()) {
+    out += R"(,"stop":[)";
+    for (std::size_t i = 0; i < request.stop.size(); ++i) {
+      if (i > 0) out += ',';
+      AppendJsonString(out, request.stop[i]);
+    }
+    out += ']';
+  }
+  if (request.stream) out += R"(,"stream":true)";
+  out += '}';
+  request.stream_options_begin = request.stream_options_end = 0;
+  request.parsed = true;
+}
+
+void EncodeEmbeddingRequest(EmbeddingRequest& request) {
+  std::string& out = request.raw_body;
+  BeginWithModel(out, request.model, request.model_begin, request.model_end);
+  out += R"(,"input":[)";
+  for (std::size_t i = 0; i < request.inputs.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendJsonString(out, request.inputs[i]);
+  }
+  out += ']';
+  if (request.dimensions) {
+    out += R"(,"dimensions":)";
+    out += std::to_string(*request.dimensions);
+  }
+  out += '}';
 }
 
 }  // namespace orchestra::wire::openai

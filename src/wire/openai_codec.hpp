@@ -65,6 +65,14 @@ Result<ChatChunk> ParseChatChunk(std::string_view data);
 // "user".
 Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body);
 
+// Requests built in the process (the task and document services) rather than received: the
+// OpenAI body written from the native fields, so that a provider that forwards the client's
+// text (OpenAI-compatible) and one that translates (which reads the native fields) both serve
+// them. Fills `raw_body` and the model span; the chat request is marked parsed. Messages carry
+// role, content and name; sampling fields are written when set.
+void EncodeChatRequest(ChatRequest& request);
+void EncodeEmbeddingRequest(EmbeddingRequest& request);
+
 // An OpenAI embeddings `list` object. `encoding_format` "base64" writes each vector as the
 // base64 of its little-endian float32 bytes; anything else writes arrays of numbers. When
 // `response.raw` is set it is returned unchanged.

@@ -98,7 +98,10 @@ TEST_F(GatewayTest, ForwardsARequestUntouchedButForTheModel) {
           metrics,
           R"(orchestra_upstream_requests_total{provider="up",model="echo-1",outcome="success"})"),
       1);
-  EXPECT_EQ(Metric(metrics, R"(orchestra_tokens_total{model="fast",kind="prompt"})"), 4);
+  EXPECT_EQ(
+      Metric(metrics,
+             R"(orchestra_tokens_total{model="fast",provider="up",key="default",kind="input"})"),
+      4);
   ASSERT_EQ(orchestra_->Stop(), 0);
   for (const auto& line : orchestra_->process().StdoutLines()) {
     EXPECT_EQ(line.find("sk-upstream-secret"), std::string::npos) << line;
@@ -128,7 +131,10 @@ TEST_F(GatewayTest, StreamsChunksAndCountsUsageWithoutShowingItUnasked) {
   EXPECT_EQ(text, "echo: hello brave new world");
   json::value sent = json::parse(upstream_->LastRequest().at("body").as_string());
   EXPECT_EQ(sent.at("stream_options").at("include_usage"), true);
-  EXPECT_EQ(Metric(Metrics(), R"(orchestra_tokens_total{model="fast",kind="completion"})"), 5);
+  EXPECT_EQ(
+      Metric(Metrics(),
+             R"(orchestra_tokens_total{model="fast",provider="up",key="default",kind="output"})"),
+      5);
 
   // Asked for, the usage chunk comes through.
   events.clear();
@@ -178,7 +184,7 @@ TEST_F(GatewayTest, RetriesA429AndSucceeds) {
   auto r = client_->Request("POST", "/v1/chat/completions", Chat("flaky"));
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(upstream_->Stats().at("requests_total"), 2);
-  EXPECT_EQ(Metric(Metrics(), "orchestra_retries_total"), 1);
+  EXPECT_EQ(Metric(Metrics(), R"(orchestra_retries_total{cause="status_429"})"), 1);
 }
 
 TEST_F(GatewayTest, FallsBackWhenThePrimaryFails) {
@@ -192,7 +198,7 @@ TEST_F(GatewayTest, FallsBackWhenThePrimaryFails) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.Header("x-orchestra-model"), "echo-2");
   std::string metrics = Metrics();
-  EXPECT_EQ(Metric(metrics, "orchestra_fallbacks_total"), 1);
+  EXPECT_EQ(Metric(metrics, R"(orchestra_fallbacks_total{cause="status_5xx"})"), 1);
   EXPECT_EQ(
       Metric(
           metrics,

@@ -1,6 +1,8 @@
 #include "providers/openai/openai_provider.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <span>
 
 #include <boost/container/static_vector.hpp>
@@ -20,13 +22,32 @@ constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_
 
 // The upstream model as a JSON string. It is a piece of the outgoing body, so it lives on the
 // calling coroutine's frame until the request is written: writing may suspend (connect, TLS,
-// a partial send), and another request on the same worker runs meanwhile.
-std::string QuotedJson(std::string_view text) {
-  std::string out(1, '"');
-  AppendJsonEscaped(out, text);
-  out += '"';
-  return out;
-}
+// a partial send), and another request on the same worker runs meanwhile. Names that need no
+// escaping and fit (nearly all) are copied into the frame without an allocation.
+class QuotedJson {
+ public:
+  explicit QuotedJson(std::string_view text) {
+    if (text.size() + 2 <= inline_.size() && JsonPlainPrefix(text) == text.size()) {
+      inline_[0] = '"';
+      std::memcpy(inline_.data() + 1, text.data(), text.size());
+      inline_[text.size() + 1] = '"';
+      view_ = std::string_view(inline_.data(), text.size() + 2);
+      return;
+    }
+    heap_.assign(1, '"');
+    AppendJsonEscaped(heap_, text);
+    heap_ += '"';
+    view_ = heap_;
+  }
+  QuotedJson(const QuotedJson&) = delete;
+  QuotedJson& operator=(const QuotedJson&) = delete;
+  std::string_view view() const { return view_; }
+
+ private:
+  std::array<char, 96> inline_;
+  std::string heap_;
+  std::string_view view_;
+};
 
 struct Splice {
   std::size_t begin;
@@ -136,8 +157,8 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
   if (auto unusable = Unusable()) co_return *unusable;
   HeaderLines lines;
   net::OutgoingRequest out = NewRequest(target, options, lines);
-  const std::string model = QuotedJson(options.upstream_model);
-  Splice splice[] = {{model_begin, model_end, model}};
+  const QuotedJson model(options.upstream_model);
+  Splice splice[] = {{model_begin, model_end, model.view()}};
   AddSplicedBody(out, raw_body, splice);
 
   auto body = Answer(co_await client(options).Send(origin_id(), out));
@@ -161,11 +182,11 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   HeaderLines lines;
   net::OutgoingRequest out = NewRequest(chat_target_, options, lines);
   out.headers.push_back("Accept: text/event-stream");
-  const std::string model = QuotedJson(options.upstream_model);
+  const QuotedJson model(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
   boost::container::static_vector<Splice, 2> splices{
-      {request.model_begin, request.model_end, model}, IncludeUsage(request)};
+      {request.model_begin, request.model_end, model.view()}, IncludeUsage(request)};
   AddSplicedBody(out, request.raw_body, splices);
   ChunkForwarder decoder;
   co_return co_await Stream(out, options, decoder, sink);

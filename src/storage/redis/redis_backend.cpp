@@ -6,6 +6,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/text.hpp"
 #include "storage/checkpoint_id.hpp"
 #include "storage/validation.hpp"
 #include <sys/time.h>
@@ -123,20 +124,6 @@ CheckpointKeys KeysFor(std::string_view tenant, std::string_view agent_id) {
   const std::string base =
       "o:cp:{" + LengthPrefixed(tenant) + ":" + LengthPrefixed(agent_id) + "}:";
   return {base + "ids", base + "states", base + "meta"};
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    std::string byte;
-    if (s[i] == '%' && i + 2 < s.size() && HexDecode(s.substr(i + 1, 2), byte)) {
-      out += byte;
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 timeval Remaining(Deadline deadline) {
@@ -277,11 +264,16 @@ std::unique_ptr<RedisBackend> RedisBackend::Create(const RedisOptions& options) 
   if (at != std::string_view::npos) {
     const std::string_view userinfo = authority.substr(0, at);
     const auto colon = userinfo.find(':');
+    auto decode = [&](std::string_view part) {
+      auto decoded = PercentDecode(part);
+      if (!decoded) throw fail("malformed percent-encoding in the user or password");
+      return std::move(*decoded);
+    };
     if (colon == std::string_view::npos) {
-      backend->password_ = PercentDecode(userinfo);  // redis://secret@host
+      backend->password_ = decode(userinfo);  // redis://secret@host
     } else {
-      backend->user_ = PercentDecode(userinfo.substr(0, colon));
-      backend->password_ = PercentDecode(userinfo.substr(colon + 1));
+      backend->user_ = decode(userinfo.substr(0, colon));
+      backend->password_ = decode(userinfo.substr(colon + 1));
     }
     authority.remove_prefix(at + 1);
   }

@@ -75,11 +75,14 @@ TEST_F(RouterTest, RejectsDuplicateAndMalformedPatterns) {
   EXPECT_THROW(router.Add(http::verb::get, "/a{b}", Noop()), std::invalid_argument);
 }
 
-TEST(PercentDecode, LeavesInvalidEscapesAlone) {
-  EXPECT_EQ(PercentDecode("a%20b"), "a b");
-  EXPECT_EQ(PercentDecode("100%"), "100%");
-  EXPECT_EQ(PercentDecode("%zz"), "%zz");
-  EXPECT_EQ(PercentDecode("a+b"), "a+b");
+TEST_F(RouterTest, AMalformedPathParameterIsABadParameterNotALiteral) {
+  RouteMatch m = router.Match(http::verb::delete_, "/memory/%zz");
+  EXPECT_EQ(m.kind, RouteMatch::Kind::kBadParameter);
+  EXPECT_EQ(m.bad_param, "key");
+  EXPECT_EQ(router.Match(http::verb::delete_, "/memory/%").kind, RouteMatch::Kind::kBadParameter);
+  m = router.Match(http::verb::delete_, "/memory/a%20b+c");
+  ASSERT_EQ(m.kind, RouteMatch::Kind::kFound);
+  EXPECT_EQ(m.params.at(0).value, "a b+c");  // '+' is literal in a path
 }
 
 }  // namespace

@@ -234,7 +234,8 @@ class StorageRoutes : public ::testing::Test {
     if (match.kind != RouteMatch::Kind::kFound) return {};
     const auth::Principal principal{tenant, true, false};
     const observability::TraceContext trace{};
-    RequestContext ctx(exchange, *match.route, std::move(match.params), "test", trace, principal);
+    RequestContext ctx(nullptr, exchange, *match.route, std::move(match.params), "test", trace,
+                       principal);
     asio::io_context io;
     std::exception_ptr failure;
     asio::co_spawn(io, match.route->handler(ctx), [&](std::exception_ptr e) { failure = e; });

@@ -83,5 +83,17 @@ TEST(JsonPlainPrefix, FindsTheFirstByteNeedingAnEscapeAtEveryPosition) {
   EXPECT_EQ(JsonPlainPrefix(""), 0u);
 }
 
+TEST(PercentDecode, DecodesEscapesAndRefusesBrokenOnes) {
+  EXPECT_EQ(PercentDecode("a%20b"), "a b");
+  EXPECT_EQ(PercentDecode("%41%62"), "Ab");
+  EXPECT_EQ(PercentDecode("a+b"), "a+b");
+  EXPECT_EQ(PercentDecode("a+b", PlusSign::kSpace), "a b");
+  EXPECT_EQ(PercentDecode("%zz"), std::nullopt);
+  EXPECT_EQ(PercentDecode("100%"), std::nullopt);
+  EXPECT_EQ(PercentDecode("%4"), std::nullopt);
+  EXPECT_EQ(PercentDecode(""), "");
+  EXPECT_EQ(PercentDecode("%00"), std::string(1, '\0'));
+}
+
 }  // namespace
 }  // namespace orchestra

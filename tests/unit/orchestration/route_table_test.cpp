@@ -343,16 +343,15 @@ TEST_F(RouteTableTest, MetricChildrenAreMadeForEveryTargetAndModel) {
   auto table = Build();
   const ModelRoute* route = *table->Resolve("mini");
   route->targets[0].target->metrics().Count(Outcome::kRejected);
-  wire::Usage usage{1000, 500, 1500, true};
-  route->metrics.RecordUsage(usage, config::PriceConfig{1, 2});
+  route->metrics.ObserveTimeToFirstToken(0.5);
   std::string text = registry_.Render();
   EXPECT_NE(text.find("orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","
                       "outcome=\"rejected\"} 1"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("orchestra_tokens_total{model=\"mini\",kind=\"prompt\"} 1000"),
-            std::string::npos);
-  EXPECT_NE(text.find("orchestra_cost_usd_total{model=\"mini\"} 0.002"), std::string::npos);
+  EXPECT_NE(text.find("orchestra_time_to_first_token_seconds_count{model=\"mini\"} 1"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

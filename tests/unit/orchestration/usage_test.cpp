@@ -44,16 +44,12 @@ TEST(Outcome, FollowsTheFailureKind) {
   EXPECT_EQ(ToString(Outcome::kRejected), "rejected");
 }
 
-TEST(Metrics, RecordsTokensCostAndCounters) {
+TEST(Metrics, RecordsUpstreamAttemptsRetriesFallbacksAndTheCache) {
   observability::Registry registry;
   Metrics metrics(registry);
   ModelMetrics model = metrics.ForModel("mini");
-  double cost = model.RecordUsage(Usage(1000, 2000), {1, 2});
-  EXPECT_DOUBLE_EQ(cost, 0.005);
-  model.RecordUsage(Usage(1000, 2000, false), {1, 2});  // unknown usage: nothing recorded
-  EXPECT_EQ(model.prompt_tokens->Value(), 1000u);
-  EXPECT_EQ(model.completion_tokens->Value(), 2000u);
-  EXPECT_DOUBLE_EQ(model.cost_usd->Value(), 0.005);
+  EXPECT_DOUBLE_EQ(CostUsd(Usage(1000, 2000), {1, 2}), 0.005);
+  EXPECT_DOUBLE_EQ(CostUsd(Usage(1000, 2000, false), {1, 2}), 0);  // unknown usage: no cost
   model.ObserveTimeToFirstToken(0.2);
 
   TargetMetrics target = metrics.ForTarget("openai", "gpt-4o-mini", "openai/gpt-4o-mini");
@@ -61,8 +57,11 @@ TEST(Metrics, RecordsTokensCostAndCounters) {
   target.Count(Outcome::kSuccess);
   target.Count(Outcome::kTimeout);
   target.ObserveDuration(0.3);
-  metrics.retries().Inc();
-  metrics.fallbacks().Inc(2);
+  providers::ProviderError limited;
+  limited.kind = providers::FailureKind::kStatus;
+  limited.status = 429;
+  metrics.retries(Metrics::CauseOf(limited)).Inc();
+  metrics.fallbacks(Metrics::Cause::kCircuitOpen).Inc(2);
   metrics.cache_hits().Inc();
 
   std::string text = registry.Render();
@@ -76,10 +75,9 @@ TEST(Metrics, RecordsTokensCostAndCounters) {
            "orchestra_upstream_duration_seconds_count{provider=\"openai\",model=\"gpt-4o-mini\"} "
            "1\n",
            "orchestra_time_to_first_token_seconds_count{model=\"mini\"} 1\n",
-           "orchestra_tokens_total{model=\"mini\",kind=\"completion\"} 2000\n",
-           "orchestra_cost_usd_total{model=\"mini\"} 0.005\n",
-           "orchestra_retries_total 1\n",
-           "orchestra_fallbacks_total 2\n",
+           "orchestra_retries_total{cause=\"status_429\"} 1\n",
+           "orchestra_retries_total{cause=\"timeout\"} 0\n",
+           "orchestra_fallbacks_total{cause=\"circuit_open\"} 2\n",
            "orchestra_circuit_open{target=\"openai/gpt-4o-mini\"} 0\n",
            "orchestra_cache_requests_total{result=\"hit\"} 1\n",
            "orchestra_cache_requests_total{result=\"miss\"} 0\n",
@@ -93,7 +91,7 @@ TEST(Metrics, DefaultChildrenRecordNothingAndDoNotCrash) {
   target.Count(Outcome::kError);
   target.ObserveDuration(1);
   ModelMetrics model;
-  EXPECT_DOUBLE_EQ(model.RecordUsage(Usage(1'000'000, 0), {3, 0}), 3.0);
+  EXPECT_DOUBLE_EQ(CostUsd(Usage(1'000'000, 0), {3, 0}), 3.0);
   model.ObserveTimeToFirstToken(1);
 }
 
