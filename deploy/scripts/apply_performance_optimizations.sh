@@ -50,6 +50,7 @@
 # dry run printed), 1 a step failed (its cause on stderr), 2 bad arguments, 3 a required
 # tool is missing.
 set -euo pipefail
+# Written for bash 3.2 too (macOS's /bin/bash): no ${x,,}, no mapfile, empty arrays guarded.
 
 prog=${0##*/}
 src=${BASH_SOURCE[0]}
@@ -197,8 +198,8 @@ for key in $provider_keys; do
       exit 1
       ;;
   esac
-  lower=${key,,}
-  secrets+=("orchestra-$env-${lower//_/-}")
+  lower=$(tr 'A-Z_' 'a-z-' <<<"$key")
+  secrets+=("orchestra-$env-$lower")
 done
 
 # --- output, and the commands that are run, printed, or neither -------------------------
@@ -278,7 +279,8 @@ query() {
 
 # What a failed gcloud call said, as one of: denied, missing, auth, other.
 classify() {
-  local e=${1,,}
+  local e
+  e=$(tr '[:upper:]' '[:lower:]' <<<"$1")
   case $e in
     *"reauthentication"* | *"refresh"*"token"* | *"gcloud auth login"* | *"not logged in"* | \
       *"no credentialed accounts"* | *"401"*) echo auth ;;
@@ -569,7 +571,7 @@ if $infra; then
   begin "secret values (${secrets[*]})"
   empty=()
   for secret in "${secrets[@]}"; do
-    if [[ " ${missing_secrets[*]} " == *" $secret "* ]]; then
+    if [[ " ${missing_secrets[*]:-} " == *" $secret "* ]]; then
       empty+=("$secret")
     elif query gcloud secrets versions list "$secret" --project "$project" \
       --filter "state:ENABLED" --limit 1 --format "value(name.basename())"; then
