@@ -11,11 +11,14 @@ resource "google_artifact_registry_repository" "orchestra" {
   depends_on    = [google_project_service.enabled]
 }
 
+# CI pushes the images it builds (or promotes) here, and nowhere else.
 resource "google_artifact_registry_repository_iam_member" "deployer_writer" {
+  count = local.github ? 1 : 0
+
   location   = google_artifact_registry_repository.orchestra.location
   repository = google_artifact_registry_repository.orchestra.name
   role       = "roles/artifactregistry.writer"
-  member     = google_service_account.deployer.member
+  member     = google_service_account.deployer[0].member
 }
 
 # The next environment's deployer copies the image it promotes from here.
@@ -84,24 +87,32 @@ resource "google_secret_manager_secret_version" "run_gmp_config" {
 }
 
 resource "google_secret_manager_secret_iam_member" "run_gmp_config" {
-  for_each = var.prometheus_sidecar ? {
-    runtime  = google_service_account.runtime.member
-    deployer = google_service_account.deployer.member # refreshing the version reads it
-  } : {}
+  count = var.prometheus_sidecar ? 1 : 0
 
   secret_id = google_secret_manager_secret.run_gmp_config[0].id
   role      = "roles/secretmanager.secretAccessor"
-  member    = each.value
+  member    = google_service_account.runtime.member
 }
 
 # --- the service -----------------------------------------------------------------------
 
 locals {
+  # OpenTelemetry's standard variables (the server reads them; docs/OPERATIONS.md). Google's
+  # OTLP endpoint authenticates with the instance's metadata-server token and files spans
+  # under the project named by the gcp.project_id resource attribute.
+  tracing_env = var.otlp_endpoint == "" ? tomap({}) : tomap({
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
+    OTEL_TRACES_SAMPLER         = var.trace_sampler
+    OTEL_TRACES_SAMPLER_ARG     = tostring(var.trace_sampling_ratio)
+    OTEL_SERVICE_NAME           = local.name
+    OTEL_RESOURCE_ATTRIBUTES    = "gcp.project_id=${var.project_id},deployment.environment.name=${var.env}"
+  })
+
   plain_env = merge(
     {
-      # Cloud Run never sends an instance more than `concurrency` requests at once; the
-      # server sheds beyond max_inflight, so the two are the same number.
-      ORCHESTRA_SERVER_MAX_INFLIGHT      = tostring(var.concurrency)
+      # Cloud Run never sends an instance more than local.concurrency requests at once; the
+      # server sheds beyond max_inflight, so the two are the same number (main.tf).
+      ORCHESTRA_SERVER_MAX_INFLIGHT      = tostring(local.concurrency)
       ORCHESTRA_OBSERVABILITY_LOG_FORMAT = "json"
       # Lets log lines carry logging.googleapis.com/trace, which Cloud Logging links to the
       # request's trace (Cloud Run does not set it in the container).
@@ -113,6 +124,7 @@ locals {
       ORCHESTRA_OBSERVABILITY_METRICS_LISTEN = "127.0.0.1:${var.metrics_port}"
     } : {},
     local.storage_env,
+    local.tracing_env,
   )
   secret_env = merge(
     { for e, id in local.secret_ids : e => google_secret_manager_secret.env[e].secret_id },
@@ -132,7 +144,7 @@ resource "google_cloud_run_v2_service" "orchestra" {
     # gen2: full Linux compatibility and faster CPU and network than gen1. Its sandbox boots
     # more slowly than gen1's; a binary that is ready in milliseconds keeps that cost small.
     execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
-    max_instance_request_concurrency = var.concurrency
+    max_instance_request_concurrency = local.concurrency
     # Streams: the whole response must finish within this.
     timeout = "${var.request_timeout_seconds}s"
 
@@ -261,6 +273,18 @@ resource "google_cloud_run_v2_service" "orchestra" {
       condition     = var.min_instances <= var.max_instances
       error_message = "min_instances must not exceed max_instances."
     }
+    # The image is rolled by `gcloud run services update --image` at every deploy (CI's
+    # deployer has no Terraform state access); Terraform sets it only when it creates the
+    # service. gcloud also stamps its name and version and a template annotation. The
+    # revision name gcloud sets is deliberately not ignored: ignoring it would make the next
+    # template change reuse an existing revision name (409); instead a person's --infra apply
+    # after a CI deploy creates one extra revision with the same image.
+    ignore_changes = [
+      client,
+      client_version,
+      template[0].annotations,
+      template[0].containers[0].image,
+    ]
   }
 
   depends_on = [
@@ -271,7 +295,19 @@ resource "google_cloud_run_v2_service" "orchestra" {
     google_secret_manager_secret_version.storage_url,
     google_secret_manager_secret_iam_member.runtime_storage_url,
     google_project_iam_member.runtime,
+    google_project_iam_member.runtime_firestore,
   ]
+}
+
+# The deployer rolls images onto this service and nothing else: update it, read its status,
+# invoke it for the smoke test. No setIamPolicy (that is run.admin).
+resource "google_cloud_run_v2_service_iam_member" "deployer" {
+  count = local.github ? 1 : 0
+
+  location = google_cloud_run_v2_service.orchestra.location
+  name     = google_cloud_run_v2_service.orchestra.name
+  role     = "roles/run.developer"
+  member   = google_service_account.deployer[0].member
 }
 
 # Orchestra authenticates callers itself (API keys); Cloud Run's IAM check in front of it

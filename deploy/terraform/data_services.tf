@@ -1,17 +1,29 @@
-# Optional shared state for several instances (var.data_backend), off by default.
+# Where memory and checkpoints live (var.data_backend); docs/DEPLOY.md compares the four.
 #
-# With the default (none) each instance keeps memory, checkpoints and documents in its own
-# embedded SQLite file, which Cloud Run drops when the instance goes away. For state that
-# outlives instances and is shared by all of them, choose:
+#   firestore (default)  a Firestore database in Native mode in the service's region,
+#             serverless: no VPC, nothing to size, nothing billed at rest but storage. The
+#             server reaches its REST API with the instance's metadata-server token; the
+#             runtime account holds roles/datastore.user on that database only.
+#   none      each instance keeps its own embedded SQLite file, which Cloud Run drops when
+#             the instance goes away, and which no other instance sees
 #   redis     Memorystore for Redis, reached over Direct VPC egress (no connector)
 #   postgres  Cloud SQL for PostgreSQL on a private IP, reached the same way
-# The service gets ORCHESTRA_STORAGE_BACKEND and ORCHESTRA_STORAGE_URL (the PostgreSQL URL
-# carries a password, so it comes from Secret Manager). docs/DEPLOY.md has the costs.
+# The service gets ORCHESTRA_STORAGE_BACKEND and the backend's settings (the PostgreSQL URL
+# carries a password, so it comes from Secret Manager).
 
 locals {
-  vpc_enabled = var.data_backend != "none"
+  vpc_enabled = contains(["redis", "postgres"], var.data_backend)
+
+  firestore          = var.data_backend == "firestore"
+  firestore_database = var.firestore_database != "" ? var.firestore_database : local.name
 
   storage_env = merge(
+    local.firestore ? tomap({
+      ORCHESTRA_STORAGE_BACKEND            = "firestore"
+      ORCHESTRA_STORAGE_FIRESTORE_PROJECT  = var.project_id
+      ORCHESTRA_STORAGE_FIRESTORE_DATABASE = local.firestore_database
+      ORCHESTRA_STORAGE_FIRESTORE_ROOT     = var.firestore_root
+    }) : tomap({}),
     var.data_backend == "redis" ? tomap({
       ORCHESTRA_STORAGE_BACKEND = "redis"
       ORCHESTRA_STORAGE_URL     = "redis://${one(google_redis_instance.orchestra[*].host)}:${one(google_redis_instance.orchestra[*].port)}/0"
@@ -23,9 +35,10 @@ locals {
   }) : tomap({})
 
   data_apis = {
-    none     = []
-    redis    = ["compute.googleapis.com", "redis.googleapis.com"]
-    postgres = ["compute.googleapis.com", "servicenetworking.googleapis.com", "sqladmin.googleapis.com"]
+    none      = []
+    firestore = ["firestore.googleapis.com"]
+    redis     = ["compute.googleapis.com", "redis.googleapis.com"]
+    postgres  = ["compute.googleapis.com", "servicenetworking.googleapis.com", "sqladmin.googleapis.com"]
   }
 }
 
@@ -34,6 +47,59 @@ resource "google_project_service" "data" {
 
   service            = each.value
   disable_on_destroy = false
+}
+
+# --- Firestore -------------------------------------------------------------------------
+
+resource "google_firestore_database" "orchestra" {
+  count = local.firestore ? 1 : 0
+
+  name        = local.firestore_database
+  location_id = var.firestore_location != "" ? var.firestore_location : var.region
+  type        = "FIRESTORE_NATIVE"
+  # Optimistic: the server writes with preconditions (commit with updateTime / exists), so
+  # no document locks are held between a read and a write.
+  concurrency_mode                  = "OPTIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = var.firestore_point_in_time_recovery ? "POINT_IN_TIME_RECOVERY_ENABLED" : "POINT_IN_TIME_RECOVERY_DISABLED"
+  delete_protection_state           = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  # Where deletion protection is on, `terraform destroy` forgets the database and keeps its
+  # data; elsewhere (dev, staging) it deletes it.
+  deletion_policy = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_project_service.data]
+}
+
+# Memory entries with a TTL carry their expiry as a timestamp in `expire_at`, in documents
+# of the collection group `kv`; Firestore's TTL policy deletes them some time (typically
+# within a day) after it passes. The server already treats an expired entry as absent on
+# read, so the policy only reclaims storage.
+resource "google_firestore_field" "kv_ttl" {
+  count = local.firestore ? 1 : 0
+
+  database   = google_firestore_database.orchestra[0].name
+  collection = "kv"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
+# The runtime account may read and write documents of this database and of no other
+# (an IAM condition on the database's resource name).
+resource "google_project_iam_member" "runtime_firestore" {
+  count = local.firestore ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.runtime.member
+
+  condition {
+    title       = "${local.name}-firestore-only"
+    description = "Only the Firestore database ${local.firestore_database}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${local.firestore_database}\""
+  }
+
+  depends_on = [google_firestore_database.orchestra]
 }
 
 # --- network: Direct VPC egress --------------------------------------------------------

@@ -1,11 +1,16 @@
 # Three identities, none with a key:
-#   runtime   what the service runs as: its own secrets, metrics, logs, traces; nothing else
-#   deployer  what GitHub Actions becomes through Workload Identity Federation
+#   runtime   what the service runs as: its own secrets, its Firestore database, metrics,
+#             logs, traces; nothing else
+#   deployer  what GitHub Actions becomes through Workload Identity Federation: rolls a new
+#             image onto the existing service, nothing more
 #   warmup    what Cloud Scheduler signs its OIDC token as; may invoke this service only
 #
-# The first apply is made by a person with Owner (docs/DEPLOY.md). The deployer can then
-# change the service, the job, monitoring and the runtime account's three roles, but not
-# its own roles, the federation or the secrets' IAM: those stay with people.
+# What changes at every deploy (an image, hence a revision) is all the deployer can do:
+# run.developer on this one service, actAs on the runtime account only, and writing to this
+# environment's registry. Everything that changes rarely (data services, network,
+# monitoring, IAM, secrets, the service's configuration) is applied by a person with their
+# own credentials (apply_performance_optimizations.sh --infra; docs/DEPLOY.md, "Who may
+# change what"). The deployer holds no project-level role at all.
 
 # --- runtime ---------------------------------------------------------------------------
 
@@ -35,7 +40,18 @@ resource "google_project_iam_member" "runtime" {
   member  = google_service_account.runtime.member
 }
 
-# secretAccessor is granted per secret in cloud_run.tf, never project-wide.
+# secretAccessor is granted per secret in cloud_run.tf, never project-wide; datastore.user
+# on the Firestore database only, in data_services.tf.
+
+# GKE (deploy/kubernetes): the pods' Kubernetes ServiceAccount `orchestra` in
+# var.gke_namespace acts as this same account through Workload Identity.
+resource "google_service_account_iam_member" "runtime_gke" {
+  count = var.gke_namespace != "" ? 1 : 0
+
+  service_account_id = google_service_account.runtime.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.gke_namespace}/orchestra]"
+}
 
 # --- keep-warm invoker -----------------------------------------------------------------
 
@@ -49,8 +65,11 @@ resource "google_service_account" "warmup" {
 # run.invoker on the service only: see google_cloud_run_v2_service_iam_member.warmup.
 
 # --- deployer (GitHub Actions) ---------------------------------------------------------
+# Only with var.github_repository; everything below is created by a person's --infra run.
 
 resource "google_iam_workload_identity_pool" "github" {
+  count = local.github ? 1 : 0
+
   workload_identity_pool_id = "${local.name}-gh"
   display_name              = "GitHub Actions (${var.env})"
   description               = "GitHub Actions of ${var.github_repository} deploying Orchestra ${var.env}."
@@ -58,7 +77,9 @@ resource "google_iam_workload_identity_pool" "github" {
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {
-  workload_identity_pool_id          = google_iam_workload_identity_pool.github.workload_identity_pool_id
+  count = local.github ? 1 : 0
+
+  workload_identity_pool_id          = google_iam_workload_identity_pool.github[0].workload_identity_pool_id
   workload_identity_pool_provider_id = "github"
   display_name                       = "GitHub OIDC"
 
@@ -78,82 +99,32 @@ resource "google_iam_workload_identity_pool_provider" "github" {
 }
 
 resource "google_service_account" "deployer" {
+  count = local.github ? 1 : 0
+
   account_id   = "${local.name}-deploy"
   display_name = "Orchestra ${var.env} deployer"
-  description  = "GitHub Actions of ${var.github_repository} (environment ${var.env}) through Workload Identity Federation."
+  description  = "GitHub Actions of ${var.github_repository} (environment ${var.env}) through Workload Identity Federation: pushes images, rolls them onto ${local.name}."
   depends_on   = [google_project_service.enabled]
 }
 
 resource "google_service_account_iam_member" "deployer_federation" {
-  service_account_id = google_service_account.deployer.name
+  count = local.github ? 1 : 0
+
+  service_account_id = google_service_account.deployer[0].name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/attribute.repository/${var.github_repository}"
+  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github[0].name}/attribute.repository/${var.github_repository}"
 }
 
-locals {
-  deployer_project_roles = concat(
-    [
-      "roles/run.admin",
-      "roles/cloudscheduler.admin",
-      "roles/monitoring.editor",
-      # Read-only on what people manage, so that plans refresh cleanly; securityReviewer
-      # reads IAM policies (secrets, registry, accounts, bucket) and changes none.
-      "roles/iam.securityReviewer",
-      "roles/iam.serviceAccountViewer",
-      "roles/iam.workloadIdentityPoolViewer",
-      "roles/secretmanager.viewer",
-      "roles/artifactregistry.reader",
-      "roles/serviceusage.serviceUsageViewer",
-    ],
-    var.data_backend == "none" ? [] : [
-      "roles/compute.networkAdmin",
-      "roles/servicenetworking.networksAdmin",
-      "roles/redis.admin",
-      "roles/cloudsql.admin",
-      "roles/secretmanager.admin",
-    ],
-  )
-}
-
-resource "google_project_iam_member" "deployer" {
-  for_each = toset(local.deployer_project_roles)
-
-  project = var.project_id
-  role    = each.value
-  member  = google_service_account.deployer.member
-}
-
-# The deployer may grant and revoke the runtime account's project roles and nothing else
-# (IAM delegated role grants): it cannot make itself or anyone an owner.
-resource "google_project_iam_member" "deployer_grants_runtime_roles" {
-  project = var.project_id
-  role    = "roles/resourcemanager.projectIamAdmin"
-  member  = google_service_account.deployer.member
-
-  condition {
-    title       = "only-runtime-roles"
-    description = "Grant or revoke only the roles the Orchestra runtime account holds."
-    expression  = "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([${join(", ", [for r in local.runtime_project_roles : "'${r}'"])}])"
-  }
-}
-
-# Deploying a revision or a scheduler job that runs as an account needs actAs on it.
+# A new revision runs as the runtime account, so deploying one needs actAs on it; on no
+# other account (the keep-warm job and its account are infrastructure).
 resource "google_service_account_iam_member" "deployer_acts_as_runtime" {
+  count = local.github ? 1 : 0
+
   service_account_id = google_service_account.runtime.name
   role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.deployer.member
+  member             = google_service_account.deployer[0].member
 }
 
-resource "google_service_account_iam_member" "deployer_acts_as_warmup" {
-  service_account_id = google_service_account.warmup.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.deployer.member
-}
-
-resource "google_storage_bucket_iam_member" "deployer_state" {
-  count = var.state_bucket != "" ? 1 : 0
-
-  bucket = var.state_bucket
-  role   = "roles/storage.objectAdmin"
-  member = google_service_account.deployer.member
-}
+# run.developer on this service only (cloud_run.tf): update it with a new image, read its
+# status, call it for the smoke test. Artifact Registry writer on this environment's
+# repository only (cloud_run.tf).

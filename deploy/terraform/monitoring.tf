@@ -1,10 +1,12 @@
-# A dashboard and four alert policies.
+# A dashboard and six alert policies (docs/OPERATIONS.md, "Dashboards and alerts").
 #
 # Cloud Run's own metrics (run.googleapis.com/...) give latency, request count, error share,
-# CPU and memory with no agent. Orchestra's metrics (upstream latency, tokens, cost) are
-# Prometheus metrics on /metrics; the Managed Service for Prometheus sidecar
-# (var.prometheus_sidecar) ships them to Cloud Monitoring, where the dashboard reads them
-# with PromQL. Without the sidecar those panels stay empty and everything else works.
+# CPU and memory with no agent. Orchestra's metrics (tokens, cost, time to first token,
+# fallbacks, cache, upstream latency) are Prometheus metrics on /metrics; the Managed Service
+# for Prometheus sidecar (var.prometheus_sidecar, on by default) ships them to Cloud
+# Monitoring as prometheus.googleapis.com/<name>/<kind>, where the dashboard and two alert
+# policies read them with PromQL. Without the sidecar those panels stay empty, the two
+# policies are not created, and everything else works.
 
 locals {
   run_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloud_run_v2_service.orchestra.name}\""
@@ -186,20 +188,20 @@ locals {
       }
     },
     {
-      title = "Tokens per second by model and kind"
+      title = "Tokens per minute by model"
       xyChart = {
         dataSets = [{
           plotType           = "STACKED_AREA"
           minAlignmentPeriod = "60s"
           timeSeriesQuery = {
-            prometheusQuery = "sum by (model, kind) (rate(orchestra_tokens_total{${local.prom_selector}}[5m]))"
+            prometheusQuery = "60 * sum by (model) (rate(orchestra_tokens_total{${local.prom_selector}}[5m]))"
           }
         }]
-        yAxis = { label = "tokens/s", scale = "LINEAR" }
+        yAxis = { label = "tokens/min", scale = "LINEAR" }
       }
     },
     {
-      title = "Cost by model (USD per hour)"
+      title = "Cost per hour by model (USD)"
       xyChart = {
         dataSets = [{
           plotType           = "STACKED_AREA"
@@ -208,7 +210,88 @@ locals {
             prometheusQuery = "3600 * sum by (model) (rate(orchestra_cost_usd_total{${local.prom_selector}}[5m]))"
           }
         }]
-        yAxis = { label = "USD/hour", scale = "LINEAR" }
+        thresholds = [{ value = var.alert_spend_usd_per_hour, color = "RED", direction = "ABOVE" }]
+        yAxis      = { label = "USD/hour", scale = "LINEAR" }
+      }
+    },
+    {
+      title = "Time to first token p95 by model (s)"
+      xyChart = {
+        dataSets = [{
+          plotType           = "LINE"
+          minAlignmentPeriod = "60s"
+          timeSeriesQuery = {
+            prometheusQuery = "histogram_quantile(0.95, sum by (le, model) (rate(orchestra_time_to_first_token_seconds_bucket{${local.prom_selector}}[5m])))"
+            unitOverride    = "s"
+          }
+        }]
+        yAxis = { label = "seconds", scale = "LINEAR" }
+      }
+    },
+    {
+      title = "Fallback and retry rate (share of upstream attempts)"
+      xyChart = {
+        dataSets = [
+          {
+            plotType           = "LINE"
+            minAlignmentPeriod = "60s"
+            legendTemplate     = "fallbacks"
+            timeSeriesQuery = {
+              prometheusQuery = "sum(rate(orchestra_fallbacks_total{${local.prom_selector}}[5m])) / sum(rate(orchestra_upstream_requests_total{${local.prom_selector}}[5m]))"
+            }
+          },
+          {
+            plotType           = "LINE"
+            minAlignmentPeriod = "60s"
+            legendTemplate     = "retries"
+            timeSeriesQuery = {
+              prometheusQuery = "sum(rate(orchestra_retries_total{${local.prom_selector}}[5m])) / sum(rate(orchestra_upstream_requests_total{${local.prom_selector}}[5m]))"
+            }
+          },
+        ]
+        thresholds = [{ value = var.alert_upstream_error_share, color = "RED", direction = "ABOVE" }]
+        yAxis      = { label = "share", scale = "LINEAR" }
+      }
+    },
+    {
+      title = "Cache hit ratio"
+      xyChart = {
+        dataSets = [{
+          plotType           = "LINE"
+          minAlignmentPeriod = "60s"
+          timeSeriesQuery = {
+            prometheusQuery = "sum(rate(orchestra_cache_requests_total{${local.prom_selector}, result=\"hit\"}[5m])) / sum(rate(orchestra_cache_requests_total{${local.prom_selector}}[5m]))"
+          }
+        }]
+        yAxis = { label = "hits / lookups", scale = "LINEAR" }
+      }
+    },
+    {
+      title = "Requests in flight per instance (max) against concurrency"
+      xyChart = {
+        dataSets = [{
+          plotType           = "LINE"
+          minAlignmentPeriod = "60s"
+          timeSeriesQuery = {
+            prometheusQuery = "max(orchestra_http_inflight_requests{${local.prom_selector}})"
+          }
+        }]
+        # Cloud Run adds instances at about 60 % of this; the server sheds at 100 %.
+        thresholds = [{ value = local.concurrency, color = "YELLOW", direction = "ABOVE" }]
+        yAxis      = { label = "requests", scale = "LINEAR" }
+      }
+    },
+    {
+      title = "Rejected requests by reason (per second)"
+      xyChart = {
+        dataSets = [{
+          plotType           = "STACKED_AREA"
+          minAlignmentPeriod = "60s"
+          timeSeriesQuery = {
+            prometheusQuery = "sum by (reason) (rate(orchestra_http_rejected_total{${local.prom_selector}}[5m]))"
+          }
+        }]
+        yAxis = { label = "requests/s", scale = "LINEAR" }
       }
     },
     {
@@ -416,5 +499,68 @@ resource "google_monitoring_alert_policy" "error_rate" {
   documentation {
     mime_type = "text/markdown"
     content   = "5xx from Orchestra: 502/504 mean upstream providers fail or time out after retries and fallbacks; 503 means load shedding (instances at max_instances) or draining. The JSON logs carry the error type per request. docs/DEPLOY.md, section Operations."
+  }
+}
+
+# --- alert policies on Orchestra's own metrics (need the Prometheus sidecar) -------------
+
+locals {
+  # Upstream attempts in the window below which the error-share alert stays quiet: one
+  # failed attempt out of three is no incident.
+  upstream_alert_min_attempts = 20
+}
+
+resource "google_monitoring_alert_policy" "spend_rate" {
+  count = var.prometheus_sidecar ? 1 : 0
+
+  display_name          = "Orchestra ${var.env}: spend above ${var.alert_spend_usd_per_hour} USD per hour"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "increase of orchestra_cost_usd_total over 1 h > ${var.alert_spend_usd_per_hour}"
+    condition_prometheus_query_language {
+      query               = "sum(increase(orchestra_cost_usd_total{${local.prom_selector}}[1h])) > ${var.alert_spend_usd_per_hour}"
+      duration            = "0s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Cost is what Orchestra accounted from models[].price and the tokens providers reported (docs/CONFIG.md, prices). See the dashboard's cost and tokens panels for the model, and /admin/spend for the key. A runaway client: lower its key's budget or rate limit. docs/OPERATIONS.md, Dashboards and alerts."
+  }
+}
+
+resource "google_monitoring_alert_policy" "upstream_error_share" {
+  count = var.prometheus_sidecar ? 1 : 0
+
+  display_name          = "Orchestra ${var.env}: fallbacks and retries above ${var.alert_upstream_error_share * 100} % of upstream attempts"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "(fallbacks + retries) / upstream attempts > ${var.alert_upstream_error_share} for ${var.alert_duration_seconds} s"
+    condition_prometheus_query_language {
+      # A counter that has never moved may have no series yet: `or vector(0)` keeps the sum.
+      query               = "((sum(rate(orchestra_fallbacks_total{${local.prom_selector}}[5m])) or vector(0)) + (sum(rate(orchestra_retries_total{${local.prom_selector}}[5m])) or vector(0))) / sum(rate(orchestra_upstream_requests_total{${local.prom_selector}}[5m])) > ${var.alert_upstream_error_share} and on() sum(increase(orchestra_upstream_requests_total{${local.prom_selector}}[5m])) >= ${local.upstream_alert_min_attempts}"
+      duration            = "${var.alert_duration_seconds}s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A provider fails or times out: Orchestra retries and falls back, so clients may still be served, more slowly and perhaps by another model. The dashboard's upstream panels show which provider and outcome; orchestra_circuit_open shows open breakers. docs/OPERATIONS.md, Dashboards and alerts."
   }
 }

@@ -19,8 +19,8 @@ output "runtime_service_account_email" {
 }
 
 output "deployer_service_account_email" {
-  description = "Account GitHub Actions impersonates (the service_account input of google-github-actions/auth)."
-  value       = google_service_account.deployer.email
+  description = "Account GitHub Actions impersonates (the service_account input of google-github-actions/auth); null without github_repository."
+  value       = one(google_service_account.deployer[*].email)
 }
 
 output "warmup_service_account_email" {
@@ -29,8 +29,23 @@ output "warmup_service_account_email" {
 }
 
 output "workload_identity_provider" {
-  description = "Full provider name (the workload_identity_provider input of google-github-actions/auth)."
-  value       = google_iam_workload_identity_pool_provider.github.name
+  description = "Full provider name (the workload_identity_provider input of google-github-actions/auth); null without github_repository."
+  value       = one(google_iam_workload_identity_pool_provider.github[*].name)
+}
+
+output "github_repository" {
+  description = "OWNER/NAME whose Actions may deploy; the deploy script reuses it when it cannot tell the repository itself, so that an --infra run never drops the federation by accident."
+  value       = var.github_repository
+}
+
+output "concurrency" {
+  description = "Requests one instance receives at once, and the server's max_inflight (capacity_per_vcpu x cpu unless overridden)."
+  value       = local.concurrency
+}
+
+output "firestore_database" {
+  description = "Firestore database the service uses, or null with another data backend."
+  value       = one(google_firestore_database.orchestra[*].name)
 }
 
 output "artifact_registry_repository" {

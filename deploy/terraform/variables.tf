@@ -39,11 +39,12 @@ variable "image" {
 }
 
 variable "github_repository" {
-  description = "OWNER/NAME of the GitHub repository whose Actions may deploy (Workload Identity Federation condition)."
+  description = "OWNER/NAME of the GitHub repository whose Actions may deploy (Workload Identity Federation condition); empty = no federation and no deployer account."
   type        = string
+  default     = ""
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
-    error_message = "github_repository must be OWNER/NAME."
+    condition     = var.github_repository == "" || can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be OWNER/NAME or empty."
   }
 }
 
@@ -81,13 +82,23 @@ variable "memory" {
   }
 }
 
-variable "concurrency" {
-  description = "Requests one instance receives at once (max_instance_request_concurrency); also the server's max_inflight."
+variable "capacity_per_vcpu" {
+  description = "Requests in flight one vCPU of Orchestra serves at its target latency (measured: docs/OPERATIONS.md, benchmarks). Cloud Run's concurrency and the server's max_inflight are this times cpu."
   type        = number
   default     = 80
   validation {
-    condition     = var.concurrency >= 1 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency
-    error_message = "concurrency must be a whole number from 1 to 1000."
+    condition     = var.capacity_per_vcpu >= 1 && var.capacity_per_vcpu <= 1000 && floor(var.capacity_per_vcpu) == var.capacity_per_vcpu
+    error_message = "capacity_per_vcpu must be a whole number from 1 to 1000."
+  }
+}
+
+variable "concurrency" {
+  description = "Overrides the derived concurrency (capacity_per_vcpu x cpu, at most 1000): requests one instance receives at once, and the server's max_inflight. null = derived."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.concurrency == null ? true : (var.concurrency >= 1 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency)
+    error_message = "concurrency must be null or a whole number from 1 to 1000."
   }
 }
 
@@ -170,9 +181,9 @@ variable "vertex_ai" {
 # --- metrics ---------------------------------------------------------------------------
 
 variable "prometheus_sidecar" {
-  description = "Run Google's Managed Service for Prometheus sidecar so Orchestra's own metrics reach Cloud Monitoring."
+  description = "Run Google's Managed Service for Prometheus sidecar so Orchestra's own metrics (tokens, cost, time to first token, fallbacks, cache) reach Cloud Monitoring; the dashboard's Orchestra panels and the spend and upstream-error alerts need it. false = opt out (docs/DEPLOY.md has the cost)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "prometheus_sidecar_image" {
@@ -188,6 +199,38 @@ variable "metrics_port" {
   validation {
     condition     = var.metrics_port > 1024 && var.metrics_port < 65536 && var.metrics_port != 8080
     error_message = "metrics_port must be an unprivileged port other than 8080."
+  }
+}
+
+# --- traces ----------------------------------------------------------------------------
+
+variable "otlp_endpoint" {
+  description = "OTLP/HTTP endpoint the server exports spans to (OTEL_EXPORTER_OTLP_ENDPOINT). Google's endpoint takes the instance's metadata-server token; empty = no tracing variables, the server exports nothing."
+  type        = string
+  default     = "https://telemetry.googleapis.com"
+  validation {
+    condition     = var.otlp_endpoint == "" || can(regex("^https?://[^/\\s]+(/.*)?$", var.otlp_endpoint))
+    error_message = "otlp_endpoint must be empty or an http(s) URL."
+  }
+}
+
+variable "trace_sampler" {
+  description = "OTEL_TRACES_SAMPLER: parentbased_traceidratio follows the caller's sampled flag and samples new traces at trace_sampling_ratio."
+  type        = string
+  default     = "parentbased_traceidratio"
+  validation {
+    condition     = contains(["parentbased_traceidratio", "traceidratio", "parentbased_always_on", "parentbased_always_off", "always_on", "always_off"], var.trace_sampler)
+    error_message = "trace_sampler must be one of the OpenTelemetry sampler names (parentbased_traceidratio, traceidratio, parentbased_always_on, parentbased_always_off, always_on, always_off)."
+  }
+}
+
+variable "trace_sampling_ratio" {
+  description = "OTEL_TRACES_SAMPLER_ARG: the share of new traces sampled (0.01 = 1 %)."
+  type        = number
+  default     = 0.01
+  validation {
+    condition     = var.trace_sampling_ratio >= 0 && var.trace_sampling_ratio <= 1
+    error_message = "trace_sampling_ratio must be between 0 and 1."
   }
 }
 
@@ -243,6 +286,26 @@ variable "alert_duration_seconds" {
   }
 }
 
+variable "alert_spend_usd_per_hour" {
+  description = "Alert when the cost Orchestra accounted (orchestra_cost_usd_total, from models[].price) over the last hour exceeds this many USD. Needs prometheus_sidecar."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.alert_spend_usd_per_hour > 0
+    error_message = "alert_spend_usd_per_hour must be positive."
+  }
+}
+
+variable "alert_upstream_error_share" {
+  description = "Alert when fallbacks plus retries exceed this share of upstream attempts (a provider failing or timing out). Needs prometheus_sidecar."
+  type        = number
+  default     = 0.1
+  validation {
+    condition     = var.alert_upstream_error_share > 0 && var.alert_upstream_error_share <= 1
+    error_message = "alert_upstream_error_share must be a fraction in (0, 1]."
+  }
+}
+
 variable "notification_channels" {
   description = "Existing Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) that every alert notifies."
   type        = list(string)
@@ -265,12 +328,6 @@ variable "notification_emails" {
 
 # --- CI/CD -----------------------------------------------------------------------------
 
-variable "state_bucket" {
-  description = "GCS bucket holding this Terraform state; the deployer account gets object access to it. Empty = grant nothing."
-  type        = string
-  default     = ""
-}
-
 variable "registry_readers" {
   description = "Members (e.g. the next environment's deployer, serviceAccount:...) that may read this environment's registry to promote images."
   type        = list(string)
@@ -280,13 +337,45 @@ variable "registry_readers" {
 # --- optional shared state (data_services.tf) ------------------------------------------
 
 variable "data_backend" {
-  description = "Shared storage for several instances: none (embedded SQLite, per instance), redis (Memorystore) or postgres (Cloud SQL)."
+  description = "Where memory and checkpoints live: firestore (serverless, shared, no VPC; the default), none (embedded SQLite, per instance, lost on scale-in), redis (Memorystore) or postgres (Cloud SQL). docs/DEPLOY.md compares them."
   type        = string
-  default     = "none"
+  default     = "firestore"
   validation {
-    condition     = contains(["none", "redis", "postgres"], var.data_backend)
-    error_message = "data_backend must be none, redis or postgres."
+    condition     = contains(["none", "firestore", "redis", "postgres"], var.data_backend)
+    error_message = "data_backend must be none, firestore, redis or postgres."
   }
+}
+
+variable "firestore_database" {
+  description = "Firestore database id (Native mode) Orchestra uses; empty = orchestra-<env>. Terraform creates it."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.firestore_database == "" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be 4-63 lower-case letters, digits and hyphens, starting with a letter and ending with a letter or digit."
+  }
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a region such as us-central1, or a multi-region such as nam5); empty = the service's region."
+  type        = string
+  default     = ""
+}
+
+variable "firestore_root" {
+  description = "Top-level collection under which Orchestra keeps its documents (storage.firestore.root)."
+  type        = string
+  default     = "orchestra"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.firestore_root)) && !can(regex("^__.*__$", var.firestore_root))
+    error_message = "firestore_root must be a collection id: letters, digits, _ and -, not __reserved__."
+  }
+}
+
+variable "firestore_point_in_time_recovery" {
+  description = "Keep 7 days of versions of the Firestore database (billed as storage)."
+  type        = bool
+  default     = false
 }
 
 variable "vpc_subnet_cidr" {
@@ -325,6 +414,18 @@ variable "sql_high_availability" {
   description = "Cloud SQL regional (HA) instance instead of zonal."
   type        = bool
   default     = false
+}
+
+# --- GKE (deploy/kubernetes) -----------------------------------------------------------
+
+variable "gke_namespace" {
+  description = "Kubernetes namespace whose ServiceAccount `orchestra` may act as the runtime account through Workload Identity (deploy/kubernetes overlays use orchestra-<env>); empty = no binding. The cluster must be in this project."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.gke_namespace == "" || can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.gke_namespace))
+    error_message = "gke_namespace must be empty or a Kubernetes namespace name."
+  }
 }
 
 variable "labels" {

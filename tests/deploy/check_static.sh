@@ -5,7 +5,8 @@
 #                                  not yet committed *.sh under deploy/ and tests/deploy/
 #   check_static.sh terraform_fmt  terraform fmt -check -recursive deploy/terraform
 #                                  (exit 77 = skipped, when terraform is not installed)
-#   check_static.sh yamllint       yamllint --strict on .github/workflows and the image config
+#   check_static.sh yamllint       yamllint --strict on .github/workflows, the image config and
+#                                  the Kubernetes manifests
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,7 +55,8 @@ case ${1:-} in
     ;;
   yamllint)
     need yamllint
-    files=(.github/workflows/*.yml deploy/orchestra.cloudrun.yaml)
+    mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' | sort)
+    files=(.github/workflows/*.yml deploy/orchestra.cloudrun.yaml "${manifests[@]}")
     yamllint --strict -c tests/deploy/yamllint.yaml "${files[@]}"
     echo "yamllint: clean (${files[*]})"
     ;;

@@ -82,3 +82,20 @@ test('deploy.yml: dev -> staging -> prod, prod behind its own environment', () =
   }
   assert.ok(!('pull_request' in deploy.on), 'pull requests must never deploy');
 });
+
+// CI's deployer may only push images and roll them onto its service (terraform_structure
+// checks its roles): no job runs Terraform or asks the script for --infra, which a person
+// runs with their own credentials.
+test('deploy.yml: CI rolls images only; no Terraform, no --infra', () => {
+  for (const [name, job] of Object.entries(deploy.jobs)) {
+    assert.equal(stepsUsing(job, 'hashicorp/setup-terraform').length, 0, `${name} must not set up Terraform`);
+    const run = (job.steps ?? []).map((s) => s.run ?? '').join('\n');
+    assert.doesNotMatch(run, /(^|\s)terraform\s/m, `${name} must not run terraform`);
+    assert.doesNotMatch(run, /--infra|--configure-github/, `${name} must not apply infrastructure`);
+  }
+  const usedVars = new Set([...JSON.stringify(deploy).matchAll(/vars\.([A-Z_]+)/g)].map((m) => m[1]));
+  const script = fs.readFileSync(path.join(root, 'deploy/scripts/apply_performance_optimizations.sh'), 'utf8');
+  for (const v of usedVars) {
+    assert.match(script, new RegExp(`gh variable set ${v}\\b`), `--configure-github must set ${v}, which deploy.yml reads`);
+  }
+});
