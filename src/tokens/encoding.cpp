@@ -5,17 +5,19 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
-#include <queue>
 
 #include "tokens/model_files.hpp"
 
 namespace orchestra::tokens {
 namespace {
 
-// Pieces up to this many bytes merge in arrays on the stack by repeated linear scans (tiktoken's
-// algorithm: quadratic, but the fastest for the short pieces that are almost all of them);
-// longer ones use a heap, so that no input takes quadratic time.
-constexpr std::size_t kShortPiece = 64;
+// Pieces up to kShortPiece bytes merge in arrays on the stack by repeated linear scans
+// (tiktoken's algorithm: quadratic, but the fastest for the few bytes of most pieces that are
+// not a token already); longer ones use a heap (bench/tokenizer_bench.cpp: twice as fast on CJK
+// text, whose pieces run to dozens of bytes), so that no input takes quadratic time. Its scratch
+// is on the stack up to kStackPiece bytes.
+constexpr std::size_t kShortPiece = 16;
+constexpr std::size_t kStackPiece = 256;
 
 using SpecialToken = Encoding::SpecialToken;
 constexpr std::array kCl100kSpecials = {
@@ -106,7 +108,7 @@ void Encoding::EncodePiece(const unsigned char* p, std::size_t n, Sink& sink) co
   if (n == 1) return sink.Add(ranks_.ByteRank(p[0]));
   if (const Rank whole = ranks_.Find(p, n); whole != kNoRank) return sink.Add(whole);
   if (n <= kShortPiece) return MergeShort(p, n, sink);
-  MergeLong(p, n, sink);
+  MergeHeap(p, n, sink);
 }
 
 // Byte-level BPE as tiktoken does it: start from single bytes and repeatedly merge the adjacent
@@ -155,28 +157,43 @@ void Encoding::MergeShort(const unsigned char* p, std::size_t n, Sink& sink) con
 // The same merges in O(n log n): parts form a linked list indexed by their first byte, and
 // candidate pairs wait in a min-heap keyed by (rank, position), which pops the lowest rank and,
 // among equal ranks, the leftmost, exactly as the linear scan would. Entries made stale by a
-// merge are skipped when popped. Scratch: about 32 bytes per byte of the piece.
+// merge are skipped when popped. The heap never holds more than 2n entries (n - 1 at first, at
+// most one more per merge). Scratch: 16 bytes per byte of the piece plus the heap, on the stack
+// up to kStackPiece bytes.
 template <class Sink>
-void Encoding::MergeLong(const unsigned char* p, std::size_t n, Sink& sink) const {
-  const auto scratch = std::make_unique<std::uint32_t[]>(4 * n);
-  std::uint32_t* next = scratch.get();
+void Encoding::MergeHeap(const unsigned char* p, std::size_t n, Sink& sink) const {
+  std::uint32_t stack_links[4 * kStackPiece];
+  std::uint64_t stack_heap[2 * kStackPiece];
+  std::unique_ptr<std::uint32_t[]> heap_links;
+  std::unique_ptr<std::uint64_t[]> heap_heap;
+  std::uint32_t* next = stack_links;
+  std::uint64_t* heap = stack_heap;
+  if (n > kStackPiece) {
+    heap_links = std::make_unique_for_overwrite<std::uint32_t[]>(4 * n);
+    heap_heap = std::make_unique_for_overwrite<std::uint64_t[]>(2 * n);
+    next = heap_links.get();
+    heap = heap_heap.get();
+  }
   std::uint32_t* prev = next + n;
   Rank* tok = prev + n;
   Rank* pair = tok + n;
-  std::vector<std::uint64_t> heap;
-  heap.reserve(n);
+  std::size_t size = 0;
+  const auto later = std::greater<>();
   for (std::size_t i = 0; i < n; ++i) {
     next[i] = static_cast<std::uint32_t>(i + 1);
     prev[i] = static_cast<std::uint32_t>(i - 1);  // unused for i == 0
     tok[i] = ranks_.ByteRank(p[i]);
     pair[i] = i + 1 < n ? ranks_.Find(p + i, 2) : kNoRank;
-    if (pair[i] != kNoRank) heap.push_back(std::uint64_t{pair[i]} << 32 | i);
+    if (pair[i] != kNoRank) heap[size++] = std::uint64_t{pair[i]} << 32 | i;
   }
-  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> queue(
-      std::greater<>(), std::move(heap));
-  while (!queue.empty()) {
-    const std::uint64_t top = queue.top();
-    queue.pop();
+  std::make_heap(heap, heap + size, later);
+  auto push = [&](Rank rank, std::uint32_t at) {
+    heap[size++] = std::uint64_t{rank} << 32 | at;
+    std::push_heap(heap, heap + size, later);
+  };
+  while (size > 0) {
+    std::pop_heap(heap, heap + size, later);
+    const std::uint64_t top = heap[--size];
     const auto i = static_cast<std::uint32_t>(top);
     const auto rank = static_cast<Rank>(top >> 32);
     if (pair[i] != rank) continue;  // stale: i has merged or its neighbour has
@@ -188,14 +205,14 @@ void Encoding::MergeLong(const unsigned char* p, std::size_t n, Sink& sink) cons
     if (k < n) {
       prev[k] = i;
       pair[i] = ranks_.Find(p + i, next[k] - i);
-      if (pair[i] != kNoRank) queue.push(std::uint64_t{pair[i]} << 32 | i);
+      if (pair[i] != kNoRank) push(pair[i], i);
     } else {
       pair[i] = kNoRank;
     }
     if (i > 0) {
       const std::uint32_t h = prev[i];
       pair[h] = ranks_.Find(p + h, k - h);
-      if (pair[h] != kNoRank) queue.push(std::uint64_t{pair[h]} << 32 | h);
+      if (pair[h] != kNoRank) push(pair[h], h);
     }
   }
   for (std::size_t i = 0; i < n; i = next[i]) {

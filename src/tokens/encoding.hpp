@@ -19,10 +19,16 @@
 // (split.hpp), giving the same ids as js-tiktoken and OpenAI's tiktoken (split.hpp lists the few
 // characters where those two disagree).
 //
-// Ranks load lazily: Get() loads an encoding on its first call (about the time in
-// docs/ARCHITECTURE.md; the server calls Preload() on a background thread after it listens so
-// that no request pays it). An Encoding is immutable once loaded: every method is const and
-// thread-safe, and the object lives until the process exits.
+// Ranks load lazily: Get() loads an encoding on its first call, which reads, parses and indexes
+// the file (milliseconds to tens of milliseconds and 3-6 MiB per encoding: bench/
+// tokenizer_bench.cpp, BM_Load), so the server calls Preload() on a background thread once it
+// listens and no request pays for it. An Encoding is immutable once loaded: every method is
+// const and thread-safe, and the object lives until the process exits.
+//
+// Cost: linear in the text. A piece (split.hpp) that is not one token is merged on the stack
+// when it is short; a longer one (a run of letters with no space, e.g. unpunctuated CJK) takes
+// O(n log n) time and about 32 bytes of scratch per byte while it is merged, so callers bound
+// the size of what they count.
 namespace orchestra::tokens {
 
 class Encoding {
@@ -33,7 +39,7 @@ class Encoding {
   std::string_view Name() const { return name_; }
 
   // Token ids of `text` taken as ordinary text (tiktoken's encode_ordinary): "<|endoftext|>" in
-  // the text is five ordinary tokens, never the special token, as befits text from a client.
+  // the text is a few ordinary tokens, never the special token, as befits text from a client.
   // Any bytes are accepted; invalid UTF-8 is encoded byte by byte (unicode_classes.hpp).
   std::vector<std::uint32_t> Encode(std::string_view text) const;
   // Appends to `out` (keeps its capacity for the next call).
@@ -73,7 +79,7 @@ class Encoding {
   template <class Sink>
   void MergeShort(const unsigned char* p, std::size_t n, Sink& sink) const;
   template <class Sink>
-  void MergeLong(const unsigned char* p, std::size_t n, Sink& sink) const;
+  void MergeHeap(const unsigned char* p, std::size_t n, Sink& sink) const;
 
   std::string_view name_;
   PieceEndFn split_;

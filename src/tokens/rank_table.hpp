@@ -135,7 +135,9 @@ class RankTable {
     std::uint32_t rank_len;  // rank << 8 | length
     std::uint64_t Head() const { return head_lo | (std::uint64_t{head_hi} << 32); }
   };
-  void BuildIndex();
+  // Fills ctrl_ and slots_; returns the rank of a token whose bytes repeat an earlier one's,
+  // or kNoRank.
+  Rank BuildIndex();
 
   std::vector<unsigned char> bytes_;  // every token's bytes, in rank order
   std::vector<std::uint32_t> meta_;   // per rank: offset in bytes_ << 8 | length (≤ 255)

@@ -75,6 +75,40 @@ TEST(Encoding, EncodesInvalidUtf8LosslesslyByteByByte) {
   }
 }
 
+TEST(Encoding, EncodesAnyBytesLosslessly) {
+  std::uint64_t seed = 7;
+  auto next = [&] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<unsigned>(seed >> 33);
+  };
+  for (const std::string_view name : EncodingNames()) {
+    const Encoding& enc = Enc(name);
+    for (int i = 0; i < 3000; ++i) {
+      std::string text(next() % 40, '\0');
+      // Mostly bytes that start or continue UTF-8 sequences, so that truncated and overlong
+      // forms and surrogates are frequent.
+      for (char& c : text)
+        c = static_cast<char>(next() % 3 == 0 ? next() % 128 : 0x80 + next() % 128);
+      const Ids ids = enc.Encode(text);
+      EXPECT_EQ(enc.Count(text), ids.size());
+      auto back = enc.Decode(ids);
+      ASSERT_TRUE(back);
+      ASSERT_EQ(*back, text) << name << " #" << i;
+    }
+  }
+}
+
+TEST(Encoding, PreloadLoadsEveryEncoding) {
+  const auto loaded = Preload();
+  EXPECT_TRUE(loaded) << loaded.error().message;
+  for (const std::string_view name : EncodingNames()) {
+    auto encoding = Get(name);
+    ASSERT_TRUE(encoding);
+    EXPECT_EQ((*encoding)->Name(), name);
+    EXPECT_GT((*encoding)->MemoryBytes(), 1u << 20);
+  }
+}
+
 TEST(Encoding, DecodesSpecialTokensAndRejectsUnknownIds) {
   const Encoding& cl100k = Enc("cl100k_base");
   auto text = cl100k.Decode(Ids{15339, 100257, 1917});
@@ -100,7 +134,7 @@ TEST(Encoding, EncodeIntoAppends) {
 }
 
 // tiktoken's merge, written as plainly as possible: the reference for the heap merge the
-// encoder uses on pieces longer than 64 bytes.
+// encoder uses on pieces longer than 16 bytes (on the stack up to 256, allocated beyond).
 Ids PlainBytePairEncode(const RankTable& ranks, std::string_view piece) {
   std::vector<std::string> parts;
   for (const char c : piece) {
@@ -143,11 +177,11 @@ TEST(Encoding, HeapMergeOfLongPiecesMatchesThePlainAlgorithm) {
       seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
       return static_cast<std::size_t>(seed >> 33);
     };
-    // Single pieces of 65 to 400 bytes: letters from a small alphabet (many merges, many equal
+    // Single pieces of 17 to 400 bytes: letters from a small alphabet (many merges, many equal
     // ranks), and runs of one letter (every pair the same rank: the leftmost must win).
-    for (int i = 0; i < 60; ++i) {
+    for (int i = 0; i < 100; ++i) {
       std::string piece;
-      const std::size_t n = 65 + next() % 336;
+      const std::size_t n = 17 + next() % 384;
       const bool run = i % 4 == 0;
       for (std::size_t k = 0; k < n; ++k) {
         piece += run ? 'a' : "abcdeilnorst"[next() % 12];
