@@ -53,7 +53,7 @@ Error UnknownEncoding(std::string_view name) {
                "encoding");
 }
 
-// The lowest of ranks[0, n), four at a time (SSE2 / NEON through GCC's vector extension: the
+// The lowest of ranks[0, n), eight at a time (SSE2 / NEON through GCC's vector extension: the
 // scan over a piece's pairs is the inner loop of every merge).
 [[gnu::always_inline]] inline Rank MinRank(const Rank* ranks, std::size_t n) {
   typedef Rank Rank4 __attribute__((vector_size(16)));

@@ -100,10 +100,13 @@ Result<const Encoding*> Get(std::string_view name);
 Result<void> Preload();
 
 // Which encoding counts tokens for a model, as tiktoken's encoding_for_model chooses for OpenAI
-// models: o200k_base for gpt-5*, gpt-4.5-*, gpt-4.1*, gpt-4o*, chatgpt-4o-*, o1*, o3*, o4-mini*,
+// models (its MODEL_TO_ENCODING and MODEL_PREFIX_TO_ENCODING): o200k_base for gpt-5*, gpt-4.1,
+// gpt-4.1-*, gpt-4.5-*, gpt-4o, gpt-4o-*, chatgpt-4o-*, o1, o1-*, o3, o3-*, o4-mini, o4-mini-*,
 // gpt-oss-* (o200k_harmony: the same ranks) and ft:gpt-4o*; cl100k_base for gpt-4, gpt-4-*,
-// gpt-3.5-turbo*, gpt-35-turbo* (Azure), text-embedding-ada-002, text-embedding-3-*,
-// davinci-002, babbage-002 and their fine-tunes. Exact (`exact` true) only there.
+// gpt-3.5, gpt-3.5-turbo, gpt-3.5-turbo-*, gpt-35-turbo, gpt-35-turbo-* (Azure),
+// text-embedding-ada-002, text-embedding-3-small and -large, davinci-002, babbage-002 and
+// ft:gpt-4*, ft:gpt-3.5-turbo*, ft:davinci-002*, ft:babbage-002*. Exact (`exact` true) there,
+// whatever the provider type.
 //
 // Everything else is an approximation, `exact` false:
 // - an unknown model of an OpenAI-compatible provider ("openai"): o200k_base, the encoding of
