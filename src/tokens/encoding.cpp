@@ -48,15 +48,15 @@ const Spec* FindSpec(std::string_view name) {
 }
 
 Error UnknownEncoding(std::string_view name) {
-  return Error(ErrorCode::kInvalidRequest,
-               "unknown encoding '" + std::string(name) + "' (known: cl100k_base, o200k_base)",
-               "encoding");
+  return {ErrorCode::kInvalidRequest,
+          "unknown encoding '" + std::string(name) + "' (known: cl100k_base, o200k_base)",
+          "encoding"};
 }
 
 // The lowest of ranks[0, n), eight at a time (SSE2 / NEON through GCC's vector extension: the
 // scan over a piece's pairs is the inner loop of every merge).
 [[gnu::always_inline]] inline Rank MinRank(const Rank* ranks, std::size_t n) {
-  typedef Rank Rank4 __attribute__((vector_size(16)));
+  using Rank4 = Rank __attribute__((vector_size(16)));
   Rank best = kNoRank;
   std::size_t i = 0;
   if (n >= 8) {
@@ -134,7 +134,7 @@ void Encoding::MergeShort(const unsigned char* p, std::size_t n, Sink& sink) con
     // The lowest rank, then its leftmost place.
     const Rank best = MinRank(pair, m - 1);
     if (best == kNoRank) break;
-    const std::size_t b = static_cast<std::size_t>(std::find(pair, pair + m - 1, best) - pair);
+    const auto b = static_cast<std::size_t>(std::find(pair, pair + m - 1, best) - pair);
     tok[b] = best;
     for (std::size_t i = b + 1; i < m; ++i) {
       start[i] = start[i + 1];
@@ -241,7 +241,7 @@ std::size_t Encoding::Count(std::string_view text) const {
 Result<std::string> Encoding::Decode(std::span<const std::uint32_t> ids) const {
   std::string out;
   for (const std::uint32_t id : ids) {
-    if (id < ranks_.size()) {
+    if (id < ranks_.Size()) {
       out += ranks_.Bytes(id);
       continue;
     }

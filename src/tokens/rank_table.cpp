@@ -57,7 +57,7 @@ std::ptrdiff_t DecodeBase64(std::string_view in, unsigned char* out) {
 }
 
 Error DataError(std::string message) {
-  return Error(ErrorCode::kUnavailable, std::move(message));
+  return {ErrorCode::kUnavailable, std::move(message)};
 }
 
 }  // namespace

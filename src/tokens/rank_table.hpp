@@ -42,8 +42,8 @@ inline std::uint64_t Head(const unsigned char* p, std::size_t len) {
 }
 
 // 64 x 64 -> 128-bit multiply, folded: a fast mixer with full avalanche (one mul instruction on
-// x86-64 and arm64; __extension__ keeps -Wpedantic quiet about the GCC type).
-__extension__ typedef unsigned __int128 Uint128;
+// x86-64 and arm64).
+using Uint128 = __uint128_t;
 inline std::uint64_t Mix(std::uint64_t a, std::uint64_t b) {
   const Uint128 r = static_cast<Uint128>(a) * b;
   return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
@@ -99,8 +99,8 @@ class RankTable {
   }
   Rank ByteRank(unsigned char b) const { return byte_rank_[b]; }
 
-  std::size_t size() const { return meta_.size(); }
-  // The bytes of a token; rank < size().
+  std::size_t Size() const { return meta_.size(); }
+  // The bytes of a token; rank < Size().
   std::string_view Bytes(Rank rank) const {
     const std::uint32_t m = meta_[rank];
     return {reinterpret_cast<const char*>(bytes_.data()) + (m >> 8), m & 0xFFu};

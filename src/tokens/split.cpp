@@ -37,7 +37,7 @@ class Text {
   explicit Text(std::string_view text)
       : s_(reinterpret_cast<const unsigned char*>(text.data())), n_(text.size()) {}
 
-  std::size_t size() const { return n_; }
+  std::size_t Size() const { return n_; }
   Utf8Char At(std::size_t i) const {
     const unsigned char b = s_[i];
     if (b < 0x80) [[likely]] {
@@ -173,7 +173,7 @@ std::size_t Cl100kPieceEnd(std::string_view text, std::size_t pos) {
   }
   // [^\r\n\p{L}\p{N}]?\p{L}+
   if (In(kLetter, c0.cls)) return t.RunEnd(pos + c0.len, kLetter);
-  if (In(kPrefix, c0.cls) && pos + c0.len < t.size()) {
+  if (In(kPrefix, c0.cls) && pos + c0.len < t.Size()) {
     const Utf8Char c1 = t.At(pos + c0.len);
     if (In(kLetter, c1.cls)) return t.RunEnd(pos + c0.len + c1.len, kLetter);
   }

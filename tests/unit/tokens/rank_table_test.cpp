@@ -29,7 +29,7 @@ TEST(RankTable, ParsesTiktokenTextAndFindsTokens) {
   // "aGk=" is "hi", "aGVsbG8=" "hello", "IHdvcmxk" " world".
   auto table = RankTable::Parse(ByteTable("aGk= 256\naGVsbG8= 257\nIHdvcmxk 258\n"), 259);
   ASSERT_TRUE(table) << table.error().message;
-  EXPECT_EQ(table->size(), 259u);
+  EXPECT_EQ(table->Size(), 259u);
   EXPECT_EQ(FindText(*table, "hi"), 256u);
   EXPECT_EQ(FindText(*table, "hello"), 257u);
   EXPECT_EQ(FindText(*table, " world"), 258u);
