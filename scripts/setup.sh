@@ -39,9 +39,10 @@ bench_packages=(wrk nginx-light hyperfine python3 valgrind)
 wanted=("${build_packages[@]}")
 if [[ $mode != build ]]; then wanted+=("${test_packages[@]}"); fi
 if [[ $mode == bench ]]; then wanted+=("${bench_packages[@]}"); fi
-# Node.js runs the Terraform structural checks (HCL parser from npm). Machines that carry
+# Node.js runs the Terraform structural checks (HCL parser from npm) and, in every mode, fetches
+# and converts the tokenizer ranks (scripts/models/tiktoken.sh). Machines that carry
 # NodeSource's nodejs already have npm; only a machine without node gets Debian's pair.
-if [[ $mode != build ]] && ! command -v node >/dev/null 2>&1; then wanted+=(nodejs npm); fi
+if ! command -v node >/dev/null 2>&1; then wanted+=(nodejs npm); fi
 
 missing=()
 for pkg in "${wanted[@]}"; do
@@ -70,3 +71,18 @@ if [[ $mode != build && -f $here/tests/deploy/package-lock.json && ! -d $here/te
   echo "setup.sh: installing npm tools for tests/deploy"
   npm ci --prefix "$here/tests/deploy" --no-audit --no-fund --loglevel=error
 fi
+
+# npm tools for the tokenizer tests (js-tiktoken, the reference they compare with).
+if [[ $mode != build && -f $here/tests/unit/tokens/package-lock.json && ! -d $here/tests/unit/tokens/node_modules ]]; then
+  echo "setup.sh: installing npm tools for tests/unit/tokens"
+  npm ci --prefix "$here/tests/unit/tokens" --no-audit --no-fund --loglevel=error
+fi
+
+# Data files into models/ (checked by SHA-256, kept out of git); the binary finds them at run
+# time (src/tokens/model_files.hpp). Every mode: the container build needs them too.
+tiktoken=$here/scripts/models/tiktoken.sh
+[[ -x $tiktoken ]] || {
+  echo "setup.sh: $tiktoken is missing (a container build must copy scripts/models too)" >&2
+  exit 1
+}
+"$tiktoken"

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+
+// Where the data files that scripts/setup.sh installs (tokenizer ranks, word vectors) are found
+// at run time. Kept apart from the tokenizer so that other data files use the same lookup.
+namespace orchestra::tokens {
+
+// The directories searched, in order:
+//   1. $ORCHESTRA_MODELS_DIR, when set and not empty;
+//   2. <directory of the executable>/models (a build tree: CMake links build/<type>/models to
+//      the repository's models/);
+//   3. <directory of the executable>/../share/orchestra/models (an installed prefix);
+//   4. /usr/share/orchestra/models (the container image).
+std::vector<std::filesystem::path> ModelSearchDirs();
+
+// The first `dirs`/`file_name` that exists. When none does: kUnavailable, with a message that
+// names the file, every directory searched, and how to install the file (scripts/setup.sh).
+Result<std::filesystem::path> FindModelFile(std::string_view file_name,
+                                            std::span<const std::filesystem::path> dirs);
+
+}  // namespace orchestra::tokens
