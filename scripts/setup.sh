@@ -39,9 +39,10 @@ bench_packages=(wrk nginx-light hyperfine python3 valgrind)
 wanted=("${build_packages[@]}")
 if [[ $mode != build ]]; then wanted+=("${test_packages[@]}"); fi
 if [[ $mode == bench ]]; then wanted+=("${bench_packages[@]}"); fi
-# Node.js runs the Terraform structural checks (HCL parser from npm). Machines that carry
-# NodeSource's nodejs already have npm; only a machine without node gets Debian's pair.
-if [[ $mode != build ]] && ! command -v node >/dev/null 2>&1; then wanted+=(nodejs npm); fi
+# Node.js runs the Terraform structural checks (HCL parser from npm) and, in every mode, fetches
+# and converts the local models' files (scripts/models/). Machines that carry NodeSource's
+# nodejs already have npm; only a machine without node gets Debian's pair.
+if ! command -v node >/dev/null 2>&1; then wanted+=(nodejs npm); fi
 
 missing=()
 for pkg in "${wanted[@]}"; do
@@ -69,4 +70,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $mode != build && -f $here/tests/deploy/package-lock.json && ! -d $here/tests/deploy/node_modules ]]; then
   echo "setup.sh: installing npm tools for tests/deploy"
   npm ci --prefix "$here/tests/deploy" --no-audit --no-fund --loglevel=error
+fi
+
+# Model files of the offline `local` provider, into models/ (outside git; SHA-256 checked).
+# The container build runs this script before the rest of the repository is copied in: it
+# has no scripts/models/ then.
+if [[ -x $here/scripts/models/word_vectors.sh ]]; then
+  "$here/scripts/models/word_vectors.sh"
 fi
