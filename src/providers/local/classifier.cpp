@@ -14,8 +14,13 @@ ClassifyResult Classify(const Embedder& embedder, std::string_view text,
     std::string about = c.name;
     if (!c.description.empty()) about += ". " + c.description;
     double sim = embedder.Similarity(t, embedder.Analyze(about));
-    for (const std::string& e : c.examples)
-      sim = std::max(sim, embedder.Similarity(t, embedder.Analyze(e)));
+    if (!c.examples.empty()) {
+      // The examples as a prototype: their mean similarity, which one odd example cannot sway.
+      double sum = 0;
+      for (const std::string& e : c.examples)
+        sum += embedder.Similarity(t, embedder.Analyze(e));
+      sim = std::max(sim, sum / static_cast<double>(c.examples.size()));
+    }
     result.similarities.push_back(sim);
   }
   const double top = *std::max_element(result.similarities.begin(), result.similarities.end());

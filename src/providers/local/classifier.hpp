@@ -11,9 +11,10 @@
 // each category, turned into probabilities.
 //
 // A category is its name, plus optionally a description and example texts. Its similarity to
-// the text is the best of: the text against the name and description together, and the text
-// against each example (Embedder::Similarity, so one-word names such as "sports" work through
-// their word vectors). Scores are softmax(similarity / kTemperature): in [0, 1], summing to 1.
+// the text is the larger of: the text against the name and description together, and the mean
+// of the text against each example (Embedder::Similarity, so one-word names such as "sports"
+// work through their word vectors). Scores are softmax(similarity / kTemperature): in [0, 1],
+// summing to 1.
 //
 // kTemperature = 0.05: a lead of 0.05 in similarity makes a category e (≈ 2.7) times as likely
 // as the next. `confident` is false when no category has any signal — the text has no word

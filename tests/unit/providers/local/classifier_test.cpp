@@ -1,5 +1,6 @@
 #include "providers/local/classifier.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <numeric>
@@ -119,6 +120,57 @@ TEST(Classifier, OneWordLabelsAreClassifiedAccurately) {
   std::cout << "accuracy " << accuracy << " (" << right << "/" << kTexts.size() << "); "
             << confident << " confident, of which " << confident_right << " right\n";
   EXPECT_GE(accuracy, 0.8);
+}
+
+TEST(Classifier, ScoresAreProbabilities) {
+  const Embedder e;
+  for (std::string_view text : {"The striker scored twice.", "zzqx blorp", ""}) {
+    const ClassifyResult r = Classify(e, text, kLabels);
+    ASSERT_EQ(r.scores.size(), kLabels.size());
+    double total = 0;
+    for (double p : r.scores) {
+      EXPECT_GE(p, 0.0);
+      EXPECT_LE(p, 1.0);
+      total += p;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-9) << text;
+    EXPECT_EQ(r.scores[r.best], *std::max_element(r.scores.begin(), r.scores.end()));
+  }
+  EXPECT_TRUE(Classify(e, "x", {}).scores.empty());
+}
+
+TEST(Classifier, NoSignalIsNotConfident) {
+  const Embedder e;
+  // No word with a vector and nothing shared with a label: every similarity is 0, every score
+  // equal, and the first label is not silently the answer.
+  const ClassifyResult gibberish = Classify(e, "zzqx blorp wibblet", kLabels);
+  EXPECT_FALSE(gibberish.confident);
+  EXPECT_NEAR(gibberish.scores[0], 1.0 / static_cast<double>(kLabels.size()), 1e-9);
+  EXPECT_FALSE(Classify(e, "", kLabels).confident);
+  EXPECT_FALSE(Classify(e, "it is what it is", kLabels).confident);
+  // Lexical features only: a one-word label the text does not use gives no signal.
+  const Embedder lexical(nullptr);
+  EXPECT_FALSE(Classify(lexical, "The striker scored twice.", kLabels).confident);
+  const ClassifyResult named = Classify(lexical, "A sports report: the striker scored.", kLabels);
+  EXPECT_TRUE(named.confident);
+  EXPECT_EQ(named.best, 0u);
+}
+
+TEST(Classifier, DescriptionsAndExamplesSteerTheChoice) {
+  ORCHESTRA_REQUIRE_WORD_VECTORS();
+  const Embedder e;
+  // Labels that say little by themselves ("a", "b"), defined by description or example.
+  const std::vector<Category> described = {
+      {"a", "billing: invoices, charges, payments and refunds", {}},
+      {"b", "shipping: delivery of parcels, couriers and tracking numbers", {}}};
+  EXPECT_EQ(Classify(e, "I was charged twice on my card", described).best, 0u);
+  EXPECT_EQ(Classify(e, "The courier lost my package", described).best, 1u);
+  const std::vector<Category> by_example = {
+      {"a", "", {"My invoice is wrong", "Please refund my payment"}},
+      {"b", "", {"Where is my parcel?", "The delivery is late"}}};
+  EXPECT_EQ(Classify(e, "I was charged twice on my card", by_example).best, 0u);
+  EXPECT_EQ(Classify(e, "The courier lost my package", by_example).best, 1u);
+  EXPECT_TRUE(Classify(e, "The courier lost my package", by_example).confident);
 }
 
 }  // namespace
