@@ -81,7 +81,7 @@ Embedder::Analysis Embedder::Analyze(std::string_view text) const {
   std::vector<float> sum;
   if (with_vectors) sum.assign(vectors_->dims(), 0.0f);
   bool any_vector = false;
-  std::string previous;  // the previous content word's stem, for bigrams
+  std::uint64_t previous = 0;  // the previous content word's stem hashed for a bigram, or 0
   auto& lexical = out.lexical;
   lexical.reserve(2 * tokens.words.size());
   for (std::string_view word : tokens.words) {
@@ -91,9 +91,7 @@ Embedder::Analysis Embedder::Analyze(std::string_view text) const {
     }
     std::string stem = Stem(word);
     lexical.emplace_back(Fnv1a64(stem), 1.0f);
-    if (!previous.empty()) {
-      lexical.emplace_back(Fnv1a64(stem, Fnv1a64(previous, kBigramSeed)), kBigramWeight);
-    }
+    if (previous != 0) lexical.emplace_back(Fnv1a64(stem, previous), kBigramWeight);
     if (with_vectors) {
       std::optional<std::uint32_t> i = vectors_->Find(word);
       if (!i && stem != word) i = vectors_->Find(stem);
@@ -103,8 +101,7 @@ Embedder::Analysis Embedder::Analyze(std::string_view text) const {
         any_vector = true;
       }
     }
-    previous = stem;
-    out.stems.push_back(std::move(stem));
+    previous = Fnv1a64(stem, kBigramSeed);
   }
   // Lexical: merge repeated features, then unit length.
   std::sort(lexical.begin(), lexical.end());

@@ -43,7 +43,8 @@ class Embedder {
 
   // Whether embeddings have their semantic part (loads the word vectors on first call).
   bool semantic() const { return vectors_ != nullptr && vectors_->Available(); }
-  // One line for logs and GET /models.
+  // One line for logs and GET /models: semantic (from which file) or lexical only, and why.
+  // Loads the word vectors if that was not tried yet (WordVectors::state() does not).
   std::string Status() const;
 
   // The `local-embed` vector of `text`: `dimensions` floats (1 to kMaxDimensions), unit length,
@@ -56,7 +57,6 @@ class Embedder {
     std::vector<float> semantic;  // unit length, or empty when no word had a vector
     // Hashed lexical features: (feature hash, weight), sorted by hash, unit length overall.
     std::vector<std::pair<std::uint64_t, float>> lexical;
-    std::vector<std::string> stems;  // the content words' stems, in text order
   };
   Analysis Analyze(std::string_view text) const;
   // The cosine of the two texts' embeddings (before hashing into slots): kSemanticShare ×
