@@ -39,10 +39,14 @@ ChatRequest Parse(std::string body) {
   return r;
 }
 
-CallOptions Chat() {
-  CallOptions o;
-  o.upstream_model = LocalProvider::kChatModel;
-  return o;
+// The provider's coroutines keep references to their arguments: they must outlive the call.
+const CallOptions& Chat() {
+  static const CallOptions options = [] {
+    CallOptions o;
+    o.upstream_model = LocalProvider::kChatModel;
+    return o;
+  }();
+  return options;
 }
 
 constexpr std::string_view kContext =
