@@ -16,8 +16,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "common/model_files.hpp"
 #include "tokens/encoding.hpp"
-#include "tokens/model_files.hpp"
 
 namespace {
 
@@ -144,7 +144,7 @@ void BM_Count(benchmark::State& state, std::string_view encoding, std::string_vi
 
 // Reading, parsing and indexing a rank file: what the first Get() (or Preload) costs.
 void BM_Load(benchmark::State& state, std::string_view encoding) {
-  const std::vector<fs::path> dirs = orchestra::tokens::ModelSearchDirs();
+  const std::vector<fs::path> dirs = orchestra::ModelSearchDirs();
   std::size_t memory = 0;
   for (auto _ : state) {
     auto loaded = Encoding::Load(encoding, dirs);

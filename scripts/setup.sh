@@ -40,8 +40,9 @@ wanted=("${build_packages[@]}")
 if [[ $mode != build ]]; then wanted+=("${test_packages[@]}"); fi
 if [[ $mode == bench ]]; then wanted+=("${bench_packages[@]}"); fi
 # Node.js runs the Terraform structural checks (HCL parser from npm) and, in every mode, fetches
-# and converts the tokenizer ranks (scripts/models/tiktoken.sh). Machines that carry
-# NodeSource's nodejs already have npm; only a machine without node gets Debian's pair.
+# and converts the model files of the tokenizer and the local provider (scripts/models/).
+# Machines that carry NodeSource's nodejs already have npm; only a machine without node gets
+# Debian's pair.
 if ! command -v node >/dev/null 2>&1; then wanted+=(nodejs npm); fi
 
 missing=()
@@ -67,22 +68,34 @@ fi
 
 # npm tools for the deployment tests, pinned by their lock file.
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [[ $mode != build && -f $here/tests/deploy/package-lock.json && ! -d $here/tests/deploy/node_modules ]]; then
-  echo "setup.sh: installing npm tools for tests/deploy"
-  npm ci --prefix "$here/tests/deploy" --no-audit --no-fund --loglevel=error
-fi
-
-# npm tools for the tokenizer tests (js-tiktoken, the reference they compare with).
-if [[ $mode != build && -f $here/tests/unit/tokens/package-lock.json && ! -d $here/tests/unit/tokens/node_modules ]]; then
-  echo "setup.sh: installing npm tools for tests/unit/tokens"
-  npm ci --prefix "$here/tests/unit/tokens" --no-audit --no-fund --loglevel=error
-fi
-
-# Data files into models/ (checked by SHA-256, kept out of git); the binary finds them at run
-# time (src/tokens/model_files.hpp). Every mode: the container build needs them too.
-tiktoken=$here/scripts/models/tiktoken.sh
-[[ -x $tiktoken ]] || {
-  echo "setup.sh: $tiktoken is missing (a container build must copy scripts/models too)" >&2
-  exit 1
+# npm tools of the tests, pinned by their lock files: tests/deploy (HCL parser, Kubernetes
+# schemas) and tests/unit/tokens (js-tiktoken, the reference the tokenizer is compared with).
+# Installed again whenever a lock file changed since the last install.
+npm_tools() {
+  local dir=$1 lock stamp
+  lock=$dir/package-lock.json
+  stamp=$dir/node_modules/.orchestra-lock.sha256
+  [[ -f $lock ]] || return 0
+  local want
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return 0
+  echo "setup.sh: installing npm tools for ${dir#"$here"/}"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
 }
-"$tiktoken"
+if [[ $mode != build ]]; then
+  npm_tools "$here/tests/deploy"
+  npm_tools "$here/tests/unit/tokens"
+fi
+
+# Data files into models/ (checked by SHA-256, kept out of git): the tokenizer ranks and the
+# local provider's word vectors. The binary finds them at run time (common/model_files.hpp).
+# Every mode: the container build needs them too, so it copies scripts/models before this.
+for fetch in tiktoken.sh word_vectors.sh; do
+  script=$here/scripts/models/$fetch
+  [[ -x $script ]] || {
+    echo "setup.sh: $script is missing (a container build must copy scripts/models too)" >&2
+    exit 1
+  }
+  "$script"
+done

@@ -21,6 +21,7 @@ enum class ErrorCode : std::uint8_t {
   kNotImplemented,    // a request method this server does not implement (501)
   kConflict,          // state does not allow the operation (409)
   kPayloadTooLarge,   // body or value over its limit (413)
+  kUnprocessable,     // well-formed, but asks for what this model cannot do (422)
   kHeadersTooLarge,   // request headers over their limit (431)
   kRateLimited,       // a limit of ours or the upstream's (429)
   kOverloaded,        // load shedding (503 + Retry-After)

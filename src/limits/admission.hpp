@@ -29,9 +29,9 @@ namespace orchestra::limits {
 
 // What admission knows of a request. The views are valid until Settle returns.
 struct Request {
-  std::string_view principal;  // the API key's name (the tenant)
-  std::string_view route;      // the route pattern ("/v1/chat/completions")
-  std::string_view model;      // the model the body names; "" for routes without one
+  std::string_view principal;         // the API key's name (the tenant)
+  std::string_view route;             // the route pattern ("/v1/chat/completions")
+  std::string_view model;             // the model the body names; "" for routes without one
   std::int64_t estimated_tokens = 0;  // prompt estimate plus the completion tokens asked for
   bool stream = false;
   int worker = 0;  // the calling event loop

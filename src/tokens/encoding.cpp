@@ -6,7 +6,7 @@
 #include <functional>
 #include <mutex>
 
-#include "tokens/model_files.hpp"
+#include "common/model_files.hpp"
 
 namespace orchestra::tokens {
 namespace {

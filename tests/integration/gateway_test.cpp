@@ -259,11 +259,14 @@ TEST_F(GatewayTest, AStreamThatFailsBeforeItsFirstByteFallsBack) {
       "    retry: {attempts: 1}\n"
       "    fallbacks: [local-extractive]\n");
   std::vector<std::string> events;
-  auto r = client_->Stream("POST", "/v1/chat/completions", Chat("s", true), {},
-                           [&](std::string_view data) {
-                             events.emplace_back(data);
-                             return true;
-                           });
+  // A conversation the local provider can answer from (it cannot generate text).
+  const std::string body =
+      R"({"model":"s","stream":true,"messages":[{"role":"system","content":"Cats purr."},)"
+      R"({"role":"user","content":"What do cats do?"}]})";
+  auto r = client_->Stream("POST", "/v1/chat/completions", body, {}, [&](std::string_view data) {
+    events.emplace_back(data);
+    return true;
+  });
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.Header("x-orchestra-provider"), "local");
   ASSERT_FALSE(events.empty());
@@ -679,6 +682,40 @@ TEST(TaskApi, RunsOnTheLocalModelsWithoutAnyProvider) {
   EXPECT_EQ(bad.Json().at("error").at("param"), "labels");
   auto missing = c->Request("POST", "/answer-question", R"({"context":"c"})");
   EXPECT_EQ(missing.status, 400);
+}
+
+// The local provider generates no text, and says so in the one error shape.
+TEST(LocalProviderApi, RefusesWhatItCannotDo) {
+  Orchestra server;
+  auto c = server.Client();
+  auto haiku = c->Request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"local-extractive","messages":[{"role":"user","content":"Write a haiku about autumn."}]})");
+  EXPECT_EQ(haiku.status, 422) << haiku.body;
+  const json::object error = haiku.Json().at("error").as_object();
+  EXPECT_EQ(error.at("type"), "invalid_request_error");
+  EXPECT_EQ(error.at("code"), "unprocessable");
+  EXPECT_EQ(error.at("param"), "messages");
+  const std::string message(error.at("message").as_string());
+  for (std::string_view provider : {"OpenAI", "Anthropic", "Gemini"})
+    EXPECT_NE(message.find(provider), std::string::npos) << message;
+  auto streamed = c->Request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"local-extractive","stream":true,"messages":[{"role":"user","content":"hello"}]})");
+  EXPECT_EQ(streamed.status, 422) << streamed.body;
+  auto tools = c->Request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"local-extractive","messages":[{"role":"system","content":"Cats purr."},)"
+      R"({"role":"user","content":"What do cats do?"}],)"
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{}}}]})");
+  EXPECT_EQ(tools.status, 400) << tools.body;
+  EXPECT_EQ(tools.Json().at("error").at("param"), "tools");
+  auto answered = c->Request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"local-extractive","messages":[{"role":"system","content":"Cats purr."},)"
+      R"({"role":"user","content":"What do cats do?"}]})");
+  ASSERT_EQ(answered.status, 200) << answered.body;
+  EXPECT_EQ(answered.Json().at("choices").at(0).at("message").at("content"), "Cats purr.");
 }
 
 TEST(TaskApi, PromptsAConfiguredModel) {

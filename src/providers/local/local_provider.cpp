@@ -1,12 +1,13 @@
 #include "providers/local/local_provider.hpp"
 
 #include <algorithm>
-#include <cctype>
-#include <cmath>
-#include <map>
-#include <set>
-#include <unordered_map>
 
+#include "common/json_scan.hpp"
+#include "common/model_files.hpp"
+#include "observability/log.hpp"
+#include "providers/local/extractive_chat.hpp"
+#include "providers/local/tokens.hpp"
+#include "providers/local/word_vectors.hpp"
 #include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
@@ -14,264 +15,139 @@ namespace {
 
 namespace asio = boost::asio;
 
-constexpr std::size_t kDefaultDimensions = 256;
-constexpr std::size_t kMaxDimensions = 4096;
-constexpr std::size_t kDefaultMaxWords = 120;
-
-bool IsStopword(std::string_view w) {
-  static const std::set<std::string_view> kStop{
-      "a",     "an",   "and",  "are",   "as",    "at",   "be",    "been", "but",  "by",
-      "can",   "did",  "do",   "does",  "for",   "from", "had",   "has",  "have", "how",
-      "i",     "if",   "in",   "into",  "is",    "it",   "its",   "me",   "my",   "no",
-      "not",   "of",   "on",   "or",    "our",   "she",  "so",    "than", "that", "the",
-      "their", "them", "then", "there", "these", "they", "this",  "to",   "was",  "we",
-      "were",  "what", "when", "where", "which", "who",  "why",   "will", "with", "would",
-      "you",   "your", "he",   "his",   "her",   "also", "about", "all",  "any",  "more"};
-  return kStop.contains(w);
-}
-
-std::uint64_t Fnv1a(std::string_view s, std::uint64_t seed = 1469598103934665603ULL) {
-  std::uint64_t h = seed;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-std::int64_t CountWords(std::string_view text) {
-  return static_cast<std::int64_t>(local::Words(text).size());
+ProviderError Failure(Error error) {
+  ProviderError e;
+  e.kind = FailureKind::kStatus;
+  e.status = error.code == ErrorCode::kUnprocessable ? 422
+             : error.code == ErrorCode::kNotFound    ? 404
+                                                     : 400;
+  e.error = std::move(error);
+  return e;
 }
 
 ProviderError Invalid(std::string message, std::string param) {
-  ProviderError e;
-  e.kind = FailureKind::kStatus;
-  e.status = 400;
-  e.error = Error(ErrorCode::kInvalidRequest, std::move(message), std::move(param));
-  return e;
+  return Failure(Error(ErrorCode::kInvalidRequest, std::move(message), std::move(param)));
 }
 
 ProviderError UnknownModel(std::string_view model) {
-  ProviderError e;
-  e.kind = FailureKind::kStatus;
-  e.status = 404;
-  e.error = Error(ErrorCode::kNotFound,
-                  "the local provider has no model '" + std::string(model) +
-                      "' (it serves local-extractive and local-embed)",
-                  "model");
-  return e;
+  return Failure(Error(ErrorCode::kNotFound,
+                       "the local provider has no model '" + std::string(model) +
+                           "' (it serves local-extractive and local-embed)",
+                       "model"));
 }
 
-std::string RoundTripWords(const std::vector<std::string_view>& sentences) {
-  std::string out;
-  for (std::string_view s : sentences) {
-    if (!out.empty()) out += ' ';
-    out += s;
+Error Unsupported(std::string_view field, std::string_view what) {
+  return Error(ErrorCode::kInvalidRequest,
+               "the local provider (local-extractive) does not support " + std::string(what) +
+                   ": use a provider that does (OpenAI, Anthropic or Gemini)",
+               std::string(field));
+}
+
+// The JSON text `json` is a string equal to one of `allowed` (or absent/null).
+bool StringAmong(std::string_view json, std::initializer_list<std::string_view> allowed) {
+  if (json.empty() || json == "null") return true;
+  auto s = DecodeJsonString(json);
+  return s && std::find(allowed.begin(), allowed.end(), *s) != allowed.end();
+}
+
+// `{"type":"text"}`, the one response format that asks for nothing special.
+bool IsTextFormat(std::string_view json) {
+  if (json.empty() || json == "null") return true;
+  std::optional<std::string> type;
+  auto kind = ScanJson(json, [&](std::string_view key, const JsonSpan& value) {
+    if (key == "type" && value.kind == JsonKind::kString) type = DecodeJsonString(value.In(json));
+  });
+  return kind == JsonKind::kObject && type == "text";
+}
+
+std::int64_t CountTokens(std::string_view text) {
+  return static_cast<std::int64_t>(local::CountWords(text));
+}
+
+// Cuts `text` before the first stop sequence it contains.
+void ApplyStop(std::string& text, const std::vector<std::string>& stop) {
+  std::size_t cut = text.size();
+  for (const std::string& s : stop) {
+    if (!s.empty()) cut = std::min(cut, text.find(s));
   }
-  return out;
+  if (cut < text.size()) text.resize(cut);
 }
 
 }  // namespace
 
-namespace local {
-
-std::vector<std::string> Words(std::string_view text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c >= 0x80) {
-      current += static_cast<char>(std::tolower(c));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
+std::optional<Error> UnsupportedLocalChatField(const wire::ChatRequest& request) {
+  const std::string_view tools = request.tools_json;
+  if (!tools.empty() && tools != "null" && tools != "[]") {
+    return Unsupported("tools", "tools (function calling)");
   }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
+  if (!StringAmong(request.tool_choice_json, {"none", "auto"})) {
+    return Unsupported("tool_choice", "tool_choice");
+  }
+  if (!IsTextFormat(request.response_format_json)) {
+    return Unsupported("response_format", "response_format other than text (JSON output)");
+  }
+  if (request.n && *request.n > 1) return Unsupported("n", "n > 1 (one answer is all it has)");
+  for (const wire::Message& m : request.messages) {
+    if (m.has_non_text_parts) return Unsupported("messages", "images or audio in messages");
+  }
+  // Fields the parsed request does not carry: read from the client's own body.
+  std::optional<Error> found;
+  const std::string_view body = request.raw_body;
+  ScanJson(body, [&](std::string_view key, const JsonSpan& value) {
+    if (found || value.kind == JsonKind::kNull) return;
+    const std::string_view v = value.In(body);
+    if (key == "logprobs" && v == "true") {
+      found = Unsupported("logprobs", "logprobs");
+    } else if (key == "top_logprobs") {
+      found = Unsupported("top_logprobs", "top_logprobs");
+    } else if (key == "functions" || key == "function_call") {
+      found = Unsupported(key, "function calling");
+    } else if (key == "audio" || key == "prediction" || key == "web_search_options") {
+      found = Unsupported(key, key);
+    } else if (key == "modalities" && v.find("audio") != std::string_view::npos) {
+      found = Unsupported("modalities", "audio output");
+    }
+  });
+  return found;
 }
 
-std::vector<std::string_view> Sentences(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  auto flush = [&](std::size_t end) {
-    std::string_view s = text.substr(start, end - start);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-      s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-      s.remove_suffix(1);
-    if (!s.empty()) out.push_back(s);
-    start = end;
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n' && i + 1 < text.size() && text[i + 1] == '\n') {
-      flush(i);
-    } else if ((c == '.' || c == '!' || c == '?') &&
-               (i + 1 == text.size() || std::isspace(static_cast<unsigned char>(text[i + 1])))) {
-      flush(i + 1);
-    }
+LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {
+  // Only a stat() per place: the file is read on first use.
+  if (!FindModelFile(local::WordVectors::kFileName)) {
+    observability::Log(observability::Severity::kWarning,
+                       "local models: word vectors not found; local-embed and the local task "
+                       "models use lexical features only (run scripts/setup.sh, or set "
+                       "ORCHESTRA_MODELS_DIR)",
+                       {{"file", local::WordVectors::kFileName}});
   }
-  flush(text.size());
-  return out;
 }
-
-std::string Answer(const std::vector<wire::Message>& messages, std::size_t max_words) {
-  // The question: the last user message's questions; the context: everything else said.
-  std::string_view last_user;
-  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-    if (it->role == "user") {
-      last_user = it->content;
-      break;
-    }
-  }
-  std::vector<std::string_view> questions;
-  std::vector<std::string_view> context;
-  for (const wire::Message& m : messages) {
-    if (m.role == "assistant" || m.role == "tool") continue;
-    for (std::string_view s : Sentences(m.content)) {
-      const bool is_question = !s.empty() && s.back() == '?';
-      if (is_question && m.content.data() == last_user.data()) {
-        questions.push_back(s);
-      } else if (!is_question) {
-        context.push_back(s);
-      }
-    }
-  }
-  if (context.empty()) {
-    if (last_user.empty()) return "There is nothing to answer.";
-    return "I have no context to answer from: " + std::string(last_user);
-  }
-  std::vector<double> score(context.size(), 0);
-  if (!questions.empty()) {
-    std::set<std::string> asked;
-    for (std::string_view q : questions) {
-      for (auto& w : Words(q)) {
-        if (!IsStopword(w)) asked.insert(w);
-      }
-    }
-    for (std::size_t i = 0; i < context.size(); ++i) {
-      auto words = Words(context[i]);
-      std::set<std::string> seen;
-      for (auto& w : words) {
-        // A shared word counts once per sentence; a plural or -ing form of an asked word too.
-        if (IsStopword(w) || !seen.insert(w).second) continue;
-        for (const std::string& a : asked) {
-          if (w == a ||
-              (w.size() > 3 && a.size() > 3 && (w.rfind(a, 0) == 0 || a.rfind(w, 0) == 0))) {
-            score[i] += 1;
-            break;
-          }
-        }
-      }
-      if (!words.empty()) score[i] /= std::sqrt(static_cast<double>(words.size()));
-    }
-  } else {
-    // Summary: sentences rich in the text's most frequent content words.
-    std::unordered_map<std::string, int> freq;
-    for (std::string_view s : context) {
-      for (auto& w : Words(s)) {
-        if (!IsStopword(w)) ++freq[w];
-      }
-    }
-    for (std::size_t i = 0; i < context.size(); ++i) {
-      auto words = Words(context[i]);
-      for (auto& w : words) {
-        if (!IsStopword(w)) score[i] += freq[w];
-      }
-      if (!words.empty()) score[i] /= static_cast<double>(words.size());
-      score[i] += 1e-3 * static_cast<double>(context.size() - i);  // earlier wins a tie
-    }
-  }
-  std::vector<std::size_t> order(context.size());
-  for (std::size_t i = 0; i < order.size(); ++i)
-    order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return score[a] > score[b]; });
-  if (!questions.empty() && score[order[0]] <= 0) {
-    return "The conversation does not say.";
-  }
-  // Up to three sentences within the word budget, in their original order.
-  std::vector<std::size_t> chosen;
-  std::size_t words = 0;
-  for (std::size_t i : order) {
-    if (chosen.size() == 3 || (!questions.empty() && score[i] <= 0)) break;
-    std::size_t n = Words(context[i]).size();
-    if (!chosen.empty() && words + n > max_words) break;
-    chosen.push_back(i);
-    words += n;
-    if (!questions.empty() && score[i] < score[order[0]] * 0.5) break;
-  }
-  std::sort(chosen.begin(), chosen.end());
-  std::vector<std::string_view> picked;
-  for (std::size_t i : chosen)
-    picked.push_back(context[i]);
-  std::string answer = RoundTripWords(picked);
-  // Respect the word budget even for one long sentence.
-  auto all = Words(answer);
-  if (all.size() > max_words) {
-    std::size_t kept = 0;
-    std::size_t cut = answer.size();
-    bool in_word = false;
-    for (std::size_t i = 0; i < answer.size(); ++i) {
-      const bool alnum = std::isalnum(static_cast<unsigned char>(answer[i])) != 0;
-      if (alnum && !in_word && ++kept > max_words) {
-        cut = i;
-        break;
-      }
-      in_word = alnum;
-    }
-    answer.resize(cut);
-    while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back())))
-      answer.pop_back();
-  }
-  return answer;
-}
-
-std::vector<float> Embed(std::string_view text, std::size_t dimensions) {
-  std::vector<float> v(dimensions, 0.0f);
-  auto words = Words(text);
-  auto add = [&](std::string_view feature, float weight) {
-    const std::uint64_t h = Fnv1a(feature);
-    const std::size_t slot = h % dimensions;
-    v[slot] += ((h >> 63) != 0 ? -weight : weight);
-  };
-  for (std::size_t i = 0; i < words.size(); ++i) {
-    add(words[i], IsStopword(words[i]) ? 0.25f : 1.0f);
-    if (i + 1 < words.size()) add(words[i] + " " + words[i + 1], 0.5f);
-  }
-  double norm = 0;
-  for (float x : v)
-    norm += static_cast<double>(x) * x;
-  if (norm > 0) {
-    const auto inv = static_cast<float>(1.0 / std::sqrt(norm));
-    for (float& x : v)
-      x *= inv;
-  }
-  return v;
-}
-
-}  // namespace local
-
-LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {}
 
 asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
     const wire::ChatRequest& request, const CallOptions& options) {
   if (options.upstream_model != kChatModel) co_return UnknownModel(options.upstream_model);
   if (!request.parsed) co_return Invalid("the request's messages were not parsed", "messages");
-  const std::size_t max_words =
-      request.max_tokens ? static_cast<std::size_t>(*request.max_tokens) : kDefaultMaxWords;
+  if (auto unsupported = UnsupportedLocalChatField(request)) co_return Failure(*unsupported);
+  std::vector<local::ChatTurn> turns;
+  turns.reserve(request.messages.size());
+  for (const wire::Message& m : request.messages)
+    turns.push_back({m.role, m.content});
+  const std::size_t max_words = request.max_tokens && *request.max_tokens > 0
+                                    ? static_cast<std::size_t>(*request.max_tokens)
+                                    : 0;
+  auto reply = local::ExtractiveReply(embedder_, turns, max_words);
+  if (!reply) co_return Failure(reply.error());
   wire::ChatResponse response;
   response.id = wire::NewChatCompletionId();
   response.created = wire::UnixNow();
   response.model = std::string(kChatModel);
   wire::ChatChoice choice;
-  choice.content = local::Answer(request.messages, max_words);
+  choice.content = std::move(reply->text);
+  ApplyStop(choice.content, request.stop);
   choice.finish_reason = "stop";
   std::int64_t prompt = 0;
   for (const wire::Message& m : request.messages)
-    prompt += CountWords(m.content);
-  response.usage = {prompt, CountWords(choice.content), 0, true};
+    prompt += CountTokens(m.content);
+  response.usage = {prompt, CountTokens(choice.content), 0, true};
   response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
   response.choices.push_back(std::move(choice));
   co_return response;
@@ -279,6 +155,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
 
 asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(
     const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
+  // The same answer as Chat, in chunks: a refusal comes before the first one.
   auto full = co_await Chat(request, options);
   if (!full) co_return full.error();
   const wire::ChatResponse& r = *full;
@@ -329,10 +206,10 @@ asio::awaitable<ProviderResult<wire::EmbeddingResponse>> LocalProvider::Embed(
   if (options.upstream_model != kEmbedModel) co_return UnknownModel(options.upstream_model);
   if (request.token_input)
     co_return Invalid("local-embed takes text input, not token ids", "input");
-  std::size_t dims = kDefaultDimensions;
+  std::size_t dims = local::Embedder::kDefaultDimensions;
   if (request.dimensions) {
     if (*request.dimensions < 1 ||
-        *request.dimensions > static_cast<std::int64_t>(kMaxDimensions)) {
+        *request.dimensions > static_cast<std::int64_t>(local::Embedder::kMaxDimensions)) {
       co_return Invalid("dimensions must be between 1 and 4096", "dimensions");
     }
     dims = static_cast<std::size_t>(*request.dimensions);
@@ -341,15 +218,19 @@ asio::awaitable<ProviderResult<wire::EmbeddingResponse>> LocalProvider::Embed(
   response.model = std::string(kEmbedModel);
   std::int64_t tokens = 0;
   for (const std::string& input : request.inputs) {
-    response.vectors.push_back(local::Embed(input, dims));
-    tokens += CountWords(input);
+    response.vectors.push_back(embedder_.Embed(input, dims));
+    tokens += CountTokens(input);
   }
   response.usage = {tokens, 0, tokens, true};
   co_return response;
 }
 
 asio::awaitable<Result<std::string>> LocalProvider::Warmup(int /*worker*/) {
-  co_return std::string("local models loaded");
+  // Says where the word vectors stand without loading them on an event-loop thread.
+  const auto& vectors = local::WordVectors::Default();
+  co_return "local models: " + (vectors.state() == local::WordVectors::State::kNotLoaded
+                                    ? std::string("word vectors load on first use")
+                                    : vectors.Status());
 }
 
 }  // namespace orchestra::providers

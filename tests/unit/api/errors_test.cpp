@@ -28,6 +28,16 @@ TEST(RenderError, NullParamWhenThereIsNone) {
   EXPECT_EQ(e["type"], "authentication_error");
 }
 
+TEST(RenderError, WhatAModelCannotDoIs422) {
+  net::Response r;
+  RenderError(Error(ErrorCode::kUnprocessable, "cannot generate text", "messages"), r);
+  EXPECT_EQ(r.status, 422u);
+  auto e = boost::json::parse(r.body).at("error").as_object();
+  EXPECT_EQ(e["type"], "invalid_request_error");
+  EXPECT_EQ(e["code"], "unprocessable");
+  EXPECT_EQ(e["param"], "messages");
+}
+
 TEST(RenderError, OverloadCarriesRetryAfter) {
   net::Response r;
   RenderError(Error(ErrorCode::kOverloaded, "busy"), r, 3);

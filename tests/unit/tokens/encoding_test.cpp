@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tokens/model_files.hpp"
+#include "common/model_files.hpp"
 #include "tokens/rank_table.hpp"
 #include "unit/tokens/corpus.hpp"
 

@@ -1,4 +1,4 @@
-#include "tokens/model_files.hpp"
+#include "common/model_files.hpp"
 
 #include <cstdlib>
 #include <fstream>

@@ -8,8 +8,8 @@
 #include "common/error.hpp"
 
 // Where the data files that scripts/setup.sh installs (tokenizer ranks, word vectors) are found
-// at run time. Kept apart from the tokenizer so that other data files use the same lookup.
-namespace orchestra::tokens {
+// at run time, for every data file (the tokenizer ranks, the local provider's word vectors).
+namespace orchestra {
 
 // The directories searched, in order:
 //   1. $ORCHESTRA_MODELS_DIR, when set and not empty;
@@ -23,5 +23,7 @@ std::vector<std::filesystem::path> ModelSearchDirs();
 // names the file, every directory searched, and how to install the file (scripts/setup.sh).
 Result<std::filesystem::path> FindModelFile(std::string_view file_name,
                                             std::span<const std::filesystem::path> dirs);
+// The same over ModelSearchDirs(). Only stat()s: cheap enough at start-up.
+Result<std::filesystem::path> FindModelFile(std::string_view file_name);
 
-}  // namespace orchestra::tokens
+}  // namespace orchestra

@@ -1,10 +1,10 @@
-#include "tokens/model_files.hpp"
+#include "common/model_files.hpp"
 
 #include <cstdlib>
 #include <string>
 #include <system_error>
 
-namespace orchestra::tokens {
+namespace orchestra {
 
 std::vector<std::filesystem::path> ModelSearchDirs() {
   std::vector<std::filesystem::path> dirs;
@@ -41,4 +41,9 @@ Result<std::filesystem::path> FindModelFile(std::string_view file_name,
   return Error(ErrorCode::kUnavailable, std::move(message));
 }
 
-}  // namespace orchestra::tokens
+Result<std::filesystem::path> FindModelFile(std::string_view file_name) {
+  const std::vector<std::filesystem::path> dirs = ModelSearchDirs();
+  return FindModelFile(file_name, dirs);
+}
+
+}  // namespace orchestra
