@@ -80,6 +80,13 @@ class HnswIndex final : public Index {
         space_(MakeSpace(options.dimension)),
         graph_(std::make_unique<Graph>(space_.get(), capacity, options.m, options.ef_construction,
                                        options.seed)) {
+    // hnswlib's searchBaseLayer prefetches the link after the one it reads, so on a full
+    // upper-layer list it reads one link past the list's allocation (nmslib/hnswlib#107, #578;
+    // the fix was never merged). One spare (zeroed) slot per upper-layer list keeps that read in
+    // bounds; every upper-layer offset and allocation is derived from this size, so the graph
+    // and the snapshot stay consistent. Bottom-layer lists are followed by their vector in the
+    // same block, so they need none.
+    graph_->size_links_per_element_ += sizeof(tableint);
     distance_ = space_->get_dist_func();
     distance_param_ = space_->get_dist_func_param();
   }
@@ -256,7 +263,7 @@ class HnswIndex final : public Index {
         if (!in.Fits(level, g.size_links_per_element_)) return in.Corrupt("the graph is truncated");
         // hnswlib's destructor frees the lists of slots below cur_element_count with a level.
         const std::size_t bytes = g.size_links_per_element_ * level;
-        g.linkLists_[i] = static_cast<char*>(std::malloc(bytes + 1));
+        g.linkLists_[i] = static_cast<char*>(std::calloc(bytes + 1, 1));
         if (g.linkLists_[i] == nullptr)
           return MakeError(ErrorCode::kInternal, "out of memory loading the vector index");
         g.element_levels_[i] = static_cast<int>(level);
