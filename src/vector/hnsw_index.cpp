@@ -11,6 +11,7 @@
 #include <queue>
 #include <shared_mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -138,8 +139,14 @@ class HnswIndex final : public Index {
         }
       };
       std::vector<std::thread> helpers;
-      for (std::size_t t = 1; t < threads; ++t)
-        helpers.emplace_back(work);
+      helpers.reserve(threads);
+      for (std::size_t t = 1; t < threads; ++t) {
+        try {
+          helpers.emplace_back(work);
+        } catch (const std::system_error&) {
+          break;  // no thread to be had: the ones running (and this one) do the work
+        }
+      }
       work();
       for (std::thread& t : helpers)
         t.join();
