@@ -336,6 +336,11 @@ class HnswIndex final : public Index {
     const HnswIndex& index_;
   };
 
+  void Prefetch(const hnswlib::VisitedList* visited, tableint slot) const {
+    __builtin_prefetch(visited->mass + slot);
+    __builtin_prefetch(graph_->getDataByInternalId(slot));
+  }
+
   float Distance(const float* q, tableint slot) const {
     return distance_(q, graph_->getDataByInternalId(slot), distance_param_);
   }
@@ -393,13 +398,18 @@ class HnswIndex final : public Index {
       hnswlib::linklistsizeint* list = g.get_linklist0(next.second);
       const std::size_t links = g.getListCount(list);
       const auto* to = reinterpret_cast<const tableint*>(list + 1);
+      // As hnswlib does: fetch the next neighbour's visited mark and vector while this one is
+      // scored (the walk is bound by memory latency, not arithmetic).
+      if (links > 0) Prefetch(visited, to[0]);
       for (std::size_t j = 0; j < links; ++j) {
+        if (j + 1 < links) Prefetch(visited, to[j + 1]);
         const tableint slot = to[j];
         if (visited->mass[slot] == tag) continue;
         visited->mass[slot] = tag;
         const float d = Distance(q, slot);
         if (best.size() < ef || d < bound) {
           frontier.emplace(d, slot);
+          __builtin_prefetch(g.get_linklist0(frontier.top().second));
           if (qualifies(slot)) {
             best.emplace(d, slot);
             if (best.size() > ef) best.pop();
