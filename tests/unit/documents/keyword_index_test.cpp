@@ -139,17 +139,26 @@ TEST(KeywordIndex, ConcurrentSearchesDuringWrites) {
     index.Add(id, "word" + std::to_string(id % 10) + " base");
   std::atomic<bool> done{false};
   std::atomic<bool> bad{false};
+  std::atomic<std::size_t> searches{0};
   std::vector<std::thread> readers;
   for (int t = 0; t < 3; ++t)
     readers.emplace_back([&] {
       while (!done) {
         const auto hits = index.Search("base word3", 20);
-        if (hits.empty()) bad = true;
+        if (hits.size() != 20) bad = true;
         for (std::size_t i = 1; i < hits.size(); ++i)
           if (hits[i - 1].score < hits[i].score) bad = true;
+        ++searches;
       }
     });
+  // The lock prefers writers: wait for searches now and then so that both really interleave.
+  auto wait_for_searches = [&](std::size_t at_least) {
+    while (searches.load() < at_least)
+      std::this_thread::yield();
+  };
+  wait_for_searches(3);
   for (std::uint64_t id = 200; id < 3000; ++id) {
+    if (id % 100 == 0) wait_for_searches(searches.load() + 1);
     index.Add(id, "word" + std::to_string(id % 10) + " base extra");
     if (id % 3 == 0) index.Remove(id - 150);
   }
@@ -157,6 +166,7 @@ TEST(KeywordIndex, ConcurrentSearchesDuringWrites) {
   for (auto& r : readers)
     r.join();
   EXPECT_FALSE(bad);
+  EXPECT_EQ(index.size(), 3000u - (3000 - 201) / 3);
 }
 
 TEST(ReciprocalRankFusion, FusesByReciprocalRank) {

@@ -334,8 +334,17 @@ TEST_P(IndexContract, ConcurrentSearchesDuringWrites) {
       }
     });
   }
+  // The lock prefers writers, so a writer relocking back to back could finish before a reader
+  // runs at all on a busy machine; every 100 writes it waits for a search to have happened, so
+  // that searches and writes really interleave.
+  auto wait_for_searches = [&](std::size_t at_least) {
+    while (searches.load() < at_least)
+      std::this_thread::yield();
+  };
+  wait_for_searches(3);
   // EXPECT, not ASSERT: returning early would leave the readers running.
   for (std::size_t i = 100; i < n; ++i) {
+    if (i % 100 == 0) wait_for_searches(searches.load() + 1);
     EXPECT_TRUE(index->Add(i, Row(rows, dim, i)));
     if (i % 10 == 0) index->Remove(i - 50);
     if (i % 10 == 5) {
