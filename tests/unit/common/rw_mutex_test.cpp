@@ -1,12 +1,12 @@
 #include "common/rw_mutex.hpp"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 namespace orchestra {
 namespace {
