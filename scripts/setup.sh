@@ -28,7 +28,7 @@ esac
 build_packages=(
   g++ cmake ninja-build ccache pkg-config make git ca-certificates
   libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libhnswlib-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_packages=(
   prometheus redis-server postgresql openssl curl procps
