@@ -187,25 +187,6 @@ std::optional<std::string> OptionalColumn(const PGresult* r, int row, int column
   return Column(r, row, column);
 }
 
-// The smallest string greater than every string that starts with `prefix` (byte order = code
-// point order in UTF-8): the prefix with its last code point incremented. Empty when none.
-std::string PrefixUpperBound(std::string_view prefix) {
-  std::u32string cps;
-  if (!DecodeUtf8(prefix, cps)) return {};
-  while (!cps.empty()) {
-    char32_t& last = cps.back();
-    if (last < 0x10FFFF) {
-      last = last == 0xD7FF ? 0xE000 : last + 1;
-      std::string out;
-      for (char32_t c : cps)
-        AppendUtf8(out, c);
-      return out;
-    }
-    cps.pop_back();
-  }
-  return {};
-}
-
 }  // namespace
 
 class PostgresBackend::Connection {
