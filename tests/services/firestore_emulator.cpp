@@ -1,5 +1,6 @@
 #include "services/firestore_emulator.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -46,32 +47,73 @@ bool OnPath(const std::string& program) {
   return false;
 }
 
-// Whether a GET / on the port answers "Ok" (the emulator's health answer) within `timeout`.
-bool Answers(int port, std::chrono::milliseconds timeout) {
+// Sends one HTTP/1.1 request (Connection: close) and returns the whole response, or "" when
+// nothing answered within `timeout` per read.
+std::string Exchange(int port, const std::string& method, const std::string& target,
+                     const std::string& body, std::chrono::milliseconds timeout) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  if (fd < 0) return {};
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  timeval tv{0, static_cast<suseconds_t>(timeout.count() * 1000)};
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  bool ok = false;
+  std::string response;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    std::string request = method + " " + target +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                          "Content-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
         static_cast<ssize_t>(request.size())) {
-      std::string response;
-      char buf[512];
+      // Until the body is complete (the emulator may keep the connection open all the same).
+      char buf[4096];
       ssize_t n = 0;
-      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
         response.append(buf, static_cast<std::size_t>(n));
-      ok = response.starts_with("HTTP/1.1 200") && response.find("Ok") != std::string::npos;
+        const auto head_end = response.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        std::string head = response.substr(0, head_end);
+        for (char& c : head)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const auto at = head.find("content-length:");
+        if (at == std::string::npos) continue;
+        const std::size_t length = std::strtoul(head.c_str() + at + 15, nullptr, 10);
+        if (response.size() >= head_end + 4 + length) break;
+      }
     }
   }
   ::close(fd);
-  return ok;
+  return response;
+}
+
+// Whether a GET / on the port answers "Ok" (the emulator's health answer) within `timeout`.
+bool Answers(int port, std::chrono::milliseconds timeout) {
+  const std::string response = Exchange(port, "GET", "/", "", timeout);
+  return response.starts_with("HTTP/1.1 200") && response.find("Ok") != std::string::npos;
+}
+
+// The JVM answers its first real requests slowly (seconds on a busy machine): a write, a read
+// and a query before the tests' first calls, whose deadlines are meant for a warm emulator.
+bool Warm(int port, Clock::time_point deadline) {
+  const std::string documents = "/v1/projects/demo-warmup/databases/(default)/documents";
+  const std::string name = "projects/demo-warmup/databases/(default)/documents/warm/up";
+  const std::pair<std::string, std::string> calls[] = {
+      {documents + ":commit",
+       R"({"writes":[{"update":{"name":")" + name + R"(","fields":{"v":{"stringValue":"1"}}}}]})"},
+      {documents + ":batchGet", R"({"documents":[")" + name + R"("]})"},
+      {documents + "/warm/up:runQuery", R"({"structuredQuery":{"from":[{"collectionId":"x"}]}})"},
+  };
+  for (const auto& [target, body] : calls) {
+    while (!Exchange(port, "POST", target, body, 10s).starts_with("HTTP/1.1 200")) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  return true;
 }
 
 struct ProcStat {
@@ -160,18 +202,28 @@ FirestoreEmulator& FirestoreEmulator::Shared() {
 bool FirestoreEmulator::TryStart() {
   const std::string config = dir_.path() + "/gcloud";
   std::filesystem::create_directories(config);
+  // A shell leads the session and waits for gcloud. Should this process die without Stop()
+  // (a crashed test), the shell gets SIGTERM and kills gcloud's process group (gcloud makes
+  // itself a group leader; the emulator's own shell and the JVM are in it), which would
+  // otherwise outlive us, and its own.
   child_ = std::make_unique<Child>(
       std::vector<std::string>{
-          "/usr/bin/env", "CLOUDSDK_CONFIG=" + config, "CLOUDSDK_CORE_DISABLE_PROMPTS=1",
-          "CLOUDSDK_CORE_CHECK_GCE_METADATA=false", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
+          "/bin/sh", "-c",
+          "\"$@\" & gcloud=$!; trap 'kill -KILL -$gcloud; kill -KILL 0' TERM; wait",
+          "firestore-emulator", "/usr/bin/env", "CLOUDSDK_CONFIG=" + config,
+          "CLOUDSDK_CORE_DISABLE_PROMPTS=1", "CLOUDSDK_CORE_CHECK_GCE_METADATA=false",
+          "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
           "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", GcloudBinary(), "emulators",
           "firestore", "start", "--host-port=127.0.0.1:" + std::to_string(port_)},
-      dir_.path() + "/emulator.log", std::nullopt, /*new_session=*/true);
+      dir_.path() + "/emulator.log", std::nullopt, /*new_session=*/true, SIGTERM);
   // Java's start-up on a busy 2-core machine can take well over ten seconds.
   const auto deadline = Clock::now() + 90s;
   while (Clock::now() < deadline) {
     if (!child_->Running()) break;  // e.g. the port was taken after all
-    if (Answers(port_, 500ms)) return true;
+    if (Answers(port_, 500ms)) {
+      if (Warm(port_, deadline)) return true;
+      break;
+    }
     std::this_thread::sleep_for(50ms);
   }
   Stop();

@@ -7,7 +7,8 @@
 
 // The Cloud Firestore emulator for tests: `gcloud emulators firestore start` on a free loopback
 // port, in a session of its own (gcloud starts a shell that starts Java: Stop() kills every
-// process of the session and reaps them all). Its data lives in memory and goes with it.
+// process of the session and reaps them all, and a test process that dies takes the session
+// with it). Its data lives in memory and goes with it.
 //
 // The emulator ships with the Google Cloud CLI (component cloud-firestore-emulator, Debian
 // package google-cloud-cli-firestore-emulator from Google's apt repository) and needs Java.
@@ -23,8 +24,9 @@ class FirestoreEmulator {
   // cloud-sdk/bin, /usr/local/bin).
   static bool Available(std::string* why = nullptr);
 
-  // Starts it and waits until it answers (starting Java takes seconds); throws
-  // std::runtime_error with its log when it cannot.
+  // Starts it and waits until it answers, and has answered a few real requests (Java is slow
+  // to start and then slow on its first requests); throws std::runtime_error with its log when
+  // it cannot.
   FirestoreEmulator();
   FirestoreEmulator(const FirestoreEmulator&) = delete;
   FirestoreEmulator& operator=(const FirestoreEmulator&) = delete;
@@ -51,7 +53,7 @@ class FirestoreEmulator {
 
   ScratchDir dir_;
   int port_ = 0;
-  std::unique_ptr<Child> child_;  // the session leader (gcloud)
+  std::unique_ptr<Child> child_;  // the session leader (a shell that waits for gcloud)
 };
 
 }  // namespace orchestra::testing::services
