@@ -112,6 +112,7 @@ if [[ -n $gcloud && -d $(dirname "$(readlink -f "$gcloud")")/../platform/cloud-f
     "$gcloud" emulators firestore start --host-port="127.0.0.1:$firestore_port" \
     >"$tmp/firestore-emulator.log" 2>&1 &
   firestore_session=$!
+  disown "$firestore_session"  # cleanup kills it: no job notice
   for _ in $(seq 1 1200); do
     curl -fs "http://127.0.0.1:$firestore_port/" >/dev/null 2>&1 && break
     sleep 0.05
