@@ -30,9 +30,12 @@ build_packages=(
   libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev
   libhnswlib-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
+# Java runs the Firestore emulator. The emulator itself ships with the Google Cloud CLI
+# (google-cloud-cli-firestore-emulator), which is not a Debian package: without it the Firestore
+# tests skip, saying so.
 test_packages=(
   prometheus redis-server postgresql openssl curl procps
-  shellcheck yamllint clang-format
+  shellcheck yamllint clang-format openjdk-17-jre-headless
 )
 bench_packages=(wrk nginx-light hyperfine python3 valgrind)
 

@@ -133,12 +133,25 @@ struct TasksConfig {
   std::string summarize_model;
 };
 
-enum class StorageBackend : std::uint8_t { kSqlite, kRedis, kPostgres };
+enum class StorageBackend : std::uint8_t { kSqlite, kRedis, kPostgres, kFirestore };
+
+// storage.firestore (issue 16). Documents live under
+// projects/{project}/databases/{database}/documents/{root}/... (storage/firestore/).
+struct FirestoreConfig {
+  std::string project;  // default: $GOOGLE_CLOUD_PROJECT
+  std::string database = "(default)";
+  std::string root = "orchestra";  // the top-level collection
+  std::string endpoint;            // empty: https://firestore.googleapis.com
+  // From the environment, as Google's client libraries read them (not YAML keys):
+  std::string emulator_host;  // $FIRESTORE_EMULATOR_HOST: plain HTTP there, no token
+  std::string metadata_host;  // $GCE_METADATA_HOST, else metadata.google.internal
+};
 
 struct StorageConfig {
   StorageBackend backend = StorageBackend::kSqlite;
   std::string path = "./data/orchestra.db";  // sqlite
   std::string url;                           // redis://host:6379/0 or postgresql://...
+  FirestoreConfig firestore;                 // firestore
   int pool_size = 4;                         // connections (and blocking threads) per backend
   std::uint64_t max_value_bytes = 1ULL << 20;
   int checkpoints_keep_last = 50;

@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/cpu.hpp"
+#include "common/gce_metadata.hpp"
 #include "common/text.hpp"
 #include <arpa/inet.h>
 
@@ -252,7 +253,8 @@ constexpr std::array kStrategies{
 constexpr std::array kBackends{
     std::pair<std::string_view, StorageBackend>{"sqlite", StorageBackend::kSqlite},
     std::pair<std::string_view, StorageBackend>{"redis", StorageBackend::kRedis},
-    std::pair<std::string_view, StorageBackend>{"postgres", StorageBackend::kPostgres}};
+    std::pair<std::string_view, StorageBackend>{"postgres", StorageBackend::kPostgres},
+    std::pair<std::string_view, StorageBackend>{"firestore", StorageBackend::kFirestore}};
 constexpr std::array kLogFormats{std::pair<std::string_view, LogFormat>{"json", LogFormat::kJson},
                                  std::pair<std::string_view, LogFormat>{"text", LogFormat::kText}};
 constexpr std::array kLogLevels{
@@ -471,19 +473,75 @@ void ReadTasks(Section s, TasksConfig& c) {
   s.Finish();
 }
 
-void ReadStorage(Section s, StorageConfig& c, int depth) {
+// A Firestore document holds at most 1 MiB, its name and field names included.
+constexpr std::uint64_t kFirestoreMaxValueBytes = 1'000'000;
+
+bool AllOf(std::string_view text, std::string_view allowed_punctuation) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           allowed_punctuation.find(ch) != std::string_view::npos;
+  });
+}
+
+// storage.firestore, and the variables Google's client libraries read.
+void ReadFirestore(Section s, StorageConfig& c, const EnvLookup& env) {
+  FirestoreConfig& f = c.firestore;
+  f.project = s.String("project", f.project);
+  f.database = s.String("database", f.database);
+  f.root = s.String("root", f.root);
+  f.endpoint = s.String("endpoint", f.endpoint);
+  f.emulator_host = env("FIRESTORE_EMULATOR_HOST").value_or("");
+  f.metadata_host = gce::MetadataHost(env("GCE_METADATA_HOST"));
+  if (c.backend == StorageBackend::kFirestore) {
+    if (f.project.empty()) f.project = env("GOOGLE_CLOUD_PROJECT").value_or("");
+    if (f.project.empty()) {
+      s.FailKey("project",
+                "backend firestore needs a Google Cloud project: set it here or in "
+                "$GOOGLE_CLOUD_PROJECT");
+    }
+    // Ids that appear as they are in request paths.
+    if (!AllOf(f.project, "-.:")) {
+      s.FailKey("project", "expected a Google Cloud project id, got '" + f.project + "'");
+    }
+    if (f.database != "(default)" && !AllOf(f.database, "-")) {
+      s.FailKey("database", "expected (default) or a database id (letters, digits and -), got '" +
+                                f.database + "'");
+    }
+    if (!AllOf(f.root, "-_") || f.root.size() > 100 ||
+        (f.root.size() >= 4 && f.root.starts_with("__") && f.root.ends_with("__"))) {
+      s.FailKey("root",
+                "expected a collection id of letters, digits, - and _ (at most 100), got '" +
+                    f.root + "'");
+    }
+    if (!f.endpoint.empty() && !f.endpoint.starts_with("https://") &&
+        !f.endpoint.starts_with("http://")) {
+      s.FailKey("endpoint", "expected https://host[:port], got '" + f.endpoint + "'");
+    }
+  }
+  s.Finish();
+}
+
+void ReadStorage(Section s, StorageConfig& c, int depth, const EnvLookup& env) {
   c.backend = s.Choice("backend", c.backend, kBackends);
   c.path = s.String("path", c.path);
   c.url = s.String("url", c.url);
+  ReadFirestore(s.Child("firestore"), c, env);
   c.pool_size = static_cast<int>(s.Int("pool_size", c.pool_size, 1, 256));
-  c.max_value_bytes = s.Size("max_value_bytes", c.max_value_bytes, 1);
+  const bool firestore = c.backend == StorageBackend::kFirestore;
+  c.max_value_bytes =
+      s.Size("max_value_bytes", firestore ? kFirestoreMaxValueBytes : c.max_value_bytes, 1);
+  if (firestore && c.max_value_bytes > kFirestoreMaxValueBytes) {
+    s.FailKey("max_value_bytes", "at most " + std::to_string(kFirestoreMaxValueBytes) +
+                                     " with backend firestore (a document holds at most 1 MiB)");
+  }
   Section checkpoints = s.Child("checkpoints");
   c.checkpoints_keep_last =
       static_cast<int>(checkpoints.Int("keep_last", c.checkpoints_keep_last, 1, 1'000'000));
   checkpoints.Finish();
   c.sweep_interval = s.Dur("sweep_interval", c.sweep_interval);
   c.operation_timeout = s.Dur("operation_timeout", c.operation_timeout);
-  if (c.backend != StorageBackend::kSqlite && c.url.empty()) {
+  if ((c.backend == StorageBackend::kRedis || c.backend == StorageBackend::kPostgres) &&
+      c.url.empty()) {
     s.FailKey("url",
               std::string("backend ") + std::string(NameOf(c.backend, kBackends)) + " needs a url");
   }
@@ -502,7 +560,7 @@ void ReadStorage(Section s, StorageConfig& c, int depth) {
   if (s.Has("secondary")) {
     if (depth > 0) s.FailKey("secondary", "a secondary cannot have its own secondary");
     c.secondary = std::make_shared<StorageConfig>();
-    ReadStorage(s.Child("secondary"), *c.secondary, depth + 1);
+    ReadStorage(s.Child("secondary"), *c.secondary, depth + 1, env);
   }
   s.Finish();
 }
@@ -701,7 +759,7 @@ Config ParseConfig(std::string_view yaml, std::string_view source, const EnvLook
   ReadProviders(top, c.providers);
   ReadModels(top, c.models);
   ReadTasks(top.Child("tasks"), c.tasks);
-  ReadStorage(top.Child("storage"), c.storage, 0);
+  ReadStorage(top.Child("storage"), c.storage, 0, env);
   ReadObservability(top.Child("observability"), c.observability);
   top.Finish();
   return c;
@@ -899,6 +957,15 @@ std::string DumpConfig(const Config& c) {
     out << YAML::Key << "backend" << YAML::Value << std::string(ToString(s.backend));
     if (s.backend == StorageBackend::kSqlite) {
       out << YAML::Key << "path" << YAML::Value << s.path;
+    } else if (s.backend == StorageBackend::kFirestore) {
+      out << YAML::Key << "firestore" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "project" << YAML::Value << s.firestore.project;
+      out << YAML::Key << "database" << YAML::Value << s.firestore.database;
+      out << YAML::Key << "root" << YAML::Value << s.firestore.root;
+      if (!s.firestore.endpoint.empty()) {
+        out << YAML::Key << "endpoint" << YAML::Value << s.firestore.endpoint;
+      }
+      out << YAML::EndMap;
     } else {
       // A URL may carry a password: keep scheme, host and path only.
       std::string url = s.url;

@@ -1,6 +1,7 @@
 // The wiring of storage: the only place that names the concrete backends (STYLE.md "Layout").
 #include <stdexcept>
 
+#include "storage/firestore/firestore_backend.hpp"
 #include "storage/postgres/libpq_loader.hpp"
 #include "storage/postgres/postgres_backend.hpp"
 #include "storage/redis/redis_backend.hpp"
@@ -30,6 +31,14 @@ std::unique_ptr<Backend> MakeBackend(const config::StorageConfig& c) {
           {.url = c.url,
            .pool_size = c.pool_size,
            .statement_timeout = duration_cast<milliseconds>(c.operation_timeout)});
+    case config::StorageBackend::kFirestore:
+      return FirestoreBackend::Create({.project = c.firestore.project,
+                                       .database = c.firestore.database,
+                                       .root = c.firestore.root,
+                                       .endpoint = c.firestore.endpoint,
+                                       .emulator_host = c.firestore.emulator_host,
+                                       .metadata_host = c.firestore.metadata_host,
+                                       .pool_size = c.pool_size});
   }
   throw std::runtime_error("storage: unknown backend");
 }

@@ -61,6 +61,23 @@ bool HexDecode(std::string_view hex, std::string& out) {
   return true;
 }
 
+std::string PrefixUpperBound(std::string_view prefix) {
+  std::u32string cps;
+  if (!DecodeUtf8(prefix, cps)) return {};
+  while (!cps.empty()) {
+    char32_t& last = cps.back();
+    if (last < 0x10FFFF) {
+      last = last == 0xD7FF ? 0xE000 : last + 1;
+      std::string out;
+      for (char32_t c : cps)
+        AppendUtf8(out, c);
+      return out;
+    }
+    cps.pop_back();
+  }
+  return {};
+}
+
 std::string EncodeKeysetCursor(std::string_view last_key) {
   const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(last_key.data()),
                                             last_key.size());

@@ -22,6 +22,12 @@ std::string EncodeKeysetCursor(std::string_view last_key);
 // The last key, or kInvalidRequest (param "cursor"). An empty cursor decodes to "".
 Result<std::string> DecodeKeysetCursor(std::string_view cursor);
 
+// The smallest string greater than every string that starts with `prefix` (byte order = code
+// point order in UTF-8): the prefix with its last code point incremented. Empty when there is
+// none (an empty prefix, or one of U+10FFFF only). Backends scan [prefix, bound) for a glob's
+// literal prefix.
+std::string PrefixUpperBound(std::string_view prefix);
+
 // Lower-case or upper-case hex to bytes; false on odd length or a non-hex digit.
 bool HexDecode(std::string_view hex, std::string& out);
 

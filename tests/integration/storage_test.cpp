@@ -1,11 +1,14 @@
-// Agent memory and checkpoints through the real binary over HTTP (issue 4), against SQLite, a
-// real Redis and a real PostgreSQL (tests/services): every endpoint's round trip, the error
-// shapes, limits, TTL, tenant isolation, crash safety (kill -9) and failover.
+// Agent memory and checkpoints through the real binary over HTTP (issues 4 and 16), against
+// SQLite, a real Redis, a real PostgreSQL and the Firestore emulator (tests/services): every
+// endpoint's round trip, the error shapes, limits, TTL, tenant isolation, crash safety
+// (kill -9) and failover. The Firestore tests run in one process (storage_integration_test.
+// firestore) and share one emulator, each under a root collection of its own.
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,7 +21,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "common/random.hpp"
 #include "integration/orchestra_process.hpp"
+#include "services/firestore_emulator.hpp"
 #include "services/postgres_server.hpp"
 #include "services/redis_server.hpp"
 
@@ -27,11 +32,12 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
+using services::FirestoreEmulator;
 using services::PostgresServer;
 using services::RedisServer;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-enum class Backend { kSqlite, kRedis, kPostgres };
+enum class Backend { kSqlite, kRedis, kPostgres, kFirestore };
 
 std::string Name(Backend b) {
   switch (b) {
@@ -41,17 +47,45 @@ std::string Name(Backend b) {
       return "redis";
     case Backend::kPostgres:
       return "postgres";
+    case Backend::kFirestore:
+      return "firestore";
   }
   return "?";
 }
 
-// The storage section for `backend`: SQLite in `data_dir`, or the server at `url`. `extra` holds
-// more keys of the section, one per line.
+// Whether the Firestore emulator can run here; when not, says so loudly (once) for the caller
+// to skip.
+bool FirestoreAvailable(std::string& why) {
+  static const std::string missing = [] {
+    std::string reason;
+    if (FirestoreEmulator::Available(&reason)) return std::string();
+    std::fprintf(stderr,
+                 "\n**********************************************************************\n"
+                 "*** FIRESTORE EMULATOR MISSING: the Firestore tests are SKIPPED.\n"
+                 "*** %s\n"
+                 "**********************************************************************\n\n",
+                 reason.c_str());
+    return reason;
+  }();
+  why = "Firestore emulator missing: " + missing;
+  return missing.empty();
+}
+
+// A root collection of its own for each server a test starts against the shared emulator.
+std::string FreshRoot() {
+  return "it" + RandomHex(6);
+}
+
+// The storage section for `backend`: SQLite in `data_dir`, the server at `url`, or for
+// Firestore the root collection `url` in the emulator's project. `extra` holds more keys of the
+// section, one per line.
 std::string StorageYaml(Backend backend, const std::string& data_dir, const std::string& url,
                         const std::string& extra = "", int keep_last = 5) {
   std::string yaml = "storage:\n  backend: " + Name(backend) + "\n";
   if (backend == Backend::kSqlite) {
     yaml += "  path: " + data_dir + "/data/orchestra.db\n";
+  } else if (backend == Backend::kFirestore) {
+    yaml += "  firestore: {project: demo-orchestra, root: " + url + "}\n";
   } else {
     yaml += "  url: " + url + "\n";
   }
@@ -240,11 +274,23 @@ class StorageApi : public ::testing::TestWithParam<Backend> {
     } else if (GetParam() == Backend::kPostgres) {
       postgres_ = std::make_unique<PostgresServer>();
       url_ = postgres_->url();
+    } else if (GetParam() == Backend::kFirestore) {
+      std::string why;
+      if (!FirestoreAvailable(why)) GTEST_SKIP() << why;
+      emulator_host_ = FirestoreEmulator::Shared().host();
+      url_ = FreshRoot();
     }
   }
   std::string Yaml(const std::string& extra = "", int keep_last = 5) {
     return StorageYaml(GetParam(), data_.path(), url_, extra, keep_last);
   }
+  // The server's options; for Firestore with $FIRESTORE_EMULATOR_HOST.
+  OrchestraOptions Options(const std::string& yaml) const {
+    OrchestraOptions o = testing::Options(yaml);
+    if (!emulator_host_.empty()) o.env["FIRESTORE_EMULATOR_HOST"] = emulator_host_;
+    return o;
+  }
+  std::string emulator_host_;
   TempDir data_;
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<PostgresServer> postgres_;
@@ -256,7 +302,8 @@ std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StorageApi,
-                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres),
+                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres,
+                                           Backend::kFirestore),
                          ParamName);
 
 TEST_P(StorageApi, MemoryRoundTrip) {
@@ -446,10 +493,10 @@ auth:
     - {name: ops, key_env: TEST_OPS_KEY, scopes: [admin]}
     - {name: nothing, key_env: TEST_NOTHING_KEY, scopes: []}
 )");
-  o.env = {{"TEST_TEAM_KEY", "team-key-1"},
-           {"TEST_TEAM_X_KEY", "team-x-key-2"},
-           {"TEST_OPS_KEY", "ops-key-3"},
-           {"TEST_NOTHING_KEY", "nothing-key-4"}};
+  o.env.insert({{"TEST_TEAM_KEY", "team-key-1"},
+                {"TEST_TEAM_X_KEY", "team-x-key-2"},
+                {"TEST_OPS_KEY", "ops-key-3"},
+                {"TEST_NOTHING_KEY", "nothing-key-4"}});
   Orchestra server(o);
   // Tenant names chosen so that a naive "tenant:key" namespace would collide.
   Api team(server, "team-key-1");
@@ -746,6 +793,114 @@ TEST(StorageApiFailover, RequestsKeepSucceedingWhenThePrimaryDies) {
   EXPECT_EQ(api.Retrieve("during"), std::nullopt);  // written to the secondary only
   api.Store("after", "3");
   EXPECT_EQ(api.Retrieve("after"), "3");
+}
+
+// Firestore as the primary (the emulator), SQLite as the secondary, and a second server on the
+// same database without a secondary. The emulator is killed under load: the first server keeps
+// every request succeeding and /readyz says it failed over; the second turns not ready and
+// answers 503. The emulator comes back (empty: it keeps nothing): both serve from it again.
+TEST(FirestoreFailover, ReadinessAndFailoverFollowTheEmulatorDownAndBack) {
+  std::string why;
+  if (!FirestoreAvailable(why)) GTEST_SKIP() << why;
+  FirestoreEmulator& emulator = FirestoreEmulator::Shared();
+  struct Restart {  // the emulator is shared with the other tests of this process
+    FirestoreEmulator& e;
+    ~Restart() { e.Start(); }
+  } restart{emulator};
+  TempDir data;
+  const std::string root = FreshRoot();
+  const std::string firestore =
+      "storage:\n  backend: firestore\n  firestore: {project: "
+      "demo-orchestra, root: " +
+      root + "}\n  operation_timeout: 2s\n";
+  OrchestraOptions with_secondary =
+      Options(firestore + "  secondary:\n    backend: sqlite\n    path: " + data.path() +
+              "/secondary.db\n");
+  with_secondary.env["FIRESTORE_EMULATOR_HOST"] = emulator.host();
+  OrchestraOptions alone = Options(firestore);
+  alone.env["FIRESTORE_EMULATOR_HOST"] = emulator.host();
+  Orchestra server(with_secondary);
+  Orchestra lone(alone);
+  Api api(server);
+  Api lone_api(lone);
+  api.Store("before", "1");
+  EXPECT_EQ(lone_api.Retrieve("before"), "1");  // one database behind both
+  EXPECT_EQ(lone_api.Get("/readyz").status, 200);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::vector<std::string> failures;
+  std::mutex failures_mutex;
+  std::vector<std::thread> load;
+  for (int t = 0; t < 2; ++t) {
+    load.emplace_back([&, t] {
+      HttpClient client("127.0.0.1", server.port());
+      client.set_timeout(10s);
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+        const std::pair<std::string, std::string> requests[] = {
+            {"/memory/store", "{\"key\":\"" + key + "\",\"value\":" + std::to_string(i) + "}"},
+            {"/memory/retrieve", "{\"key\":\"" + key + "\"}"},
+            {"/checkpoints/create", "{\"agent_id\":\"" + key + "\",\"state\":{}}"},
+        };
+        for (const auto& [target, body] : requests) {
+          try {
+            auto r = client.Request("POST", target, body);
+            if (r.status == 200) {
+              ++ok;
+              continue;
+            }
+            std::lock_guard lock(failures_mutex);
+            failures.push_back(target + " → " + std::to_string(r.status) + " " + r.body);
+          } catch (const std::exception& e) {
+            std::lock_guard lock(failures_mutex);
+            failures.push_back(target + " → " + e.what());
+          }
+          ++failed;
+        }
+      }
+    });
+  }
+  Eventually([&] { return ok.load() >= 60; });
+  emulator.Stop();  // SIGKILL to gcloud, its shell and the JVM
+  const int at_outage = ok.load();
+  EXPECT_TRUE(Eventually([&] { return ok.load() >= at_outage + 150; }, 30s))
+      << "requests stalled after the emulator died";
+  stop = true;
+  for (auto& t : load)
+    t.join();
+  EXPECT_EQ(failed.load(), 0) << (failures.empty() ? "" : failures.front());
+
+  auto ready = api.Get("/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_NE(ready.body.find("failover active"), std::string::npos) << ready.body;
+  EXPECT_NE(ready.body.find("primary firestore: down"), std::string::npos) << ready.body;
+  EXPECT_NE(Metrics(server).find("orchestra_storage_failover_active 1"), std::string::npos);
+  api.Store("during", "2");
+  EXPECT_EQ(api.Retrieve("during"), "2");
+  // Without a secondary: not ready, and storage calls are 503.
+  auto lone_ready = lone_api.Get("/readyz");
+  EXPECT_EQ(lone_ready.status, 503) << lone_ready.body;
+  EXPECT_NE(lone_ready.body.find("primary firestore: down"), std::string::npos) << lone_ready.body;
+  auto refused = lone_api.Post("/memory/store", R"({"key":"k","value":1})");
+  EXPECT_EQ(refused.status, 503) << refused.body;
+
+  emulator.Start();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return Metrics(server).find("orchestra_storage_failover_active 0") != std::string::npos;
+      },
+      30s))
+      << "no failback";
+  auto back = api.Get("/readyz");
+  EXPECT_EQ(back.status, 200);
+  EXPECT_EQ(back.body.find("failover active"), std::string::npos) << back.body;
+  EXPECT_EQ(api.Retrieve("during"), std::nullopt);  // written to the secondary only
+  api.Store("after", "3");
+  EXPECT_EQ(api.Retrieve("after"), "3");
+  EXPECT_TRUE(Eventually([&] { return lone_api.Get("/readyz").status == 200; }));
+  EXPECT_EQ(lone_api.Retrieve("after"), "3");
 }
 
 // --- Shutdown ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ std::optional<RunAs> PostgresUser() {
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::string& log_path,
-             std::optional<RunAs> run_as) {
+             std::optional<RunAs> run_as, bool new_session, int death_signal) {
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
   std::vector<char*> args;
   for (const std::string& a : argv)
@@ -50,7 +50,11 @@ Child::Child(const std::vector<std::string>& argv, const std::string& log_path,
     throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   }
   if (pid_ == 0) {
-    ::setpgid(0, 0);
+    if (new_session) {
+      ::setsid();
+    } else {
+      ::setpgid(0, 0);
+    }
     ::dup2(log, 1);
     ::dup2(log, 2);
     const int null = ::open("/dev/null", O_RDONLY);
@@ -62,7 +66,7 @@ Child::Child(const std::vector<std::string>& argv, const std::string& log_path,
       }
     }
     // After setuid, which clears it.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::prctl(PR_SET_PDEATHSIG, death_signal);
     if (::getppid() != parent) ::_exit(125);
     ::execv(args[0], args.data());
     ::_exit(127);

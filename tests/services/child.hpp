@@ -26,10 +26,15 @@ std::optional<RunAs> PostgresUser();
 
 class Child {
  public:
-  // Starts argv[0] (an absolute path) with stdout and stderr appended to `log_path`.
+  // Starts argv[0] (an absolute path) with stdout and stderr appended to `log_path`, in a
+  // process group of its own, or with `new_session` in a session of its own (setsid), for
+  // servers that start children of their own which must be found and stopped with them.
+  // `death_signal` is what it gets when the thread that started it exits (a crashed test):
+  // SIGKILL, or a signal a wrapper script traps to take its own children down too.
   // Throws std::runtime_error when fork or exec fails.
   Child(const std::vector<std::string>& argv, const std::string& log_path,
-        std::optional<RunAs> run_as = std::nullopt);
+        std::optional<RunAs> run_as = std::nullopt, bool new_session = false,
+        int death_signal = 9 /* SIGKILL */);
   Child(Child&& other) noexcept;
   Child& operator=(Child&&) = delete;
   Child(const Child&) = delete;

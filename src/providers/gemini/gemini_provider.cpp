@@ -1,5 +1,6 @@
 #include "providers/gemini/gemini_provider.hpp"
 
+#include "common/gce_metadata.hpp"
 #include "common/json_scan.hpp"
 #include "providers/gemini/codec.hpp"
 #include "wire/codec_util.hpp"
@@ -19,11 +20,7 @@ GeminiProvider::GeminiProvider(const config::ProviderConfig& config, net::Upstre
     : HttpProvider(config, upstreams, env), vertex_(config.vertex) {
   if (!vertex_ && !api_key().empty()) SetAuthLine("x-goog-api-key: " + api_key());
   if (vertex_) {
-    std::string host = "metadata.google.internal";
-    if (auto override_host = env("GCE_METADATA_HOST"); override_host && !override_host->empty()) {
-      host = *override_host;
-    }
-    auto origin = net::Origin::Parse("http://" + host);
+    auto origin = net::Origin::Parse("http://" + gce::MetadataHost(env("GCE_METADATA_HOST")));
     if (!origin) throw std::runtime_error("GCE_METADATA_HOST: " + origin.error().message);
     net::OriginOptions o;
     o.connect_timeout = std::chrono::seconds(2);
@@ -39,42 +36,25 @@ std::string GeminiProvider::Target(std::string_view model, std::string_view meth
 
 asio::awaitable<Result<std::string>> GeminiProvider::AuthHeader(const CallOptions& options) {
   if (!vertex_) co_return std::string();  // the key is the provider's auth line
-  {
-    std::lock_guard lock(token_mutex_);
-    if (!token_.empty() && std::chrono::steady_clock::now() < token_expiry_) {
-      co_return "Authorization: Bearer " + token_;
-    }
+  if (auto cached = token_.Get(std::chrono::steady_clock::now())) {
+    co_return "Authorization: Bearer " + *cached;
   }
   net::OutgoingRequest req;
   req.method = net::http::verb::get;
-  req.target = "/computeMetadata/v1/instance/service-accounts/default/token";
-  req.headers.push_back("Metadata-Flavor: Google");
+  req.target = gce::kTokenPath;
+  const std::string flavor =
+      std::string(gce::kFlavorHeaderName) + ": " + std::string(gce::kFlavorHeaderValue);
+  req.headers.push_back(flavor);
   req.deadline = options.deadline;
   auto sent = co_await client(options).Send(*metadata_, req);
   if (!sent) {
     co_return Error(ErrorCode::kUnavailable,
                     "cannot get a token from the metadata server: " + sent.error().message);
   }
-  if (sent->head.status != 200) {
-    co_return Error(
-        ErrorCode::kUnavailable,
-        "the metadata server answered " + std::to_string(sent->head.status) + " for a token");
-  }
-  std::string token;
-  std::int64_t expires_in = 0;
-  ScanJson(sent->body, [&](std::string_view key, const JsonSpan& v) {
-    if (key == "access_token" && v.kind == JsonKind::kString) {
-      token = DecodeJsonString(v.In(sent->body)).value_or("");
-    } else if (key == "expires_in" && v.kind == JsonKind::kNumber) {
-      expires_in = JsonInteger(v.In(sent->body)).value_or(0);
-    }
-  });
-  if (token.empty()) co_return Error(ErrorCode::kUnavailable, "the metadata server sent no token");
-  std::lock_guard lock(token_mutex_);
-  token_ = token;
-  token_expiry_ = std::chrono::steady_clock::now() +
-                  std::chrono::seconds(std::max<std::int64_t>(0, expires_in - 60));
-  co_return "Authorization: Bearer " + token;
+  auto token = gce::ParseTokenResponse(sent->head.status, sent->body);
+  if (!token) co_return token.error();
+  token_.Put(*token, std::chrono::steady_clock::now());
+  co_return "Authorization: Bearer " + token->token;
 }
 
 asio::awaitable<ProviderResult<wire::ChatResponse>> GeminiProvider::Chat(

@@ -1,9 +1,8 @@
 #pragma once
 
-#include <chrono>
-#include <mutex>
 #include <optional>
 
+#include "common/gce_metadata.hpp"
 #include "providers/http_provider.hpp"
 
 namespace orchestra::providers {
@@ -15,7 +14,7 @@ namespace orchestra::providers {
 //   (https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/
 //   publishers/google), authorised with the service account's OAuth token from the metadata server
 //   (Cloud Run's identity; `$GCE_METADATA_HOST` overrides the server's address, for tests). Tokens
-//   are cached until a minute before they expire.
+//   are cached until a minute before they expire (common/gce_metadata.hpp, shared with storage).
 class GeminiProvider final : public HttpProvider {
  public:
   GeminiProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
@@ -39,9 +38,7 @@ class GeminiProvider final : public HttpProvider {
 
   bool vertex_ = false;
   std::optional<net::OriginId> metadata_;
-  std::mutex token_mutex_;
-  std::string token_;
-  std::chrono::steady_clock::time_point token_expiry_{};
+  gce::TokenCache token_;
 };
 
 }  // namespace orchestra::providers

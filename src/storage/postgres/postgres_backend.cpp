@@ -187,25 +187,6 @@ std::optional<std::string> OptionalColumn(const PGresult* r, int row, int column
   return Column(r, row, column);
 }
 
-// The smallest string greater than every string that starts with `prefix` (byte order = code
-// point order in UTF-8): the prefix with its last code point incremented. Empty when none.
-std::string PrefixUpperBound(std::string_view prefix) {
-  std::u32string cps;
-  if (!DecodeUtf8(prefix, cps)) return {};
-  while (!cps.empty()) {
-    char32_t& last = cps.back();
-    if (last < 0x10FFFF) {
-      last = last == 0xD7FF ? 0xE000 : last + 1;
-      std::string out;
-      for (char32_t c : cps)
-        AppendUtf8(out, c);
-      return out;
-    }
-    cps.pop_back();
-  }
-  return {};
-}
-
 }  // namespace
 
 class PostgresBackend::Connection {
@@ -216,7 +197,6 @@ class PostgresBackend::Connection {
   ~Connection() { PQfinish(conn_); }
 
   PGconn* conn() const { return conn_; }
-  bool reused = false;
   bool broken = false;  // must not go back to the pool
 
   // Sends the prepared statement (preparing it first on this connection) and waits for it.
@@ -337,54 +317,29 @@ std::unique_ptr<PostgresBackend> PostgresBackend::Create(const PostgresOptions& 
   PQconninfoFree(parsed);
   std::unique_ptr<PostgresBackend> backend(new PostgresBackend());
   backend->url_ = options.url;
-  backend->pool_size_ = static_cast<std::size_t>(std::max(1, options.pool_size));
+  PostgresBackend* self = backend.get();
+  backend->pool_.emplace(
+      "postgres", static_cast<std::size_t>(std::max(1, options.pool_size)),
+      ConnectionPool<Connection>::Hooks{
+          .open = [self](Deadline deadline) { return self->Open(deadline); },
+          // A connection left inside a transaction (a failed ROLLBACK) is not reused either.
+          .reusable =
+              [](const Connection& c) {
+                return !c.broken && PQtransactionStatus(c.conn()) == PQTRANS_IDLE;
+              }});
   backend->statement_timeout_ms_ = std::to_string(options.statement_timeout.count());
   return backend;
 }
 
 PostgresBackend::~PostgresBackend() = default;
 
-Result<std::unique_ptr<PostgresBackend::Connection>> PostgresBackend::Acquire(Deadline deadline,
-                                                                              bool fresh) {
-  {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (!fresh && !idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        connection->reused = true;
-        return connection;
-      }
-      if (open_ < pool_size_) {
-        ++open_;
-        break;
-      }
-      if (fresh && !idle_.empty()) {
-        idle_.pop_back();
-        break;
-      }
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        return Unavailable("timed out waiting for a pooled connection");
-      }
-    }
-  }
-  auto give_back = [this] {
-    {
-      std::lock_guard lock(mutex_);
-      --open_;
-    }
-    cv_.notify_one();
-  };
+Result<std::unique_ptr<PostgresBackend::Connection>> PostgresBackend::Open(Deadline deadline) {
   const char* keywords[] = {"dbname", "application_name", "client_encoding", nullptr};
   const char* values[] = {url_.c_str(), "orchestra", "UTF8", nullptr};
   PGconn* conn = PQconnectStartParams(keywords, values, /*expand_dbname=*/1);
-  if (conn == nullptr) {
-    give_back();
-    return Unavailable("cannot allocate a connection");
-  }
+  if (conn == nullptr) return Unavailable("cannot allocate a connection");
   auto connection = std::make_unique<Connection>(conn);
   auto failed = [&](const std::string& why) -> Result<std::unique_ptr<Connection>> {
-    give_back();
     return Unavailable("cannot connect: " + why);
   };
   if (PQstatus(conn) == CONNECTION_BAD) return failed(Trimmed(PQerrorMessage(conn)));
@@ -400,25 +355,8 @@ Result<std::unique_ptr<PostgresBackend::Connection>> PostgresBackend::Acquire(De
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
   const std::string settings = "SET statement_timeout = " + statement_timeout_ms_;
-  if (auto r = connection->ExecScript(settings, deadline); !r) {
-    give_back();
-    return r.error();
-  }
+  if (auto r = connection->ExecScript(settings, deadline); !r) return r.error();
   return connection;
-}
-
-void PostgresBackend::Release(std::unique_ptr<Connection> connection) {
-  {
-    std::lock_guard lock(mutex_);
-    if (connection && !connection->broken &&
-        PQtransactionStatus(connection->conn()) == PQTRANS_IDLE) {
-      idle_.push_back(std::move(connection));
-    } else {
-      connection.reset();
-      --open_;
-    }
-  }
-  cv_.notify_one();
 }
 
 Result<void> PostgresBackend::EnsureSchema(Connection& connection, Deadline deadline) {
@@ -435,17 +373,11 @@ Result<void> PostgresBackend::EnsureSchema(Connection& connection, Deadline dead
 template <class Fn>
 auto PostgresBackend::WithConnection(Deadline deadline, bool idempotent, Fn&& fn)
     -> decltype(fn(std::declval<Connection&>())) {
-  for (int attempt = 0;; ++attempt) {
-    if (Clock::now() >= deadline) return Unavailable("timed out (storage.operation_timeout)");
-    auto connection = Acquire(deadline, attempt > 0);
-    if (!connection) return connection.error();
-    Connection& c = **connection;
+  return pool_->Run(deadline, idempotent, [&](Connection& c) -> decltype(fn(c)) {
     auto schema = EnsureSchema(c, deadline);
-    decltype(fn(c)) result = schema ? fn(c) : decltype(fn(c))(schema.error());
-    const bool retry = !result && c.broken && c.reused && idempotent && attempt == 0;
-    Release(std::move(*connection));
-    if (!retry) return result;
-  }
+    if (!schema) return schema.error();
+    return fn(c);
+  });
 }
 
 Result<void> PostgresBackend::Ping(Deadline deadline) {

@@ -2,13 +2,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "storage/backend.hpp"
+#include "storage/connection_pool.hpp"
 
 // PostgreSQL through libpq (asynchronous libpq calls driven with poll(), so that every connect
 // and query is bounded by the call's deadline; run on the blocking pool).
@@ -23,9 +23,9 @@
 // write (insert + retention) is one transaction serialised per agent by an advisory lock.
 // The database should use UTF8 encoding (glob `?` and classes then count characters).
 //
-// Connections: a pool of up to pool_size with statements prepared once per connection; a
-// connection is dropped on any error that leaves it unusable, and an idempotent query that fails
-// on a reused connection is retried once on a fresh one.
+// Connections: a ConnectionPool (storage/connection_pool.hpp) of up to pool_size with statements
+// prepared once per connection; a connection is dropped on any error that leaves it unusable,
+// and an idempotent query that fails on a reused connection is retried once on a fresh one.
 namespace orchestra::storage {
 
 struct PostgresOptions {
@@ -72,19 +72,14 @@ class PostgresBackend final : public Backend {
   template <class Fn>
   auto WithConnection(Deadline deadline, bool idempotent, Fn&& fn)
       -> decltype(fn(std::declval<Connection&>()));
-  Result<std::unique_ptr<Connection>> Acquire(Deadline deadline, bool fresh);
-  void Release(std::unique_ptr<Connection> connection);
+  // The pool's `open` hook: connects and sets the statement timeout.
+  Result<std::unique_ptr<Connection>> Open(Deadline deadline);
   Result<void> EnsureSchema(Connection& connection, Deadline deadline);
 
   std::string url_;
   std::string statement_timeout_ms_;
-  std::size_t pool_size_ = 4;
   std::atomic<bool> schema_ready_{false};
-
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
-  std::size_t open_ = 0;                           // guarded by mutex_
+  std::optional<ConnectionPool<Connection>> pool_;  // set by Create
 };
 
 }  // namespace orchestra::storage

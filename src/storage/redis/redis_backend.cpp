@@ -233,7 +233,7 @@ class RedisBackend::Connection {
   ~Connection() { redisFree(ctx_); }
 
   redisContext* ctx() const { return ctx_; }
-  bool reused = false;
+  bool broken = false;  // an I/O error or timeout left it unusable
 
  private:
   redisContext* ctx_;
@@ -249,7 +249,11 @@ std::unique_ptr<RedisBackend> RedisBackend::Create(const RedisOptions& options) 
   if (url.substr(0, kScheme.size()) != kScheme) throw fail("it must start with redis://");
   url.remove_prefix(kScheme.size());
   std::unique_ptr<RedisBackend> backend(new RedisBackend());
-  backend->pool_size_ = static_cast<std::size_t>(std::max(1, options.pool_size));
+  RedisBackend* self = backend.get();
+  backend->pool_.emplace("redis", static_cast<std::size_t>(std::max(1, options.pool_size)),
+                         ConnectionPool<Connection>::Hooks{
+                             .open = [self](Deadline deadline) { return self->Open(deadline); },
+                             .reusable = [](const Connection& c) { return !c.broken; }});
   const auto slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
   if (slash != std::string_view::npos) {
@@ -302,47 +306,11 @@ std::unique_ptr<RedisBackend> RedisBackend::Create(const RedisOptions& options) 
 
 RedisBackend::~RedisBackend() = default;
 
-Result<std::unique_ptr<RedisBackend::Connection>> RedisBackend::Acquire(Deadline deadline,
-                                                                        bool fresh) {
-  {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (!fresh && !idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        connection->reused = true;
-        return connection;
-      }
-      if (open_ < pool_size_) {
-        ++open_;
-        break;
-      }
-      if (fresh && !idle_.empty()) {
-        // Make room for the fresh connection by closing an idle one.
-        idle_.pop_back();
-        break;
-      }
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        return Unavailable("timed out waiting for a pooled connection");
-      }
-    }
-  }
-  // Connect outside the lock. On failure give the slot back.
-  auto give_back = [this] {
-    {
-      std::lock_guard lock(mutex_);
-      --open_;
-    }
-    cv_.notify_one();
-  };
+Result<std::unique_ptr<RedisBackend::Connection>> RedisBackend::Open(Deadline deadline) {
   redisContext* ctx = redisConnectWithTimeout(host_.c_str(), port_, Remaining(deadline));
-  if (ctx == nullptr) {
-    give_back();
-    return Unavailable("cannot allocate a connection");
-  }
+  if (ctx == nullptr) return Unavailable("cannot allocate a connection");
   auto connection = std::make_unique<Connection>(ctx);
   if (ctx->err != 0) {
-    give_back();
     return Unavailable("cannot connect to " + host_ + ":" + std::to_string(port_) + ": " +
                        ctx->errstr);
   }
@@ -363,31 +331,13 @@ Result<std::unique_ptr<RedisBackend::Connection>> RedisBackend::Acquire(Deadline
   };
   if (!password_.empty()) {
     auto r = user_.empty() ? setup({"AUTH", password_}) : setup({"AUTH", user_, password_});
-    if (!r) {
-      give_back();
-      return r.error();
-    }
+    if (!r) return r.error();
   }
   if (db_ != 0) {
     const std::string db = std::to_string(db_);
-    if (auto r = setup({"SELECT", db}); !r) {
-      give_back();
-      return r.error();
-    }
+    if (auto r = setup({"SELECT", db}); !r) return r.error();
   }
   return connection;
-}
-
-void RedisBackend::Release(std::unique_ptr<Connection> connection) {
-  {
-    std::lock_guard lock(mutex_);
-    if (connection) {
-      idle_.push_back(std::move(connection));
-    } else {
-      --open_;  // it broke and was closed
-    }
-  }
-  cv_.notify_one();
 }
 
 Result<RedisBackend::Reply> RedisBackend::Command(Deadline deadline,
@@ -401,28 +351,20 @@ Result<RedisBackend::Reply> RedisBackend::Command(Deadline deadline,
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  for (int attempt = 0;; ++attempt) {
-    if (Clock::now() >= deadline) return Unavailable("timed out (storage.operation_timeout)");
-    auto connection = Acquire(deadline, attempt > 0);
-    if (!connection) return connection.error();
-    redisContext* ctx = (*connection)->ctx();
+  return pool_->Run(deadline, idempotent, [&](Connection& connection) -> Result<Reply> {
+    redisContext* ctx = connection.ctx();
     redisSetTimeout(ctx, Remaining(deadline));
     Reply reply{std::unique_ptr<redisReply, Reply::Free>(static_cast<redisReply*>(
         redisCommandArgv(ctx, static_cast<int>(args.size()), argv.data(), lens.data())))};
-    if (reply.ptr) {
-      Release(std::move(*connection));
-      if (reply->type == REDIS_REPLY_ERROR) return ReplyError(reply.ptr.get());
-      return reply;
-    }
-    const bool reused = (*connection)->reused;
-    std::string reason = ctx->errstr;
-    connection->reset();
-    Release(nullptr);
-    if (!(idempotent && reused && attempt == 0)) {
+    if (!reply.ptr) {
+      connection.broken = true;
+      const std::string reason = ctx->errstr;
       return Unavailable("connection to " + host_ + ":" + std::to_string(port_) +
                          " failed: " + (reason.empty() ? "timed out" : reason));
     }
-  }
+    if (reply->type == REDIS_REPLY_ERROR) return ReplyError(reply.ptr.get());
+    return reply;
+  });
 }
 
 Result<void> RedisBackend::Ping(Deadline deadline) {

@@ -1,13 +1,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "storage/backend.hpp"
+#include "storage/connection_pool.hpp"
 
 // Redis through hiredis (synchronous; run on the blocking pool).
 //
@@ -24,9 +24,10 @@
 // that SCAN step and skips those keys if the hash still matches, or returns the whole reply again
 // if the keyspace changed there (a repeat, never a miss).
 //
-// Connections: a pool of up to pool_size, created on demand and dropped on any I/O error; an
-// idempotent command that fails on a reused connection is retried once on a fresh one (the
-// server may have closed an idle connection). Socket timeouts follow each call's deadline.
+// Connections: a ConnectionPool (storage/connection_pool.hpp) of up to pool_size, created on
+// demand and dropped on any I/O error; an idempotent command that fails on a reused connection is
+// retried once on a fresh one (the server may have closed an idle connection). Socket timeouts
+// follow each call's deadline.
 namespace orchestra::storage {
 
 struct RedisOptions {
@@ -70,20 +71,15 @@ class RedisBackend final : public Backend {
   // Sends one command; `idempotent` allows the retry on a fresh connection.
   Result<Reply> Command(Deadline deadline, const std::vector<std::string_view>& args,
                         bool idempotent);
-  Result<std::unique_ptr<Connection>> Acquire(Deadline deadline, bool fresh);
-  void Release(std::unique_ptr<Connection> connection);
+  // The pool's `open` hook: connects, authenticates and selects the database.
+  Result<std::unique_ptr<Connection>> Open(Deadline deadline);
 
   std::string host_;
   int port_ = 6379;
   std::string user_;
   std::string password_;
   int db_ = 0;
-  std::size_t pool_size_ = 4;
-
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
-  std::size_t open_ = 0;                           // idle + lent out; guarded by mutex_
+  std::optional<ConnectionPool<Connection>> pool_;  // set by Create
 };
 
 }  // namespace orchestra::storage

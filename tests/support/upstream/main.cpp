@@ -32,6 +32,7 @@ constexpr std::string_view kUsage =
     "FILE]\n"
     "       [--latency D] [--first-byte-delay D] [--chunk-delay D] [--chunks N] [--cut N]\n"
     "       [--status S] [--retry-after N] [--times N] [--dims N] [--stall] [--reset]\n"
+    "       [--metadata-token T]\n"
     "Directive flags are process-wide defaults; `model+key=value` in a request overrides them.\n";
 
 void ParseListen(std::string_view text, ServerOptions& options) {
@@ -75,6 +76,8 @@ ServerOptions ParseFlags(int argc, char** argv) {
       options.tls_cert_file = value();
     } else if (arg == "--tls-key") {
       options.tls_key_file = value();
+    } else if (arg == "--metadata-token") {
+      options.metadata_token = value();
     } else if (arg.substr(0, 2) == "--") {
       std::string_view key = arg.substr(2);
       bool takes_value = false;

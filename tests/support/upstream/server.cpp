@@ -361,16 +361,14 @@ void ResetState(Shared& shared) {
 // $GCE_METADATA_HOST: like the real one it wants `Metadata-Flavor: Google`.
 constexpr std::string_view kMetadataTokenPath =
     "/computeMetadata/v1/instance/service-accounts/default/token";
-constexpr std::string_view kMetadataToken = "vertex-test-token";
-
-void HandleMetadataToken(const HttpRequest& req, Reply& reply) {
+void HandleMetadataToken(const HttpRequest& req, std::string_view token, Reply& reply) {
   const bool close = !req.keep_alive;
   if (req.method != "GET" || req.Header("metadata-flavor") != "Google") {
     BuildSimple(403, "text/plain", "Missing Metadata-Flavor:Google header.", close, reply);
     return;
   }
   std::string body = R"({"access_token":")";
-  body += kMetadataToken;
+  body += token;
   body += R"(","expires_in":3599,"token_type":"Bearer"})";
   BuildSimple(200, "application/json", body, close, reply);
 }
@@ -598,7 +596,7 @@ asio::awaitable<void> Session(Worker& worker, Stream stream) {
       HandleIntrospection(*worker.shared, req, reply);
     } else if (req.path == kMetadataTokenPath) {
       if (req.Header("metadata-flavor") == "Google") Bump(stats.metadata_tokens);
-      HandleMetadataToken(req, reply);
+      HandleMetadataToken(req, worker.shared->options.metadata_token, reply);
     } else {
       Route route = RouteRequest(req);
       Bump(stats.requests_total);

@@ -11,7 +11,8 @@
 //   POST /_reset         zeroes the counters and the `times` state
 //   GET  /computeMetadata/v1/instance/service-accounts/default/token
 //                        the GCE metadata server's token (with `Metadata-Flavor: Google`), for
-//                        Vertex AI providers pointed here with $GCE_METADATA_HOST
+//                        Vertex AI providers and the Firestore storage backend pointed here with
+//                        $GCE_METADATA_HOST
 
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,9 @@ struct ServerOptions {
   std::string tls_cert_file;  // both set = HTTPS only
   std::string tls_key_file;
   Directives defaults;  // process-wide directives (flags); a model's own override them
+  // What the metadata token endpoint hands out (--metadata-token): the Firestore emulator
+  // accepts only "owner" or a JWT as a bearer token.
+  std::string metadata_token = "vertex-test-token";
 };
 
 class Server {

@@ -103,7 +103,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"server: {max_body_bytes: huge}\n", "server.max_body_bytes: expected a size"},
         BadCase{"server: [1, 2]\n", "server: expected a mapping"},
         BadCase{"storage: {backend: mysql}\n",
-                "storage.backend: expected one of sqlite, redis, postgres; got 'mysql'"},
+                "storage.backend: expected one of sqlite, redis, postgres, firestore; got 'mysql'"},
         BadCase{"storage: {backend: redis}\n", "storage.url: backend redis needs a url"},
         BadCase{"storage: {backend: sqlit}\n", "(did you mean 'sqlite'?)"},
         BadCase{"storage: {backend: redis, url: 'rediss://h:6378'}\n",
@@ -135,6 +135,69 @@ TEST(ParseConfig, EnvironmentOverridesTheFile) {
   Config c = ParseConfig("server: {max_inflight: 3}\n", "orchestra.yaml", env.Lookup());
   EXPECT_EQ(c.server.max_inflight, 7);
   EXPECT_EQ(c.storage.backend, StorageBackend::kPostgres);
+}
+
+TEST(ParseConfig, FirestoreReadsItsBlockAndGooglesVariables) {
+  FakeEnv env;
+  env.vars["GOOGLE_CLOUD_PROJECT"] = "proj-1";
+  Config c = ParseConfig("storage: {backend: firestore}\n", "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.storage.backend, StorageBackend::kFirestore);
+  EXPECT_EQ(c.storage.firestore.project, "proj-1");
+  EXPECT_EQ(c.storage.firestore.database, "(default)");
+  EXPECT_EQ(c.storage.firestore.root, "orchestra");
+  EXPECT_EQ(c.storage.firestore.endpoint, "");
+  EXPECT_EQ(c.storage.firestore.emulator_host, "");
+  EXPECT_EQ(c.storage.firestore.metadata_host, "metadata.google.internal");
+  EXPECT_EQ(c.storage.max_value_bytes, 1'000'000U);  // a document holds 1 MiB
+
+  env.vars["ORCHESTRA_STORAGE_FIRESTORE_PROJECT"] = "proj-2";
+  env.vars["ORCHESTRA_STORAGE_FIRESTORE_DATABASE"] = "memory-db";
+  env.vars["ORCHESTRA_STORAGE_SECONDARY_FIRESTORE_ROOT"] = "backup";
+  env.vars["FIRESTORE_EMULATOR_HOST"] = "127.0.0.1:8681";
+  env.vars["GCE_METADATA_HOST"] = "127.0.0.1:9";
+  c = ParseConfig(R"(
+storage:
+  backend: firestore
+  firestore: {project: in-file, root: mem}
+  max_value_bytes: 512KiB
+  secondary:
+    backend: firestore
+)",
+                  "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.storage.firestore.project, "proj-2");
+  EXPECT_EQ(c.storage.firestore.database, "memory-db");
+  EXPECT_EQ(c.storage.firestore.root, "mem");
+  EXPECT_EQ(c.storage.firestore.emulator_host, "127.0.0.1:8681");
+  EXPECT_EQ(c.storage.firestore.metadata_host, "127.0.0.1:9");
+  EXPECT_EQ(c.storage.max_value_bytes, 512U * 1024);
+  ASSERT_TRUE(c.storage.secondary);
+  EXPECT_EQ(c.storage.secondary->backend, StorageBackend::kFirestore);
+  EXPECT_EQ(c.storage.secondary->firestore.project, "proj-1");  // $GOOGLE_CLOUD_PROJECT
+  EXPECT_EQ(c.storage.secondary->firestore.root, "backup");
+}
+
+TEST(ParseConfig, FirestoreMistakesNameTheKey) {
+  FakeEnv none;
+  EXPECT_NE(ErrorOf("storage: {backend: firestore}\n", none)
+                .find("storage.firestore.project: backend firestore needs a Google Cloud project"),
+            std::string::npos);
+  FakeEnv env;
+  env.vars["GOOGLE_CLOUD_PROJECT"] = "p";
+  for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
+           {"storage: {backend: firestore, firestore: {root: a/b}}\n", "storage.firestore.root"},
+           {"storage: {backend: firestore, firestore: {root: __x__}}\n", "storage.firestore.root"},
+           {"storage: {backend: firestore, firestore: {database: 'my db'}}\n",
+            "storage.firestore.database"},
+           {"storage: {backend: firestore, firestore: {project: 'a/b'}}\n",
+            "storage.firestore.project"},
+           {"storage: {backend: firestore, firestore: {endpoint: firestore.googleapis.com}}\n",
+            "storage.firestore.endpoint"},
+           {"storage: {backend: firestore, firestore: {projct: p}}\n",
+            "storage.firestore.projct: unknown key (did you mean 'project'?)"},
+           {"storage: {backend: firestore, max_value_bytes: 2MiB}\n",
+            "storage.max_value_bytes: at most 1000000 with backend firestore"}}) {
+    EXPECT_NE(ErrorOf(yaml, env).find(message), std::string::npos) << yaml << ErrorOf(yaml, env);
+  }
 }
 
 TEST(ParseConfig, BadEnvironmentValueNamesTheKey) {

@@ -1,5 +1,6 @@
-// One behaviour, three backends: every test here runs against SQLite, Redis and PostgreSQL
-// through the public Storage interface (real servers, started by tests/services).
+// One behaviour, four backends: every test here runs against SQLite, Redis, PostgreSQL and
+// Firestore (its emulator) through the public Storage interface (real servers, started by
+// tests/services).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "observability/metrics.hpp"
 #include "services/child.hpp"
 #include "storage/checkpoint_id.hpp"
+#include "storage/firestore/firestore_backend.hpp"
 #include "storage/postgres/postgres_backend.hpp"
 #include "storage/redis/redis_backend.hpp"
 #include "storage/sqlite/sqlite_backend.hpp"
@@ -35,6 +37,10 @@ using namespace std::chrono_literals;
 class StorageConformance : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
+    std::string why;
+    if (GetParam() == BackendKind::kFirestore && !testing::FirestoreEmulatorAvailable(&why)) {
+      GTEST_SKIP() << why;
+    }
     config_ = testing::ConfigFor(GetParam(), dir_.path());
     Reopen();
     // The servers are shared by the tests of this process: each test has its own tenants.
@@ -61,6 +67,9 @@ class StorageConformance : public ::testing::TestWithParam<BackendKind> {
         return RedisBackend::Create({.url = config_.url});
       case BackendKind::kPostgres:
         return PostgresBackend::Create({.url = config_.url});
+      case BackendKind::kFirestore:
+        return FirestoreBackend::Create({.project = config_.firestore.project,
+                                         .emulator_host = config_.firestore.emulator_host});
     }
     return nullptr;
   }
@@ -481,7 +490,7 @@ TEST_P(StorageConformance, RecordsMetricsAndReportsHealth) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StorageConformance,
                          ::testing::Values(BackendKind::kSqlite, BackendKind::kRedis,
-                                           BackendKind::kPostgres),
+                                           BackendKind::kPostgres, BackendKind::kFirestore),
                          [](const auto& param_info) { return testing::Name(param_info.param); });
 
 }  // namespace
