@@ -16,6 +16,8 @@ unsigned HttpStatus(const Error& e) {
       return 404;
     case ErrorCode::kMethodNotAllowed:
       return 405;
+    case ErrorCode::kNotImplemented:
+      return 501;
     case ErrorCode::kConflict:
       return 409;
     case ErrorCode::kPayloadTooLarge:

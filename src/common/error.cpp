@@ -16,6 +16,8 @@ std::string_view ToString(ErrorCode code) {
       return "not_found";
     case ErrorCode::kMethodNotAllowed:
       return "method_not_allowed";
+    case ErrorCode::kNotImplemented:
+      return "not_implemented";
     case ErrorCode::kConflict:
       return "conflict";
     case ErrorCode::kPayloadTooLarge:

@@ -18,6 +18,7 @@ enum class ErrorCode : std::uint8_t {
   kPermissionDenied,  // key lacks the scope (403)
   kNotFound,          // no such resource or model (404)
   kMethodNotAllowed,  // path exists, method does not (405)
+  kNotImplemented,    // a protocol feature Orchestra does not support, e.g. a transfer coding (501)
   kConflict,          // state does not allow the operation (409)
   kPayloadTooLarge,   // body or value over its limit (413)
   kHeadersTooLarge,   // request headers over their limit (431)

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <system_error>
@@ -83,6 +84,114 @@ bool HeaderValueIsSafe(std::string_view v) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
+}
+
+// Whether [p, end) starts with `lower` (lower-case letters and punctuation), ignoring case.
+bool StartsWithIgnoringCase(const char* p, const char* end, std::string_view lower) {
+  if (static_cast<std::size_t>(end - p) < lower.size()) return false;
+  for (char c : lower) {
+    if ((*p++ | 0x20) != c) return false;
+  }
+  return true;
+}
+
+// What the server checks in a request head beyond Beast's parser, found in one pass over the
+// raw bytes (the parser has accepted them, so every line ends with CRLF and every field name
+// is a token): obs-fold, which Beast would silently unfold (RFC 9112 §5.2 lets a server refuse
+// it); the Host fields (§3.2); whether any Transfer-Encoding field is present (§6.3: then the
+// parsed fields are checked, which only such a rare request pays for).
+struct HeadFacts {
+  int hosts = 0;
+  bool transfer_encoding = false;
+  bool obs_fold = false;
+};
+
+HeadFacts ScanHead(std::string_view head) {
+  HeadFacts facts;
+  const char* const end = head.data() + head.size();
+  const char* p = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
+  while (p != nullptr && ++p < end && *p != '\r') {  // at a field line; CR: the empty line
+    if (*p == ' ' || *p == '\t') {
+      facts.obs_fold = true;
+    } else if (StartsWithIgnoringCase(p, end, "host:")) {
+      ++facts.hosts;
+    } else if (StartsWithIgnoringCase(p, end, "transfer-encoding:")) {
+      facts.transfer_encoding = true;
+    }
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  }
+  return facts;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// RFC 9112 §6.3: the only framing Orchestra reads from Transfer-Encoding is a lone `chunked`.
+// Anything else would leave the body's length to guesswork, and a body that is not read as a
+// body is read as the next request (request smuggling behind a proxy that reads it otherwise).
+// Every Transfer-Encoding field counts, in order, as one list.
+std::optional<Error> CheckTransferEncoding(const http::request<http::string_body>& msg) {
+  if (msg.version() < 11) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+  }
+  std::string_view last;
+  std::string_view unsupported;
+  bool chunked_before_last = false;
+  auto [it, fields_end] = msg.base().equal_range(http::field::transfer_encoding);
+  for (; it != fields_end; ++it) {
+    std::string_view list = it->value();
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      const std::string_view coding = TrimOws(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      if (coding.empty()) continue;
+      if (!last.empty()) {
+        if (beast::iequals(last, "chunked")) {
+          chunked_before_last = true;
+        } else if (unsupported.empty()) {
+          unsupported = last;
+        }
+      }
+      last = coding;
+    }
+  }
+  if (!beast::iequals(last, "chunked")) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "Transfer-Encoding must end with chunked, or the body's length is unknown");
+  }
+  if (chunked_before_last) {
+    return Error(ErrorCode::kInvalidRequest, "Transfer-Encoding names chunked more than once");
+  }
+  if (!unsupported.empty()) {
+    return Error(ErrorCode::kNotImplemented, "transfer coding '" +
+                                                 std::string(unsupported.substr(0, 64)) +
+                                                 "' is not supported (only chunked is)");
+  }
+  return std::nullopt;
+}
+
+// The checks of a request head that Beast's parser leaves to us.
+std::optional<Error> CheckHead(const http::request<http::string_body>& msg,
+                               const HeadFacts& facts) {
+  if (facts.obs_fold) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "obsolete line folding (a header line that starts with whitespace) is not "
+                 "allowed");
+  }
+  if (facts.hosts > 1) {
+    return Error(ErrorCode::kInvalidRequest, "a request may have only one Host header");
+  }
+  if (facts.hosts == 0 && msg.version() >= 11) {
+    return Error(ErrorCode::kInvalidRequest, "an HTTP/1.1 request needs a Host header");
+  }
+  if (facts.transfer_encoding) return CheckTransferEncoding(msg);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -278,9 +387,16 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser_->body_limit(options_.max_body_bytes);
       std::size_t head_bytes = 0;
-      beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes);
+      HeadFacts facts;
+      beast::error_code ec =
+          co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes,
+                            [&facts](std::string_view head) { facts = ScanHead(head); });
       if (ec) {
         co_await FailRead(ec);
+        co_return;
+      }
+      if (auto refused = CheckHead(parser_->get(), facts)) {
+        co_await Refuse(std::move(*refused));
         co_return;
       }
       std::uint64_t wire = head_bytes;
@@ -430,9 +546,16 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       error.emplace(ErrorCode::kInvalidRequest, "malformed HTTP request: " + ec.message());
     }
-    if (!error || phase_ == Phase::kClosed) co_return;
+    if (!error) co_return;
+    co_await Refuse(std::move(*error));
+  }
+
+  // Answers a request that cannot be served with `error`, then the connection closes: after a
+  // request whose framing is in doubt, nothing more on the connection can be trusted.
+  asio::awaitable<void> Refuse(Error error) {
+    if (phase_ == Phase::kClosed) co_return;
     response_.Reset();
-    render_error_(*error, response_);
+    render_error_(error, response_);
     response_.close = true;
     request_.method = http::verb::unknown;
     phase_ = Phase::kWriting;
