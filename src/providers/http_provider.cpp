@@ -78,6 +78,7 @@ HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams&
   options.first_byte_timeout = config_.first_byte_timeout;
   options.idle_timeout = config_.idle_timeout;
   options.max_connections = config_.max_connections;
+  options.max_response_bytes = config_.max_response_bytes;
   options.tls_verify = config_.tls_verify;
   options.ca_file = config_.ca_file;
   origin_ = upstreams_.Register(*parsed, options);

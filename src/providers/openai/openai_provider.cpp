@@ -20,10 +20,11 @@ constexpr std::string_view kIncludeUsage = R"({"include_usage":true})";
 constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_usage":true})";
 constexpr std::size_t kMaxErrorBody = 64 << 10;
 
-// The upstream model as a JSON string, in a per-thread buffer valid until the next call on the
-// thread; the request that uses it is written before the coroutine first suspends.
-std::string_view QuotedJson(std::string_view text) {
-  thread_local std::string out;
+// The upstream model as a JSON string, into `out`, which the caller keeps in its coroutine frame
+// until the request is written: the write may come after a suspension (connecting a new
+// upstream connection), during which another request on the thread would overwrite a
+// per-thread buffer (and its model would be spliced into this body).
+std::string_view QuotedJson(std::string_view text, std::string& out) {
   out.assign(1, '"');
   AppendJsonEscaped(out, text);
   out += '"';
@@ -80,13 +81,24 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
   out.first_byte_deadline = options.first_byte_deadline;
   HeaderLines lines;
   AddCommonHeaders(out, options, lines);
-  Splice splice[] = {{model_begin, model_end, QuotedJson(options.upstream_model)}};
+  std::string quoted_model;
+  Splice splice[] = {{model_begin, model_end, QuotedJson(options.upstream_model, quoted_model)}};
   AddSplicedBody(out, raw_body, splice);
 
   auto sent = co_await client(options).Send(origin_id(), out);
   if (!sent) co_return FromNet(sent.error());
   if (sent->head.status < 200 || sent->head.status >= 300) {
     co_return FromStatus(sent->head, ErrorMessageFromBody(sent->body));
+  }
+  // The body goes to the client as application/json: something else (a proxy's or a captive
+  // portal's HTML page) is the upstream's failure, not an answer. The first byte tells.
+  if (const auto first = sent->body.find_first_not_of(" \t\r\n");
+      first == std::string::npos || sent->body[first] != '{') {
+    co_return FromNet(
+        Error(ErrorCode::kUpstreamError,
+              "provider " + name() + " answered " + std::to_string(sent->head.status) +
+                  " with a body that is not a JSON object (Content-Type: " +
+                  std::string(sent->head.Header("content-type").substr(0, 64)) + ")"));
   }
   Response result;
   result.usage = openai::ScanUsage(sent->body);
@@ -111,7 +123,8 @@ asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
   HeaderLines lines;
   out.headers.push_back("Accept: text/event-stream");
   AddCommonHeaders(out, options, lines);
-  const std::string_view model = QuotedJson(options.upstream_model);
+  std::string quoted_model;
+  const std::string_view model = QuotedJson(options.upstream_model, quoted_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
   boost::container::static_vector<Splice, 2> splices{
