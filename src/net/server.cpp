@@ -25,6 +25,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "net/fd_limit.hpp"
 #include "net/http_read.hpp"
 #include "net/write.hpp"
 #include "observability/log.hpp"
@@ -45,6 +46,11 @@ using observability::Severity;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
 constexpr std::size_t kReadSize = 16 << 10;
+// After a failed accept (out of file descriptors, most likely), accepting pauses this long,
+// doubling up to the maximum while it keeps failing.
+constexpr auto kAcceptPauseMin = std::chrono::milliseconds(10);
+constexpr auto kAcceptPauseMax = std::chrono::milliseconds(500);
+constexpr auto kAcceptLogPeriod = std::chrono::seconds(10);
 // A watched request is checked for a departed client by the sweep once it has run this long:
 // a fast request never pays a syscall for it, a slow one is cancelled within ~half a second.
 constexpr auto kWatchAfter = std::chrono::milliseconds(200);
@@ -622,16 +628,34 @@ void Server::Worker::Start() {
 }
 
 asio::awaitable<void> Server::Worker::Accept() {
+  Duration pause = kAcceptPauseMin;
+  LogThrottle log_throttle(kAcceptLogPeriod);
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(kAsTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      // Out of descriptors or memory: back off briefly rather than spin.
-      observability::Log(Severity::kWarning, "accept failed", {{"error", ec.message()}});
-      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(kAsTuple);
+      if (ec == asio::error::connection_aborted) continue;  // it left the backlog: nothing to do
+      // Out of descriptors (or memory): the connection waits in the backlog while accepting
+      // pauses, with a backoff, rather than spin on an accept that keeps failing.
+      const bool out_of_fds = IsOutOfDescriptors(ec);
+      if (out_of_fds && server_.options_.fd_exhausted != nullptr) {
+        server_.options_.fd_exhausted->Inc();
+      }
+      std::uint64_t held_back = 0;
+      if (log_throttle.Allow(Clock::now(), held_back)) {
+        observability::Log(Severity::kError,
+                           out_of_fds ? "out of file descriptors: accepting paused"
+                                      : "accept failed: accepting paused",
+                           {{"error", ec.message()},
+                            {"pause_ms", std::chrono::duration<double, std::milli>(pause).count()},
+                            {"not_logged_since_last", held_back}});
+      }
+      asio::steady_timer timer(context_, pause);
+      co_await timer.async_wait(kAsTuple);
+      pause = std::min<Duration>(pause * 2, kAcceptPauseMax);
       continue;
     }
+    pause = kAcceptPauseMin;
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto conn =

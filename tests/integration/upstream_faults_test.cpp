@@ -13,6 +13,10 @@
 #include <gtest/gtest.h>
 
 #include "integration/orchestra_process.hpp"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace orchestra::testing {
 namespace {
@@ -323,6 +327,97 @@ TEST_F(UpstreamFaultTest, AHugeBodyIsRefusedAtTheProvidersCapWithMemoryNearTheCa
       << "resident " << before << " bytes before, peak " << after << " bytes after";
   auto g = client->Request("POST", "/v1/chat/completions", Chat("good", "after huge"));
   EXPECT_EQ(ContentOf(g), "echo: after huge") << g.body;
+}
+
+// The value of a metric series in /metrics text, or -1 when absent.
+double Metric(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// A TCP connection to 127.0.0.1:port that sends nothing; -1 when it cannot be made.
+int OpenIdleConnection(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Out of file descriptors (RLIMIT_NOFILE lowered on the real binary, then used up by idle
+// connections): a request on a connection accepted before gets 503 with Retry-After, not
+// "499 the client went away"; accepting pauses with a backoff instead of spinning; both count
+// orchestra_fd_exhausted_total and log, rate-limited; once descriptors are free, all is well.
+TEST(FdExhaustion, IsAnOverloadThatPassesWhenDescriptorsAreFree) {
+  TestUpstream upstream;
+  OrchestraOptions o;
+  o.max_open_files = 64;
+  o.config_yaml =
+      "server: {threads: 1, header_timeout: 60s}\n"
+      "providers:\n"
+      "  - {name: up, type: openai, base_url: '" +
+      upstream.base_url() +
+      "/v1'}\n"
+      "models:\n"
+      "  - {name: m, targets: [{provider: up, model: echo}], retry: {attempts: 1}}\n";
+  Orchestra orchestra(o);
+  auto client = orchestra.Client();
+  ASSERT_EQ(client->Request("GET", "/healthz").status, 200);
+
+  // More idle connections than descriptors: the server accepts until it has none left.
+  std::vector<int> idle;
+  for (int i = 0; i < 120; ++i) {
+    const int fd = OpenIdleConnection(orchestra.port());
+    if (fd >= 0) idle.push_back(fd);
+  }
+  const std::string accept_series = R"(orchestra_fd_exhausted_total{where="accept"})";
+  double accept_failures = 0;
+  for (int i = 0; i < 100 && accept_failures <= 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    accept_failures = Metric(client->Request("GET", "/metrics").body, accept_series);
+  }
+  ASSERT_GT(accept_failures, 0) << "the descriptors were never used up";
+
+  auto r = client->Request("POST", "/v1/chat/completions", Chat("m", "no descriptors"));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(ErrorCodeOf(r.body), "overloaded");
+  EXPECT_NE(MessageOf(r.body).find("file descriptors"), std::string::npos) << r.body;
+  EXPECT_FALSE(r.Header("retry-after").empty());
+
+  // While it lasts, accepting backs off (up to 500 ms between tries), and the log says so once.
+  const double before = Metric(client->Request("GET", "/metrics").body, accept_series);
+  std::this_thread::sleep_for(1500ms);
+  const std::string metrics = client->Request("GET", "/metrics").body;
+  EXPECT_LT(Metric(metrics, accept_series) - before, 15) << "accepting spins";
+  EXPECT_GE(Metric(metrics, R"(orchestra_fd_exhausted_total{where="upstream"})"), 1);
+  int accept_lines = 0;
+  int upstream_lines = 0;
+  for (const std::string& line : orchestra.process().StdoutLines()) {
+    if (line.find("out of file descriptors: accepting paused") != std::string::npos) ++accept_lines;
+    if (line.find("out of file descriptors: upstream") != std::string::npos) ++upstream_lines;
+  }
+  EXPECT_EQ(accept_lines, 1);
+  EXPECT_EQ(upstream_lines, 1);
+
+  for (int fd : idle)
+    ::close(fd);
+  // Descriptors free again: new connections are accepted and the request goes through.
+  auto fresh = orchestra.Client();
+  EXPECT_EQ(fresh->Request("GET", "/healthz").status, 200);
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    auto again = client->Request("POST", "/v1/chat/completions", Chat("m", "descriptors back"));
+    served = again.status == 200 && ContentOf(again) == "echo: descriptors back";
+    if (!served) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(served);
 }
 
 }  // namespace
