@@ -184,6 +184,15 @@ bool IsStaleConnectionError(const beast::error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
+// Makes room for `needed` bytes in `text`, which will never hold more than `cap`: doubling while
+// small, then the cap in one step (std::string would double past it).
+void ReserveCapped(std::string& text, std::size_t needed, std::uint64_t cap) {
+  if (needed <= text.capacity()) return;
+  std::size_t want = std::max(needed, 2 * text.capacity());
+  if (want > kDoublingLimit) want = std::max<std::size_t>(needed, static_cast<std::size_t>(cap));
+  text.reserve(want);
+}
+
 // The body of a whole (non-streamed) response: a std::string that doubles while small, then
 // takes the origin's cap in one step. Beast's string_body doubles all the way, so a body just
 // under a 64 MiB cap took a 128 MiB buffer (plus the 64 MiB it was copied from). Reserving the
@@ -211,11 +220,7 @@ struct CappedBody {
       std::string& text = body_.text;
       const std::size_t n = asio::buffer_size(buffers);
       const std::size_t size = text.size();
-      if (size + n > text.capacity()) {
-        std::size_t want = std::max(size + n, 2 * text.capacity());
-        if (want > kDoublingLimit) want = std::max<std::size_t>(size + n, body_.cap);
-        text.reserve(want);
-      }
+      ReserveCapped(text, size + n, body_.cap);
       text.resize(size + n);
       asio::buffer_copy(asio::buffer(text.data() + size, n), buffers);
       return n;
@@ -269,15 +274,12 @@ class Inflater {
     if (ended_) return MakeError(UpstreamFault::kBadEncodedBody);
     z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z_.avail_in = static_cast<uInt>(in.size());
-    while (z_.avail_in > 0) {
+    for (;;) {
       const std::size_t at = out.size();
-      const std::size_t room = std::max<std::size_t>(16 << 10, z_.avail_in * 4);
-      if (at + room > limit + 1) {
-        if (at > limit) return MakeError(UpstreamFault::kDecodedTooLarge);
-        out.resize(static_cast<std::size_t>(limit) + 1);
-      } else {
-        out.resize(at + room);
-      }
+      const std::size_t room = std::max<std::size_t>(16 << 10, std::size_t{z_.avail_in} * 4);
+      const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(at + room, limit + 1));
+      ReserveCapped(out, size, limit + 1);
+      out.resize(size);
       z_.next_out = reinterpret_cast<Bytef*>(out.data() + at);
       z_.avail_out = static_cast<uInt>(out.size() - at);
       const int rc = inflate(&z_, Z_SYNC_FLUSH);
@@ -289,7 +291,8 @@ class Inflater {
         break;
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) return MakeError(UpstreamFault::kBadEncodedBody);
-      if (rc == Z_BUF_ERROR && z_.avail_out > 0) break;  // needs more input
+      // Room left: everything the input gives has been written (Z_SYNC_FLUSH).
+      if (z_.avail_out > 0) break;
     }
     return {};
   }
@@ -865,10 +868,12 @@ StreamImpl::~StreamImpl() {
 }
 
 Result<std::string_view> StreamImpl::Fail(beast::error_code ec) {
-  Error err =
-      ErrorFor(conn_->timed_out, ec, "reading the upstream stream", client_->entry(origin_));
-  client_->Discard(origin_, conn_);
-  conn_.reset();
+  Error err = ErrorFor(conn_ && conn_->timed_out, ec, "reading the upstream stream",
+                       client_->entry(origin_));
+  if (conn_) {
+    client_->Discard(origin_, conn_);  // after the body's end it is back in the pool already
+    conn_.reset();
+  }
   done_ = true;
   return err;
 }
@@ -895,10 +900,7 @@ asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
     decoded_.clear();
     const beast::error_code ec =
         inflater_->Decode(*raw, decoded_, max_decoded_ - std::min(max_decoded_, decoded_total_));
-    if (ec) {
-      if (conn_) co_return Fail(ec);
-      co_return ErrorFor(false, ec, "reading the upstream stream", client_->entry(origin_));
-    }
+    if (ec) co_return Fail(ec);
     decoded_total_ += decoded_.size();
     if (!decoded_.empty()) co_return std::string_view(decoded_);
   }
