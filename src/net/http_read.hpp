@@ -17,31 +17,35 @@
 // on the gateway's hot path that machinery cost more than the parsing itself (callgrind).
 namespace orchestra::net {
 
-// ReadHttp's default head observer: looks at nothing.
-struct IgnoreHead {
-  void operator()(std::string_view) const {}
+// Sees the raw bytes of a message's head (start line through the empty line) once the parser
+// has accepted them. A plain function and its argument rather than a template parameter: every
+// read of one parser type shares one coroutine.
+struct HeadObserver {
+  void (*fn)(void* arg, std::string_view head) = nullptr;
+  void* arg = nullptr;
 };
 
 // Until the header is complete (`header_only`) or the whole message is. Returns the error (eof
 // before any byte of the message is http::error::end_of_stream) and adds the bytes consumed
-// from the stream to `bytes`. `on_head` sees the raw bytes of the head (start line through the
-// empty line) once the parser has accepted it: Beast parses a head only when all of it is
-// buffered, in one put(), so the bytes are contiguous at that moment.
-template <class Stream, class Parser, class OnHead = IgnoreHead>
+// from the stream to `bytes`. `on_head` is called with the head: Beast parses a head only when
+// all of it is buffered, in one put(), so its bytes are contiguous at that moment.
+template <class Stream, class Parser>
 boost::asio::awaitable<boost::beast::error_code> ReadHttp(Stream& stream,
                                                           boost::beast::flat_buffer& buffer,
                                                           Parser& parser, bool header_only,
-                                                          std::size_t& bytes, OnHead on_head = {}) {
+                                                          std::size_t& bytes,
+                                                          HeadObserver on_head = {}) {
   namespace http = boost::beast::http;
   constexpr std::size_t kReadSize = 16 << 10;
   parser.eager(!header_only);
   while (!(header_only ? parser.is_header_done() : parser.is_done())) {
     if (buffer.size() > 0) {
       boost::beast::error_code ec;
-      const bool had_header = parser.is_header_done();
+      const bool watch_head = on_head.fn != nullptr && !parser.is_header_done();
       const std::size_t used = parser.put(buffer.data(), ec);
-      if (!had_header && parser.is_header_done()) {
-        on_head(std::string_view(static_cast<const char*>(buffer.data().data()), used));
+      if (watch_head && parser.is_header_done()) {
+        on_head.fn(on_head.arg,
+                   std::string_view(static_cast<const char*>(buffer.data().data()), used));
       }
       buffer.consume(used);
       bytes += used;

@@ -394,9 +394,10 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       parser_->body_limit(options_.max_body_bytes);
       std::size_t head_bytes = 0;
       HeadFacts facts;
-      beast::error_code ec =
-          co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes,
-                            [&facts](std::string_view head) { facts = ScanHead(head); });
+      const HeadObserver scan{
+          [](void* out, std::string_view head) { *static_cast<HeadFacts*>(out) = ScanHead(head); },
+          &facts};
+      beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes, scan);
       if (ec) {
         co_await FailRead(ec);
         co_return;
