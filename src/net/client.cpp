@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,6 +33,8 @@
 
 namespace orchestra::net {
 namespace {
+
+using namespace std::string_view_literals;
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
@@ -374,7 +377,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   Stream stream;
   beast::flat_buffer buffer;
-  std::string head;  // the request head being written
+  std::string head;                           // the request head being written
+  std::array<asio::const_buffer, 9> buffers;  // the head and the body pieces being written
   asio::steady_timer watchdog;
   Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
   int waits = 0;                                          // watchdog waits not yet completed
@@ -553,13 +557,16 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     ();
     std::shared_ptr<Conn> conn;
     for (int attempt = 0;; ++attempt) {
-      auto acquired = co_await Acquire(id, head_by, attempt > 0);
-      if (!acquired) co_return acquired.error();
-      conn = std::move(*acquired);
+      if (attempt == 0) conn = TakeIdle(pools_[id], e);
+      if (conn == nullptr) {
+        auto acquired = co_await Acquire(id, head_by, attempt > 0);
+        if (!acquired) co_return acquired.error();
+        conn = std::move(*acquired);
+      }
       const bool reused = conn->uses > 0;
       conn->Arm(std::min(head_by, Clock::now() + e.options.first_byte_timeout));
       bool got_some = false;  // a byte of a response arrived
-      beast::error_code ec = co_await Write(*conn, e.origin, req);
+      auto [ec, written] = co_await Write(*conn, e.origin, req);
       // The final response head: an interim response (1xx) is skipped, each into a fresh
       // parser; 101 is a protocol error (Orchestra never asks to switch protocols).
       for (int interim = 0; !ec; ++interim) {
@@ -586,6 +593,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       const bool stale = reused && !got_some && !conn->timed_out && IsStaleConnectionError(ec);
       Error err = ErrorFor(conn->timed_out, ec, "upstream request", e);
       Discard(id, conn);
+      conn.reset();
       if (stale && attempt == 0) continue;
       co_return err;
     }
@@ -646,26 +654,35 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     w->timer->cancel();
   }
 
-  // A pooled connection, or a new one when none is idle and the cap allows; otherwise waits
-  // for one to be released.
+  // The most recently used idle connection that is still good, or null. Not a coroutine: the
+  // usual way to a connection costs no coroutine frame.
+  std::shared_ptr<Conn> TakeIdle(Pool& pool, const Entry& e) {
+    while (!pool.idle.empty()) {
+      std::shared_ptr<Conn> conn = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      // One non-blocking peek: a connection on which the upstream sent something while it was
+      // idle (the rest of an earlier response, an unrequested one) or which it closed is never
+      // used. One the upstream closes just after the peek fails before any response byte, and
+      // the request goes again on a fresh one (Exchange).
+      if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->IdleAndClean()) {
+        ++conn->uses;
+        return conn;
+      }
+      conn->Close();
+      --pool.open;
+    }
+    return nullptr;
+  }
+
+  // A pooled connection (`fresh`: not for the first try), or a new one when none is idle and
+  // the cap allows; otherwise waits for one to be released.
   asio::awaitable<Result<std::shared_ptr<Conn>>> Acquire(OriginId id, Clock::time_point deadline,
                                                          bool fresh) {
     Pool& pool = pools_[id];
     Entry& e = *shared_.origins[id];
     while (true) {
-      while (!fresh && !pool.idle.empty()) {
-        std::shared_ptr<Conn> conn = std::move(pool.idle.back());
-        pool.idle.pop_back();
-        // One non-blocking peek: a connection on which the upstream sent something while it
-        // was idle (the rest of an earlier response, an unrequested one) or which it closed is
-        // never used. One the upstream closes just after the peek fails before any response
-        // byte, and the request goes again on a fresh one (Exchange).
-        if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->IdleAndClean()) {
-          ++conn->uses;
-          co_return conn;
-        }
-        conn->Close();
-        --pool.open;
+      if (!fresh) {
+        if (auto conn = TakeIdle(pool, e)) co_return conn;
       }
       if (pool.open < e.options.max_connections) {
         ++pool.open;
@@ -798,41 +815,46 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     co_return conn;
   }
 
-  asio::awaitable<beast::error_code> Write(Conn& conn, const Origin& origin,
-                                           const OutgoingRequest& req) {
+  // Writes the request: the head into the connection's own buffer (requests run
+  // concurrently), then head and body in one gathered write. Not a coroutine: it returns
+  // WriteAll's awaitable, whose buffers live in the connection.
+  asio::awaitable<std::tuple<beast::error_code, std::size_t>> Write(Conn& conn,
+                                                                    const Origin& origin,
+                                                                    const OutgoingRequest& req) {
     std::size_t length = 0;
     for (std::size_t i = 0; i < req.body_parts; ++i)
       length += req.body[i].size();
-    std::string& head = conn.head;  // the connection's own: requests run concurrently
+    std::string& head = conn.head;
     head.clear();
     head += http::to_string(req.method);
     head += ' ';
     head += req.target;
-    head += " HTTP/1.1\r\nHost: ";
+    head += " HTTP/1.1\r\nHost: "sv;
     head += origin.host_header;
     // Compressed bodies are not asked for: decoding costs more CPU than the bytes cost on the
     // way from an upstream (a gzip body that comes anyway is decoded).
-    head += "\r\nUser-Agent: orchestra\r\nAccept-Encoding: identity\r\n";
+    head += "\r\nUser-Agent: orchestra\r\nAccept-Encoding: identity\r\n"sv;
     for (std::string_view h : req.headers) {
       head += h;
-      head += "\r\n";
+      head += "\r\n"sv;
     }
     if (req.method != http::verb::get || length > 0) {
-      head += "Content-Type: ";
+      head += "Content-Type: "sv;
       head += req.content_type;
-      head += "\r\nContent-Length: ";
+      head += "\r\nContent-Length: "sv;
       char buf[24];
       auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), length);
       head.append(buf, end);
-      head += "\r\n";
+      head += "\r\n"sv;
     }
-    head += "\r\n";
-    std::array<asio::const_buffer, 9> buffers;
+    head += "\r\n"sv;
+    auto& buffers = conn.buffers;
     buffers[0] = asio::buffer(head);
     for (std::size_t i = 0; i < req.body_parts; ++i)
       buffers[i + 1] = asio::buffer(req.body[i]);
-    auto [ec, n] = co_await std::visit([&](auto& s) { return WriteAll(s, buffers); }, conn.stream);
-    co_return ec;
+    for (std::size_t i = req.body_parts + 1; i < buffers.size(); ++i)
+      buffers[i] = asio::const_buffer();
+    return std::visit([&](auto& s) { return WriteAll(s, buffers); }, conn.stream);
   }
 
   // Closes idle connections past their idle timeout, or that the upstream closed or sent

@@ -38,6 +38,8 @@
 namespace orchestra::net {
 namespace {
 
+using namespace std::string_view_literals;
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
@@ -77,11 +79,11 @@ void AppendUnsigned(std::string& out, std::uint64_t v) {
 }
 
 void AppendStatusLine(std::string& out, unsigned status) {
-  out += "HTTP/1.1 ";
+  out += "HTTP/1.1 "sv;
   AppendUnsigned(out, status);
   out += ' ';
   out += beast::http::obsolete_reason(static_cast<http::status>(status));
-  out += "\r\nServer: orchestra\r\n";
+  out += "\r\nServer: orchestra\r\n"sv;
   out += DateHeader();
 }
 
@@ -92,40 +94,51 @@ bool HeaderValueIsSafe(std::string_view v) {
   return true;
 }
 
-// Whether [p, end) starts with `lower` (lower-case letters and punctuation), ignoring case.
-bool StartsWithIgnoringCase(const char* p, const char* end, std::string_view lower) {
-  if (static_cast<std::size_t>(end - p) < lower.size()) return false;
-  for (char c : lower) {
-    if ((*p++ | 0x20) != c) return false;
+// Whether the raw head has a field line that starts with a space or tab (obs-fold), which
+// Beast would silently unfold into the previous field's value (RFC 9112 §5.2 lets a server
+// refuse it). The exact scan, for heads that ScanHead below cannot account for.
+bool HasObsFold(std::string_view head) {
+  const char* const end = head.data() + head.size();
+  const char* p = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
+  while (p != nullptr && ++p < end) {
+    if (*p == ' ' || *p == '\t') return true;
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
   }
-  return true;
+  return false;
 }
 
-// What the server checks in a request head beyond Beast's parser, found in one pass over the
-// raw bytes (the parser has accepted them, so every line ends with CRLF and every field name
-// is a token): obs-fold, which Beast would silently unfold (RFC 9112 §5.2 lets a server refuse
-// it); the Host fields (§3.2); whether any Transfer-Encoding field is present (§6.3: then the
-// parsed fields are checked, which only such a rare request pays for).
+// What the server checks in a request head beyond Beast's parser: obs-fold, the Host fields
+// (RFC 9112 §3.2), whether any Transfer-Encoding field is present (§6.3: then the parsed
+// fields are checked, which only such a rare request pays for).
 struct HeadFacts {
   int hosts = 0;
   bool transfer_encoding = false;
   bool obs_fold = false;
 };
 
-HeadFacts ScanHead(std::string_view head) {
+// Found from the parsed fields and the raw head the parser accepted (every line ends with
+// CRLF, every field name is a token). An ordinary head is accounted for byte by byte with the
+// fields' lengths, in order, without a search: "METHOD SP target SP HTTP/1.x CRLF", then
+// "name: value CRLF" for each field. A folded value (which Beast joins with one space) never
+// fits its line; then, or with any other spacing, HasObsFold scans the head.
+HeadFacts ScanHead(std::string_view head, const http::request<http::string_body>& msg) {
   HeadFacts facts;
-  const char* const end = head.data() + head.size();
-  const char* p = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
-  while (p != nullptr && ++p < end && *p != '\r') {  // at a field line; CR: the empty line
-    if (*p == ' ' || *p == '\t') {
-      facts.obs_fold = true;
-    } else if (StartsWithIgnoringCase(p, end, "host:")) {
+  std::size_t at = msg.method_string().size() + msg.target().size() + 12;  // past the CRLF
+  bool accounted = at <= head.size() && head[at - 1] == '\n';
+  for (const auto& field : msg.base()) {
+    if (field.name() == http::field::host) {
       ++facts.hosts;
-    } else if (StartsWithIgnoringCase(p, end, "transfer-encoding:")) {
+    } else if (field.name() == http::field::transfer_encoding) {
       facts.transfer_encoding = true;
     }
-    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    if (!accounted) continue;
+    const std::size_t name = field.name_string().size();
+    const std::size_t line = name + field.value().size() + 4;  // "name: value\r\n"
+    accounted = head.size() - at >= line && head[at + name] == ':' && head[at + name + 1] == ' ' &&
+                head[at + line - 2] == '\r' && head[at + line - 1] == '\n';
+    at += line;
   }
+  if (!accounted || head.size() - at != 2) facts.obs_fold = HasObsFold(head);
   return facts;
 }
 
@@ -326,17 +339,17 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     chunked_ = parser_->get().version() >= 11;
     head_.clear();
     AppendStatusLine(head_, response_.status);
-    head_ += "Content-Type: ";
+    head_ += "Content-Type: "sv;
     head_ += content_type;
-    head_ += "\r\nCache-Control: no-cache\r\n";
+    head_ += "\r\nCache-Control: no-cache\r\n"sv;
     AppendHeaders();
     if (chunked_) {
-      head_ += "Transfer-Encoding: chunked\r\n";
+      head_ += "Transfer-Encoding: chunked\r\n"sv;
     } else {
       response_.close = true;  // HTTP/1.0: the body ends when the connection does
     }
-    if (response_.close || worker_.draining()) head_ += "Connection: close\r\n";
-    head_ += "\r\n";
+    if (response_.close || worker_.draining()) head_ += "Connection: close\r\n"sv;
+    head_ += "\r\n"sv;
     phase_ = Phase::kHandling;
     auto [ec, n] = co_await WriteAll(socket_, asio::buffer(head_));
     bytes_written_ += n;
@@ -393,16 +406,18 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser_->body_limit(options_.max_body_bytes);
       std::size_t head_bytes = 0;
-      HeadFacts facts;
-      const HeadObserver scan{
-          [](void* out, std::string_view head) { *static_cast<HeadFacts*>(out) = ScanHead(head); },
-          &facts};
+      const HeadObserver scan{[](void* self, std::string_view head) {
+                                auto& c = *static_cast<Connection*>(self);
+                                c.head_facts_ = ScanHead(head, c.parser_->get());
+                              },
+                              this};
+      head_facts_ = {};
       beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes, scan);
       if (ec) {
         co_await FailRead(ec);
         co_return;
       }
-      if (auto refused = CheckHead(parser_->get(), facts)) {
+      if (auto refused = CheckHead(parser_->get(), head_facts_)) {
         co_await Refuse(std::move(*refused));
         co_return;
       }
@@ -504,18 +519,18 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   asio::awaitable<void> WriteResponse(bool keep_alive) {
     head_.clear();
     AppendStatusLine(head_, response_.status);
-    head_ += "Content-Type: ";
+    head_ += "Content-Type: "sv;
     head_ += response_.content_type;
-    head_ += "\r\nContent-Length: ";
+    head_ += "\r\nContent-Length: "sv;
     AppendUnsigned(head_, response_.body.size());
-    head_ += "\r\n";
+    head_ += "\r\n"sv;
     AppendHeaders();
     if (!keep_alive) {
-      head_ += "Connection: close\r\n";
+      head_ += "Connection: close\r\n"sv;
     } else if (parser_->get().version() < 11) {
-      head_ += "Connection: keep-alive\r\n";
+      head_ += "Connection: keep-alive\r\n"sv;
     }
-    head_ += "\r\n";
+    head_ += "\r\n"sv;
     const bool with_body = request_.method != http::verb::head;
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head_),
@@ -533,9 +548,9 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     for (const Header& h : response_.headers()) {
       if (!HeaderValueIsSafe(h.value)) continue;  // never let a value split the response
       head_ += h.name;
-      head_ += ": ";
+      head_ += ": "sv;
       head_ += h.value;
-      head_ += "\r\n";
+      head_ += "\r\n"sv;
     }
   }
 
@@ -591,6 +606,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   std::string remote_ip_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  HeadFacts head_facts_;  // of the request being read
   Request request_;
   Response response_;
   std::string head_;
