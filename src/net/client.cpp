@@ -10,13 +10,11 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -197,9 +195,10 @@ void ReserveCapped(std::string& text, std::size_t needed, std::uint64_t cap) {
 }
 
 // The body of a whole (non-streamed) response: a std::string that doubles while small, then
-// takes the origin's cap in one step. Beast's string_body doubles all the way, so a body just
-// under a 64 MiB cap took a 128 MiB buffer (plus the 64 MiB it was copied from). Reserving the
-// cap touches no page: memory grows with the bytes that arrive. The parser's body_limit refuses
+// takes the origin's cap in one step. Beast's string_body doubles all the way: a chunked body
+// refused at a 64 MiB cap took the process to 135 MB, the buffer having doubled past the cap
+// while copying itself (72 MB now). Reserving the cap touches no page: memory grows with the
+// bytes that arrive. The parser's body_limit refuses
 // a body as soon as it passes the cap (from its Content-Length, a chunk's size, or the bytes).
 struct CappedBody {
   struct value_type {
@@ -529,6 +528,11 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     std::deque<Waiter*> waiters;
   };
 
+  static std::optional<WholeParser>& ParserIn(std::optional<WholeParser>& parser) { return parser; }
+  static std::optional<StreamParser>& ParserIn(std::unique_ptr<StreamImpl>& stream) {
+    return stream->parser();
+  }
+
   // The one send path of Send (`kStream` false: the whole body, decoded) and Open (true: a
   // ResponseStream): a connection from the pool or a new one, the request written, the final
   // response head read. A reused connection that fails before any byte of the response arrived
@@ -547,14 +551,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
           std::make_unique<StreamImpl>(shared_from_this(), id, req.deadline,
                                        e.options.first_byte_timeout, e.options.max_response_bytes);
     }
-    auto& parser = [&]() -> auto& {
-      if constexpr (kStream) {
-        return holder->parser();
-      } else {
-        return holder;
-      }
-    }
-    ();
+    auto& parser = ParserIn(holder);
     std::shared_ptr<Conn> conn;
     for (int attempt = 0;; ++attempt) {
       if (attempt == 0) conn = TakeIdle(pools_[id], e);

@@ -195,9 +195,10 @@ std::optional<Error> CheckTransferEncoding(const http::request<http::string_body
   return std::nullopt;
 }
 
-// The checks of a request head that Beast's parser leaves to us.
-std::optional<Error> CheckHead(const http::request<http::string_body>& msg,
-                               const HeadFacts& facts) {
+// The checks of a request head that Beast's parser leaves to us. `chunked`: the parser reads
+// the body as chunked.
+std::optional<Error> CheckHead(const http::request<http::string_body>& msg, const HeadFacts& facts,
+                               bool chunked) {
   if (facts.obs_fold) {
     return Error(ErrorCode::kInvalidRequest,
                  "obsolete line folding (a header line that starts with whitespace) is not "
@@ -209,7 +210,11 @@ std::optional<Error> CheckHead(const http::request<http::string_body>& msg,
   if (facts.hosts == 0 && msg.version() >= 11) {
     return Error(ErrorCode::kInvalidRequest, "an HTTP/1.1 request needs a Host header");
   }
-  if (facts.transfer_encoding) return CheckTransferEncoding(msg);
+  if (facts.transfer_encoding) {
+    if (auto refused = CheckTransferEncoding(msg)) return refused;
+    // The list is a lone chunked as we read it: the parser must have read it so too.
+    if (!chunked) return Error(ErrorCode::kInvalidRequest, "malformed Transfer-Encoding");
+  }
   return std::nullopt;
 }
 
@@ -417,7 +422,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
         co_await FailRead(ec);
         co_return;
       }
-      if (auto refused = CheckHead(parser_->get(), head_facts_)) {
+      if (auto refused = CheckHead(parser_->get(), head_facts_, parser_->chunked())) {
         co_await Refuse(std::move(*refused));
         co_return;
       }
