@@ -14,7 +14,7 @@ if(ORCHESTRA_SANITIZE)
 else()
   set(_static_default ON)
 endif()
-option(ORCHESTRA_STATIC_DEPS "Link libstdc++, SQLite, hiredis and yaml-cpp statically"
+option(ORCHESTRA_STATIC_DEPS "Link libstdc++, SQLite, hiredis, yaml-cpp and zlib statically"
        ${_static_default})
 if(ORCHESTRA_STATIC_DEPS)
   add_link_options(-static-libstdc++ -static-libgcc -Wl,--gc-sections)
@@ -28,7 +28,12 @@ pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 
+# zlib decodes the gzip or deflate bodies an upstream sends although asked not to (net/client.cpp).
+find_package(ZLIB REQUIRED)
+
 if(ORCHESTRA_STATIC_DEPS)
+  find_library(ZLIB_ARCHIVE libz.a REQUIRED)
+  set_target_properties(ZLIB::ZLIB PROPERTIES IMPORTED_LOCATION "${ZLIB_ARCHIVE}")
   foreach(_dep YAMLCPP:yaml-cpp SQLITE3:sqlite3 HIREDIS:hiredis)
     string(REPLACE ":" ";" _pair ${_dep})
     list(GET _pair 0 _prefix)

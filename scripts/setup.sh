@@ -27,7 +27,7 @@ esac
 # that `make test` later builds the tests in.
 build_packages=(
   g++ cmake ninja-build ccache pkg-config make git ca-certificates
-  libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev
+  libboost1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libhiredis-dev libpq-dev zlib1g-dev
   libhnswlib-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Java runs the Firestore emulator. The emulator itself ships with the Google Cloud CLI

@@ -197,6 +197,12 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddOperationsRoutes(router, health, registry, {build::kVersion, build::kCommit});
     // The gateway: providers, their connection pools (one per worker thread), routes, orchestrator.
     net::Upstreams upstreams(cfg->server.threads);
+    auto& fd_exhausted = registry.AddCounter(
+        "orchestra_fd_exhausted_total",
+        "Times a file descriptor was needed and none was left: accepting a connection, or "
+        "connecting to an upstream.",
+        {"where"});
+    upstreams.set_fd_exhausted_counter(&fd_exhausted.With({"upstream"}));
     std::vector<std::unique_ptr<providers::Provider>> provider_list;
     orchestration::ProviderMap provider_map;
     for (const config::ProviderConfig& p : cfg->providers) {
@@ -254,6 +260,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server_options.body_timeout = s.body_timeout;
     server_options.idle_timeout = s.idle_timeout;
     server_options.request_timeout = s.request_timeout;
+    server_options.fd_exhausted = &fd_exhausted.With({"accept"});
     const int retry_after = s.retry_after_s;
     net::Server server(
         server_options, [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); },

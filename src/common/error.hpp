@@ -18,7 +18,7 @@ enum class ErrorCode : std::uint8_t {
   kPermissionDenied,  // key lacks the scope (403)
   kNotFound,          // no such resource or model (404)
   kMethodNotAllowed,  // path exists, method does not (405)
-  kNotImplemented,    // a request method this server does not implement (501)
+  kNotImplemented,    // a method or protocol feature Orchestra does not implement (501)
   kConflict,          // state does not allow the operation (409)
   kPayloadTooLarge,   // body or value over its limit (413)
   kUnprocessable,     // well-formed, but asks for what this model cannot do (422)

@@ -60,6 +60,7 @@ struct ProviderConfig {
   Duration first_byte_timeout = 60s;
   Duration idle_timeout = 90s;  // pooled upstream connection unused this long is closed
   int max_connections = 256;    // per origin and per thread
+  std::uint64_t max_response_bytes = 64ULL << 20;  // a response body (a stream: all of it)
   bool tls_verify = true;
   std::string ca_file;  // extra CA bundle (self-hosted upstreams)
   // Gemini on Vertex AI: bearer token from the metadata server instead of an API key.

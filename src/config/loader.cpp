@@ -358,6 +358,7 @@ void ReadProviders(Section& root, std::vector<ProviderConfig>& out) {
     c.first_byte_timeout = p.Dur("first_byte_timeout", c.first_byte_timeout);
     c.idle_timeout = p.Dur("idle_timeout", c.idle_timeout);
     c.max_connections = static_cast<int>(p.Int("max_connections", c.max_connections, 1, 100'000));
+    c.max_response_bytes = p.Size("max_response_bytes", c.max_response_bytes, 1024);
     c.tls_verify = p.Bool("tls_verify", c.tls_verify);
     c.ca_file = p.String("ca_file", "");
     c.vertex = p.Bool("vertex", c.vertex);
@@ -879,6 +880,7 @@ std::string DumpConfig(const Config& c) {
       out << YAML::Key << "first_byte_timeout" << YAML::Value << dur(p.first_byte_timeout);
       out << YAML::Key << "idle_timeout" << YAML::Value << dur(p.idle_timeout);
       out << YAML::Key << "max_connections" << YAML::Value << p.max_connections;
+      out << YAML::Key << "max_response_bytes" << YAML::Value << p.max_response_bytes;
       out << YAML::Key << "tls_verify" << YAML::Value << p.tls_verify;
       if (!p.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << p.ca_file;
       if (p.type == ProviderType::kGemini) {

@@ -5,30 +5,34 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 
+#include "net/fd_limit.hpp"
 #include "net/http_read.hpp"
 #include "net/write.hpp"
+#include "observability/log.hpp"
+#include "observability/metrics.hpp"
 #include <sys/socket.h>
+#include <zlib.h>
 
 namespace orchestra::net {
 namespace {
+
+using namespace std::string_view_literals;
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
@@ -38,14 +42,6 @@ using tcp = asio::ip::tcp;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kDnsTtl = std::chrono::seconds(30);
 constexpr auto kReapPeriod = std::chrono::seconds(5);
-
-// A pooled connection could have been closed by the upstream while it sat idle; these are the
-// errors that show it, before any byte of the response arrived.
-bool IsStaleConnectionError(const beast::error_code& ec) {
-  return ec == asio::error::eof || ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe || ec == http::error::end_of_stream ||
-         ec == asio::ssl::error::stream_truncated;
-}
 
 }  // namespace
 
@@ -111,12 +107,214 @@ struct Upstreams::Shared {
     Clock::time_point dns_expiry{};
   };
   std::vector<std::unique_ptr<Entry>> origins;
+  observability::Counter* fd_exhausted = nullptr;
 };
 
 namespace {
 
 using Entry = Upstreams::Shared::Entry;
 using Stream = std::variant<tcp::socket, ssl::stream<tcp::socket>>;
+
+// A response head larger than this is refused (Beast's default for responses is 8 KiB, which
+// some real upstreams' heads pass).
+constexpr std::uint32_t kMaxResponseHeadBytes = 64 << 10;
+// More interim (1xx) responses than this before the final one is a protocol error.
+constexpr int kMaxInterimResponses = 16;
+// A whole body's buffer doubles while under this size, then takes the response cap at once.
+constexpr std::size_t kDoublingLimit = 1 << 20;
+constexpr auto kFdLogPeriod = std::chrono::seconds(10);
+
+// Protocol errors of an upstream that Beast's parser does not report itself.
+enum class UpstreamFault {
+  kSwitchingProtocols = 1,
+  kBadStatus,
+  kTooManyInterim,
+  kBytesAfterResponse,
+  kUnknownEncoding,
+  kBadEncodedBody,
+  kDecodedTooLarge,
+};
+
+// boost::system::error_category's destructor is protected and non-virtual by design (categories
+// are never deleted through it), which -Wnon-virtual-dtor does not know.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class UpstreamFaultCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "orchestra.upstream"; }
+  std::string message(int value) const override {
+    switch (static_cast<UpstreamFault>(value)) {
+      case UpstreamFault::kSwitchingProtocols:
+        return "the upstream answered 101 Switching Protocols; only a final response is accepted";
+      case UpstreamFault::kBadStatus:
+        return "the upstream answered with a status outside 100-599";
+      case UpstreamFault::kTooManyInterim:
+        return "the upstream sent more than " + std::to_string(kMaxInterimResponses) +
+               " interim (1xx) responses";
+      case UpstreamFault::kBytesAfterResponse:
+        return "the upstream sent bytes after its response (a Content-Length shorter than the "
+               "body, or an unrequested response)";
+      case UpstreamFault::kUnknownEncoding:
+        return "the upstream answered with a Content-Encoding Orchestra does not decode (it "
+               "asks for identity; gzip and deflate are decoded)";
+      case UpstreamFault::kBadEncodedBody:
+        return "the upstream's compressed body is corrupt or cut";
+      case UpstreamFault::kDecodedTooLarge:
+        return "the upstream's decoded body exceeds max_response_bytes";
+    }
+    return "upstream protocol error";
+  }
+};
+
+#pragma GCC diagnostic pop
+
+const boost::system::error_category& UpstreamFaultCategoryInstance() {
+  static const UpstreamFaultCategory category;
+  return category;
+}
+
+beast::error_code MakeError(UpstreamFault fault) {
+  return {static_cast<int>(fault), UpstreamFaultCategoryInstance()};
+}
+
+// A pooled connection could have been closed by the upstream while it sat idle; these are the
+// errors that show it, before any byte of the response arrived.
+bool IsStaleConnectionError(const beast::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == http::error::end_of_stream ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
+// Makes room for `needed` bytes in `text`, which will never hold more than `cap`: doubling while
+// small, then the cap in one step (std::string would double past it).
+void ReserveCapped(std::string& text, std::size_t needed, std::uint64_t cap) {
+  if (needed <= text.capacity()) return;
+  std::size_t want = std::max(needed, 2 * text.capacity());
+  if (want > kDoublingLimit) want = std::max<std::size_t>(needed, static_cast<std::size_t>(cap));
+  text.reserve(want);
+}
+
+// The body of a whole (non-streamed) response: a std::string that doubles while small, then
+// takes the origin's cap in one step. Beast's string_body doubles all the way: a chunked body
+// refused at a 64 MiB cap took the process to 135 MB, the buffer having doubled past the cap
+// while copying itself (72 MB now). Reserving the cap touches no page: memory grows with the
+// bytes that arrive. The parser's body_limit refuses
+// a body as soon as it passes the cap (from its Content-Length, a chunk's size, or the bytes).
+struct CappedBody {
+  struct value_type {
+    std::string text;
+    std::uint64_t cap = 0;
+  };
+
+  class reader {
+   public:
+    template <bool kRequest, class Fields>
+    reader(http::header<kRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      ec = {};
+      if (length) body_.text.reserve(static_cast<std::size_t>(*length));  // at most the cap
+    }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      ec = {};
+      std::string& text = body_.text;
+      const std::size_t n = asio::buffer_size(buffers);
+      const std::size_t size = text.size();
+      ReserveCapped(text, size + n, body_.cap);
+      text.resize(size + n);
+      asio::buffer_copy(asio::buffer(text.data() + size, n), buffers);
+      return n;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+using WholeParser = http::response_parser<CappedBody>;
+using StreamParser = http::response_parser<http::buffer_body>;
+
+// Content-Encoding of a response, as far as Orchestra decodes it.
+enum class Coding : std::uint8_t { kIdentity, kGzip, kDeflate, kUnknown };
+
+Coding CodingOf(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+    value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+    value.remove_suffix(1);
+  if (value.empty() || beast::iequals(value, "identity")) return Coding::kIdentity;
+  if (beast::iequals(value, "gzip") || beast::iequals(value, "x-gzip")) return Coding::kGzip;
+  if (beast::iequals(value, "deflate")) return Coding::kDeflate;
+  return Coding::kUnknown;  // br, zstd, compress, a list of several codings...
+}
+
+// Inflates a gzip or deflate body as its pieces arrive. "deflate" is meant to be zlib-wrapped
+// (RFC 9110 §8.4.1.2); some servers send it raw, which the first bytes tell apart.
+class Inflater {
+ public:
+  explicit Inflater(Coding coding) : coding_(coding) {}
+  ~Inflater() {
+    if (started_) inflateEnd(&z_);
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+
+  // Appends what `in` decodes to to `out`; fails when the data is corrupt, when it continues
+  // past the end of the compressed stream, or when `out` would pass `limit` bytes.
+  beast::error_code Decode(std::string_view in, std::string& out, std::uint64_t limit) {
+    if (in.empty()) return {};
+    if (!started_) {
+      int window = coding_ == Coding::kGzip ? 15 + 16 : 15;
+      if (coding_ == Coding::kDeflate && !LooksLikeZlib(in)) window = -15;
+      if (inflateInit2(&z_, window) != Z_OK) return MakeError(UpstreamFault::kBadEncodedBody);
+      started_ = true;
+    }
+    if (ended_) return MakeError(UpstreamFault::kBadEncodedBody);
+    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z_.avail_in = static_cast<uInt>(in.size());
+    for (;;) {
+      const std::size_t at = out.size();
+      const std::size_t room = std::max<std::size_t>(16 << 10, std::size_t{z_.avail_in} * 4);
+      const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(at + room, limit + 1));
+      ReserveCapped(out, size, limit + 1);
+      out.resize(size);
+      z_.next_out = reinterpret_cast<Bytef*>(out.data() + at);
+      z_.avail_out = static_cast<uInt>(out.size() - at);
+      const int rc = inflate(&z_, Z_SYNC_FLUSH);
+      out.resize(out.size() - z_.avail_out);
+      if (out.size() > limit) return MakeError(UpstreamFault::kDecodedTooLarge);
+      if (rc == Z_STREAM_END) {
+        ended_ = true;
+        if (z_.avail_in > 0) return MakeError(UpstreamFault::kBadEncodedBody);
+        break;
+      }
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return MakeError(UpstreamFault::kBadEncodedBody);
+      // Room left: everything the input gives has been written (Z_SYNC_FLUSH).
+      if (z_.avail_out > 0) break;
+    }
+    return {};
+  }
+
+  // Whether the compressed stream reached its end (a body that stops before is cut).
+  bool ended() const { return ended_; }
+
+ private:
+  static bool LooksLikeZlib(std::string_view in) {
+    if (in.size() < 2) return true;
+    const auto cmf = static_cast<unsigned char>(in[0]);
+    const auto flg = static_cast<unsigned char>(in[1]);
+    return (cmf & 0x0F) == 8 && ((cmf << 8) | flg) % 31 == 0;
+  }
+
+  Coding coding_;
+  z_stream z_{};
+  bool started_ = false;
+  bool ended_ = false;
+};
 
 // One upstream connection. Shared between its user and its watchdog timer's handler.
 struct Conn : std::enable_shared_from_this<Conn> {
@@ -164,9 +362,13 @@ struct Conn : std::enable_shared_from_this<Conn> {
       self->Close();
     });
   }
-  // An idle pooled connection is reusable if the upstream has not closed it or sent anything.
-  bool LooksReusable() {
-    if (!socket().is_open()) return false;
+  // Whether an idle connection is still usable: open, and the upstream has neither closed it
+  // nor sent anything (bytes that arrive while no request is pending belong to no request).
+  bool IdleAndClean() {
+    if (!socket().is_open() || buffer.size() > 0) return false;
+    if (auto* tls = std::get_if<1>(&stream); tls && SSL_pending(tls->native_handle()) > 0) {
+      return false;
+    }
     char byte;
     ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -174,7 +376,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   Stream stream;
   beast::flat_buffer buffer;
-  std::string head;  // the request head being written
+  std::string head;                           // the request head being written
+  std::array<asio::const_buffer, 9> buffers;  // the head and the body pieces being written
   asio::steady_timer watchdog;
   Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
   int waits = 0;                                          // watchdog waits not yet completed
@@ -183,54 +386,76 @@ struct Conn : std::enable_shared_from_this<Conn> {
   Clock::time_point idle_since{};
 };
 
-Error ErrorFor(const Conn& conn, const beast::error_code& ec, std::string_view what,
-               const Origin& origin) {
-  if (conn.timed_out) {
+Error ErrorFor(bool timed_out, const beast::error_code& ec, std::string_view what, const Entry& e) {
+  if (timed_out) {
     return Error(ErrorCode::kUpstreamTimeout,
-                 std::string(what) + " timed out (" + origin.Key() + ")");
+                 std::string(what) + " timed out (" + e.origin.Key() + ")");
   }
   if (ec == asio::error::operation_aborted) {
     return Error(ErrorCode::kCancelled, "request cancelled");
   }
+  std::string detail;
+  if (ec == http::error::body_limit || ec == MakeError(UpstreamFault::kDecodedTooLarge)) {
+    detail = "the response body exceeds max_response_bytes (" +
+             std::to_string(e.options.max_response_bytes) + " bytes)";
+  } else if (ec == http::error::header_limit) {
+    detail = "the response head exceeds " + std::to_string(kMaxResponseHeadBytes) + " bytes";
+  } else {
+    detail = ec.message();
+  }
   return Error(ErrorCode::kUpstreamError,
-               std::string(what) + " failed (" + origin.Key() + "): " + ec.message());
-}
-
-void CopyHead(const http::response_header<>& h, ResponseHead& out) {
-  out.status = h.result_int();
-  out.fields = h;
+               std::string(what) + " failed (" + e.origin.Key() + "): " + detail);
 }
 
 class ClientImpl;
 
 class StreamImpl final : public ResponseStream {
  public:
-  StreamImpl(std::shared_ptr<ClientImpl> client, OriginId origin, std::shared_ptr<Conn> conn,
-             std::unique_ptr<http::response_parser<http::buffer_body>> parser,
-             Clock::time_point deadline, Duration gap_timeout)
-      : client_(client),
+  StreamImpl(std::shared_ptr<ClientImpl> client, OriginId origin, Clock::time_point deadline,
+             Duration gap_timeout, std::uint64_t max_decoded)
+      : client_(std::move(client)),
         origin_(origin),
-        conn_(std::move(conn)),
-        parser_(std::move(parser)),
         deadline_(deadline),
-        gap_timeout_(gap_timeout) {
-    CopyHead(parser_->get().base(), head_);
-  }
+        gap_timeout_(gap_timeout),
+        max_decoded_(max_decoded) {}
   ~StreamImpl() override;
+
+  std::optional<StreamParser>& parser() { return parser_; }
+  // Takes the connection whose response head `parser()` holds.
+  void Attach(std::shared_ptr<Conn> conn, Coding coding) {
+    conn_ = std::move(conn);
+    head_.status = parser_->get().result_int();
+    head_.fields = parser_->get().base();
+    if (coding != Coding::kIdentity) {
+      head_.fields.erase(http::field::content_encoding);
+      head_.fields.erase(http::field::content_length);
+      inflater_.emplace(coding);
+    }
+  }
 
   const ResponseHead& head() const override { return head_; }
   asio::awaitable<Result<std::string_view>> Read() override;
 
  private:
+  asio::awaitable<Result<std::string_view>> ReadRaw();
+  Result<std::string_view> Fail(beast::error_code ec);
+  void Finish();
+
   // Shared: a stream abandoned by a request that the shutdown cut off may outlive Upstreams'
   // own reference to its client (it is destroyed with the io_context's pending work).
   std::shared_ptr<ClientImpl> client_;
   OriginId origin_;
   std::shared_ptr<Conn> conn_;
-  std::unique_ptr<http::response_parser<http::buffer_body>> parser_;
+  std::optional<StreamParser> parser_;
   Clock::time_point deadline_;
   Duration gap_timeout_;
+  std::uint64_t max_decoded_;
+  std::uint64_t decoded_total_ = 0;
+  bool done_ = false;
+  beast::error_code failed_;  // a parse error to report at the next read
   ResponseHead head_;
+  std::optional<Inflater> inflater_;
+  std::string decoded_;
   char chunk_[16 << 10];
 };
 
@@ -241,86 +466,15 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     asio::co_spawn(ctx_, Reap(), asio::detached);
   }
 
+  // Both return the shared coroutine's awaitable: one frame per request, as before there was
+  // one path.
   asio::awaitable<Result<IncomingResponse>> Send(OriginId id, const OutgoingRequest& req) override {
-    Entry& e = *shared_.origins[id];
-    // A reused connection may turn out to have been closed by the upstream; then, and only
-    // before any response byte arrived, the request goes again on a fresh connection.
-    for (int attempt = 0;; ++attempt) {
-      auto acquired = co_await Acquire(id, req.deadline, attempt > 0);
-      if (!acquired) co_return acquired.error();
-      std::shared_ptr<Conn> conn = std::move(*acquired);
-      const bool reused = conn->uses > 0;
-      conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
-      beast::error_code ec = co_await Write(*conn, e.origin, req);
-      http::response_parser<http::string_body> parser;
-      parser.body_limit(e.options.max_response_bytes);
-      if (!ec) {
-        std::size_t n = 0;
-        ec = co_await std::visit(
-            [&](auto& s) { return ReadHttp(s, conn->buffer, parser, true, n); }, conn->stream);
-      }
-      if (ec) {
-        const bool stale = reused && !conn->timed_out && IsStaleConnectionError(ec);
-        Error err = ErrorFor(*conn, ec, "upstream request", e.origin);
-        Discard(id, conn);
-        if (stale && attempt == 0) continue;
-        co_return err;
-      }
-      conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
-      std::size_t body_bytes = 0;
-      const beast::error_code bec = co_await std::visit(
-          [&](auto& s) { return ReadHttp(s, conn->buffer, parser, false, body_bytes); },
-          conn->stream);
-      if (bec) {
-        Error err = ErrorFor(*conn, bec, "reading the upstream response", e.origin);
-        Discard(id, conn);
-        co_return err;
-      }
-      conn->Disarm();
-      IncomingResponse response;
-      response.head.status = parser.get().result_int();
-      response.body = std::move(parser.get().body());
-      const bool keep_alive = parser.keep_alive();
-      response.head.fields = std::move(parser.get().base());
-      if (keep_alive) {
-        Release(id, std::move(conn));
-      } else {
-        Discard(id, conn);
-      }
-      co_return response;
-    }
+    return Exchange<false>(id, req);
   }
 
   asio::awaitable<Result<std::unique_ptr<ResponseStream>>> Open(
       OriginId id, const OutgoingRequest& req) override {
-    Entry& e = *shared_.origins[id];
-    for (int attempt = 0;; ++attempt) {
-      const Clock::time_point head_by = std::min(req.deadline, req.first_byte_deadline);
-      auto acquired = co_await Acquire(id, head_by, attempt > 0);
-      if (!acquired) co_return acquired.error();
-      std::shared_ptr<Conn> conn = std::move(*acquired);
-      const bool reused = conn->uses > 0;
-      conn->Arm(std::min(head_by, Clock::now() + e.options.first_byte_timeout));
-      beast::error_code ec = co_await Write(*conn, e.origin, req);
-      auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
-      parser->body_limit(e.options.max_response_bytes);
-      if (!ec) {
-        std::size_t n = 0;
-        ec = co_await std::visit(
-            [&](auto& s) { return ReadHttp(s, conn->buffer, *parser, true, n); }, conn->stream);
-      }
-      if (ec) {
-        const bool stale = reused && !conn->timed_out && IsStaleConnectionError(ec);
-        Error err = ErrorFor(*conn, ec, "upstream request", e.origin);
-        Discard(id, conn);
-        if (stale && attempt == 0) continue;
-        co_return err;
-      }
-      conn->Disarm();
-      co_return std::unique_ptr<ResponseStream>(
-          std::make_unique<StreamImpl>(shared_from_this(), id, std::move(conn), std::move(parser),
-                                       req.deadline, e.options.first_byte_timeout));
-    }
+    return Exchange<true>(id, req);
   }
 
   asio::awaitable<Result<void>> Warm(OriginId id) override {
@@ -334,6 +488,16 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   }
 
   std::size_t idle_connections(OriginId id) const override { return pools_[id].idle.size(); }
+
+  // Back to the pool, when the response ended exactly at a message boundary with nothing left
+  // unread; otherwise closed.
+  void Finish(OriginId id, std::shared_ptr<Conn> conn, bool keep_alive) {
+    if (keep_alive && conn->buffer.size() == 0) {
+      Release(id, std::move(conn));
+    } else {
+      Discard(id, conn);
+    }
+  }
 
   void Release(OriginId id, std::shared_ptr<Conn> conn) {
     Pool& pool = pools_[id];
@@ -364,6 +528,121 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     std::deque<Waiter*> waiters;
   };
 
+  static std::optional<WholeParser>& ParserIn(std::optional<WholeParser>& parser) { return parser; }
+  static std::optional<StreamParser>& ParserIn(std::unique_ptr<StreamImpl>& stream) {
+    return stream->parser();
+  }
+
+  // The one send path of Send (`kStream` false: the whole body, decoded) and Open (true: a
+  // ResponseStream): a connection from the pool or a new one, the request written, the final
+  // response head read. A reused connection that fails before any byte of the response arrived
+  // had been closed by the upstream while idle: the request goes again, once, on a fresh one.
+  template <bool kStream>
+  asio::awaitable<
+      Result<std::conditional_t<kStream, std::unique_ptr<ResponseStream>, IncomingResponse>>>
+  Exchange(OriginId id, const OutgoingRequest& req) {
+    Entry& e = *shared_.origins[id];
+    const Clock::time_point head_by = std::min(req.deadline, req.first_byte_deadline);
+    // Where the parser lives: in this frame for a whole body, in the stream for a stream (the
+    // parser cannot move).
+    std::conditional_t<kStream, std::unique_ptr<StreamImpl>, std::optional<WholeParser>> holder;
+    if constexpr (kStream) {
+      holder =
+          std::make_unique<StreamImpl>(shared_from_this(), id, req.deadline,
+                                       e.options.first_byte_timeout, e.options.max_response_bytes);
+    }
+    auto& parser = ParserIn(holder);
+    std::shared_ptr<Conn> conn;
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == 0) conn = TakeIdle(pools_[id], e);
+      if (conn == nullptr) {
+        auto acquired = co_await Acquire(id, head_by, attempt > 0);
+        if (!acquired) co_return acquired.error();
+        conn = std::move(*acquired);
+      }
+      const bool reused = conn->uses > 0;
+      conn->Arm(std::min(head_by, Clock::now() + e.options.first_byte_timeout));
+      bool got_some = false;  // a byte of a response arrived
+      auto [ec, written] = co_await Write(*conn, e.origin, req);
+      // The final response head: an interim response (1xx) is skipped, each into a fresh
+      // parser; 101 is a protocol error (Orchestra never asks to switch protocols).
+      for (int interim = 0; !ec; ++interim) {
+        parser.emplace();
+        parser->header_limit(kMaxResponseHeadBytes);
+        parser->body_limit(e.options.max_response_bytes);
+        if (req.method == http::verb::head) parser->skip(true);
+        std::size_t n = 0;
+        ec = co_await std::visit(
+            [&](auto& s) { return ReadHttp(s, conn->buffer, *parser, true, n); }, conn->stream);
+        got_some = got_some || n > 0 || conn->buffer.size() > 0;
+        if (ec) break;
+        const unsigned status = parser->get().result_int();
+        if (status >= 200 && status <= 599) break;
+        if (status == 101) {
+          ec = MakeError(UpstreamFault::kSwitchingProtocols);
+        } else if (status < 100 || status > 599) {
+          ec = MakeError(UpstreamFault::kBadStatus);
+        } else if (interim == kMaxInterimResponses) {
+          ec = MakeError(UpstreamFault::kTooManyInterim);
+        }
+      }
+      if (!ec) break;
+      const bool stale = reused && !got_some && !conn->timed_out && IsStaleConnectionError(ec);
+      Error err = ErrorFor(conn->timed_out, ec, "upstream request", e);
+      Discard(id, conn);
+      conn.reset();
+      if (stale && attempt == 0) continue;
+      co_return err;
+    }
+    Coding coding = Coding::kIdentity;
+    if (auto it = parser->get().find(http::field::content_encoding); it != parser->get().end()) {
+      coding = CodingOf(it->value());
+      if (coding == Coding::kUnknown) {
+        Error err = ErrorFor(conn->timed_out, MakeError(UpstreamFault::kUnknownEncoding),
+                             "upstream request", e);
+        err.message += " (Content-Encoding: " + std::string(it->value().substr(0, 64)) + ")";
+        Discard(id, conn);
+        co_return err;
+      }
+    }
+
+    if constexpr (kStream) {
+      conn->Disarm();
+      holder->Attach(std::move(conn), coding);
+      co_return std::unique_ptr<ResponseStream>(std::move(holder));
+    } else {
+      parser->get().body().cap = e.options.max_response_bytes;
+      conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
+      std::size_t body_bytes = 0;
+      beast::error_code ec = co_await std::visit(
+          [&](auto& s) { return ReadHttp(s, conn->buffer, *parser, false, body_bytes); },
+          conn->stream);
+      if (!ec && conn->buffer.size() > 0) ec = MakeError(UpstreamFault::kBytesAfterResponse);
+      IncomingResponse response;
+      if (!ec && coding != Coding::kIdentity) {
+        Inflater inflater(coding);
+        ec =
+            inflater.Decode(parser->get().body().text, response.body, e.options.max_response_bytes);
+        if (!ec && !inflater.ended()) ec = MakeError(UpstreamFault::kBadEncodedBody);
+        parser->get().base().erase(http::field::content_encoding);
+        parser->get().base().erase(http::field::content_length);
+      } else {
+        response.body = std::move(parser->get().body().text);
+      }
+      if (ec) {
+        Error err = ErrorFor(conn->timed_out, ec, "reading the upstream response", e);
+        Discard(id, conn);
+        co_return err;
+      }
+      conn->Disarm();
+      response.head.status = parser->get().result_int();
+      const bool keep_alive = parser->keep_alive();
+      response.head.fields = std::move(parser->get().base());
+      Finish(id, std::move(conn), keep_alive);
+      co_return response;
+    }
+  }
+
   static void WakeWaiter(Pool& pool) {
     if (pool.waiters.empty()) return;
     Waiter* w = pool.waiters.front();
@@ -372,24 +651,35 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     w->timer->cancel();
   }
 
-  // A pooled connection, or a new one when none is idle and the cap allows; otherwise waits
-  // for one to be released.
+  // The most recently used idle connection that is still good, or null. Not a coroutine: the
+  // usual way to a connection costs no coroutine frame.
+  std::shared_ptr<Conn> TakeIdle(Pool& pool, const Entry& e) {
+    while (!pool.idle.empty()) {
+      std::shared_ptr<Conn> conn = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      // One non-blocking peek: a connection on which the upstream sent something while it was
+      // idle (the rest of an earlier response, an unrequested one) or which it closed is never
+      // used. One the upstream closes just after the peek fails before any response byte, and
+      // the request goes again on a fresh one (Exchange).
+      if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->IdleAndClean()) {
+        ++conn->uses;
+        return conn;
+      }
+      conn->Close();
+      --pool.open;
+    }
+    return nullptr;
+  }
+
+  // A pooled connection (`fresh`: not for the first try), or a new one when none is idle and
+  // the cap allows; otherwise waits for one to be released.
   asio::awaitable<Result<std::shared_ptr<Conn>>> Acquire(OriginId id, Clock::time_point deadline,
                                                          bool fresh) {
     Pool& pool = pools_[id];
     Entry& e = *shared_.origins[id];
     while (true) {
-      while (!fresh && !pool.idle.empty()) {
-        std::shared_ptr<Conn> conn = std::move(pool.idle.back());
-        pool.idle.pop_back();
-        // Not probed with a syscall here: a connection the upstream closed meanwhile fails
-        // before any response byte and the request goes again on a fresh one (Send/Open).
-        if (Clock::now() - conn->idle_since < e.options.idle_timeout && conn->socket().is_open()) {
-          ++conn->uses;
-          co_return conn;
-        }
-        conn->Close();
-        --pool.open;
+      if (!fresh) {
+        if (auto conn = TakeIdle(pool, e)) co_return conn;
       }
       if (pool.open < e.options.max_connections) {
         ++pool.open;
@@ -443,6 +733,21 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     co_return endpoints;
   }
 
+  // Out of file descriptors: this process is overloaded, not the upstream down.
+  Error OutOfDescriptors(const Entry& e, const beast::error_code& ec) {
+    if (shared_.fd_exhausted != nullptr) shared_.fd_exhausted->Inc();
+    std::uint64_t held_back = 0;
+    if (fd_log_.Allow(Clock::now(), held_back)) {
+      observability::Log(observability::Severity::kError,
+                         "out of file descriptors: upstream connections fail until some close",
+                         {{"upstream", e.origin.Key()},
+                          {"error", ec.message()},
+                          {"not_logged_since_last", held_back}});
+    }
+    return Error(ErrorCode::kOverloaded,
+                 "the server is out of file descriptors; retry shortly (" + e.origin.Key() + ")");
+  }
+
   asio::awaitable<Result<std::shared_ptr<Conn>>> Connect(Entry& e, Clock::time_point deadline) {
     auto conn = std::make_shared<Conn>(ctx_);
     conn->Arm(std::min(deadline, Clock::now() + e.options.connect_timeout));
@@ -451,7 +756,24 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       conn->Disarm();
       co_return endpoints.error();
     }
-    auto [ec, endpoint] = co_await asio::async_connect(conn->socket(), *endpoints, kAsTuple);
+    // Each address in turn. The socket is opened here rather than by async_connect, whose
+    // range form reports a socket it could not open (EMFILE) as operation_aborted, which is
+    // what a cancelled request looks like.
+    beast::error_code ec = asio::error::host_not_found;
+    for (const tcp::endpoint& endpoint : *endpoints) {
+      beast::error_code ignored;
+      conn->socket().close(ignored);
+      if (conn->socket().open(endpoint.protocol(), ec); ec) {
+        if (IsOutOfDescriptors(ec)) {
+          conn->Disarm();
+          co_return OutOfDescriptors(e, ec);
+        }
+        continue;
+      }
+      auto [cec] = co_await conn->socket().async_connect(endpoint, kAsTuple);
+      ec = cec;
+      if (!ec || ec == asio::error::operation_aborted || conn->timed_out) break;
+    }
     if (ec) {
       conn->Disarm();
       if (conn->timed_out) {
@@ -490,43 +812,50 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     co_return conn;
   }
 
-  asio::awaitable<beast::error_code> Write(Conn& conn, const Origin& origin,
-                                           const OutgoingRequest& req) {
+  // Writes the request: the head into the connection's own buffer (requests run
+  // concurrently), then head and body in one gathered write. Not a coroutine: it returns
+  // WriteAll's awaitable, whose buffers live in the connection.
+  asio::awaitable<std::tuple<beast::error_code, std::size_t>> Write(Conn& conn,
+                                                                    const Origin& origin,
+                                                                    const OutgoingRequest& req) {
     std::size_t length = 0;
     for (std::size_t i = 0; i < req.body_parts; ++i)
       length += req.body[i].size();
-    std::string& head = conn.head;  // the connection's own: requests run concurrently
+    std::string& head = conn.head;
     head.clear();
     head += http::to_string(req.method);
     head += ' ';
     head += req.target;
-    head += " HTTP/1.1\r\nHost: ";
+    head += " HTTP/1.1\r\nHost: "sv;
     head += origin.host_header;
-    head += "\r\nUser-Agent: orchestra\r\n";
+    // Compressed bodies are not asked for: decoding costs more CPU than the bytes cost on the
+    // way from an upstream (a gzip body that comes anyway is decoded).
+    head += "\r\nUser-Agent: orchestra\r\nAccept-Encoding: identity\r\n"sv;
     for (std::string_view h : req.headers) {
       head += h;
-      head += "\r\n";
+      head += "\r\n"sv;
     }
     if (req.method != http::verb::get || length > 0) {
-      head += "Content-Type: ";
+      head += "Content-Type: "sv;
       head += req.content_type;
-      head += "\r\nContent-Length: ";
+      head += "\r\nContent-Length: "sv;
       char buf[24];
       auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), length);
       head.append(buf, end);
-      head += "\r\n";
+      head += "\r\n"sv;
     }
-    head += "\r\n";
-    std::array<asio::const_buffer, 9> buffers;
+    head += "\r\n"sv;
+    auto& buffers = conn.buffers;
     buffers[0] = asio::buffer(head);
     for (std::size_t i = 0; i < req.body_parts; ++i)
       buffers[i + 1] = asio::buffer(req.body[i]);
-    auto [ec, n] = co_await std::visit([&](auto& s) { return WriteAll(s, buffers); }, conn.stream);
-    co_return ec;
+    for (std::size_t i = req.body_parts + 1; i < buffers.size(); ++i)
+      buffers[i] = asio::const_buffer();
+    return std::visit([&](auto& s) { return WriteAll(s, buffers); }, conn.stream);
   }
 
-  // Closes idle connections past their idle timeout, so pools do not hold sockets the
-  // upstream has long forgotten.
+  // Closes idle connections past their idle timeout, or that the upstream closed or sent
+  // something on, so pools do not hold sockets the upstream has long forgotten.
   asio::awaitable<void> Reap() {
     asio::steady_timer timer(ctx_);
     while (true) {
@@ -538,7 +867,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
         Pool& pool = pools_[id];
         const Duration max_idle = shared_.origins[id]->options.idle_timeout;
         std::erase_if(pool.idle, [&](const std::shared_ptr<Conn>& c) {
-          if (now - c->idle_since < max_idle && c->LooksReusable()) return false;
+          if (now - c->idle_since < max_idle && c->IdleAndClean()) return false;
           c->Close();
           --pool.open;
           return true;
@@ -550,21 +879,55 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   asio::io_context& ctx_;
   Upstreams::Shared& shared_;
   std::vector<Pool> pools_;
+  LogThrottle fd_log_{kFdLogPeriod};
 };
 
 StreamImpl::~StreamImpl() {
   if (conn_) client_->Discard(origin_, conn_);  // abandoned mid-body: the connection is unusable
 }
 
-asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
-  if (!conn_) co_return std::string_view();
-  const Origin& origin = client_->entry(origin_).origin;
-  auto fail = [&](beast::error_code ec) -> Result<std::string_view> {
-    Error err = ErrorFor(*conn_, ec, "reading the upstream stream", origin);
-    client_->Discard(origin_, conn_);
+Result<std::string_view> StreamImpl::Fail(beast::error_code ec) {
+  Error err = ErrorFor(conn_ && conn_->timed_out, ec, "reading the upstream stream",
+                       client_->entry(origin_));
+  if (conn_) {
+    client_->Discard(origin_, conn_);  // after the body's end it is back in the pool already
     conn_.reset();
-    return err;
-  };
+  }
+  done_ = true;
+  return err;
+}
+
+// The body is complete: the connection goes back to the pool as soon as the last byte is
+// parsed (a caller that stops at its own end marker need not read on to the end).
+void StreamImpl::Finish() {
+  done_ = true;
+  client_->Finish(origin_, std::move(conn_), parser_->keep_alive());
+  conn_.reset();
+}
+
+asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
+  if (!inflater_) co_return co_await ReadRaw();
+  // Decoded: as many raw pieces as it takes to decode something (a piece may hold only part
+  // of the compressed stream's header).
+  while (true) {
+    auto raw = co_await ReadRaw();
+    if (!raw) co_return raw;
+    if (raw->empty()) {
+      if (!inflater_->ended()) co_return Fail(MakeError(UpstreamFault::kBadEncodedBody));
+      co_return std::string_view();
+    }
+    decoded_.clear();
+    const beast::error_code ec =
+        inflater_->Decode(*raw, decoded_, max_decoded_ - std::min(max_decoded_, decoded_total_));
+    if (ec) co_return Fail(ec);
+    decoded_total_ += decoded_.size();
+    if (!decoded_.empty()) co_return std::string_view(decoded_);
+  }
+}
+
+asio::awaitable<Result<std::string_view>> StreamImpl::ReadRaw() {
+  if (done_) co_return std::string_view();
+  if (failed_) co_return Fail(failed_);
   // Like ReadHttp: parse what is buffered, read only when the parser needs more (Beast's
   // async_read_some would go through the scheduler for every piece already buffered).
   parser_->eager(true);
@@ -577,10 +940,14 @@ asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
       const std::size_t used = parser_->put(conn_->buffer.data(), ec);
       conn_->buffer.consume(used);
       if (ec == http::error::need_buffer) ec = {};  // chunk_ is full: hand it over
-      if (ec && ec != http::error::need_more) co_return fail(ec);
       const std::size_t got = sizeof(chunk_) - body.size;
+      if (ec && ec != http::error::need_more) {
+        if (got == 0) co_return Fail(ec);
+        failed_ = ec;  // what arrived before the error goes out first
+        co_return std::string_view(chunk_, got);
+      }
       if (got > 0) {
-        if (parser_->is_done()) conn_->Disarm();
+        if (parser_->is_done()) Finish();
         co_return std::string_view(chunk_, got);
       }
       if (used > 0 && !ec) continue;
@@ -593,19 +960,13 @@ asio::awaitable<Result<std::string_view>> StreamImpl::Read() {
       // A body that ends with the connection.
       beast::error_code eof_ec;
       parser_->put_eof(eof_ec);
-      if (eof_ec) co_return fail(eof_ec);
+      if (eof_ec) co_return Fail(eof_ec);
       continue;
     }
-    if (ec) co_return fail(ec);
+    if (ec) co_return Fail(ec);
     conn_->buffer.commit(n);
   }
-  // The body is complete: the connection goes back to the pool when the upstream allows it.
-  if (parser_->keep_alive()) {
-    client_->Release(origin_, std::move(conn_));
-  } else {
-    client_->Discard(origin_, conn_);
-  }
-  conn_.reset();
+  Finish();
   co_return std::string_view();
 }
 
@@ -650,6 +1011,10 @@ void Upstreams::CreateClient(int index, asio::io_context& context) {
 void Upstreams::ReleaseClients() {
   for (auto& c : clients_)
     c.reset();
+}
+
+void Upstreams::set_fd_exhausted_counter(observability::Counter* counter) {
+  shared_->fd_exhausted = counter;
 }
 
 Client& Upstreams::ForWorker(int index) {

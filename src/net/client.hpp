@@ -22,10 +22,23 @@
 // the system CAs, SNI), cached DNS, connect / first-byte / between-bytes timeouts, a cap on
 // connections per origin and thread, and streamed response bodies.
 //
-// Errors: kUnavailable (DNS, connect or TLS failed), kUpstreamTimeout (a timeout passed),
-// kUpstreamError (the response was malformed or cut), kCancelled (the caller's coroutine was
-// cancelled — the client went away). An HTTP error status is not an error here: the caller
-// reads it from the response.
+// What it guarantees whatever the upstream sends: interim 1xx responses are skipped (101 is a
+// protocol error); a connection returns to the pool only when its response ended exactly at a
+// message boundary with nothing left unread, and a pooled connection with unread bytes is never
+// used, so no byte of one response can answer another request; bodies are asked for
+// uncompressed (Accept-Encoding: identity) and gzip or deflate that comes anyway is decoded;
+// a body larger than the origin's max_response_bytes is refused as soon as it passes it, and a
+// whole body's buffer never grows past that cap.
+//
+// Errors: kUnavailable (DNS, connect or TLS failed), kOverloaded (out of file descriptors:
+// this process is overloaded, not the upstream), kUpstreamTimeout (a timeout passed),
+// kUpstreamError (the response was malformed, cut, too large or in an unknown encoding),
+// kCancelled (the caller's coroutine was cancelled — the client went away). An HTTP error
+// status is not an error here: the caller reads it from the response.
+namespace orchestra::observability {
+class Counter;
+}
+
 namespace orchestra::net {
 
 namespace http = boost::beast::http;
@@ -51,7 +64,7 @@ struct OriginOptions {
   int max_connections = 256;                               // per thread
   bool tls_verify = true;
   std::string ca_file;
-  std::uint64_t max_response_bytes = 64ULL << 20;
+  std::uint64_t max_response_bytes = 64ULL << 20;  // a body, decoded or not (a stream: all of it)
 };
 
 // Index of an origin registered with Upstreams.
@@ -85,7 +98,7 @@ struct ResponseHead {
 
 struct IncomingResponse {
   ResponseHead head;
-  std::string body;
+  std::string body;  // decoded: head.fields no longer has Content-Encoding
 };
 
 class Client;
@@ -97,7 +110,8 @@ class ResponseStream {
  public:
   virtual ~ResponseStream() = default;
   virtual const ResponseHead& head() const = 0;
-  // The next piece of the body; an empty view at the end of the body.
+  // The next piece of the body (decoded when the upstream compressed it); an empty view at the
+  // end of the body. The view is valid until the next call.
   virtual boost::asio::awaitable<Result<std::string_view>> Read() = 0;
 };
 
@@ -132,6 +146,8 @@ class Upstreams {
   // Creates worker `index`'s client on its io_context; call on that worker's thread.
   void CreateClient(int index, boost::asio::io_context& context);
   Client& ForWorker(int index);
+  // Counted each time an upstream connect finds no file descriptor left. Start-up only.
+  void set_fd_exhausted_counter(observability::Counter* counter);
   // Closes the pooled connections and drops the clients. Call after the workers have stopped
   // and before their io_contexts are destroyed: a client's sockets and timers belong to them.
   void ReleaseClients();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -16,21 +17,36 @@
 // on the gateway's hot path that machinery cost more than the parsing itself (callgrind).
 namespace orchestra::net {
 
+// Sees the raw bytes of a message's head (start line through the empty line) once the parser
+// has accepted them. A plain function and its argument rather than a template parameter: every
+// read of one parser type shares one coroutine.
+struct HeadObserver {
+  void (*fn)(void* arg, std::string_view head) = nullptr;
+  void* arg = nullptr;
+};
+
 // Until the header is complete (`header_only`) or the whole message is. Returns the error (eof
 // before any byte of the message is http::error::end_of_stream) and adds the bytes consumed
-// from the stream to `bytes`.
+// from the stream to `bytes`. `on_head` is called with the head: Beast parses a head only when
+// all of it is buffered, in one put(), so its bytes are contiguous at that moment.
 template <class Stream, class Parser>
 boost::asio::awaitable<boost::beast::error_code> ReadHttp(Stream& stream,
                                                           boost::beast::flat_buffer& buffer,
                                                           Parser& parser, bool header_only,
-                                                          std::size_t& bytes) {
+                                                          std::size_t& bytes,
+                                                          HeadObserver on_head = {}) {
   namespace http = boost::beast::http;
   constexpr std::size_t kReadSize = 16 << 10;
   parser.eager(!header_only);
   while (!(header_only ? parser.is_header_done() : parser.is_done())) {
     if (buffer.size() > 0) {
       boost::beast::error_code ec;
+      const bool watch_head = on_head.fn != nullptr && !parser.is_header_done();
       const std::size_t used = parser.put(buffer.data(), ec);
+      if (watch_head && parser.is_header_done()) {
+        on_head.fn(on_head.arg,
+                   std::string_view(static_cast<const char*>(buffer.data().data()), used));
+      }
       buffer.consume(used);
       bytes += used;
       if (ec && ec != http::error::need_more) co_return ec;

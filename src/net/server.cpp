@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <system_error>
@@ -24,6 +25,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "net/fd_limit.hpp"
 #include "net/http_read.hpp"
 #include "net/write.hpp"
 #include "observability/log.hpp"
@@ -36,6 +38,8 @@
 namespace orchestra::net {
 namespace {
 
+using namespace std::string_view_literals;
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
@@ -44,6 +48,11 @@ using observability::Severity;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
 constexpr std::size_t kReadSize = 16 << 10;
+// After a failed accept (out of file descriptors, most likely), accepting pauses this long,
+// doubling up to the maximum while it keeps failing.
+constexpr auto kAcceptPauseMin = std::chrono::milliseconds(10);
+constexpr auto kAcceptPauseMax = std::chrono::milliseconds(500);
+constexpr auto kAcceptLogPeriod = std::chrono::seconds(10);
 // A watched request is checked for a departed client by the sweep once it has run this long:
 // a fast request never pays a syscall for it, a slow one is cancelled within ~half a second.
 constexpr auto kWatchAfter = std::chrono::milliseconds(200);
@@ -70,11 +79,11 @@ void AppendUnsigned(std::string& out, std::uint64_t v) {
 }
 
 void AppendStatusLine(std::string& out, unsigned status) {
-  out += "HTTP/1.1 ";
+  out += "HTTP/1.1 "sv;
   AppendUnsigned(out, status);
   out += ' ';
   out += beast::http::obsolete_reason(static_cast<http::status>(status));
-  out += "\r\nServer: orchestra\r\n";
+  out += "\r\nServer: orchestra\r\n"sv;
   out += DateHeader();
 }
 
@@ -83,6 +92,130 @@ bool HeaderValueIsSafe(std::string_view v) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
+}
+
+// Whether the raw head has a field line that starts with a space or tab (obs-fold), which
+// Beast would silently unfold into the previous field's value (RFC 9112 §5.2 lets a server
+// refuse it). The exact scan, for heads that ScanHead below cannot account for.
+bool HasObsFold(std::string_view head) {
+  const char* const end = head.data() + head.size();
+  const char* p = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
+  while (p != nullptr && ++p < end) {
+    if (*p == ' ' || *p == '\t') return true;
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  }
+  return false;
+}
+
+// What the server checks in a request head beyond Beast's parser: obs-fold, the Host fields
+// (RFC 9112 §3.2), whether any Transfer-Encoding field is present (§6.3: then the parsed
+// fields are checked, which only such a rare request pays for).
+struct HeadFacts {
+  int hosts = 0;
+  bool transfer_encoding = false;
+  bool obs_fold = false;
+};
+
+// Found from the parsed fields and the raw head the parser accepted (every line ends with
+// CRLF, every field name is a token). An ordinary head is accounted for byte by byte with the
+// fields' lengths, in order, without a search: "METHOD SP target SP HTTP/1.x CRLF", then
+// "name: value CRLF" for each field. A folded value (which Beast joins with one space) never
+// fits its line; then, or with any other spacing, HasObsFold scans the head.
+HeadFacts ScanHead(std::string_view head, const http::request<http::string_body>& msg) {
+  HeadFacts facts;
+  std::size_t at = msg.method_string().size() + msg.target().size() + 12;  // past the CRLF
+  bool accounted = at <= head.size() && head[at - 1] == '\n';
+  for (const auto& field : msg.base()) {
+    if (field.name() == http::field::host) {
+      ++facts.hosts;
+    } else if (field.name() == http::field::transfer_encoding) {
+      facts.transfer_encoding = true;
+    }
+    if (!accounted) continue;
+    const std::size_t name = field.name_string().size();
+    const std::size_t line = name + field.value().size() + 4;  // "name: value\r\n"
+    accounted = head.size() - at >= line && head[at + name] == ':' && head[at + name + 1] == ' ' &&
+                head[at + line - 2] == '\r' && head[at + line - 1] == '\n';
+    at += line;
+  }
+  if (!accounted || head.size() - at != 2) facts.obs_fold = HasObsFold(head);
+  return facts;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// RFC 9112 §6.3: the only framing Orchestra reads from Transfer-Encoding is a lone `chunked`.
+// Anything else would leave the body's length to guesswork, and a body that is not read as a
+// body is read as the next request (request smuggling behind a proxy that reads it otherwise).
+// Every Transfer-Encoding field counts, in order, as one list.
+std::optional<Error> CheckTransferEncoding(const http::request<http::string_body>& msg) {
+  if (msg.version() < 11) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+  }
+  std::string_view last;
+  std::string_view unsupported;
+  bool chunked_before_last = false;
+  auto [it, fields_end] = msg.base().equal_range(http::field::transfer_encoding);
+  for (; it != fields_end; ++it) {
+    std::string_view list = it->value();
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      const std::string_view coding = TrimOws(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      if (coding.empty()) continue;
+      if (!last.empty()) {
+        if (beast::iequals(last, "chunked")) {
+          chunked_before_last = true;
+        } else if (unsupported.empty()) {
+          unsupported = last;
+        }
+      }
+      last = coding;
+    }
+  }
+  if (!beast::iequals(last, "chunked")) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "Transfer-Encoding must end with chunked, or the body's length is unknown");
+  }
+  if (chunked_before_last) {
+    return Error(ErrorCode::kInvalidRequest, "Transfer-Encoding names chunked more than once");
+  }
+  if (!unsupported.empty()) {
+    return Error(ErrorCode::kNotImplemented, "transfer coding '" +
+                                                 std::string(unsupported.substr(0, 64)) +
+                                                 "' is not supported (only chunked is)");
+  }
+  return std::nullopt;
+}
+
+// The checks of a request head that Beast's parser leaves to us. `chunked`: the parser reads
+// the body as chunked.
+std::optional<Error> CheckHead(const http::request<http::string_body>& msg, const HeadFacts& facts,
+                               bool chunked) {
+  if (facts.obs_fold) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "obsolete line folding (a header line that starts with whitespace) is not "
+                 "allowed");
+  }
+  if (facts.hosts > 1) {
+    return Error(ErrorCode::kInvalidRequest, "a request may have only one Host header");
+  }
+  if (facts.hosts == 0 && msg.version() >= 11) {
+    return Error(ErrorCode::kInvalidRequest, "an HTTP/1.1 request needs a Host header");
+  }
+  if (facts.transfer_encoding) {
+    if (auto refused = CheckTransferEncoding(msg)) return refused;
+    // The list is a lone chunked as we read it: the parser must have read it so too.
+    if (!chunked) return Error(ErrorCode::kInvalidRequest, "malformed Transfer-Encoding");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -211,17 +344,17 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     chunked_ = parser_->get().version() >= 11;
     head_.clear();
     AppendStatusLine(head_, response_.status);
-    head_ += "Content-Type: ";
+    head_ += "Content-Type: "sv;
     head_ += content_type;
-    head_ += "\r\nCache-Control: no-cache\r\n";
+    head_ += "\r\nCache-Control: no-cache\r\n"sv;
     AppendHeaders();
     if (chunked_) {
-      head_ += "Transfer-Encoding: chunked\r\n";
+      head_ += "Transfer-Encoding: chunked\r\n"sv;
     } else {
       response_.close = true;  // HTTP/1.0: the body ends when the connection does
     }
-    if (response_.close || worker_.draining()) head_ += "Connection: close\r\n";
-    head_ += "\r\n";
+    if (response_.close || worker_.draining()) head_ += "Connection: close\r\n"sv;
+    head_ += "\r\n"sv;
     phase_ = Phase::kHandling;
     auto [ec, n] = co_await WriteAll(socket_, asio::buffer(head_));
     bytes_written_ += n;
@@ -278,9 +411,19 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
       parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser_->body_limit(options_.max_body_bytes);
       std::size_t head_bytes = 0;
-      beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes);
+      const HeadObserver scan{[](void* self, std::string_view head) {
+                                auto& c = *static_cast<Connection*>(self);
+                                c.head_facts_ = ScanHead(head, c.parser_->get());
+                              },
+                              this};
+      head_facts_ = {};
+      beast::error_code ec = co_await ReadHttp(socket_, buffer_, *parser_, true, head_bytes, scan);
       if (ec) {
         co_await FailRead(ec);
+        co_return;
+      }
+      if (auto refused = CheckHead(parser_->get(), head_facts_, parser_->chunked())) {
+        co_await Refuse(std::move(*refused));
         co_return;
       }
       std::uint64_t wire = head_bytes;
@@ -381,18 +524,18 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   asio::awaitable<void> WriteResponse(bool keep_alive) {
     head_.clear();
     AppendStatusLine(head_, response_.status);
-    head_ += "Content-Type: ";
+    head_ += "Content-Type: "sv;
     head_ += response_.content_type;
-    head_ += "\r\nContent-Length: ";
+    head_ += "\r\nContent-Length: "sv;
     AppendUnsigned(head_, response_.body.size());
-    head_ += "\r\n";
+    head_ += "\r\n"sv;
     AppendHeaders();
     if (!keep_alive) {
-      head_ += "Connection: close\r\n";
+      head_ += "Connection: close\r\n"sv;
     } else if (parser_->get().version() < 11) {
-      head_ += "Connection: keep-alive\r\n";
+      head_ += "Connection: keep-alive\r\n"sv;
     }
-    head_ += "\r\n";
+    head_ += "\r\n"sv;
     const bool with_body = request_.method != http::verb::head;
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head_),
@@ -410,9 +553,9 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
     for (const Header& h : response_.headers()) {
       if (!HeaderValueIsSafe(h.value)) continue;  // never let a value split the response
       head_ += h.name;
-      head_ += ": ";
+      head_ += ": "sv;
       head_ += h.value;
-      head_ += "\r\n";
+      head_ += "\r\n"sv;
     }
   }
 
@@ -430,9 +573,16 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       error.emplace(ErrorCode::kInvalidRequest, "malformed HTTP request: " + ec.message());
     }
-    if (!error || phase_ == Phase::kClosed) co_return;
+    if (!error) co_return;
+    co_await Refuse(std::move(*error));
+  }
+
+  // Answers a request that cannot be served with `error`, then the connection closes: after a
+  // request whose framing is in doubt, nothing more on the connection can be trusted.
+  asio::awaitable<void> Refuse(Error error) {
+    if (phase_ == Phase::kClosed) co_return;
     response_.Reset();
-    render_error_(*error, response_);
+    render_error_(error, response_);
     response_.close = true;
     request_.method = http::verb::unknown;
     phase_ = Phase::kWriting;
@@ -461,6 +611,7 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   std::string remote_ip_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  HeadFacts head_facts_;  // of the request being read
   Request request_;
   Response response_;
   std::string head_;
@@ -499,16 +650,34 @@ void Server::Worker::Start() {
 }
 
 asio::awaitable<void> Server::Worker::Accept() {
+  Duration pause = kAcceptPauseMin;
+  LogThrottle log_throttle(kAcceptLogPeriod);
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(kAsTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      // Out of descriptors or memory: back off briefly rather than spin.
-      observability::Log(Severity::kWarning, "accept failed", {{"error", ec.message()}});
-      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(kAsTuple);
+      if (ec == asio::error::connection_aborted) continue;  // it left the backlog: nothing to do
+      // Out of descriptors (or memory): the connection waits in the backlog while accepting
+      // pauses, with a backoff, rather than spin on an accept that keeps failing.
+      const bool out_of_fds = IsOutOfDescriptors(ec);
+      if (out_of_fds && server_.options_.fd_exhausted != nullptr) {
+        server_.options_.fd_exhausted->Inc();
+      }
+      std::uint64_t held_back = 0;
+      if (log_throttle.Allow(Clock::now(), held_back)) {
+        observability::Log(Severity::kError,
+                           out_of_fds ? "out of file descriptors: accepting paused"
+                                      : "accept failed: accepting paused",
+                           {{"error", ec.message()},
+                            {"pause_ms", std::chrono::duration<double, std::milli>(pause).count()},
+                            {"not_logged_since_last", held_back}});
+      }
+      asio::steady_timer timer(context_, pause);
+      co_await timer.async_wait(kAsTuple);
+      pause = std::min<Duration>(pause * 2, kAcceptPauseMax);
       continue;
     }
+    pause = kAcceptPauseMin;
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto conn =

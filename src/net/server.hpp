@@ -23,6 +23,10 @@
 // (head and body deadlines; the connection is closed), idle keep-alive connections, and the
 // per-request deadline (504). Timeouts are enforced by a per-worker sweep every 250 ms rather
 // than a timer per connection, which keeps the request path free of timer-queue updates.
+namespace orchestra::observability {
+class Counter;
+}
+
 namespace orchestra::net {
 
 using Duration = std::chrono::nanoseconds;
@@ -38,6 +42,9 @@ struct ServerOptions {
   Duration idle_timeout = std::chrono::seconds(75);
   Duration request_timeout = std::chrono::seconds(600);
   int backlog = 4096;
+  // Counted when accepting finds no file descriptor left (then accepting pauses, with a
+  // backoff, until one is free). Optional.
+  observability::Counter* fd_exhausted = nullptr;
 };
 
 // The application: called once per request on the worker thread that read it. It fills

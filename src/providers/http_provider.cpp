@@ -106,6 +106,7 @@ HttpProvider::HttpProvider(const config::ProviderConfig& config, net::Upstreams&
   options.first_byte_timeout = config_.first_byte_timeout;
   options.idle_timeout = config_.idle_timeout;
   options.max_connections = config_.max_connections;
+  options.max_response_bytes = config_.max_response_bytes;
   options.tls_verify = config_.tls_verify;
   options.ca_file = config_.ca_file;
   origin_ = upstreams_.Register(*parsed, options);
@@ -247,6 +248,14 @@ ProviderResult<std::string> HttpProvider::Answer(Result<net::IncomingResponse>&&
   if (sent->head.status < 200 || sent->head.status >= 300) {
     return FromStatus(sent->head, wire::ErrorMessageFromBody(sent->body));
   }
+  if (const auto first = sent->body.find_first_not_of(" \t\r\n");
+      first == std::string::npos || sent->body[first] != '{') {
+    return FromNet(Error(ErrorCode::kUpstreamError,
+                         "provider " + config_.name + " answered " +
+                             std::to_string(sent->head.status) +
+                             " with a body that is not a JSON object (Content-Type: " +
+                             Redacted(sent->head.Header("content-type").substr(0, 64)) + ")"));
+  }
   return std::move(sent->body);
 }
 
@@ -305,8 +314,9 @@ asio::awaitable<ProviderResult<StreamSummary>> HttpProvider::Stream(const net::O
   if (!decoder.Complete(last)) {
     ProviderError cut;
     cut.kind = FailureKind::kProtocol;
-    cut.error = Error(ErrorCode::kUpstreamError,
-                      "provider " + config_.name + " ended the stream before its end");
+    cut.error =
+        Error(ErrorCode::kUpstreamError, "provider " + config_.name + " ended the stream before " +
+                                             std::string(decoder.end_marker()));
     co_return cut;
   }
   if (last) {

@@ -33,6 +33,8 @@ class EventDecoder {
                                                            std::vector<wire::ChatChunk>& out) = 0;
   // The upstream's end marker was seen: nothing after it is read.
   virtual bool done() const = 0;
+  // How the end of a whole stream is named in errors ("[DONE]").
+  virtual std::string_view end_marker() const { return "its end"; }
   // At the end of the body: whether the stream was whole (else it was cut), and a last chunk
   // to emit (the usage chunk of a translated stream), if any.
   virtual bool Complete(std::optional<wire::ChatChunk>& last) = 0;
@@ -96,8 +98,9 @@ class HttpProvider : public Provider {
   net::OutgoingRequest NewRequest(std::string_view target, const CallOptions& options,
                                   HeaderLines& lines) const;
 
-  // The body of a 2xx answer, or the attempt's failure: a transport error, or an HTTP error
-  // status with the upstream's explanation (secrets redacted).
+  // The body of a 2xx answer, or the attempt's failure: a transport error, an HTTP error
+  // status with the upstream's explanation (secrets redacted), or a 2xx whose body is not a
+  // JSON object (a proxy's or captive portal's HTML page is the upstream's failure).
   ProviderResult<std::string> Answer(Result<net::IncomingResponse>&& sent) const;
 
   // One stream, whatever the wire format: opens `out`, turns an error status into a failure,

@@ -26,7 +26,14 @@ Orchestra::Orchestra(OrchestraOptions options) {
                                          {"PORT", ""}};
   for (const auto& [k, v] : options.env)
     env[k] = v;
-  process_ = ChildProcess::Start(BinaryPath(), args, env, dir_.path());
+  std::string program = BinaryPath();
+  if (options.max_open_files > 0) {
+    // prlimit sets the limit and execs the binary: the pid stays the server's.
+    const std::string limit = std::to_string(options.max_open_files);
+    args.insert(args.begin(), {"--nofile=" + limit + ":" + limit, program});
+    program = "prlimit";
+  }
+  process_ = ChildProcess::Start(program, args, env, dir_.path());
   if (options.wait_until_listening) {
     port_ = ParseListeningPort(process_->WaitForLine("\"listening\"", std::chrono::seconds(20)));
   }

@@ -18,6 +18,7 @@ struct OrchestraOptions {
   std::vector<std::string> extra_args;     // after `serve --config ...`
   std::string listen = "127.0.0.1:0";
   bool wait_until_listening = true;
+  int max_open_files = 0;  // > 0: the process's RLIMIT_NOFILE (started through prlimit)
 };
 
 class Orchestra {

@@ -148,6 +148,112 @@ TEST_F(ServerTest, ChunkedBodiesAndExpectContinueAreAccepted) {
   EXPECT_EQ(final_response.rfind("HTTP/1.1 200 ", 0), 0u) << final_response;
 }
 
+// How many responses a raw read holds (each has one Server header).
+int Responses(const std::string& raw) {
+  int n = 0;
+  for (auto at = raw.find("\r\nServer: orchestra\r\n"); at != std::string::npos;
+       at = raw.find("\r\nServer: orchestra\r\n", at + 1))
+    ++n;
+  return n;
+}
+
+// A framing Orchestra cannot read reliably is refused and the connection closed (RFC 9112
+// §6.3): a body that is ignored would otherwise run as a second request on the connection,
+// which is how requests are smuggled past a proxy in front of it.
+TEST_F(ServerTest, AmbiguousRequestFramingIsRefusedAndTheConnectionClosed) {
+  const std::string smuggled = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct Case {
+    std::string name;
+    std::string head;  // request line and headers, without the empty line
+    std::string body;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"gzip without chunked", "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip",
+       smuggled, 400},
+      {"chunked not final",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity",
+       "3\r\nabc\r\n0\r\n\r\n" + smuggled, 400},
+      {"a coding before chunked",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked",
+       "3\r\nabc\r\n0\r\n\r\n" + smuggled, 501},
+      {"two fields",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+       "3\r\nabc\r\n0\r\n\r\n" + smuggled, 501},
+      {"chunked twice", "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked",
+       "3\r\nabc\r\n0\r\n\r\n" + smuggled, 400},
+      {"unknown coding", "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: x-custom",
+       smuggled, 400},
+      {"with Content-Length",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+       "0\r\n\r\n" + smuggled, 400},
+      {"Content-Length after it",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+       "0\r\n\r\n" + smuggled, 400},
+      {"two different lengths",
+       "POST /warmup HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 36",
+       "{}" + smuggled, 400},
+      {"HTTP/1.0 chunked", "POST /warmup HTTP/1.0\r\nTransfer-Encoding: chunked",
+       "0\r\n\r\n" + smuggled, 400},
+      {"obs-fold", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b", smuggled, 400},
+      {"obs-fold with a tab", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Folded:\r\n\tb", smuggled,
+       400},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto client = server_->Client();
+    client->SendRaw(c.head + "\r\n\r\n" + c.body);
+    std::string raw = client->ReadRaw(3s);
+    EXPECT_EQ(raw.rfind("HTTP/1.1 " + std::to_string(c.status) + " ", 0), 0u) << raw;
+    EXPECT_NE(raw.find("Connection: close"), std::string::npos) << raw;
+    EXPECT_EQ(Responses(raw), 1) << "the body ran as a request:\n" << raw;
+    EXPECT_TRUE(client->PeerClosed(1s));
+  }
+}
+
+// The case of `chunked` does not matter, and a chunked body that is read is not a request.
+TEST_F(ServerTest, ChunkedIsCaseInsensitiveAndItsBodyIsNotARequest) {
+  auto c = server_->Client();
+  const std::string smuggled = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", smuggled.size());
+  c->SendRaw("POST /warmup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n" +
+             std::string(size) + "\r\n" + smuggled + "\r\n0\r\n\r\n" +
+             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string raw = c->ReadRaw(5s);
+  EXPECT_EQ(raw.rfind("HTTP/1.1 200 ", 0), 0u) << raw;
+  EXPECT_EQ(Responses(raw), 2) << raw;
+  EXPECT_EQ(raw.find("# TYPE"), std::string::npos) << "the chunked body ran as a request";
+}
+
+// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; HTTP/1.0 may have none.
+TEST_F(ServerTest, Http11NeedsExactlyOneHost) {
+  struct Case {
+    std::string request;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"GET /healthz HTTP/1.1\r\n\r\n", 400},
+      {"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400},
+      {"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"GET /healthz HTTP/1.0\r\n\r\n", 200},
+      {"GET /healthz HTTP/1.1\r\nhOsT: a\r\nConnection: close\r\n\r\n", 200},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.request);
+    auto client = server_->Client();
+    client->SendRaw(c.request);
+    std::string raw = client->ReadRaw(3s);
+    EXPECT_NE(raw.find(" " + std::to_string(c.status) + " "), std::string::npos) << raw;
+    EXPECT_EQ(raw.find(" " + std::to_string(c.status) + " "), 8u) << raw;
+    if (c.status == 400) {
+      EXPECT_NE(raw.find("\"code\":\"invalid_request\""), std::string::npos) << raw;
+      EXPECT_NE(raw.find("Host"), std::string::npos) << raw;
+    }
+  }
+}
+
 TEST_F(ServerTest, ExpectContinueWithATooLargeBodyGets413Only) {
   auto c = server_->Client();
   c->SendRaw(

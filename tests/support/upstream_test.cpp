@@ -769,4 +769,58 @@ TEST(UpstreamDirectives, ParseAndOverrideDefaults) {
   EXPECT_TRUE(up::ParseModelDirectives("plain-model", defaults).has_value());
 }
 
+TEST(UpstreamDirectives, WireFaultsParseAndTimesGatesThem) {
+  auto d = up::ParseModelDirectives(
+      "x+interim=103+length_delta=-7+append+append_delay=5ms+encoding=gzip+reset_at=body+"
+      "drip=1ms+header_bytes=100+bad_chunk+http09+content_type=text/html+html+body_mib=2",
+      {});
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  EXPECT_EQ(d->interim, 103);
+  EXPECT_EQ(d->length_delta, -7);
+  EXPECT_TRUE(d->append);
+  EXPECT_EQ(d->append_delay, milliseconds(5));
+  EXPECT_EQ(d->encoding, up::Encoding::kGzip);
+  EXPECT_EQ(d->reset_at, up::FaultPoint::kBody);
+  EXPECT_EQ(d->drip, milliseconds(1));
+  EXPECT_EQ(d->header_bytes, 100);
+  EXPECT_TRUE(d->bad_chunk && d->http09 && d->html);
+  EXPECT_EQ(d->content_type, "text/html");
+  EXPECT_EQ(d->body_mib, 2);
+  EXPECT_TRUE(d->HasWireFault());
+  d->ClearFailures();
+  EXPECT_FALSE(d->HasWireFault());
+  EXPECT_FALSE(up::ParseModelDirectives("x+interim=200", {}).has_value());
+  EXPECT_FALSE(up::ParseModelDirectives("x+encoding=zstd", {}).has_value());
+  EXPECT_FALSE(up::ParseModelDirectives("x+stall_at=tail", {}).has_value());
+  EXPECT_FALSE(up::ParseModelDirectives("x+content_type=image/png", {}).has_value());
+}
+
+// The wire directives through the executable, read with raw sockets.
+TEST_F(UpstreamTest, InterimResponsesAndStrayBytesComeAsAsked) {
+  const std::string body = ChatBody("x+interim=103+length_delta=-4", "hi there");
+  client_->SendRaw(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  const std::string raw = client_->ReadRaw(std::chrono::seconds(3));
+  ASSERT_EQ(raw.rfind("HTTP/1.1 103 Early Hints\r\n", 0), 0u) << raw;
+  const std::size_t final_at = raw.find("HTTP/1.1 200 OK\r\n");
+  ASSERT_NE(final_at, std::string::npos) << raw;
+  const std::size_t length_at = raw.find("Content-Length: ", final_at);
+  const std::size_t body_at = raw.find("\r\n\r\n", final_at) + 4;
+  const std::size_t length = std::stoul(raw.substr(length_at + 16));
+  EXPECT_EQ(raw.size() - body_at, length + 4) << "four bytes beyond the Content-Length";
+}
+
+TEST_F(UpstreamTest, AGzipBodyDecodesToTheAnswer) {
+  HttpResponse r =
+      client_->Request("POST", "/v1/chat/completions", ChatBody("x+encoding=gzip", "hi there"),
+                       {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("content-encoding"), "gzip");
+  ASSERT_GE(r.body.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(r.body[0]), 0x1f);  // the gzip magic number
+  EXPECT_EQ(static_cast<unsigned char>(r.body[1]), 0x8b);
+}
+
 }  // namespace

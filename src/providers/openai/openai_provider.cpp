@@ -130,6 +130,7 @@ class ChunkForwarder final : public EventDecoder {
     return 1;
   }
   bool done() const override { return done_; }
+  std::string_view end_marker() const override { return "[DONE]"; }
   bool Complete(std::optional<wire::ChatChunk>& /*last*/) override { return done_; }
   wire::Usage usage() const override { return usage_; }
 

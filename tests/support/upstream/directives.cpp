@@ -43,10 +43,23 @@ Result<std::chrono::nanoseconds> ParseDelay(std::string_view key, std::string_vi
   return *d;
 }
 
-constexpr std::string_view kFlagKeys[] = {"stall", "reset"};
-constexpr std::string_view kValueKeys[] = {"latency", "first_byte_delay", "chunk_delay", "chunks",
-                                           "cut",     "status",           "retry_after", "times",
-                                           "dims"};
+Result<FaultPoint> ParsePoint(std::string_view key, std::string_view value) {
+  if (value == "head") return FaultPoint::kHead;
+  if (value == "body") return FaultPoint::kBody;
+  return Invalid("test upstream: directive '" + std::string(key) + "' needs head or body, got '" +
+                 std::string(value) + "'");
+}
+
+constexpr std::string_view kContentTypes[] = {"text/plain", "text/html", "application/json",
+                                              "application/octet-stream"};
+
+constexpr std::string_view kFlagKeys[] = {"stall",     "reset",  "append",
+                                          "bad_chunk", "http09", "html"};
+constexpr std::string_view kValueKeys[] = {
+    "latency",      "first_byte_delay", "chunk_delay",  "chunks",   "cut",
+    "status",       "retry_after",      "times",        "dims",     "interim",
+    "length_delta", "append_delay",     "encoding",     "reset_at", "stall_at",
+    "drip",         "header_bytes",     "content_type", "body_mib"};
 
 }  // namespace
 
@@ -95,6 +108,59 @@ Result<void> ApplyDirective(std::string_view key, std::string_view value, bool h
   if (SameKey(key, "reset")) {
     out.reset = true;
     return {};
+  }
+  if (SameKey(key, "append")) {
+    out.append = true;
+    return {};
+  }
+  if (SameKey(key, "bad_chunk")) {
+    out.bad_chunk = true;
+    return {};
+  }
+  if (SameKey(key, "http09")) {
+    out.http09 = true;
+    return {};
+  }
+  if (SameKey(key, "html")) {
+    out.html = true;
+    return {};
+  }
+  if (SameKey(key, "interim")) return assign_count(out.interim, 100, 199);
+  if (SameKey(key, "length_delta")) return assign_count(out.length_delta, -1'000'000, 1'000'000);
+  if (SameKey(key, "append_delay")) return assign_delay(out.append_delay);
+  if (SameKey(key, "drip")) return assign_delay(out.drip);
+  if (SameKey(key, "header_bytes")) return assign_count(out.header_bytes, 1, 1'000'000);
+  if (SameKey(key, "body_mib")) return assign_count(out.body_mib, 1, 16'384);
+  if (SameKey(key, "reset_at") || SameKey(key, "stall_at")) {
+    auto point = ParsePoint(key, value);
+    if (!point) return point.error();
+    (SameKey(key, "reset_at") ? out.reset_at : out.stall_at) = *point;
+    return {};
+  }
+  if (SameKey(key, "encoding")) {
+    if (value == "gzip") {
+      out.encoding = Encoding::kGzip;
+    } else if (value == "deflate") {
+      out.encoding = Encoding::kDeflate;
+    } else if (value == "br") {
+      out.encoding = Encoding::kBrotli;
+    } else {
+      return Invalid("test upstream: directive 'encoding' needs gzip, deflate or br, got '" +
+                     std::string(value) + "'");
+    }
+    return {};
+  }
+  if (SameKey(key, "content_type")) {
+    for (std::string_view t : kContentTypes) {
+      if (value == t) {
+        out.content_type = t;
+        return {};
+      }
+    }
+    return Invalid(
+        "test upstream: directive 'content_type' needs one of text/plain, "
+        "text/html, application/json, application/octet-stream, got '" +
+        std::string(value) + "'");
   }
   if (SameKey(key, "latency")) return assign_delay(out.latency);
   if (SameKey(key, "first_byte_delay")) return assign_delay(out.first_byte_delay);

@@ -22,6 +22,7 @@
 #include <boost/asio/write.hpp>
 
 #include "common/text.hpp"
+#include "upstream/faults.hpp"
 #include "upstream/http_request.hpp"
 #include "upstream/replies.hpp"
 
@@ -54,13 +55,14 @@ struct alignas(64) WorkerStats {
   std::atomic<std::uint64_t> stalls{0};
   std::atomic<std::uint64_t> resets{0};
   std::atomic<std::uint64_t> cuts{0};
+  std::atomic<std::uint64_t> faults{0};
   std::atomic<std::uint64_t> bad_requests{0};
   std::atomic<std::uint64_t> metadata_tokens{0};
 
   void Reset() {
     for (auto* c :
          {&requests_total, &connections_total, &streams_started, &streams_completed, &aborted,
-          &injected_errors, &stalls, &resets, &cuts, &bad_requests, &metadata_tokens}) {
+          &injected_errors, &stalls, &resets, &cuts, &faults, &bad_requests, &metadata_tokens}) {
       c->store(0, std::memory_order_relaxed);
     }
     for (auto& c : requests)
@@ -235,12 +237,13 @@ void AppendCounter(std::string& out, std::string_view name, std::int64_t value, 
 //   streams_aborted      the client went away while a stream, a delayed reply or a stalled
 //                        request was pending: how tests prove that a disconnect cancelled the
 //                        upstream request
-//   injected_errors, stalls, resets, cuts   directives acted out; bad_requests: HTTP errors
+//   injected_errors, stalls, resets, cuts   directives acted out; faults: replies with a wire
+//                        directive (directives.hpp) acted out; bad_requests: HTTP errors
 //   metadata_tokens      tokens handed out as the GCE metadata server (see HandleMetadataToken)
 std::string StatsJson(const Shared& shared) {
   std::array<std::int64_t, kEndpointCount> per{};
   std::int64_t total = 0, open = 0, accepted = 0, started = 0, completed = 0, aborted = 0,
-               injected = 0, stalls = 0, resets = 0, cuts = 0, bad = 0, tokens = 0;
+               injected = 0, stalls = 0, resets = 0, cuts = 0, faults = 0, bad = 0, tokens = 0;
   auto get = [](const auto& c) {
     return static_cast<std::int64_t>(c.load(std::memory_order_relaxed));
   };
@@ -258,6 +261,7 @@ std::string StatsJson(const Shared& shared) {
     stalls += get(s.stalls);
     resets += get(s.resets);
     cuts += get(s.cuts);
+    faults += get(s.faults);
     bad += get(s.bad_requests);
     tokens += get(s.metadata_tokens);
   }
@@ -277,6 +281,7 @@ std::string StatsJson(const Shared& shared) {
   AppendCounter(out, "stalls", stalls);
   AppendCounter(out, "resets", resets);
   AppendCounter(out, "cuts", cuts);
+  AppendCounter(out, "faults", faults);
   AppendCounter(out, "bad_requests", bad);
   AppendCounter(out, "metadata_tokens", tokens);
   out += "}";
@@ -484,6 +489,67 @@ asio::awaitable<StreamOutcome> SendStream(Stream& stream, asio::steady_timer& ti
   co_return cut ? StreamOutcome::kCut : StreamOutcome::kCompleted;
 }
 
+enum class FaultOutcome : std::uint8_t { kKeepGoing, kClosed, kPeerGone };
+
+// Acts out a misbehaving reply (faults.hpp): sends what the wire directives ask for, one byte at
+// a time with `drip`, then ends as they say (RST, stall, close, an appended response).
+template <class Stream>
+asio::awaitable<FaultOutcome> SendFaulty(Stream& stream, asio::steady_timer& timer, ReadBuffer& in,
+                                         const Directives& d, const FaultyWire& wire,
+                                         WorkerStats& stats) {
+  std::string_view bytes = std::string_view(wire.bytes).substr(0, wire.stop);
+  if (wire.padding > 0) {
+    // The head, then the padding in 64 KiB chunks of spaces, then the rest.
+    auto ec = co_await WriteAll(
+        stream, Buffers2{asio::buffer(bytes.substr(0, wire.padding_at)), asio::const_buffer()});
+    if (ec) co_return FaultOutcome::kPeerGone;
+    constexpr std::size_t kChunk = 64 << 10;
+    std::string chunk = "10000\r\n" + std::string(kChunk, ' ') + "\r\n";
+    for (std::uint64_t sent = 0; sent < wire.padding; sent += kChunk) {
+      auto [wec, n] = co_await asio::async_write(stream, asio::buffer(chunk), kUseTuple);
+      if (wec) co_return FaultOutcome::kPeerGone;
+    }
+    bytes.remove_prefix(wire.padding_at);
+  }
+  if (d.drip.count() > 0) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      auto [ec, n] =
+          co_await asio::async_write(stream, asio::buffer(bytes.data() + i, 1), kUseTuple);
+      if (ec) co_return FaultOutcome::kPeerGone;
+      if (i + 1 < bytes.size() &&
+          !co_await WaitWatchingPeer(stream, timer, in, Clock::now() + d.drip)) {
+        co_return FaultOutcome::kPeerGone;
+      }
+    }
+  } else if (!bytes.empty()) {
+    auto ec = co_await WriteAll(stream, Buffers2{asio::buffer(bytes), asio::const_buffer()});
+    if (ec) co_return FaultOutcome::kPeerGone;
+  }
+  if (wire.stop < wire.bytes.size()) {
+    if (d.reset_at != FaultPoint::kNone) {
+      Bump(stats.resets);
+      CloseAbruptly(stream);
+      co_return FaultOutcome::kClosed;
+    }
+    Bump(stats.stalls);
+    co_await WaitForPeerClose(stream);
+    co_return FaultOutcome::kPeerGone;
+  }
+  if (wire.close_after) {
+    CloseGracefully(stream);
+    co_return FaultOutcome::kClosed;
+  }
+  if (!wire.appended.empty()) {
+    if (!co_await WaitWatchingPeer(stream, timer, in, Clock::now() + d.append_delay)) {
+      co_return FaultOutcome::kPeerGone;
+    }
+    auto ec =
+        co_await WriteAll(stream, Buffers2{asio::buffer(wire.appended), asio::const_buffer()});
+    if (ec) co_return FaultOutcome::kPeerGone;
+  }
+  co_return FaultOutcome::kKeepGoing;
+}
+
 // Everything a connection keeps between requests, allocated once per connection (the parsed
 // request alone holds a hundred header slots).
 struct Connection {
@@ -492,7 +558,8 @@ struct Connection {
   std::string chunked_body;
   Reply reply;
   ReplyContext context;
-  std::string wire;  // head and body of a small reply, back to back
+  std::string wire;   // head and body of a small reply, back to back
+  FaultyWire faulty;  // a misbehaving reply's bytes
   // The request `reply` answers, while it is reusable (see Reply::reusable).
   std::string last_method;
   std::string last_target;
@@ -635,7 +702,13 @@ asio::awaitable<void> Session(Worker& worker, Stream stream) {
       Bump(stats.aborted);
       co_return;
     }
-    if (reply.stream) {
+    if (d.HasWireFault()) {
+      Bump(stats.faults);
+      BuildFaultyWire(reply, conn->faulty);
+      FaultOutcome outcome = co_await SendFaulty(stream, timer, conn->in, d, conn->faulty, stats);
+      if (outcome == FaultOutcome::kPeerGone) Bump(stats.aborted);
+      if (outcome != FaultOutcome::kKeepGoing) co_return;
+    } else if (reply.stream) {
       Bump(stats.streams_started);
       StreamOutcome outcome = co_await SendStream(stream, timer, conn->in, reply);
       if (outcome == StreamOutcome::kPeerGone) {

@@ -1,5 +1,6 @@
 #include "net/client.hpp"
 
+#include <functional>
 #include <thread>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -16,6 +17,8 @@
 
 #include "net/server.hpp"
 #include "net/sse.hpp"
+#include <poll.h>
+#include <zlib.h>
 
 namespace orchestra::net {
 namespace {
@@ -284,6 +287,147 @@ TEST(Client, ReadsABodyThatEndsWithTheConnection) {
   EXPECT_EQ(ReadAll(io, upstreams, id, "/", run_until), "until the end");
   EXPECT_EQ(upstreams.ForWorker(0).idle_connections(id), 0u);
   upstream.join();
+}
+
+// A stand-alone upstream on raw sockets: answers `requests` requests in order, each with
+// `reply(index)`, on the newest connection or a new one; `after(index, socket)` may send more.
+class RawUpstream {
+ public:
+  using Reply = std::function<std::string(int index)>;
+  using After = std::function<void(int index, asio::ip::tcp::socket& socket)>;
+  RawUpstream(int requests, Reply reply, After after = {})
+      : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this, requests, reply, after] {
+      std::vector<asio::ip::tcp::socket> sockets;
+      for (int i = 0; i < requests; ++i) {
+        // A request on the newest connection or a new one, whichever comes first.
+        if (sockets.empty() || !HasRequest(sockets.back())) {
+          sockets.emplace_back(io_);
+          acceptor_.accept(sockets.back());
+          ++connections;
+        }
+        asio::ip::tcp::socket& s = sockets.back();
+        asio::streambuf request;
+        asio::read_until(s, request, "\r\n\r\n");
+        asio::write(s, asio::buffer(reply(i)));
+        if (after) after(i, s);
+      }
+    });
+  }
+  ~RawUpstream() { thread_.join(); }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::atomic<int> connections{0};
+
+ private:
+  // Whether the next request comes on `s` rather than on a new connection (then `s` was
+  // closed, or a connection is waiting).
+  bool HasRequest(asio::ip::tcp::socket& s) {
+    pollfd fds[2] = {{s.native_handle(), POLLIN, 0}, {acceptor_.native_handle(), POLLIN, 0}};
+    ::poll(fds, 2, 5000);
+    if ((fds[1].revents & POLLIN) != 0 || (fds[0].revents & POLLIN) == 0) return false;
+    char byte;
+    return ::recv(s.native_handle(), &byte, 1, MSG_PEEK) > 0;
+  }
+
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+std::string Response(std::string_view body, std::string_view extra_headers = {}) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + std::string(extra_headers) +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+struct StandAlone {
+  explicit StandAlone(std::uint16_t port, OriginOptions options = {}) : upstreams(1) {
+    id = upstreams.Register(*Origin::Parse("http://127.0.0.1:" + std::to_string(port)), options);
+    upstreams.CreateClient(0, io);
+  }
+  Result<IncomingResponse> Send(std::string target) {
+    return SendAndWait(io, upstreams, id, std::move(target), "", [&](auto done) {
+      for (int i = 0; i < 500 && !done(); ++i) {
+        io.restart();
+        io.run_for(10ms);
+      }
+    });
+  }
+  asio::io_context io;
+  Upstreams upstreams;
+  OriginId id = 0;
+};
+
+// Bytes the upstream sends on a connection while it sits in the pool belong to no request:
+// that connection is closed, and the next request goes on a new one.
+TEST(Client, NeverUsesAPooledConnectionOnWhichBytesArrived) {
+  RawUpstream upstream(
+      2, [](int i) { return Response(i == 0 ? "first" : "second"); },
+      [](int i, asio::ip::tcp::socket& s) {
+        if (i != 0) return;
+        std::this_thread::sleep_for(50ms);
+        asio::write(s, asio::buffer(Response("stray")));
+      });
+  StandAlone client(upstream.port());
+  auto first = client.Send("/");
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->body, "first");
+  EXPECT_EQ(client.upstreams.ForWorker(0).idle_connections(client.id), 1u);
+  std::this_thread::sleep_for(200ms);  // the stray response arrives on the idle connection
+  auto second = client.Send("/");
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->body, "second");
+  EXPECT_EQ(upstream.connections.load(), 2);
+}
+
+// Interim responses are skipped, however many; the final one is the answer.
+TEST(Client, SkipsInterimResponses) {
+  RawUpstream upstream(1, [](int) {
+    return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" +
+           Response("final");
+  });
+  StandAlone client(upstream.port());
+  auto r = client.Send("/");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->head.status, 200u);
+  EXPECT_EQ(r->body, "final");
+  EXPECT_EQ(client.upstreams.ForWorker(0).idle_connections(client.id), 1u);
+}
+
+std::string Gzip(std::string_view in) {
+  z_stream z{};
+  deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, in.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// A gzip body is decoded, and what it decodes to counts against the cap: a small body that
+// inflates past max_response_bytes is refused.
+TEST(Client, DecodesGzipWithinTheCap) {
+  const std::string big(1 << 20, 'a');  // 1 MiB of one letter: a few KiB compressed
+  RawUpstream upstream(2, [&](int) { return Response(Gzip(big), "Content-Encoding: gzip\r\n"); });
+  OriginOptions options;
+  options.max_response_bytes = 2 << 20;
+  StandAlone client(upstream.port(), options);
+  auto r = client.Send("/");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->body, big);
+  EXPECT_EQ(r->head.Header("content-encoding"), "");
+
+  OriginOptions small;
+  small.max_response_bytes = 512 << 10;
+  StandAlone capped(upstream.port(), small);
+  auto refused = capped.Send("/");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUpstreamError);
+  EXPECT_NE(refused.error().message.find("max_response_bytes"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST_F(UpstreamFixture, CancellationAbortsTheRequest) {
