@@ -43,7 +43,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kUsage = R"(Usage:
   orchestra serve [--config FILE] [--listen HOST:PORT] [--log-format json|text] [--log-level LEVEL]
-  orchestra check-config [--config FILE] [--listen HOST:PORT]
+  orchestra check-config [--config FILE] [--listen HOST:PORT] [--keys]
   orchestra version
 
 The config file defaults to $ORCHESTRA_CONFIG, else ./orchestra.yaml when present, else built-in
@@ -54,6 +54,7 @@ ORCHESTRA_SERVER_MAX_INFLIGHT=200); $PORT replaces the listen port. See docs/CON
 struct Command {
   std::string name;
   config::LoadOptions load;
+  bool list_keys = false;  // check-config --keys: every configuration key's path
 };
 
 // Parses argv; prints usage and exits on --help or a mistake.
@@ -93,6 +94,8 @@ Command ParseCommandLine(int argc, char** argv) {
       cmd.load.log_format = take();
     } else if (arg == "--log-level") {
       cmd.load.log_level = take();
+    } else if (arg == "--keys" && cmd.name == "check-config") {
+      cmd.list_keys = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage.data(), stdout);
       std::exit(0);
@@ -105,26 +108,49 @@ Command ParseCommandLine(int argc, char** argv) {
   return cmd;
 }
 
+// The gateway's services, built from the configuration the same way for `serve` and
+// `check-config` (which builds them to prove every route resolves, and opens no connection):
+// the providers and their origins in the connection pools, the route table, the orchestrator
+// with its response cache, and the task service. Members are declared in dependency order, so
+// they are destroyed in reverse.
+struct Gateway {
+  Gateway(const config::Config& cfg, const config::EnvLookup& env,
+          observability::Registry& registry, int workers)
+      : upstreams(workers), metrics(registry) {
+    for (const config::ProviderConfig& p : cfg.providers) {
+      providers.push_back(providers::MakeProvider(p, upstreams, env));
+      provider_map[p.name] = providers.back().get();
+    }
+    orchestration::RouteTable::Options route_options;
+    for (std::string_view m : providers::LocalProvider::Models())
+      route_options.local_models.emplace_back(m);
+    routes = std::make_unique<orchestration::RouteTable>(cfg, provider_map, metrics,
+                                                         orchestration::RealClock(), route_options);
+    orchestrator = std::make_unique<orchestration::Orchestrator>(*routes, metrics, &cache);
+    tasks = std::make_unique<tasks::Service>(*orchestrator, cfg.tasks);
+  }
+
+  net::Upstreams upstreams;
+  std::vector<std::unique_ptr<providers::Provider>> providers;
+  orchestration::ProviderMap provider_map;
+  orchestration::Metrics metrics;
+  std::unique_ptr<orchestration::RouteTable> routes;
+  orchestration::ResponseCache cache;
+  std::unique_ptr<orchestration::Orchestrator> orchestrator;
+  std::unique_ptr<tasks::Service> tasks;
+};
+
 int CheckConfig(const Command& cmd) {
+  if (cmd.list_keys) {
+    for (const std::string& key : config::ConfigKeys())
+      std::printf("%s\n", key.c_str());
+    return 0;
+  }
   try {
     auto cfg = config::LoadConfig(cmd.load);
     auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);  // key sources must be readable
-    // Wire the gateway as serve would (no connection is made): every route must resolve.
-    net::Upstreams upstreams(1);
-    std::vector<std::unique_ptr<providers::Provider>> provider_list;
-    orchestration::ProviderMap provider_map;
-    for (const config::ProviderConfig& p : cfg->providers) {
-      provider_list.push_back(providers::MakeProvider(p, upstreams, cmd.load.env));
-      provider_map[p.name] = provider_list.back().get();
-    }
     observability::Registry registry;
-    orchestration::Metrics metrics(registry);
-    orchestration::RouteTable::Options route_options;
-    for (std::string_view m : providers::LocalProvider::Models()) {
-      route_options.local_models.emplace_back(m);
-    }
-    orchestration::RouteTable routes(*cfg, provider_map, metrics, orchestration::RealClock(),
-                                     route_options);
+    Gateway gateway(*cfg, cmd.load.env, registry, 1);  // every route must resolve
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
     std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
     return 0;
@@ -132,6 +158,38 @@ int CheckConfig(const Command& cmd) {
     std::fprintf(stderr, "orchestra: invalid configuration: %s\n", e.what());
     return 1;
   }
+}
+
+// A warmer per HTTP provider for POST /warmup: a connection on every worker (each has its own
+// pool). `server` and `provider` outlive the health checks that hold the warmer.
+api::NamedCheck ProviderWarmer(providers::Provider& provider, net::Server& server) {
+  return {"provider " + provider.name(),
+          [&provider, &server]() -> boost::asio::awaitable<Result<std::string>> {
+            std::string detail;
+            for (int w = 0; w < server.threads(); ++w) {
+              auto r = co_await boost::asio::co_spawn(server.context(w), provider.Warmup(w),
+                                                      boost::asio::use_awaitable);
+              if (!r) co_return r.error();
+              detail = *r;
+            }
+            co_return detail + " (" + std::to_string(server.threads()) + " workers)";
+          }};
+}
+
+net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
+                                    observability::Counter* fd_exhausted) {
+  net::ServerOptions o;
+  o.host = s.host;
+  o.port = s.port;
+  o.threads = s.threads;
+  o.max_header_bytes = s.max_header_bytes;
+  o.max_body_bytes = s.max_body_bytes;
+  o.header_timeout = s.header_timeout;
+  o.body_timeout = s.body_timeout;
+  o.idle_timeout = s.idle_timeout;
+  o.request_timeout = s.request_timeout;
+  o.fd_exhausted = fd_exhausted;
+  return o;
 }
 
 // Blocks until SIGTERM or SIGINT; returns the signal.
@@ -195,53 +253,20 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     health.AddWarmer(storage_check);
     api::Router router;
     api::AddOperationsRoutes(router, health, registry, {build::kVersion, build::kCommit});
-    // The gateway: providers, their connection pools (one per worker thread), routes, orchestrator.
-    net::Upstreams upstreams(cfg->server.threads);
+    Gateway gateway(*cfg, cmd.load.env, registry, cfg->server.threads);
     auto& fd_exhausted = registry.AddCounter(
         "orchestra_fd_exhausted_total",
         "Times a file descriptor was needed and none was left: accepting a connection, or "
         "connecting to an upstream.",
         {"where"});
-    upstreams.set_fd_exhausted_counter(&fd_exhausted.With({"upstream"}));
-    std::vector<std::unique_ptr<providers::Provider>> provider_list;
-    orchestration::ProviderMap provider_map;
-    for (const config::ProviderConfig& p : cfg->providers) {
-      provider_list.push_back(providers::MakeProvider(p, upstreams, cmd.load.env));
-      provider_map[p.name] = provider_list.back().get();
-    }
-    orchestration::Metrics gateway_metrics(registry);
-    orchestration::RouteTable::Options route_options;
-    for (std::string_view m : providers::LocalProvider::Models()) {
-      route_options.local_models.emplace_back(m);
-    }
-    orchestration::RouteTable routes(*cfg, provider_map, gateway_metrics,
-                                     orchestration::RealClock(), route_options);
-    orchestration::ResponseCache cache;
-    orchestration::Orchestrator orchestrator(routes, gateway_metrics, &cache);
-    api::AddOpenAIRoutes(router, orchestrator, providers::LocalProvider::Models());
-    tasks::Service task_service(orchestrator, cfg->tasks);
-    api::AddTaskRoutes(router, task_service, orchestrator, providers::LocalProvider::Models());
-    net::Server* server_ref = nullptr;  // set once the server exists; warm-ups run after start
-    for (const auto& provider : provider_list) {
-      if (provider->type() == config::ProviderType::kLocal) continue;
-      providers::Provider* p = provider.get();
-      health.AddWarmer({"provider " + p->name(),
-                        [p, &server_ref]() -> boost::asio::awaitable<Result<std::string>> {
-                          // A connection on every worker: each has its own pool.
-                          std::string detail;
-                          for (int w = 0; w < server_ref->threads(); ++w) {
-                            auto r = co_await boost::asio::co_spawn(
-                                server_ref->context(w), p->Warmup(w), boost::asio::use_awaitable);
-                            if (!r) co_return r.error();
-                            detail = *r;
-                          }
-                          co_return detail + " (" + std::to_string(server_ref->threads()) +
-                              " workers)";
-                        }});
-    }
+    gateway.upstreams.set_fd_exhausted_counter(&fd_exhausted.With({"upstream"}));
+    api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
+    api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
+                       providers::LocalProvider::Models());
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
 
+    // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
     limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s}, registry);
     limits::UsageRecorder usage(registry);
     api::PipelineOptions pipeline_options;
@@ -250,26 +275,22 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::Pipeline pipeline(router, keys, {&shedder, &usage}, registry, logger, pipeline_options);
 
     const config::ServerConfig& s = cfg->server;
-    net::ServerOptions server_options;
-    server_options.host = s.host;
-    server_options.port = s.port;
-    server_options.threads = s.threads;
-    server_options.max_header_bytes = s.max_header_bytes;
-    server_options.max_body_bytes = s.max_body_bytes;
-    server_options.header_timeout = s.header_timeout;
-    server_options.body_timeout = s.body_timeout;
-    server_options.idle_timeout = s.idle_timeout;
-    server_options.request_timeout = s.request_timeout;
-    server_options.fd_exhausted = &fd_exhausted.With({"accept"});
     const int retry_after = s.retry_after_s;
+    auto render_error = [retry_after](const Error& e, net::Response& r) {
+      api::RenderError(e, r, retry_after);
+    };
     net::Server server(
-        server_options, [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); },
-        [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); },
-        [&upstreams](int worker, boost::asio::io_context& context) {
-          upstreams.CreateClient(worker, context);
+        ServerOptionsFor(s, &fd_exhausted.With({"accept"})),
+        [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); }, render_error,
+        [&gateway](int worker, boost::asio::io_context& context) {
+          gateway.upstreams.CreateClient(worker, context);
         });
-    server_ref = &server;
     health.SetLiveness([&server] { return server.LoopsResponsive(std::chrono::seconds(5)); });
+    for (const auto& provider : gateway.providers) {
+      if (provider->type() != config::ProviderType::kLocal) {
+        health.AddWarmer(ProviderWarmer(*provider, server));
+      }
+    }
 
     std::uint16_t port = 0;
     try {
@@ -280,27 +301,25 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       return 1;
     }
     // Optional: /metrics alone on a second address, without an API key, for a scraper that cannot
-    // send one (Cloud Run's Prometheus sidecar). One thread; it shares the registry.
+    // send one (Cloud Run's Prometheus sidecar). One thread, its own router and pipeline; it
+    // renders the same registry.
     std::unique_ptr<net::Server> metrics_server;
+    api::Router metrics_router;
+    auth::ApiKeys no_keys;
+    api::AddMetricsRoute(metrics_router, registry, api::Access::kPublic);
+    api::PipelineOptions metrics_options;
+    metrics_options.access_log = false;
+    observability::Registry scrape_metrics;  // the scrapes themselves are not exported
+    api::Pipeline metrics_pipeline(metrics_router, no_keys, {}, scrape_metrics, logger,
+                                   metrics_options);
     if (!cfg->observability.metrics_listen.empty()) {
       net::ServerOptions mo;
       mo.host = cfg->observability.metrics_host;
       mo.port = cfg->observability.metrics_port;
       mo.threads = 1;
       metrics_server = std::make_unique<net::Server>(
-          mo,
-          [&registry](net::Exchange& ex) -> boost::asio::awaitable<void> {
-            if (ex.request().path != "/metrics" || (ex.request().method != net::http::verb::get &&
-                                                    ex.request().method != net::http::verb::head)) {
-              api::RenderError(Error(ErrorCode::kNotFound, "this address serves only GET /metrics"),
-                               ex.response());
-              co_return;
-            }
-            ex.response().content_type = "text/plain; version=0.0.4; charset=utf-8";
-            ex.response().body = registry.Render();
-            co_return;
-          },
-          [retry_after](const Error& e, net::Response& r) { api::RenderError(e, r, retry_after); });
+          mo, [&metrics_pipeline](net::Exchange& ex) { return metrics_pipeline.Handle(ex); },
+          render_error);
       try {
         metrics_server->Listen();
       } catch (const std::system_error& e) {
@@ -352,7 +371,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const bool drained = server.WaitIdle(s.drain_timeout);
     const int abandoned = server.active_requests();
     server.Stop();
-    upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
+    gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when

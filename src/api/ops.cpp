@@ -33,6 +33,19 @@ std::string CheckJson(const NamedCheck& check, const Result<std::string>& r) {
 
 }  // namespace
 
+void AddMetricsRoute(Router& router, observability::Registry& registry, Access access) {
+  router
+      .Add(
+          http::verb::get, "/metrics",
+          [&registry](RequestContext& ctx) -> asio::awaitable<void> {
+            ctx.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            ctx.response.body = registry.Render();
+            co_return;
+          },
+          access)
+      .probe = true;
+}
+
 void AddOperationsRoutes(Router& router, Health& health, observability::Registry& registry,
                          BuildInfo build) {
   std::string root = "{\"name\":\"orchestra\",\"version\":\"";
@@ -108,16 +121,7 @@ void AddOperationsRoutes(Router& router, Health& health, observability::Registry
           Access::kPublic)
       .probe = true;
 
-  router
-      .Add(
-          http::verb::get, "/metrics",
-          [&registry](RequestContext& ctx) -> asio::awaitable<void> {
-            ctx.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-            ctx.response.body = registry.Render();
-            co_return;
-          },
-          Access::kAdmin)
-      .probe = true;
+  AddMetricsRoute(router, registry, Access::kAdmin);
 
   auto cache = std::make_shared<WarmupCache>();
   router.Add(

@@ -54,6 +54,11 @@ struct BuildInfo {
   std::string commit;
 };
 
+// GET /metrics alone (the Prometheus text of `registry`, which must outlive the router): part of
+// the operations routes (admin scope), and the only route of observability.metrics_listen
+// (public there: a scraper that cannot send a key).
+void AddMetricsRoute(Router& router, observability::Registry& registry, Access access);
+
 // Registers the operations routes. `health` and `registry` must outlive the router.
 // /metrics needs the admin scope when API keys are configured; the others are public.
 void AddOperationsRoutes(Router& router, Health& health, observability::Registry& registry,

@@ -85,6 +85,9 @@ struct RetryConfig {
   Duration backoff = 100ms;
   Duration max_backoff = 2s;
   Duration retry_after_cap = 5s;  // an upstream Retry-After longer than this is not waited
+  // What is retried, as configured: HTTP statuses, "connect", "timeout". The loader derives
+  // the three fields below from it.
+  std::vector<std::string> on{"429", "500", "502", "503", "504", "connect", "timeout"};
   std::vector<int> statuses{429, 500, 502, 503, 504};
   bool on_connect = true;
   bool on_timeout = true;

@@ -157,6 +157,16 @@ class Section {
     return Section(Get(key), Path(key), source_, env_, env_overrides_, env_names_);
   }
 
+  // Whether the file or an environment override gives `key` (without reading it).
+  bool Present(std::string_view key) const {
+    YAML::Node n = node_ && node_.IsMap() ? node_[std::string(key)] : YAML::Node();
+    if (n && !n.IsNull()) return true;
+    if (!env_overrides_ || env_ == nullptr || !*env_) return false;
+    return (*env_)("ORCHESTRA_" + Upper(Path(key))).has_value();
+  }
+
+  const EnvLookup& env() const { return *env_; }
+
   bool Has(std::string_view key) {
     known_.emplace_back(key);
     YAML::Node n = node_ && node_.IsMap() ? node_[std::string(key)] : YAML::Node();
@@ -283,52 +293,178 @@ E FlagChoice(std::string_view flag, const std::string& value,
   throw ConfigError(std::string(flag) + ": expected one of " + names + ", got '" + value + "'");
 }
 
-void ReadServer(Section s, ServerConfig& c) {
-  c.listen = s.String("listen", c.listen);
-  c.threads = static_cast<int>(s.Int("threads", c.threads, 0, 1024));
-  c.max_inflight = static_cast<int>(s.Int("max_inflight", c.max_inflight, 0, 10'000'000));
-  c.max_body_bytes = s.Size("max_body_bytes", c.max_body_bytes, 1024);
-  c.max_header_bytes = s.Size("max_header_bytes", c.max_header_bytes, 1024);
-  c.header_timeout = s.Dur("header_timeout", c.header_timeout);
-  c.body_timeout = s.Dur("body_timeout", c.body_timeout);
-  c.idle_timeout = s.Dur("idle_timeout", c.idle_timeout);
-  c.request_timeout = s.Dur("request_timeout", c.request_timeout);
-  c.drain_timeout = s.Dur("drain_timeout", c.drain_timeout);
-  c.retry_after_s = static_cast<int>(s.Int("retry_after", c.retry_after_s, 1, 3600));
-  s.Finish();
+// ---------------------------------------------------------------------------------------------
+// The schema: every key is declared once, in a Describe() per section, as a call on a visitor.
+// Three visitors walk it: Reader (YAML + ORCHESTRA_* overrides into the structs, then each
+// section's Check), Dumper (`check-config`'s YAML, secrets redacted) and Lister (every key's
+// dotted path, which tests/docs/check_config_docs.sh requires docs/CONFIG.md to document).
+// A visitor offers: Text, Secret, Url (its userinfo is a secret), Flag, Integer, Real, Time, Bytes,
+// Choice, Choices, Texts, TextMap, Group (a nested mapping), List and Optional (a section that may
+// be absent).
+// ---------------------------------------------------------------------------------------------
+
+struct Context;
+
+template <class V>
+void Describe(V& v, ServerConfig& c) {
+  v.Text("listen", c.listen);
+  v.Integer("threads", c.threads, 0, 1024);
+  v.Integer("max_inflight", c.max_inflight, 0, 10'000'000);
+  v.Bytes("max_body_bytes", c.max_body_bytes, 1024);
+  v.Bytes("max_header_bytes", c.max_header_bytes, 1024);
+  v.Time("header_timeout", c.header_timeout);
+  v.Time("body_timeout", c.body_timeout);
+  v.Time("idle_timeout", c.idle_timeout);
+  v.Time("request_timeout", c.request_timeout);
+  v.Time("drain_timeout", c.drain_timeout);
+  v.Integer("retry_after", c.retry_after_s, 1, 3600);
 }
 
-void ReadAuth(Section s, AuthConfig& c) {
-  c.disabled = s.Bool("disabled", c.disabled);
-  std::set<std::string> names;
-  for (Section& k : s.List("keys")) {
-    ApiKeyConfig key;
-    key.name = k.String("name", "");
-    key.key_env = k.String("key_env", "");
-    key.key_file = k.String("key_file", "");
-    key.sha256 = k.String("sha256", "");
-    if (k.Has("scopes")) {
-      key.scopes.clear();
-      for (const std::string& name : k.StringList("scopes")) {
-        auto it = std::find_if(kScopes.begin(), kScopes.end(),
-                               [&](const auto& p) { return p.first == name; });
-        if (it == kScopes.end())
-          k.FailKey("scopes", "unknown scope '" + name + "' (user or admin)");
-        key.scopes.push_back(it->second);
-      }
-    }
-    if (key.name.empty()) k.FailKey("name", "every key needs a name (its tenant namespace)");
-    if (!names.insert(key.name).second) k.FailKey("name", "duplicate key name '" + key.name + "'");
-    int sources = !key.key_env.empty() + !key.key_file.empty() + !key.sha256.empty();
-    if (sources != 1) k.FailKey("key_env", "set exactly one of key_env, key_file or sha256");
-    if (!key.sha256.empty() && (key.sha256.size() != 64 || !IsHex(key.sha256))) {
-      k.FailKey("sha256", "expected 64 hexadecimal digits (the SHA-256 of the key)");
-    }
-    k.Finish();
-    c.keys.push_back(std::move(key));
-  }
-  s.Finish();
+template <class V>
+void Describe(V& v, ApiKeyConfig& c) {
+  v.Text("name", c.name);
+  v.Text("key_env", c.key_env);
+  v.Text("key_file", c.key_file);
+  v.Secret("sha256", c.sha256);
+  v.Choices("scopes", c.scopes, kScopes);
 }
+
+template <class V>
+void Describe(V& v, AuthConfig& c) {
+  v.Flag("disabled", c.disabled);
+  v.List("keys", c.keys);
+}
+
+template <class V>
+void Describe(V& v, ProviderConfig& c) {
+  v.Text("name", c.name);
+  v.Choice("type", c.type, kProviderTypes);
+  v.Text("base_url", c.base_url);
+  v.Text("api_key_env", c.api_key_env);
+  v.Text("api_key_file", c.api_key_file);
+  v.TextMap("headers", c.headers, /*secret_values=*/true);
+  v.Time("connect_timeout", c.connect_timeout);
+  v.Time("first_byte_timeout", c.first_byte_timeout);
+  v.Time("idle_timeout", c.idle_timeout);
+  v.Integer("max_connections", c.max_connections, 1, 100'000);
+  v.Bytes("max_response_bytes", c.max_response_bytes, 1024);
+  v.Flag("tls_verify", c.tls_verify);
+  v.Text("ca_file", c.ca_file);
+  v.Flag("vertex", c.vertex);
+  v.Text("project", c.project);
+  v.Text("location", c.location);
+  v.Text("anthropic_version", c.anthropic_version);
+  v.Integer("default_max_tokens", c.default_max_tokens, 1, 10'000'000);
+}
+
+template <class V>
+void Describe(V& v, TargetConfig& c) {
+  v.Text("provider", c.provider);
+  v.Text("model", c.model);
+  v.Real("weight", c.weight, 0.0, 1e6);
+}
+
+template <class V>
+void Describe(V& v, RetryConfig& c) {
+  v.Integer("attempts", c.attempts, 1, 20);
+  v.Time("backoff", c.backoff);
+  v.Time("max_backoff", c.max_backoff);
+  v.Time("retry_after_cap", c.retry_after_cap);
+  v.Texts("on", c.on);
+}
+
+template <class V>
+void Describe(V& v, CircuitBreakerConfig& c) {
+  v.Integer("failures", c.failures, 1, 1'000'000);
+  v.Real("failure_rate", c.failure_rate, 0.01, 1.0);
+  v.Integer("min_requests", c.min_requests, 1, 1'000'000);
+  v.Time("window", c.window);
+  v.Time("cooldown", c.cooldown);
+}
+
+template <class V>
+void Describe(V& v, PriceConfig& c) {
+  v.Real("input_per_mtok", c.input_per_mtok, 0, 1e9);
+  v.Real("output_per_mtok", c.output_per_mtok, 0, 1e9);
+}
+
+template <class V>
+void Describe(V& v, ModelConfig& c) {
+  v.Text("name", c.name);
+  v.Choice("strategy", c.strategy, kStrategies);
+  v.List("targets", c.targets);
+  v.Texts("fallbacks", c.fallbacks);
+  v.Group("retry", c.retry);
+  v.Time("timeout", c.timeout);
+  v.Time("deadline", c.deadline);
+  v.Group("circuit_breaker", c.circuit_breaker);
+  v.Group("price", c.price);
+  v.Time("cache_ttl", c.cache_ttl);
+}
+
+template <class V>
+void Describe(V& v, TasksConfig& c) {
+  v.Text("default_model", c.default_model);
+  v.Text("generate_model", c.generate_model);
+  v.Text("embeddings_model", c.embeddings_model);
+  v.Text("classify_model", c.classify_model);
+  v.Text("answer_model", c.answer_model);
+  v.Text("summarize_model", c.summarize_model);
+}
+
+template <class V>
+void Describe(V& v, FirestoreConfig& c) {
+  v.Text("project", c.project);
+  v.Text("database", c.database);
+  v.Text("root", c.root);
+  v.Text("endpoint", c.endpoint);
+}
+
+struct CheckpointsConfig {
+  int& keep_last;
+};
+
+template <class V>
+void Describe(V& v, CheckpointsConfig& c) {
+  v.Integer("keep_last", c.keep_last, 1, 1'000'000);
+}
+
+template <class V>
+void Describe(V& v, StorageConfig& c) {
+  v.Choice("backend", c.backend, kBackends);
+  v.Text("path", c.path);
+  v.Url("url", c.url);
+  v.Group("firestore", c.firestore);
+  v.Integer("pool_size", c.pool_size, 1, 256);
+  v.Bytes("max_value_bytes", c.max_value_bytes, 1);
+  CheckpointsConfig checkpoints{c.checkpoints_keep_last};
+  v.Group("checkpoints", checkpoints);
+  v.Time("sweep_interval", c.sweep_interval);
+  v.Time("operation_timeout", c.operation_timeout);
+  v.Optional("secondary", c.secondary);
+}
+
+template <class V>
+void Describe(V& v, ObservabilityConfig& c) {
+  v.Choice("log_format", c.log_format, kLogFormats);
+  v.Choice("log_level", c.log_level, kLogLevels);
+  v.Flag("access_log", c.access_log);
+  v.Flag("log_probes", c.log_probes);
+  v.Text("metrics_listen", c.metrics_listen);
+}
+
+template <class V>
+void Describe(V& v, Config& c) {
+  v.Group("server", c.server);
+  v.Group("auth", c.auth);
+  v.List("providers", c.providers);
+  v.List("models", c.models);
+  v.Group("tasks", c.tasks);
+  v.Group("storage", c.storage);
+  v.Group("observability", c.observability);
+}
+
+// --- The checks the Reader runs on each section once its keys are read. ----------------------
 
 std::string DefaultBaseUrl(ProviderType t) {
   switch (t) {
@@ -344,136 +480,6 @@ std::string DefaultBaseUrl(ProviderType t) {
   return "";
 }
 
-void ReadProviders(Section& root, std::vector<ProviderConfig>& out) {
-  std::set<std::string> names;
-  for (Section& p : root.List("providers")) {
-    ProviderConfig c;
-    c.name = p.String("name", "");
-    c.type = p.Choice("type", c.type, kProviderTypes);
-    c.base_url = p.String("base_url", "");
-    c.api_key_env = p.String("api_key_env", "");
-    c.api_key_file = p.String("api_key_file", "");
-    c.headers = p.StringMap("headers");
-    c.connect_timeout = p.Dur("connect_timeout", c.connect_timeout);
-    c.first_byte_timeout = p.Dur("first_byte_timeout", c.first_byte_timeout);
-    c.idle_timeout = p.Dur("idle_timeout", c.idle_timeout);
-    c.max_connections = static_cast<int>(p.Int("max_connections", c.max_connections, 1, 100'000));
-    c.max_response_bytes = p.Size("max_response_bytes", c.max_response_bytes, 1024);
-    c.tls_verify = p.Bool("tls_verify", c.tls_verify);
-    c.ca_file = p.String("ca_file", "");
-    c.vertex = p.Bool("vertex", c.vertex);
-    c.project = p.String("project", "");
-    c.location = p.String("location", c.location);
-    c.anthropic_version = p.String("anthropic_version", c.anthropic_version);
-    c.default_max_tokens =
-        static_cast<int>(p.Int("default_max_tokens", c.default_max_tokens, 1, 10'000'000));
-    if (c.name.empty()) p.FailKey("name", "every provider needs a name");
-    if (c.name.find('/') != std::string::npos)
-      p.FailKey("name", "a provider name cannot contain '/'");
-    if (!names.insert(c.name).second) p.FailKey("name", "duplicate provider name '" + c.name + "'");
-    if (!c.api_key_env.empty() && !c.api_key_file.empty()) {
-      p.FailKey("api_key_env", "set at most one of api_key_env and api_key_file");
-    }
-    if (c.base_url.empty()) c.base_url = DefaultBaseUrl(c.type);
-    while (!c.base_url.empty() && c.base_url.back() == '/')
-      c.base_url.pop_back();
-    if (c.type != ProviderType::kLocal && c.base_url.rfind("http://", 0) != 0 &&
-        c.base_url.rfind("https://", 0) != 0) {
-      p.FailKey("base_url", "expected an http:// or https:// URL, got '" + c.base_url + "'");
-    }
-    if (c.vertex && c.type != ProviderType::kGemini) p.FailKey("vertex", "only for type: gemini");
-    if (c.vertex && c.project.empty()) p.FailKey("project", "vertex: true needs the GCP project");
-    // Vertex AI speaks Gemini's JSON at its own address, authorised by the metadata server.
-    if (c.vertex && c.base_url == DefaultBaseUrl(ProviderType::kGemini)) {
-      c.base_url = "https://" + c.location + "-aiplatform.googleapis.com/v1/projects/" + c.project +
-                   "/locations/" + c.location + "/publishers/google";
-    }
-    p.Finish();
-    out.push_back(std::move(c));
-  }
-}
-
-void ReadRetry(Section s, RetryConfig& c) {
-  c.attempts = static_cast<int>(s.Int("attempts", c.attempts, 1, 20));
-  c.backoff = s.Dur("backoff", c.backoff);
-  c.max_backoff = s.Dur("max_backoff", c.max_backoff);
-  c.retry_after_cap = s.Dur("retry_after_cap", c.retry_after_cap);
-  if (s.Has("on")) {
-    c.statuses.clear();
-    c.on_connect = false;
-    c.on_timeout = false;
-    for (const std::string& item : s.StringList("on")) {
-      if (item == "connect") {
-        c.on_connect = true;
-      } else if (item == "timeout") {
-        c.on_timeout = true;
-      } else {
-        int status = 0;
-        std::istringstream in(item);
-        if (!(in >> status) || !in.eof() || status < 400 || status > 599) {
-          s.FailKey("on",
-                    "expected HTTP statuses 400-599, 'connect' or 'timeout', got '" + item + "'");
-        }
-        c.statuses.push_back(status);
-      }
-    }
-  }
-  s.Finish();
-}
-
-void ReadBreaker(Section s, CircuitBreakerConfig& c) {
-  c.failures = static_cast<int>(s.Int("failures", c.failures, 1, 1'000'000));
-  c.failure_rate = s.Double("failure_rate", c.failure_rate, 0.01, 1.0);
-  c.min_requests = static_cast<int>(s.Int("min_requests", c.min_requests, 1, 1'000'000));
-  c.window = s.Dur("window", c.window);
-  c.cooldown = s.Dur("cooldown", c.cooldown);
-  s.Finish();
-}
-
-void ReadModels(Section& root, std::vector<ModelConfig>& out) {
-  std::set<std::string> names;
-  for (Section& m : root.List("models")) {
-    ModelConfig c;
-    c.name = m.String("name", "");
-    c.strategy = m.Choice("strategy", c.strategy, kStrategies);
-    for (Section& t : m.List("targets")) {
-      TargetConfig target;
-      target.provider = t.String("provider", "");
-      target.model = t.String("model", "");
-      target.weight = t.Double("weight", target.weight, 0.0, 1e6);
-      if (target.provider.empty()) t.FailKey("provider", "every target needs a provider");
-      if (target.model.empty()) t.FailKey("model", "every target needs an upstream model");
-      t.Finish();
-      c.targets.push_back(std::move(target));
-    }
-    c.fallbacks = m.StringList("fallbacks");
-    ReadRetry(m.Child("retry"), c.retry);
-    c.timeout = m.Dur("timeout", c.timeout);
-    c.deadline = m.Dur("deadline", std::max(c.deadline, c.timeout * 2));
-    ReadBreaker(m.Child("circuit_breaker"), c.circuit_breaker);
-    Section price = m.Child("price");
-    c.price.input_per_mtok = price.Double("input_per_mtok", 0, 0, 1e9);
-    c.price.output_per_mtok = price.Double("output_per_mtok", 0, 0, 1e9);
-    price.Finish();
-    c.cache_ttl = m.Dur("cache_ttl", c.cache_ttl);
-    if (c.name.empty()) m.FailKey("name", "every model needs a name");
-    if (!names.insert(c.name).second) m.FailKey("name", "duplicate model name '" + c.name + "'");
-    if (c.targets.empty()) m.FailKey("targets", "a model needs at least one target");
-    m.Finish();
-    out.push_back(std::move(c));
-  }
-}
-
-void ReadTasks(Section s, TasksConfig& c) {
-  c.default_model = s.String("default_model", c.default_model);
-  c.generate_model = s.String("generate_model", c.generate_model);
-  c.embeddings_model = s.String("embeddings_model", c.embeddings_model);
-  c.classify_model = s.String("classify_model", c.classify_model);
-  c.answer_model = s.String("answer_model", c.answer_model);
-  c.summarize_model = s.String("summarize_model", c.summarize_model);
-  s.Finish();
-}
-
 // A Firestore document holds at most 1 MiB, its name and field names included.
 constexpr std::uint64_t kFirestoreMaxValueBytes = 1'000'000;
 
@@ -484,63 +490,146 @@ bool AllOf(std::string_view text, std::string_view allowed_punctuation) {
   });
 }
 
-// storage.firestore, and the variables Google's client libraries read.
-void ReadFirestore(Section s, StorageConfig& c, const EnvLookup& env) {
-  FirestoreConfig& f = c.firestore;
-  f.project = s.String("project", f.project);
-  f.database = s.String("database", f.database);
-  f.root = s.String("root", f.root);
-  f.endpoint = s.String("endpoint", f.endpoint);
-  f.emulator_host = env("FIRESTORE_EMULATOR_HOST").value_or("");
-  f.metadata_host = gce::MetadataHost(env("GCE_METADATA_HOST"));
-  if (c.backend == StorageBackend::kFirestore) {
-    if (f.project.empty()) f.project = env("GOOGLE_CLOUD_PROJECT").value_or("");
-    if (f.project.empty()) {
-      s.FailKey("project",
-                "backend firestore needs a Google Cloud project: set it here or in "
-                "$GOOGLE_CLOUD_PROJECT");
-    }
-    // Ids that appear as they are in request paths.
-    if (!AllOf(f.project, "-.:")) {
-      s.FailKey("project", "expected a Google Cloud project id, got '" + f.project + "'");
-    }
-    if (f.database != "(default)" && !AllOf(f.database, "-")) {
-      s.FailKey("database", "expected (default) or a database id (letters, digits and -), got '" +
-                                f.database + "'");
-    }
-    if (!AllOf(f.root, "-_") || f.root.size() > 100 ||
-        (f.root.size() >= 4 && f.root.starts_with("__") && f.root.ends_with("__"))) {
-      s.FailKey("root",
-                "expected a collection id of letters, digits, - and _ (at most 100), got '" +
-                    f.root + "'");
-    }
-    if (!f.endpoint.empty() && !f.endpoint.starts_with("https://") &&
-        !f.endpoint.starts_with("http://")) {
-      s.FailKey("endpoint", "expected https://host[:port], got '" + f.endpoint + "'");
-    }
+void ParseListen(ServerConfig& s, const std::string& source);
+
+template <class T>
+void Check(Section& /*s*/, T& /*c*/) {}
+template <class T>
+void Check(Section& /*s*/, std::vector<T>& /*values*/) {}
+
+void Check(Section& k, ApiKeyConfig& key) {
+  if (key.name.empty()) k.FailKey("name", "every key needs a name (its tenant namespace)");
+  int sources = !key.key_env.empty() + !key.key_file.empty() + !key.sha256.empty();
+  if (sources != 1) k.FailKey("key_env", "set exactly one of key_env, key_file or sha256");
+  if (!key.sha256.empty() && (key.sha256.size() != 64 || !IsHex(key.sha256))) {
+    k.FailKey("sha256", "expected 64 hexadecimal digits (the SHA-256 of the key)");
   }
-  s.Finish();
 }
 
-void ReadStorage(Section s, StorageConfig& c, int depth, const EnvLookup& env) {
-  c.backend = s.Choice("backend", c.backend, kBackends);
-  c.path = s.String("path", c.path);
-  c.url = s.String("url", c.url);
-  ReadFirestore(s.Child("firestore"), c, env);
-  c.pool_size = static_cast<int>(s.Int("pool_size", c.pool_size, 1, 256));
-  const bool firestore = c.backend == StorageBackend::kFirestore;
-  c.max_value_bytes =
-      s.Size("max_value_bytes", firestore ? kFirestoreMaxValueBytes : c.max_value_bytes, 1);
-  if (firestore && c.max_value_bytes > kFirestoreMaxValueBytes) {
-    s.FailKey("max_value_bytes", "at most " + std::to_string(kFirestoreMaxValueBytes) +
-                                     " with backend firestore (a document holds at most 1 MiB)");
+void Check(Section& s, AuthConfig& c) {
+  std::set<std::string> names;
+  for (const ApiKeyConfig& key : c.keys) {
+    if (!names.insert(key.name).second) {
+      s.FailKey("keys", "duplicate key name '" + key.name + "'");
+    }
   }
-  Section checkpoints = s.Child("checkpoints");
-  c.checkpoints_keep_last =
-      static_cast<int>(checkpoints.Int("keep_last", c.checkpoints_keep_last, 1, 1'000'000));
-  checkpoints.Finish();
-  c.sweep_interval = s.Dur("sweep_interval", c.sweep_interval);
-  c.operation_timeout = s.Dur("operation_timeout", c.operation_timeout);
+}
+
+void Check(Section& p, ProviderConfig& c) {
+  if (c.name.empty()) p.FailKey("name", "every provider needs a name");
+  if (c.name.find('/') != std::string::npos)
+    p.FailKey("name", "a provider name cannot contain '/'");
+  if (!c.api_key_env.empty() && !c.api_key_file.empty()) {
+    p.FailKey("api_key_env", "set at most one of api_key_env and api_key_file");
+  }
+  if (c.base_url.empty()) c.base_url = DefaultBaseUrl(c.type);
+  while (!c.base_url.empty() && c.base_url.back() == '/')
+    c.base_url.pop_back();
+  if (c.type != ProviderType::kLocal && c.base_url.rfind("http://", 0) != 0 &&
+      c.base_url.rfind("https://", 0) != 0) {
+    p.FailKey("base_url", "expected an http:// or https:// URL, got '" + c.base_url + "'");
+  }
+  if (c.vertex && c.type != ProviderType::kGemini) p.FailKey("vertex", "only for type: gemini");
+  if (c.vertex && c.project.empty()) p.FailKey("project", "vertex: true needs the GCP project");
+  // Vertex AI speaks Gemini's JSON at its own address, authorised by the metadata server.
+  if (c.vertex && c.base_url == DefaultBaseUrl(ProviderType::kGemini)) {
+    c.base_url = "https://" + c.location + "-aiplatform.googleapis.com/v1/projects/" + c.project +
+                 "/locations/" + c.location + "/publishers/google";
+  }
+}
+
+void Check(Section& t, TargetConfig& c) {
+  if (c.provider.empty()) t.FailKey("provider", "every target needs a provider");
+  if (c.model.empty()) t.FailKey("model", "every target needs an upstream model");
+}
+
+void Check(Section& s, RetryConfig& c) {
+  c.statuses.clear();
+  c.on_connect = false;
+  c.on_timeout = false;
+  for (const std::string& item : c.on) {
+    if (item == "connect") {
+      c.on_connect = true;
+    } else if (item == "timeout") {
+      c.on_timeout = true;
+    } else {
+      int status = 0;
+      std::istringstream in(item);
+      if (!(in >> status) || !in.eof() || status < 400 || status > 599) {
+        s.FailKey("on",
+                  "expected HTTP statuses 400-599, 'connect' or 'timeout', got '" + item + "'");
+      }
+      c.statuses.push_back(status);
+    }
+  }
+}
+
+void Check(Section& m, ModelConfig& c) {
+  if (c.name.empty()) m.FailKey("name", "every model needs a name");
+  if (c.targets.empty()) m.FailKey("targets", "a model needs at least one target");
+  // An unset deadline leaves room for a retry after a full attempt timeout.
+  if (!m.Present("deadline")) c.deadline = std::max(c.deadline, c.timeout * 2);
+}
+
+void Check(Section& s, std::vector<ProviderConfig>& providers) {
+  std::set<std::string> names;
+  for (const ProviderConfig& p : providers) {
+    if (!names.insert(p.name).second) {
+      s.FailKey("providers", "duplicate provider name '" + p.name + "'");
+    }
+  }
+}
+
+void Check(Section& s, std::vector<ModelConfig>& models) {
+  std::set<std::string> names;
+  for (const ModelConfig& m : models) {
+    if (!names.insert(m.name).second) s.FailKey("models", "duplicate model name '" + m.name + "'");
+  }
+}
+
+// storage.firestore, and the variables Google's client libraries read. `s` is the storage
+// section; errors name storage.firestore.<key>.
+void CheckFirestore(Section& s, StorageConfig& c) {
+  FirestoreConfig& f = c.firestore;
+  const EnvLookup& env = s.env();
+  f.emulator_host = env("FIRESTORE_EMULATOR_HOST").value_or("");
+  f.metadata_host = gce::MetadataHost(env("GCE_METADATA_HOST"));
+  if (c.backend != StorageBackend::kFirestore) return;
+  Section fs = s.Child("firestore");
+  if (f.project.empty()) f.project = env("GOOGLE_CLOUD_PROJECT").value_or("");
+  if (f.project.empty()) {
+    fs.FailKey("project",
+               "backend firestore needs a Google Cloud project: set it here or in "
+               "$GOOGLE_CLOUD_PROJECT");
+  }
+  // Ids that appear as they are in request paths.
+  if (!AllOf(f.project, "-.:")) {
+    fs.FailKey("project", "expected a Google Cloud project id, got '" + f.project + "'");
+  }
+  if (f.database != "(default)" && !AllOf(f.database, "-")) {
+    fs.FailKey("database", "expected (default) or a database id (letters, digits and -), got '" +
+                               f.database + "'");
+  }
+  if (!AllOf(f.root, "-_") || f.root.size() > 100 ||
+      (f.root.size() >= 4 && f.root.starts_with("__") && f.root.ends_with("__"))) {
+    fs.FailKey("root", "expected a collection id of letters, digits, - and _ (at most 100), got '" +
+                           f.root + "'");
+  }
+  if (!f.endpoint.empty() && !f.endpoint.starts_with("https://") &&
+      !f.endpoint.starts_with("http://")) {
+    fs.FailKey("endpoint", "expected https://host[:port], got '" + f.endpoint + "'");
+  }
+}
+
+void Check(Section& s, StorageConfig& c) {
+  CheckFirestore(s, c);
+  if (c.backend == StorageBackend::kFirestore) {
+    if (!s.Present("max_value_bytes")) c.max_value_bytes = kFirestoreMaxValueBytes;
+    if (c.max_value_bytes > kFirestoreMaxValueBytes) {
+      s.FailKey("max_value_bytes", "at most " + std::to_string(kFirestoreMaxValueBytes) +
+                                       " with backend firestore (a document holds at most 1 MiB)");
+    }
+  }
   if ((c.backend == StorageBackend::kRedis || c.backend == StorageBackend::kPostgres) &&
       c.url.empty()) {
     s.FailKey("url",
@@ -558,35 +647,275 @@ void ReadStorage(Section s, StorageConfig& c, int depth, const EnvLookup& env) {
       c.url.rfind("postgres://", 0) != 0) {
     s.FailKey("url", "expected postgresql://user@host:port/db, got '" + c.url + "'");
   }
-  if (s.Has("secondary")) {
-    if (depth > 0) s.FailKey("secondary", "a secondary cannot have its own secondary");
-    c.secondary = std::make_shared<StorageConfig>();
-    ReadStorage(s.Child("secondary"), *c.secondary, depth + 1, env);
+  if (c.secondary && c.secondary->secondary) {
+    s.FailKey("secondary", "a secondary cannot have its own secondary");
   }
-  s.Finish();
 }
 
-void ParseListen(ServerConfig& s, const std::string& source);
+void Check(Section& s, ObservabilityConfig& c) {
+  if (c.metrics_listen.empty()) return;
+  ServerConfig probe;
+  probe.listen = c.metrics_listen;
+  try {
+    ParseListen(probe, "");
+    c.metrics_host = probe.host;
+    c.metrics_port = probe.port;
+  } catch (const ConfigError&) {
+    s.FailKey("metrics_listen", "expected host:port, got '" + c.metrics_listen + "'");
+  }
+}
 
-void ReadObservability(Section s, ObservabilityConfig& c) {
-  c.log_format = s.Choice("log_format", c.log_format, kLogFormats);
-  c.log_level = s.Choice("log_level", c.log_level, kLogLevels);
-  c.access_log = s.Bool("access_log", c.access_log);
-  c.log_probes = s.Bool("log_probes", c.log_probes);
-  c.metrics_listen = s.String("metrics_listen", c.metrics_listen);
-  if (!c.metrics_listen.empty()) {
-    ServerConfig probe;
-    probe.listen = c.metrics_listen;
-    try {
-      ParseListen(probe, "");
-      c.metrics_host = probe.host;
-      c.metrics_port = probe.port;
-    } catch (const ConfigError&) {
-      s.FailKey("metrics_listen", "expected host:port, got '" + c.metrics_listen + "'");
+// --- The visitors. -----------------------------------------------------------------------------
+
+// Reads a Section into the structs; unknown keys are errors (Section::Finish).
+class Reader {
+ public:
+  explicit Reader(Section& section) : s_(section) {}
+
+  void Text(std::string_view key, std::string& value) { value = s_.String(key, value); }
+  void Secret(std::string_view key, std::string& value) { value = s_.String(key, value); }
+  void Url(std::string_view key, std::string& value) { value = s_.String(key, value); }
+  void Flag(std::string_view key, bool& value) { value = s_.Bool(key, value); }
+  template <class Int>
+  void Integer(std::string_view key, Int& value, std::int64_t min, std::int64_t max) {
+    value = static_cast<Int>(s_.Int(key, value, min, max));
+  }
+  void Real(std::string_view key, double& value, double min, double max) {
+    value = s_.Double(key, value, min, max);
+  }
+  void Time(std::string_view key, Duration& value) { value = s_.Dur(key, value); }
+  void Bytes(std::string_view key, std::uint64_t& value, std::uint64_t min) {
+    value = s_.Size(key, value, min);
+  }
+  template <class Enum, std::size_t N>
+  void Choice(std::string_view key, Enum& value,
+              const std::array<std::pair<std::string_view, Enum>, N>& choices) {
+    value = s_.Choice(key, value, choices);
+  }
+  template <class Enum, std::size_t N>
+  void Choices(std::string_view key, std::vector<Enum>& values,
+               const std::array<std::pair<std::string_view, Enum>, N>& choices) {
+    if (!s_.Has(key)) return;
+    values.clear();
+    for (const std::string& name : s_.StringList(key)) {
+      auto it = std::find_if(choices.begin(), choices.end(),
+                             [&](const auto& p) { return p.first == name; });
+      if (it == choices.end()) {
+        std::string known;
+        for (const auto& [n, e] : choices)
+          known += (known.empty() ? "" : ", ") + std::string(n);
+        std::string noun(key);
+        if (noun.ends_with('s')) noun.pop_back();  // "scopes" → "unknown scope 'root'"
+        s_.FailKey(key, "unknown " + noun + " '" + name + "' (" + known + ")");
+      }
+      values.push_back(it->second);
     }
   }
-  s.Finish();
-}
+  void Texts(std::string_view key, std::vector<std::string>& values) {
+    if (s_.Has(key)) values = s_.StringList(key);
+  }
+  void TextMap(std::string_view key, std::map<std::string, std::string>& values,
+               bool /*secret_values*/) {
+    if (s_.Has(key)) values = s_.StringMap(key);
+  }
+  template <class T>
+  void Group(std::string_view key, T& value) {
+    Section child = s_.Child(key);
+    Reader reader(child);
+    Describe(reader, value);
+    Check(child, value);
+    child.Finish();
+  }
+  template <class T>
+  void List(std::string_view key, std::vector<T>& values) {
+    std::vector<Section> items = s_.List(key);
+    if (items.empty() && !s_.Present(key)) return;
+    values.clear();
+    for (Section& item : items) {
+      T value;
+      Reader reader(item);
+      Describe(reader, value);
+      Check(item, value);
+      item.Finish();
+      values.push_back(std::move(value));
+    }
+    Check(s_, values);
+  }
+  template <class T>
+  void Optional(std::string_view key, std::shared_ptr<T>& value) {
+    if (!s_.Has(key)) return;
+    value = std::make_shared<T>();
+    Group(key, *value);
+  }
+
+ private:
+  Section& s_;
+};
+
+// Writes the effective configuration as YAML, secrets redacted.
+class Dumper {
+ public:
+  explicit Dumper(YAML::Emitter& out) : out_(out) {}
+
+  void Text(std::string_view key, const std::string& value) { Key(key) << value; }
+  void Secret(std::string_view key, const std::string& value) {
+    Key(key) << (value.empty() ? std::string() : std::string("<redacted>"));
+  }
+  void Url(std::string_view key, const std::string& value) {
+    // A URL may carry a password: keep scheme, host and path only.
+    std::string url = value;
+    const auto scheme_end = url.find("://");
+    const auto at = url.rfind('@');
+    if (scheme_end != std::string::npos && at != std::string::npos && at > scheme_end) {
+      url = url.substr(0, scheme_end + 3) + "<redacted>@" + url.substr(at + 1);
+    }
+    Key(key) << url;
+  }
+  void Flag(std::string_view key, bool value) { Key(key) << value; }
+  template <class Int>
+  void Integer(std::string_view key, Int value, std::int64_t, std::int64_t) {
+    Key(key) << static_cast<std::int64_t>(value);
+  }
+  void Real(std::string_view key, double value, double, double) { Key(key) << value; }
+  void Time(std::string_view key, Duration value) { Key(key) << FormatDuration(value); }
+  void Bytes(std::string_view key, std::uint64_t value, std::uint64_t) { Key(key) << value; }
+  template <class Enum, std::size_t N>
+  void Choice(std::string_view key, Enum value,
+              const std::array<std::pair<std::string_view, Enum>, N>& choices) {
+    Key(key) << std::string(NameOf(value, choices));
+  }
+  template <class Enum, std::size_t N>
+  void Choices(std::string_view key, const std::vector<Enum>& values,
+               const std::array<std::pair<std::string_view, Enum>, N>& choices) {
+    Key(key) << YAML::Flow << YAML::BeginSeq;
+    for (Enum e : values)
+      out_ << std::string(NameOf(e, choices));
+    out_ << YAML::EndSeq;
+  }
+  void Texts(std::string_view key, const std::vector<std::string>& values) {
+    Key(key) << YAML::Flow << values;
+  }
+  void TextMap(std::string_view key, const std::map<std::string, std::string>& values,
+               bool secret_values) {
+    Key(key) << YAML::BeginMap;
+    for (const auto& [name, value] : values)
+      out_ << YAML::Key << name << YAML::Value << (secret_values ? "<redacted>" : value);
+    out_ << YAML::EndMap;
+  }
+  template <class T>
+  void Group(std::string_view key, T& value) {
+    Key(key) << YAML::BeginMap;
+    Describe(*this, value);
+    out_ << YAML::EndMap;
+  }
+  template <class T>
+  void List(std::string_view key, std::vector<T>& values) {
+    Key(key) << YAML::BeginSeq;
+    for (T& value : values) {
+      out_ << YAML::BeginMap;
+      Describe(*this, value);
+      out_ << YAML::EndMap;
+    }
+    out_ << YAML::EndSeq;
+  }
+  template <class T>
+  void Optional(std::string_view key, std::shared_ptr<T>& value) {
+    if (value) Group(key, *value);
+  }
+
+ private:
+  YAML::Emitter& Key(std::string_view key) {
+    return out_ << YAML::Key << std::string(key) << YAML::Value;
+  }
+  YAML::Emitter& out_;
+};
+
+// Every key's dotted path; list items are "[]" (`models[].retry.attempts`).
+class Lister {
+ public:
+  std::vector<std::string> paths;
+
+  template <class... Rest>
+  void Text(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Secret(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Url(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Flag(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Integer(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Real(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Time(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Bytes(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Choice(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Choices(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void Texts(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class... Rest>
+  void TextMap(std::string_view key, Rest&&...) {
+    Add(key);
+  }
+  template <class T>
+  void Group(std::string_view key, T& value) {
+    Nested(std::string(key), value);
+  }
+  template <class T>
+  void List(std::string_view key, std::vector<T>&) {
+    T item;
+    Nested(std::string(key) + "[]", item);
+  }
+  template <class T>
+  void Optional(std::string_view key, std::shared_ptr<T>&) {
+    if (optional_depth_ > 0) return;  // a secondary has no secondary
+    ++optional_depth_;
+    T value;
+    Nested(std::string(key), value);
+    --optional_depth_;
+  }
+
+ private:
+  void Add(std::string_view key) { paths.push_back(Prefixed(key)); }
+  std::string Prefixed(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+  }
+  template <class T>
+  void Nested(const std::string& key, T& value) {
+    const std::string saved = prefix_;
+    prefix_ = Prefixed(key);
+    Describe(*this, value);
+    prefix_ = saved;
+  }
+  std::string prefix_;
+  int optional_depth_ = 0;
+};
 
 bool IsLoopback(const std::string& host) {
   if (host == "localhost") return true;
@@ -755,13 +1084,8 @@ Config ParseConfig(std::string_view yaml, std::string_view source, const EnvLook
   Config c;
   c.source = std::string(source);
   Section top(root, "", c.source, &env, true, &c.env_names);
-  ReadServer(top.Child("server"), c.server);
-  ReadAuth(top.Child("auth"), c.auth);
-  ReadProviders(top, c.providers);
-  ReadModels(top, c.models);
-  ReadTasks(top.Child("tasks"), c.tasks);
-  ReadStorage(top.Child("storage"), c.storage, 0, env);
-  ReadObservability(top.Child("observability"), c.observability);
+  Reader reader(top);
+  Describe(reader, c);
   top.Finish();
   return c;
 }
@@ -828,203 +1152,19 @@ std::vector<std::string> UnusedOrchestraVariables(const Config& c,
 std::string DumpConfig(const Config& c) {
   YAML::Emitter out;
   out.SetDoublePrecision(12);  // 0.15, not 0.14999999999999999
-  auto dur = [](Duration d) { return FormatDuration(d); };
   out << YAML::BeginMap;
-  out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "listen" << YAML::Value << c.server.listen;
-  out << YAML::Key << "threads" << YAML::Value << c.server.threads;
-  out << YAML::Key << "max_inflight" << YAML::Value << c.server.max_inflight;
-  out << YAML::Key << "max_body_bytes" << YAML::Value << c.server.max_body_bytes;
-  out << YAML::Key << "max_header_bytes" << YAML::Value << c.server.max_header_bytes;
-  out << YAML::Key << "header_timeout" << YAML::Value << dur(c.server.header_timeout);
-  out << YAML::Key << "body_timeout" << YAML::Value << dur(c.server.body_timeout);
-  out << YAML::Key << "idle_timeout" << YAML::Value << dur(c.server.idle_timeout);
-  out << YAML::Key << "request_timeout" << YAML::Value << dur(c.server.request_timeout);
-  out << YAML::Key << "drain_timeout" << YAML::Value << dur(c.server.drain_timeout);
-  out << YAML::Key << "retry_after" << YAML::Value << c.server.retry_after_s;
-  out << YAML::EndMap;
-
-  out << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "disabled" << YAML::Value << c.auth.disabled;
-  out << YAML::Key << "keys" << YAML::Value << YAML::BeginSeq;
-  for (const auto& k : c.auth.keys) {
-    out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << k.name;
-    if (!k.key_env.empty()) out << YAML::Key << "key_env" << YAML::Value << k.key_env;
-    if (!k.key_file.empty()) out << YAML::Key << "key_file" << YAML::Value << k.key_file;
-    if (!k.sha256.empty()) out << YAML::Key << "sha256" << YAML::Value << "<redacted>";
-    out << YAML::Key << "scopes" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (Scope s : k.scopes)
-      out << std::string(ToString(s));
-    out << YAML::EndSeq << YAML::EndMap;
-  }
-  out << YAML::EndSeq << YAML::EndMap;
-
-  out << YAML::Key << "providers" << YAML::Value << YAML::BeginSeq;
-  for (const auto& p : c.providers) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "name" << YAML::Value << p.name;
-    out << YAML::Key << "type" << YAML::Value << std::string(ToString(p.type));
-    if (p.type != ProviderType::kLocal) {
-      out << YAML::Key << "base_url" << YAML::Value << p.base_url;
-      if (!p.api_key_env.empty()) out << YAML::Key << "api_key_env" << YAML::Value << p.api_key_env;
-      if (!p.api_key_file.empty())
-        out << YAML::Key << "api_key_file" << YAML::Value << p.api_key_file;
-      if (!p.headers.empty()) {
-        out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
-        for (const auto& [name, value] : p.headers) {
-          out << YAML::Key << name << YAML::Value << "<redacted>";
-        }
-        out << YAML::EndMap;
-      }
-      out << YAML::Key << "connect_timeout" << YAML::Value << dur(p.connect_timeout);
-      out << YAML::Key << "first_byte_timeout" << YAML::Value << dur(p.first_byte_timeout);
-      out << YAML::Key << "idle_timeout" << YAML::Value << dur(p.idle_timeout);
-      out << YAML::Key << "max_connections" << YAML::Value << p.max_connections;
-      out << YAML::Key << "max_response_bytes" << YAML::Value << p.max_response_bytes;
-      out << YAML::Key << "tls_verify" << YAML::Value << p.tls_verify;
-      if (!p.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << p.ca_file;
-      if (p.type == ProviderType::kGemini) {
-        out << YAML::Key << "vertex" << YAML::Value << p.vertex;
-        if (p.vertex) {
-          out << YAML::Key << "project" << YAML::Value << p.project;
-          out << YAML::Key << "location" << YAML::Value << p.location;
-        }
-      }
-      if (p.type == ProviderType::kAnthropic) {
-        out << YAML::Key << "anthropic_version" << YAML::Value << p.anthropic_version;
-        out << YAML::Key << "default_max_tokens" << YAML::Value << p.default_max_tokens;
-      }
-    }
-    out << YAML::EndMap;
-  }
-  out << YAML::EndSeq;
-
-  out << YAML::Key << "models" << YAML::Value << YAML::BeginSeq;
-  for (const auto& m : c.models) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "name" << YAML::Value << m.name;
-    out << YAML::Key << "strategy" << YAML::Value << std::string(ToString(m.strategy));
-    out << YAML::Key << "targets" << YAML::Value << YAML::BeginSeq;
-    for (const auto& t : m.targets) {
-      out << YAML::Flow << YAML::BeginMap << YAML::Key << "provider" << YAML::Value << t.provider
-          << YAML::Key << "model" << YAML::Value << t.model << YAML::Key << "weight" << YAML::Value
-          << t.weight << YAML::EndMap;
-    }
-    out << YAML::EndSeq;
-    out << YAML::Key << "fallbacks" << YAML::Value << YAML::Flow << m.fallbacks;
-    out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "attempts" << YAML::Value << m.retry.attempts;
-    out << YAML::Key << "backoff" << YAML::Value << dur(m.retry.backoff);
-    out << YAML::Key << "max_backoff" << YAML::Value << dur(m.retry.max_backoff);
-    out << YAML::Key << "retry_after_cap" << YAML::Value << dur(m.retry.retry_after_cap);
-    std::vector<std::string> on;
-    for (int s : m.retry.statuses)
-      on.push_back(std::to_string(s));
-    if (m.retry.on_connect) on.emplace_back("connect");
-    if (m.retry.on_timeout) on.emplace_back("timeout");
-    out << YAML::Key << "on" << YAML::Value << YAML::Flow << on;
-    out << YAML::EndMap;
-    out << YAML::Key << "timeout" << YAML::Value << dur(m.timeout);
-    out << YAML::Key << "deadline" << YAML::Value << dur(m.deadline);
-    out << YAML::Key << "circuit_breaker" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "failures" << YAML::Value << m.circuit_breaker.failures;
-    out << YAML::Key << "failure_rate" << YAML::Value << m.circuit_breaker.failure_rate;
-    out << YAML::Key << "min_requests" << YAML::Value << m.circuit_breaker.min_requests;
-    out << YAML::Key << "window" << YAML::Value << dur(m.circuit_breaker.window);
-    out << YAML::Key << "cooldown" << YAML::Value << dur(m.circuit_breaker.cooldown);
-    out << YAML::EndMap;
-    out << YAML::Key << "price" << YAML::Value << YAML::Flow << YAML::BeginMap;
-    out << YAML::Key << "input_per_mtok" << YAML::Value << m.price.input_per_mtok;
-    out << YAML::Key << "output_per_mtok" << YAML::Value << m.price.output_per_mtok;
-    out << YAML::EndMap;
-    out << YAML::Key << "cache_ttl" << YAML::Value << dur(m.cache_ttl);
-    out << YAML::EndMap;
-  }
-  out << YAML::EndSeq;
-
-  out << YAML::Key << "tasks" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "default_model" << YAML::Value << c.tasks.default_model;
-  auto task = [&](const char* key, const std::string& v) {
-    if (!v.empty()) out << YAML::Key << key << YAML::Value << v;
-  };
-  task("generate_model", c.tasks.generate_model);
-  task("embeddings_model", c.tasks.embeddings_model);
-  task("classify_model", c.tasks.classify_model);
-  task("answer_model", c.tasks.answer_model);
-  task("summarize_model", c.tasks.summarize_model);
-  out << YAML::EndMap;
-
-  auto storage = [&](const StorageConfig& s, auto& self) -> void {
-    out << YAML::BeginMap;
-    out << YAML::Key << "backend" << YAML::Value << std::string(ToString(s.backend));
-    if (s.backend == StorageBackend::kSqlite) {
-      out << YAML::Key << "path" << YAML::Value << s.path;
-    } else if (s.backend == StorageBackend::kFirestore) {
-      out << YAML::Key << "firestore" << YAML::Value << YAML::BeginMap;
-      out << YAML::Key << "project" << YAML::Value << s.firestore.project;
-      out << YAML::Key << "database" << YAML::Value << s.firestore.database;
-      out << YAML::Key << "root" << YAML::Value << s.firestore.root;
-      if (!s.firestore.endpoint.empty()) {
-        out << YAML::Key << "endpoint" << YAML::Value << s.firestore.endpoint;
-      }
-      out << YAML::EndMap;
-    } else {
-      // A URL may carry a password: keep scheme, host and path only.
-      std::string url = s.url;
-      auto scheme_end = url.find("://");
-      auto at = url.rfind('@');
-      if (scheme_end != std::string::npos && at != std::string::npos && at > scheme_end) {
-        url = url.substr(0, scheme_end + 3) + "<redacted>@" + url.substr(at + 1);
-      }
-      out << YAML::Key << "url" << YAML::Value << url;
-    }
-    out << YAML::Key << "pool_size" << YAML::Value << s.pool_size;
-    out << YAML::Key << "max_value_bytes" << YAML::Value << s.max_value_bytes;
-    out << YAML::Key << "checkpoints" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key
-        << "keep_last" << YAML::Value << s.checkpoints_keep_last << YAML::EndMap;
-    out << YAML::Key << "sweep_interval" << YAML::Value << dur(s.sweep_interval);
-    out << YAML::Key << "operation_timeout" << YAML::Value << dur(s.operation_timeout);
-    if (s.secondary) {
-      out << YAML::Key << "secondary" << YAML::Value;
-      self(*s.secondary, self);
-    }
-    out << YAML::EndMap;
-  };
-  out << YAML::Key << "storage" << YAML::Value;
-  storage(c.storage, storage);
-
-  out << YAML::Key << "observability" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "log_format" << YAML::Value
-      << std::string(ToString(c.observability.log_format));
-  out << YAML::Key << "log_level" << YAML::Value
-      << std::string(ToString(c.observability.log_level));
-  out << YAML::Key << "access_log" << YAML::Value << c.observability.access_log;
-  out << YAML::Key << "log_probes" << YAML::Value << c.observability.log_probes;
-  if (!c.observability.metrics_listen.empty()) {
-    out << YAML::Key << "metrics_listen" << YAML::Value << c.observability.metrics_listen;
-  }
-  out << YAML::EndMap;
+  Dumper dumper(out);
+  // The dumper only reads; Describe takes the sections by reference for the reader's sake.
+  Describe(dumper, const_cast<Config&>(c));
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 
-std::string_view ToString(Scope s) {
-  return NameOf(s, kScopes);
-}
-std::string_view ToString(ProviderType t) {
-  return NameOf(t, kProviderTypes);
-}
-std::string_view ToString(Strategy s) {
-  return NameOf(s, kStrategies);
-}
-std::string_view ToString(StorageBackend b) {
-  return NameOf(b, kBackends);
-}
-std::string_view ToString(LogFormat f) {
-  return NameOf(f, kLogFormats);
-}
-std::string_view ToString(LogLevel l) {
-  return NameOf(l, kLogLevels);
+std::vector<std::string> ConfigKeys() {
+  Lister lister;
+  Config c;
+  Describe(lister, c);
+  return std::move(lister.paths);
 }
 
 }  // namespace orchestra::config

@@ -52,4 +52,9 @@ std::vector<std::string> UnusedOrchestraVariables(const Config& config,
 // The effective configuration as YAML, secrets redacted (`orchestra check-config`).
 std::string DumpConfig(const Config& config);
 
+// Every configuration key as a dotted path, list items as "[]" (`models[].retry.attempts`), in
+// the order the schema declares them (`orchestra check-config --keys`; docs/CONFIG.md must
+// document each, tests/docs/check_config_docs.sh checks it).
+std::vector<std::string> ConfigKeys();
+
 }  // namespace orchestra::config
