@@ -177,7 +177,7 @@ api::NamedCheck ProviderWarmer(providers::Provider& provider, net::Server& serve
 }
 
 net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
-                                    observability::Counter* fd_exhausted) {
+                                    observability::Counter* fd_exhausted, LoopLoad* loop_load) {
   net::ServerOptions o;
   o.host = s.host;
   o.port = s.port;
@@ -189,6 +189,7 @@ net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
   o.idle_timeout = s.idle_timeout;
   o.request_timeout = s.request_timeout;
   o.fd_exhausted = fd_exhausted;
+  o.loop_load = loop_load;
   return o;
 }
 
@@ -267,7 +268,10 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddCheckpointRoutes(router, storage->checkpoints());
 
     // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
-    limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s}, registry);
+    LoopLoad loop_load(cfg->server.threads);
+    limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s,
+                                 cfg->server.max_loop_delay, cfg->server.max_memory_bytes},
+                                &loop_load, registry);
     limits::UsageRecorder usage(registry);
     api::PipelineOptions pipeline_options;
     pipeline_options.access_log = cfg->observability.access_log;
@@ -280,7 +284,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       api::RenderError(e, r, retry_after);
     };
     net::Server server(
-        ServerOptionsFor(s, &fd_exhausted.With({"accept"})),
+        ServerOptionsFor(s, &fd_exhausted.With({"accept"}), &loop_load),
         [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); }, render_error,
         [&gateway](int worker, boost::asio::io_context& context) {
           gateway.upstreams.CreateClient(worker, context);

@@ -310,6 +310,8 @@ void Describe(V& v, ServerConfig& c) {
   v.Text("listen", c.listen);
   v.Integer("threads", c.threads, 0, 1024);
   v.Integer("max_inflight", c.max_inflight, 0, 10'000'000);
+  v.Time("max_loop_delay", c.max_loop_delay);
+  v.Bytes("max_memory_bytes", c.max_memory_bytes, 0);
   v.Bytes("max_body_bytes", c.max_body_bytes, 1024);
   v.Bytes("max_header_bytes", c.max_header_bytes, 1024);
   v.Time("header_timeout", c.header_timeout);
@@ -965,7 +967,12 @@ void ParseListen(ServerConfig& s, const std::string& source) {
 void Validate(Config& c, const std::string& source) {
   ParseListen(c.server, source);
   if (c.server.threads == 0) c.server.threads = UsableCpuCount();
-  if (c.server.max_inflight == 0) c.server.max_inflight = 80 * c.server.threads;
+  // Each proxied request holds two descriptors (client and upstream); the rest is headroom.
+  if (c.server.max_inflight == 0) {
+    c.server.max_inflight =
+        static_cast<int>(std::clamp<std::uint64_t>(FileDescriptorLimit() / 2, 64, 1'000'000));
+  }
+  if (c.server.max_memory_bytes == 0) c.server.max_memory_bytes = CgroupMemoryLimit() / 10 * 9;
   if (c.auth.disabled && !c.auth.keys.empty()) {
     throw ConfigError(source +
                       ": auth.disabled: true with auth.keys configured; remove one of "

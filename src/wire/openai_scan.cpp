@@ -47,7 +47,8 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   }
   if (!duplicate.empty()) {
     return Error(ErrorCode::kInvalidRequest,
-                 "'" + std::string(duplicate) + "' is given more than once", std::string(duplicate));
+                 "'" + std::string(duplicate) + "' is given more than once",
+                 std::string(duplicate));
   }
   if (!model.present) return Error(ErrorCode::kInvalidRequest, "'model' is required", "model");
   if (model.kind != JsonKind::kString) {
