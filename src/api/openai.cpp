@@ -118,6 +118,7 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
   auto streamed = co_await orchestrator.ChatStream(*request, info, writer, ctx.served, &started);
   if (ctx.exchange.client_gone()) co_return;
   if (streamed) {
+    ctx.Settle();
     co_await writer.Finish();
   } else if (started) {
     co_await writer.Fail(streamed.error());

@@ -131,7 +131,8 @@ TEST(LocalProvider, AnswersFromTheContextAndStreamsTheSameAnswer) {
   EXPECT_EQ(out->choices[0].content, "Grass is green.");
   EXPECT_EQ(out->model, "local-extractive");
   EXPECT_TRUE(out->usage.known);
-  EXPECT_EQ(out->usage.completion_tokens, 3);
+  EXPECT_EQ(out->usage.completion_tokens, 5);  // cl100k: "Gr" "ass" " is" " green" "."
+  EXPECT_FALSE(out->usage.estimated);
   Sink sink;
   auto streamed =
       Await<ProviderResult<StreamSummary>>([&] { return p.ChatStream(r, Chat(), sink); });
