@@ -126,6 +126,12 @@ int CheckConfig(const Command& cmd) {
     orchestration::RouteTable routes(*cfg, provider_map, metrics, orchestration::RealClock(),
                                      route_options);
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
+    for (const api::ModelStatus& m : api::ListModels(routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        std::fprintf(stderr, "orchestra: warning: model '%s' is unusable: %s\n", m.id.c_str(),
+                     m.unusable.c_str());
+      }
+    }
     std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
     return 0;
   } catch (const std::exception& e) {
@@ -219,6 +225,12 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     orchestration::ResponseCache cache;
     orchestration::Orchestrator orchestrator(routes, gateway_metrics, &cache);
     api::AddOpenAIRoutes(router, orchestrator, providers::LocalProvider::Models());
+    for (const api::ModelStatus& m : api::ListModels(routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        observability::Log(Severity::kWarning, "model unusable until restarted",
+                           {{"model", m.id}, {"reason", m.unusable}});
+      }
+    }
     tasks::Service task_service(orchestrator, cfg->tasks);
     api::AddTaskRoutes(router, task_service, orchestrator, providers::LocalProvider::Models());
     net::Server* server_ref = nullptr;  // set once the server exists; warm-ups run after start
