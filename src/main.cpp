@@ -16,6 +16,7 @@
 #include "api/errors.hpp"
 #include "api/memory.hpp"
 #include "api/openai.hpp"
+#include "api/openapi.hpp"
 #include "api/ops.hpp"
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
@@ -253,6 +254,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     }
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
+    api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
     limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s}, registry);
     limits::UsageRecorder usage(registry);
