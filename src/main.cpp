@@ -16,6 +16,7 @@
 #include "api/errors.hpp"
 #include "api/memory.hpp"
 #include "api/openai.hpp"
+#include "api/openapi.hpp"
 #include "api/ops.hpp"
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
@@ -152,6 +153,13 @@ int CheckConfig(const Command& cmd) {
     observability::Registry registry;
     Gateway gateway(*cfg, cmd.load.env, registry, 1);  // every route must resolve
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
+    for (const api::ModelStatus& m :
+         api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        std::fprintf(stderr, "orchestra: warning: model '%s' is unusable: %s\n", m.id.c_str(),
+                     m.unusable.c_str());
+      }
+    }
     std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
     return 0;
   } catch (const std::exception& e) {
@@ -264,8 +272,16 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
                        providers::LocalProvider::Models());
+    for (const api::ModelStatus& m :
+         api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        observability::Log(Severity::kWarning, "model unusable until restarted",
+                           {{"model", m.id}, {"reason", m.unusable}});
+      }
+    }
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
+    api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
     // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
     LoopLoad loop_load(cfg->server.threads);

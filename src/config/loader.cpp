@@ -1174,11 +1174,23 @@ std::vector<std::string> ConfigKeys() {
   return std::move(lister.paths);
 }
 
-std::string_view ToString(Scope s) { return NameOf(s, kScopes); }
-std::string_view ToString(ProviderType t) { return NameOf(t, kProviderTypes); }
-std::string_view ToString(Strategy s) { return NameOf(s, kStrategies); }
-std::string_view ToString(StorageBackend b) { return NameOf(b, kBackends); }
-std::string_view ToString(LogFormat f) { return NameOf(f, kLogFormats); }
-std::string_view ToString(LogLevel l) { return NameOf(l, kLogLevels); }
+std::string_view ToString(Scope s) {
+  return NameOf(s, kScopes);
+}
+std::string_view ToString(ProviderType t) {
+  return NameOf(t, kProviderTypes);
+}
+std::string_view ToString(Strategy s) {
+  return NameOf(s, kStrategies);
+}
+std::string_view ToString(StorageBackend b) {
+  return NameOf(b, kBackends);
+}
+std::string_view ToString(LogFormat f) {
+  return NameOf(f, kLogFormats);
+}
+std::string_view ToString(LogLevel l) {
+  return NameOf(l, kLogLevels);
+}
 
 }  // namespace orchestra::config

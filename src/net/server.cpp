@@ -230,7 +230,8 @@ class Server::Worker {
  public:
   Worker(Server& server, int index) : server_(server), index_(index), context_(1) {}
 
-  void Listen(const tcp::endpoint& endpoint, int backlog);
+  // `first`: the process's first listener on the address (see the definition).
+  void Listen(const tcp::endpoint& endpoint, int backlog, bool first);
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
   void Start();
   void StopAccepting();
@@ -631,14 +632,25 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   bool client_gone_ = false;
 };
 
-void Server::Worker::Listen(const tcp::endpoint& endpoint, int backlog) {
+void Server::Worker::Listen(const tcp::endpoint& endpoint, int backlog, bool first) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
-  }
+  auto reuse_port = [&] {
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+    }
+  };
+  // The first listener binds WITHOUT SO_REUSEPORT, so the bind fails with EADDRINUSE while any
+  // other socket holds the port: another Orchestra process (or anything else) already serving
+  // it makes this one fail instead of silently sharing the port and answering every other
+  // connection. Only after its bind does it take SO_REUSEPORT, before listen(), which is when
+  // Linux forms the reuseport group: the other workers' listeners (SO_REUSEPORT set before
+  // their bind, same user) join it and the kernel spreads connections over all of them. A
+  // second Orchestra's first listener still fails, since it binds without the option.
+  if (!first) reuse_port();
   acceptor_.bind(endpoint);
+  if (first) reuse_port();
   acceptor_.listen(backlog);
 }
 
@@ -800,7 +812,7 @@ std::uint16_t Server::Listen() {
   std::uint16_t port = options_.port;
   for (auto& w : workers_) {
     try {
-      w->Listen(tcp::endpoint(address, port), options_.backlog);
+      w->Listen(tcp::endpoint(address, port), options_.backlog, w == workers_.front());
     } catch (const boost::system::system_error& e) {
       throw std::system_error(e.code(),
                               "cannot listen on " + options_.host + ":" + std::to_string(port));

@@ -72,7 +72,9 @@ class Server {
   ~Server();
 
   // Binds every worker's listener; throws std::system_error naming the address on failure.
-  // Returns the bound port.
+  // Returns the bound port. The workers' listeners share the port (SO_REUSEPORT), but a port
+  // already bound by any other socket, another Orchestra process's included, is refused with
+  // EADDRINUSE ("Address already in use").
   std::uint16_t Listen();
   // Starts the worker threads.
   void Start();

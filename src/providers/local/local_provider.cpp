@@ -31,6 +31,17 @@ ProviderError Invalid(std::string message, std::string param) {
   return Failure(Error(ErrorCode::kInvalidRequest, std::move(message), std::move(param)));
 }
 
+// A model the local provider has, asked for a kind of work it does not do: the request's fault
+// (400, like an Anthropic model asked for embeddings), not an unknown model.
+ProviderError WrongKind(std::string_view model, bool wants_embeddings) {
+  return Invalid(wants_embeddings ? std::string(model) +
+                                        " is a chat model and has no embeddings: use local-embed"
+                                  : std::string(model) +
+                                        " is an embedding model and cannot chat: use "
+                                        "local-extractive, or /v1/embeddings",
+                 "model");
+}
+
 ProviderError UnknownModel(std::string_view model) {
   return Failure(Error(ErrorCode::kNotFound,
                        "the local provider has no model '" + std::string(model) +
@@ -148,6 +159,7 @@ LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {
 
 asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
     const wire::ChatRequest& request, const CallOptions& options) {
+  if (options.upstream_model == kEmbedModel) co_return WrongKind(options.upstream_model, false);
   if (options.upstream_model != kChatModel) co_return UnknownModel(options.upstream_model);
   if (!request.parsed) co_return Invalid("the request's messages were not parsed", "messages");
   if (auto unsupported = UnsupportedLocalChatField(request)) co_return Failure(*unsupported);
@@ -224,6 +236,7 @@ asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(
 
 asio::awaitable<ProviderResult<wire::EmbeddingResponse>> LocalProvider::Embed(
     const wire::EmbeddingRequest& request, const CallOptions& options) {
+  if (options.upstream_model == kChatModel) co_return WrongKind(options.upstream_model, true);
   if (options.upstream_model != kEmbedModel) co_return UnknownModel(options.upstream_model);
   if (request.token_input)
     co_return Invalid("local-embed takes text input, not token ids", "input");

@@ -182,5 +182,30 @@ TEST(LocalProvider, EmbedsWithTheAskedDimensions) {
   EXPECT_EQ(unknown.error().status, 404);
 }
 
+// Issue 11: a local model asked for the other kind of work is the request's mistake (400 naming
+// the model), not an unknown model (404 saying the provider serves the very model asked for).
+TEST(LocalProvider, AModelAskedForTheOtherKindOfWorkIs400) {
+  LocalProvider p;
+  CallOptions o;
+  o.upstream_model = LocalProvider::kChatModel;
+  wire::EmbeddingRequest e;
+  e.inputs = {"hello"};
+  auto embed = Await<ProviderResult<wire::EmbeddingResponse>>([&] { return p.Embed(e, o); });
+  ASSERT_FALSE(embed.has_value());
+  EXPECT_EQ(embed.error().status, 400);
+  EXPECT_EQ(embed.error().error.code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(embed.error().error.param, "model");
+  EXPECT_EQ(embed.error().error.message,
+            "local-extractive is a chat model and has no embeddings: use local-embed");
+
+  CallOptions c;
+  c.upstream_model = LocalProvider::kEmbedModel;
+  const wire::ChatRequest r = Parse(Body(kContext));
+  auto chat = Await<ProviderResult<wire::ChatResponse>>([&] { return p.Chat(r, c); });
+  ASSERT_FALSE(chat.has_value());
+  EXPECT_EQ(chat.error().status, 400);
+  EXPECT_EQ(chat.error().error.param, "model");
+}
+
 }  // namespace
 }  // namespace orchestra::providers
