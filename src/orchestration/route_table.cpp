@@ -207,6 +207,16 @@ Result<void> RouteTable::CheckTarget(std::string_view provider,
 
 Result<void> RouteTable::SetPlan(std::string_view model, config::Strategy strategy,
                                  std::span<const PlanTarget> targets) {
+  return ChangePlan(model, strategy, targets, true);
+}
+
+Result<void> RouteTable::CheckPlan(std::string_view model, config::Strategy strategy,
+                                   std::span<const PlanTarget> targets) {
+  return ChangePlan(model, strategy, targets, false);
+}
+
+Result<void> RouteTable::ChangePlan(std::string_view model, config::Strategy strategy,
+                                    std::span<const PlanTarget> targets, bool apply) {
   ModelRoute* route = nullptr;
   for (const auto& r : routes_) {
     if (r->name == model) route = r.get();
@@ -255,27 +265,39 @@ Result<void> RouteTable::SetPlan(std::string_view model, config::Strategy strate
                          " upstream models added at run time is reached; restart the server to "
                          "reclaim the unused ones");
   }
-  if (new_targets > 0 && plans_.size() >= options_.max_plans) {
-    return MakeError(ErrorCode::kConflict, "the limit of " + std::to_string(options_.max_plans) +
-                                               " distinct deployments since start-up is "
-                                               "reached; restart the server to reclaim them");
-  }
+  const Error too_many_plans(ErrorCode::kConflict,
+                             "the limit of " + std::to_string(options_.max_plans) +
+                                 " distinct deployments since start-up is reached; restart the "
+                                 "server to reclaim them");
+  if (new_targets > 0 && plans_.size() >= options_.max_plans) return too_many_plans;
 
   TargetPlan plan;
   plan.strategy = strategy;
   for (const Entry& e : entries) {
+    if (!apply) {
+      // Only targets that exist are looked at: with a new one the plan is new, and the caps
+      // above already said whether it fits.
+      if (new_targets > 0) return {};
+      plan.targets.push_back(RouteTarget{targets_.find(e.label)->second.get(), e.weight});
+      continue;
+    }
     Target& target = TargetFor(*providers_.find(e.target->provider)->second,
                                e.target->upstream_model, route->breaker);
     plan.targets.push_back(RouteTarget{&target, e.weight});
   }
-  plan_targets_ += new_targets;
-  const TargetPlan* interned =
-      SamePlan(plan, route->configured) ? &route->configured : Intern(std::move(plan));
-  if (interned == nullptr) {
-    return MakeError(ErrorCode::kConflict, "the limit of " + std::to_string(options_.max_plans) +
-                                               " distinct deployments since start-up is "
-                                               "reached; restart the server to reclaim them");
+  if (SamePlan(plan, route->configured)) {
+    if (apply) route->active.store(&route->configured, std::memory_order_release);
+    return {};
   }
+  if (!apply) {
+    const bool known = std::any_of(plans_.begin(), plans_.end(),
+                                   [&](const auto& kept) { return SamePlan(*kept, plan); });
+    if (!known && plans_.size() >= options_.max_plans) return too_many_plans;
+    return {};
+  }
+  plan_targets_ += new_targets;
+  const TargetPlan* interned = Intern(std::move(plan));
+  if (interned == nullptr) return too_many_plans;
   // Release: a request that loads the pointer sees the finished plan.
   route->active.store(interned, std::memory_order_release);
   return {};

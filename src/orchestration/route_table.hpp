@@ -158,6 +158,10 @@ class RouteTable {
   // plans or Options::max_plan_targets added targets are in use: restart to reclaim them).
   Result<void> SetPlan(std::string_view model, config::Strategy strategy,
                        std::span<const PlanTarget> targets);
+  // Whether SetPlan would succeed now, changing nothing (a caller that persists the change first
+  // asks before writing it).
+  Result<void> CheckPlan(std::string_view model, config::Strategy strategy,
+                         std::span<const PlanTarget> targets);
   // Back to the configured targets. kNotFound when `model` is not a configured public model.
   Result<void> ResetPlan(std::string_view model);
   // Distinct run-time plans kept so far.
@@ -170,6 +174,8 @@ class RouteTable {
                                           std::string_view upstream_model, bool at_startup);
   Target& TargetFor(providers::Provider& provider, std::string_view upstream_model,
                     const config::CircuitBreakerConfig& breaker);
+  Result<void> ChangePlan(std::string_view model, config::Strategy strategy,
+                          std::span<const PlanTarget> targets, bool apply);
   const TargetPlan* Intern(TargetPlan plan);
   Error NotFound(std::string_view model) const;
 
