@@ -185,6 +185,9 @@ TEST_F(RoutePlanTest, BadPlansAreRefusedAndChangeNothing) {
        "no provider"},
   };
   for (const BadPlan& c : cases) {
+    auto check = table->CheckPlan(c.model, config::Strategy::kWeighted, c.targets);
+    ASSERT_FALSE(check.has_value()) << c.name;
+    EXPECT_EQ(check.error().code, c.code) << c.name;
     auto r = table->SetPlan(c.model, config::Strategy::kWeighted, c.targets);
     ASSERT_FALSE(r.has_value()) << c.name;
     EXPECT_EQ(r.error().code, c.code) << c.name;
@@ -207,6 +210,12 @@ TEST_F(RoutePlanTest, TheCapsOnPlansAndAddedTargetsRefuseRatherThanGrow) {
   ASSERT_TRUE(table->SetPlan("chat", config::Strategy::kWeighted, Split(10)));  // 2 new targets
   ASSERT_TRUE(table->SetPlan("chat", config::Strategy::kWeighted, Split(20)));
   const TargetPlan* kept = &chat->plan();
+  // CheckPlan says so without changing anything, either way.
+  auto checked = table->CheckPlan("chat", config::Strategy::kWeighted, Split(30));
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_EQ(checked.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(table->CheckPlan("chat", config::Strategy::kWeighted, Split(10)).has_value());
+  EXPECT_EQ(&chat->plan(), kept);
   auto third = table->SetPlan("chat", config::Strategy::kWeighted, Split(30));
   ASSERT_FALSE(third.has_value());
   EXPECT_EQ(third.error().code, ErrorCode::kConflict);
@@ -217,6 +226,7 @@ TEST_F(RoutePlanTest, TheCapsOnPlansAndAddedTargetsRefuseRatherThanGrow) {
   EXPECT_TRUE(table->ResetPlan("chat"));
 
   std::vector<PlanTarget> two_new = {{"up", "x-1", 1}, {"up", "x-2", 1}};
+  EXPECT_FALSE(table->CheckPlan("chat", config::Strategy::kWeighted, two_new).has_value());
   auto targets = table->SetPlan("chat", config::Strategy::kWeighted, two_new);
   ASSERT_FALSE(targets.has_value());
   EXPECT_EQ(targets.error().code, ErrorCode::kConflict);
