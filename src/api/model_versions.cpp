@@ -1,9 +1,9 @@
 #include "api/model_versions.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-
-#include <boost/json.hpp>
+#include <cstdio>
 
 #include "api/context.hpp"
 #include "api/json_body.hpp"
@@ -13,7 +13,6 @@ namespace orchestra::api {
 namespace {
 
 namespace asio = boost::asio;
-namespace json = boost::json;
 
 constexpr std::string_view kPercent = "green_traffic_percentage";
 
@@ -75,15 +74,31 @@ Result<int> PercentFromQuery(std::string_view query) {
   return *percent;
 }
 
-json::object VersionJson(std::string_view model_id, const versions::Version& v) {
-  json::array capabilities;
-  for (const std::string& c : v.capabilities)
-    capabilities.emplace_back(c);
-  return json::object{{"model_id", model_id},
-                      {"version", v.version},
-                      {"endpoint", v.endpoint},
-                      {"capabilities", std::move(capabilities)},
-                      {"created_at", v.created_at}};
+void AppendJsonString(std::string& out, std::string_view text) {
+  out += '"';
+  AppendJsonEscaped(out, text);
+  out += '"';
+}
+
+// {model_id, version, endpoint, capabilities, created_at}: AI Orchestra's ModelVersionResponse,
+// created_at in seconds with milliseconds (1715000000.250, as Python's time.time() prints).
+void AppendVersion(std::string& out, std::string_view model_id, const versions::Version& v) {
+  out += R"({"model_id":)";
+  AppendJsonString(out, model_id);
+  out += R"(,"version":)";
+  AppendJsonString(out, v.version);
+  out += R"(,"endpoint":)";
+  AppendJsonString(out, v.endpoint);
+  out += R"(,"capabilities":[)";
+  for (std::size_t i = 0; i < v.capabilities.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendJsonString(out, v.capabilities[i]);
+  }
+  char seconds[32];
+  const int n = std::snprintf(seconds, sizeof seconds, "%.3f", v.created_at);
+  out += R"(],"created_at":)";
+  out.append(seconds, static_cast<std::size_t>(std::max(n, 0)));
+  out += '}';
 }
 
 void Success(RequestContext& ctx) {
@@ -110,27 +125,39 @@ asio::awaitable<void> Register(versions::Service& service, RequestContext& ctx) 
   const std::string id = request.model_id;
   auto registered = co_await service.Register(std::move(request));
   if (Failed(ctx, registered)) co_return;
-  ctx.Json(json::serialize(VersionJson(id, *registered)));
+  std::string out;
+  AppendVersion(out, id, *registered);
+  ctx.Json(std::move(out));
 }
 
 asio::awaitable<void> List(versions::Service& service, RequestContext& ctx) {
   const std::string_view model_id = ctx.Param("model_id");
   auto record = co_await service.Versions(model_id);
   if (Failed(ctx, record)) co_return;
-  json::array list;
-  for (const versions::Version& v : record->versions)
-    list.emplace_back(VersionJson(model_id, v));
-  json::object out{{"model_id", model_id}, {"versions", std::move(list)}};
+  std::string out = R"({"model_id":)";
+  AppendJsonString(out, model_id);
+  out += R"(,"versions":[)";
+  for (std::size_t i = 0; i < record->versions.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendVersion(out, model_id, record->versions[i]);
+  }
+  out += R"(],"deployment":)";
   const versions::Deployment& d = record->deployment;
   if (d.state == versions::DeploymentState::kNone) {
-    out["deployment"] = nullptr;
+    out += "null";
   } else {
-    out["deployment"] = json::object{{"state", versions::ToString(d.state)},
-                                     {"blue_version", d.blue},
-                                     {"green_version", d.green},
-                                     {kPercent, d.green_percent}};
+    out += R"({"state":)";
+    AppendJsonString(out, versions::ToString(d.state));
+    out += R"(,"blue_version":)";
+    AppendJsonString(out, d.blue);
+    out += R"(,"green_version":)";
+    AppendJsonString(out, d.green);
+    out += R"(,"green_traffic_percentage":)";
+    out += std::to_string(d.green_percent);
+    out += '}';
   }
-  ctx.Json(json::serialize(out));
+  out += '}';
+  ctx.Json(std::move(out));
 }
 
 asio::awaitable<void> BlueGreen(versions::Service& service, RequestContext& ctx) {

@@ -1,6 +1,7 @@
 #include "versions/service.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <future>
 #include <set>
 #include <utility>
@@ -156,7 +157,9 @@ asio::awaitable<Result<Version>> Service::Register(RegisterRequest request) {
     if (auto ok = CheckName(c, kMaxCapabilityBytes, "capabilities"); !ok) co_return ok.error();
   }
 
-  Version version{request.version, request.endpoint, request.capabilities, Now()};
+  // Milliseconds are as fine as a registration time needs, and print exactly.
+  Version version{request.version, request.endpoint, request.capabilities,
+                  std::round(Now() * 1000) / 1000};
   auto updated = co_await Update(request.model_id, [&](ModelRecord& record) -> Result<void> {
     for (Version& v : record.versions) {
       if (v.version == version.version) {
