@@ -15,6 +15,7 @@
 #include "api/checkpoints.hpp"
 #include "api/errors.hpp"
 #include "api/memory.hpp"
+#include "api/model_versions.hpp"
 #include "api/openai.hpp"
 #include "api/openapi.hpp"
 #include "api/ops.hpp"
@@ -34,6 +35,7 @@
 #include "providers/factory.hpp"
 #include "providers/local/local_provider.hpp"
 #include "storage/storage.hpp"
+#include "versions/service.hpp"
 #include <signal.h>
 
 namespace {
@@ -281,6 +283,16 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     }
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
+    // Model versions: the stored deployments are applied before the first request, and followed
+    // from the change log afterwards (docs/OPERATIONS.md "Model versions across instances").
+    versions::Service model_versions(storage->records(), *gateway.routes);
+    if (auto loaded = model_versions.Start(); !loaded) {
+      observability::Log(Severity::kWarning,
+                         "model versions: cannot load deployments from storage; configured "
+                         "targets serve until they can be read",
+                         {{"error", loaded.error().message}});
+    }
+    api::AddModelVersionRoutes(router, model_versions);
     api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
     // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
@@ -393,6 +405,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
+    model_versions.Stop();  // its watcher calls the storage
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

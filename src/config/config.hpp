@@ -167,6 +167,8 @@ struct StorageConfig {
   int checkpoints_keep_last = 50;
   Duration sweep_interval = 60s;  // expired entries are removed this often (always invisible)
   Duration operation_timeout = 5s;
+  // Record change-log entries older than this are pruned by the sweep (the newest is kept).
+  Duration change_log_retention = 1h;
   std::shared_ptr<StorageConfig> secondary;  // failover target, same shape
 };
 

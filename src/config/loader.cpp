@@ -443,6 +443,7 @@ void Describe(V& v, StorageConfig& c) {
   v.Group("checkpoints", checkpoints);
   v.Time("sweep_interval", c.sweep_interval);
   v.Time("operation_timeout", c.operation_timeout);
+  v.Time("change_log_retention", c.change_log_retention);
   v.Optional("secondary", c.secondary);
 }
 
@@ -651,6 +652,10 @@ void Check(Section& s, StorageConfig& c) {
   }
   if (c.secondary && c.secondary->secondary) {
     s.FailKey("secondary", "a secondary cannot have its own secondary");
+  }
+  if (c.change_log_retention < std::chrono::seconds(1)) {
+    // Readers poll every second or so: a shorter log would make every one of them reload.
+    s.FailKey("change_log_retention", "must be at least 1s");
   }
 }
 

@@ -202,15 +202,18 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
     if (!first_route) metrics_.fallbacks(moved_on_because).Inc();
     first_route = false;
     moved_on_because = Metrics::Cause::kCircuitOpen;
+    // One plan for this route's attempts, even if a deployment replaces it meanwhile: indices
+    // in `moved_on` and `attempts` refer to it (plans outlive every request: route_table.hpp).
+    const TargetPlan& plan = route->plan();
     TargetSet moved_on;  // targets this route will not try again
     // Attempts per target; retry.attempts is at most 20. (Bytes, not ints: every local of a
     // coroutine lives in its frame, and this frame must stay under Asio's 1 KiB recycling
     // limit or it costs a glibc malloc/free per request.)
     std::array<std::uint8_t, kMaxRouteTargets> attempts{};
     while (true) {
-      Selection sel = balancer_.Pick(route->strategy, route->targets, moved_on);
-      for (std::size_t i = 0; i < route->targets.size(); ++i) {
-        if (sel.refused.contains(i)) route->targets[i].target->metrics().Count(Outcome::kRejected);
+      Selection sel = balancer_.Pick(plan.strategy, plan.targets, moved_on);
+      for (std::size_t i = 0; i < plan.targets.size(); ++i) {
+        if (sel.refused.contains(i)) plan.targets[i].target->metrics().Count(Outcome::kRejected);
       }
       if (!sel) {
         if (!last_error) {
@@ -275,7 +278,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       if (decision.action == RetryAction::kStop) co_return err.error;
       if (decision.action == RetryAction::kMoveOn) {
         moved_on.insert(sel.index);
-        if (moved_on.size() >= static_cast<int>(route->targets.size())) break;
+        if (moved_on.size() >= static_cast<int>(plan.targets.size())) break;
         metrics_.retries(cause).Inc();
         continue;
       }

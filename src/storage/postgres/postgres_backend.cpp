@@ -545,4 +545,37 @@ Result<std::uint64_t> PostgresBackend::SweepExpired(Deadline deadline) {
   }
 }
 
+// --- Records ---------------------------------------------------------------------------------
+
+Result<std::vector<std::int64_t>> PostgresBackend::WriteRecords(const Call&,
+                                                                const std::vector<RecordWrite>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::optional<Record>> PostgresBackend::GetRecord(const Call&, std::string_view,
+                                                         std::string_view) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<RecordPage> PostgresBackend::ListRecords(const Call&, std::string_view, std::string_view,
+                                                std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::vector<Change>> PostgresBackend::ChangesSince(Deadline, std::int64_t, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::int64_t> PostgresBackend::LatestSequence(Deadline) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::uint64_t> PostgresBackend::PruneChanges(Deadline, std::chrono::milliseconds) {
+  return std::uint64_t{0};
+}
+Result<std::vector<double>> PostgresBackend::AddCounter(
+    const Call&, std::string_view, std::string_view,
+    const std::vector<std::pair<std::string, double>>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<CounterPage> PostgresBackend::ListCounters(const Call&, std::string_view, std::string_view,
+                                                  std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+
 }  // namespace orchestra::storage

@@ -558,4 +558,37 @@ Result<std::uint64_t> RedisBackend::SweepExpired(Deadline /*deadline*/) {
   return std::uint64_t{0};  // Redis expires keys itself
 }
 
+// --- Records ---------------------------------------------------------------------------------
+
+Result<std::vector<std::int64_t>> RedisBackend::WriteRecords(const Call&,
+                                                             const std::vector<RecordWrite>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::optional<Record>> RedisBackend::GetRecord(const Call&, std::string_view,
+                                                      std::string_view) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<RecordPage> RedisBackend::ListRecords(const Call&, std::string_view, std::string_view,
+                                             std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::vector<Change>> RedisBackend::ChangesSince(Deadline, std::int64_t, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::int64_t> RedisBackend::LatestSequence(Deadline) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::uint64_t> RedisBackend::PruneChanges(Deadline, std::chrono::milliseconds) {
+  return std::uint64_t{0};
+}
+Result<std::vector<double>> RedisBackend::AddCounter(
+    const Call&, std::string_view, std::string_view,
+    const std::vector<std::pair<std::string, double>>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<CounterPage> RedisBackend::ListCounters(const Call&, std::string_view, std::string_view,
+                                               std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+
 }  // namespace orchestra::storage
