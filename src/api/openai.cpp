@@ -176,7 +176,7 @@ std::string ModelObject(const ModelStatus& m) {
 // one can.
 std::string TargetsUnusable(const orchestration::ModelRoute& route) {
   std::string reasons;
-  for (const orchestration::RouteTarget& t : route.targets) {
+  for (const orchestration::RouteTarget& t : route.plan().targets) {
     const std::string_view why = t.target->provider().UnusableReason();
     if (why.empty()) return {};
     if (reasons.find(why) != std::string::npos) continue;
