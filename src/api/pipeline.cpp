@@ -220,6 +220,7 @@ bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
   a.request.stream = facts.stream;
   a.request.worker = ctx.exchange.worker_index();
   a.request.principal_id = &ctx.principal;
+  a.request.policy = &ctx.principal.policy;
   return AdmitFrom(ctx);
 }
 
