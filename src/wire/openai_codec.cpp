@@ -8,6 +8,7 @@
 
 #include "common/json_scan.hpp"
 #include "wire/codec_util.hpp"
+#include "wire/openai_scan.hpp"
 
 namespace orchestra::wire::openai {
 namespace {
@@ -468,46 +469,17 @@ Result<void> ParseEmbeddingInput(std::string_view text, EmbeddingRequest& req) {
 
 Result<void> ParseChatMessages(ChatRequest& req) {
   const std::string_view body = req.raw_body;
-  ChatSpans spans;
-  JsonScanError scan_error;
-  auto kind = ScanJson(
-      body,
-      [&](std::string_view key, const JsonSpan& v) {
-        if (key == "messages") {
-          spans.messages = v;
-        } else if (key == "temperature") {
-          spans.temperature = v;
-        } else if (key == "top_p") {
-          spans.top_p = v;
-        } else if (key == "max_tokens") {
-          spans.max_tokens = v;
-        } else if (key == "max_completion_tokens") {
-          spans.max_completion_tokens = v;
-        } else if (key == "stop") {
-          spans.stop = v;
-        } else if (key == "n") {
-          spans.n = v;
-        } else if (key == "seed") {
-          spans.seed = v;
-        } else if (key == "user") {
-          spans.user = v;
-        } else if (key == "tools") {
-          spans.tools = v;
-        } else if (key == "tool_choice") {
-          spans.tool_choice = v;
-        } else if (key == "response_format") {
-          spans.response_format = v;
-        }
-      },
-      &scan_error);
-  if (!kind) {
-    return Error(ErrorCode::kInvalidRequest,
-                 "request body is not valid JSON: " + std::string(scan_error.what) + " at byte " +
-                     std::to_string(scan_error.offset));
+  // The members a translating provider reads, in ChatSpans' order; found after unescaping, and
+  // given twice refused (as ScanChatRequest does for the routed ones).
+  constexpr std::array<std::string_view, 12> kNames{
+      "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
+      "n",        "seed",        "user",  "tools",      "tool_choice",           "response_format"};
+  std::array<JsonSpan, 12> found{};
+  if (auto scanned = openai::ScanRoutedMembers(body, kNames, found); !scanned) {
+    return scanned.error();
   }
-  if (*kind != JsonKind::kObject) {
-    return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
-  }
+  const ChatSpans spans{found[0], found[1], found[2], found[3], found[4],  found[5],
+                        found[6], found[7], found[8], found[9], found[10], found[11]};
 
   req.messages.clear();
   req.stop.clear();
@@ -802,49 +774,17 @@ Result<ChatChunk> ParseChatChunk(std::string_view data) {
 
 Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body) {
   EmbeddingRequest req;
-  JsonSpan model, input, encoding_format, dimensions, user;
-  JsonScanError scan_error;
-  // As for chat requests (openai_scan.cpp): a routed member given twice is refused.
-  std::string scratch;
-  std::string_view duplicate;
-  auto take = [&](JsonSpan& slot, std::string_view name, const JsonSpan& v) {
-    if (slot.present) duplicate = name;
-    slot = v;
-  };
-  auto kind = ScanJson(
-      body,
-      [&](std::string_view raw_key, const JsonSpan& v) {
-        const std::string_view key = JsonMemberName(raw_key, scratch);
-        if (key == "model") {
-          take(model, "model", v);
-        } else if (key == "input") {
-          take(input, "input", v);
-        } else if (key == "encoding_format") {
-          take(encoding_format, "encoding_format", v);
-        } else if (key == "dimensions") {
-          take(dimensions, "dimensions", v);
-        } else if (key == "user") {
-          take(user, "user", v);
-        }
-      },
-      &scan_error);
-  if (!kind) {
-    return Error(ErrorCode::kInvalidRequest,
-                 "request body is not valid JSON: " + std::string(scan_error.what) + " at byte " +
-                     std::to_string(scan_error.offset));
-  }
-  if (*kind != JsonKind::kObject) {
-    return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
-  }
-  if (!duplicate.empty()) {
-    return Invalid("'" + std::string(duplicate) + "' is given more than once",
-                   std::string(duplicate));
-  }
-
-  if (!model.present) return Invalid("'model' is required", "model");
-  if (model.kind != JsonKind::kString) return Invalid("'model' must be a string", "model");
-  auto name = DecodeJsonString(model.In(body));
-  if (!name || name->empty()) return Invalid("'model' must be a non-empty string", "model");
+  constexpr std::array<std::string_view, 5> kNames{"model", "input", "encoding_format",
+                                                   "dimensions", "user"};
+  std::array<JsonSpan, 5> spans{};
+  if (auto scanned = ScanRoutedMembers(body, kNames, spans); !scanned) return scanned.error();
+  const JsonSpan& model = spans[0];
+  const JsonSpan& input = spans[1];
+  const JsonSpan& encoding_format = spans[2];
+  const JsonSpan& dimensions = spans[3];
+  const JsonSpan& user = spans[4];
+  auto name = RoutedModel(body, model);
+  if (!name) return name.error();
   req.model = std::move(*name);
   req.model_begin = model.begin;
   req.model_end = model.end;

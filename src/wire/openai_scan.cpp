@@ -6,34 +6,20 @@
 
 namespace orchestra::wire::openai {
 
-Result<ChatRequest> ScanChatRequest(std::string body) {
-  ChatRequest req;
-  JsonSpan model;
-  JsonSpan stream;
-  JsonSpan stream_options;
-  JsonSpan messages;
+Result<void> ScanRoutedMembers(std::string_view body, std::span<const std::string_view> names,
+                               std::span<JsonSpan> spans) {
   JsonScanError error;
-  // A routed member given twice (also through an escaped spelling, "mod\u0065l") is refused:
-  // an upstream that keeps the last one would serve another model than the one routed, priced
-  // and allowed.
   std::string scratch;
   std::string_view duplicate;
-  auto take = [&](JsonSpan& slot, std::string_view name, const JsonSpan& v) {
-    if (slot.present) duplicate = name;
-    slot = v;
-  };
   auto kind = ScanJson(
       body,
       [&](std::string_view raw_key, const JsonSpan& v) {
         const std::string_view key = JsonMemberName(raw_key, scratch);
-        if (key == "model") {
-          take(model, "model", v);
-        } else if (key == "stream") {
-          take(stream, "stream", v);
-        } else if (key == "stream_options") {
-          take(stream_options, "stream_options", v);
-        } else if (key == "messages") {
-          take(messages, "messages", v);
+        for (std::size_t i = 0; i < names.size(); ++i) {
+          if (key != names[i]) continue;
+          if (spans[i].present) duplicate = names[i];
+          spans[i] = v;
+          return;
         }
       },
       &error);
@@ -50,6 +36,10 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
                  "'" + std::string(duplicate) + "' is given more than once",
                  std::string(duplicate));
   }
+  return {};
+}
+
+Result<std::string> RoutedModel(std::string_view body, const JsonSpan& model) {
   if (!model.present) return Error(ErrorCode::kInvalidRequest, "'model' is required", "model");
   if (model.kind != JsonKind::kString) {
     return Error(ErrorCode::kInvalidRequest, "'model' must be a string", "model");
@@ -58,6 +48,20 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   if (!name || name->empty()) {
     return Error(ErrorCode::kInvalidRequest, "'model' must be a non-empty string", "model");
   }
+  return std::move(*name);
+}
+
+Result<ChatRequest> ScanChatRequest(std::string body) {
+  ChatRequest req;
+  constexpr std::array<std::string_view, 4> kNames{"model", "stream", "stream_options", "messages"};
+  std::array<JsonSpan, 4> spans{};
+  if (auto scanned = ScanRoutedMembers(body, kNames, spans); !scanned) return scanned.error();
+  const JsonSpan& model = spans[0];
+  const JsonSpan& stream = spans[1];
+  const JsonSpan& stream_options = spans[2];
+  const JsonSpan& messages = spans[3];
+  auto name = RoutedModel(body, model);
+  if (!name) return name.error();
   if (!messages.present) {
     return Error(ErrorCode::kInvalidRequest, "'messages' is required", "messages");
   }

@@ -1,14 +1,26 @@
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "common/error.hpp"
+#include "common/json_scan.hpp"
 #include "wire/types.hpp"
 
 // The hot-path side of the OpenAI wire format: one validating pass over a body to learn what
 // routing and accounting need, leaving the text to be forwarded untouched.
 namespace orchestra::wire::openai {
+
+// The top-level members of a request body Orchestra routes on, found by name after unescaping
+// ("mod\u0065l" is `model`): spans[i] is the member names[i] (absent: not `present`). Refuses a
+// body that is not a JSON object, and a member given twice: an upstream that keeps the last one
+// would serve another model than the one routed, priced and allowed.
+Result<void> ScanRoutedMembers(std::string_view body, std::span<const std::string_view> names,
+                               std::span<JsonSpan> spans);
+
+// The `model` member's value: required, a non-empty string.
+Result<std::string> RoutedModel(std::string_view body, const JsonSpan& model);
 
 // Validates a /v1/chat/completions body and extracts `model`, `stream`, the client's
 // `stream_options.include_usage`, and the spans needed to rewrite `model` and

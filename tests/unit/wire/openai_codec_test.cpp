@@ -50,6 +50,22 @@ TEST(OpenAIParseChatMessages, ReadsEveryModelledFieldOfARecordedRequest) {
   EXPECT_TRUE(r.response_format_json.empty());
 }
 
+// A translating provider reads the members by their unescaped names, and one given twice is
+// refused rather than read first-wins here and last-wins by whoever reads the body next.
+TEST(OpenAIParseChatMessages, ReadsEscapedNamesAndRefusesAMemberGivenTwice) {
+  ChatRequest r =
+      Parsed(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temp\u0065rature":0.5})");
+  EXPECT_EQ(r.temperature, 0.5);
+
+  ChatRequest twice =
+      RequestFromBody(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1,)"
+                      R"("max_tok\u0065ns":9000})");
+  auto parsed = ParseChatMessages(twice);
+  ASSERT_FALSE(parsed.has_value());
+  EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(parsed.error().param, "max_tokens");
+}
+
 TEST(OpenAIParseChatMessages, ReadsToolCallsToolResultsAndToolDefinitions) {
   const std::string body = ReadTestdata("openai/chat_request_tools.json");
   ChatRequest r = Parsed(body);
