@@ -835,6 +835,16 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       head += h;
       head += "\r\n"sv;
     }
+    if (!req.traceparent.empty()) {
+      head += "traceparent: "sv;
+      head += req.traceparent;
+      head += "\r\n"sv;
+    }
+    if (!req.request_id.empty()) {
+      head += "X-Request-Id: "sv;
+      head += req.request_id;
+      head += "\r\n"sv;
+    }
     if (req.method != http::verb::get || length > 0) {
       head += "Content-Type: "sv;
       head += req.content_type;

@@ -75,7 +75,11 @@ struct OutgoingRequest {
   std::string_view target;  // absolute path (and query), base path included
   // Extra header lines, each "Name: value" without CRLF; Host, Content-Length and
   // Content-Type are written by the client.
-  boost::container::small_vector<std::string_view, 12> headers;  // no allocation up to 12
+  boost::container::small_vector<std::string_view, 6> headers;  // no allocation up to 6
+  // Written as `traceparent` and `X-Request-Id` when not empty (no copy into a header line: a
+  // request lives on a coroutine frame, which must stay small).
+  std::string_view traceparent;
+  std::string_view request_id;
   std::string_view content_type = "application/json";
   // The body in up to eight pieces, written with one writev (a forwarded body with its model
   // value replaced is three pieces and never copied).

@@ -300,10 +300,11 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   const ModelRoute& r = **route;
 
   ChatResult result;
-  std::optional<CacheKey> key;
-  if (cache_ != nullptr && r.cache_ttl > Duration::zero()) {
-    key = MakeCacheKey(r.name, info.tenant, request.raw_body);
-    if (FromCache(*cache_, *key, r, result)) {
+  // The key is made again to store the answer rather than kept across the call: this frame
+  // stays under the 1,020 bytes Asio recycles without a trip through malloc.
+  const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
+  if (cached) {
+    if (FromCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result)) {
       metrics_.cache_hits().Inc();
       co_return result;
     }
@@ -328,7 +329,9 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
   result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
-  if (key && served_route == &r) ToCache(*cache_, *key, r, result);
+  if (cached && served_route == &r) {
+    ToCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result);
+  }
   co_return result;
 }
 

@@ -223,8 +223,8 @@ std::string HttpProvider::Redacted(std::string_view text) const {
   return out;
 }
 
-net::OutgoingRequest HttpProvider::NewRequest(std::string_view target, const CallOptions& options,
-                                              HeaderLines& lines) const {
+net::OutgoingRequest HttpProvider::NewRequest(std::string_view target,
+                                              const CallOptions& options) const {
   net::OutgoingRequest request;
   request.target = target;
   request.deadline = options.deadline;
@@ -232,14 +232,8 @@ net::OutgoingRequest HttpProvider::NewRequest(std::string_view target, const Cal
   if (!auth_line_.empty()) request.headers.push_back(auth_line_);
   for (const std::string& line : header_lines_)
     request.headers.push_back(line);
-  auto add = [&](std::string_view name, std::string_view value, auto& buffer) {
-    if (value.empty() || name.size() + value.size() > buffer.size()) return;
-    std::memcpy(buffer.data(), name.data(), name.size());
-    std::memcpy(buffer.data() + name.size(), value.data(), value.size());
-    request.headers.emplace_back(buffer.data(), name.size() + value.size());
-  };
-  add("traceparent: ", options.traceparent, lines.trace);
-  add("X-Request-Id: ", options.request_id, lines.request_id);
+  request.traceparent = options.traceparent;
+  request.request_id = options.request_id;
   return request;
 }
 

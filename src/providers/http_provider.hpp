@@ -91,13 +91,8 @@ class HttpProvider : public Provider {
  protected:
   // A request to `target` (absolute path) with the attempt's deadlines and the header lines
   // every request carries (authorisation, configured headers, trace context, request id).
-  // `lines` and `target` must outlive the request.
-  struct HeaderLines {
-    std::array<char, 96> trace{};
-    std::array<char, 160> request_id{};
-  };
-  net::OutgoingRequest NewRequest(std::string_view target, const CallOptions& options,
-                                  HeaderLines& lines) const;
+  // `target` and the options' views must outlive the request.
+  net::OutgoingRequest NewRequest(std::string_view target, const CallOptions& options) const;
 
   // The body of a 2xx answer, or the attempt's failure: a transport error, an HTTP error
   // status with the upstream's explanation (secrets redacted), or a 2xx whose body is not a

@@ -27,8 +27,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> AnthropicProvider::Chat(
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, false);
   if (!body) co_return Invalid(body.error());
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target_, options, lines);
+  net::OutgoingRequest out = NewRequest(target_, options);
   out.headers.push_back(version_line_);
   out.AddBody(*body);
   auto answer = Answer(co_await client(options).Send(origin_id(), out));
@@ -45,8 +44,7 @@ asio::awaitable<ProviderResult<StreamSummary>> AnthropicProvider::ChatStream(
   auto body = anthropic::BuildMessagesRequest(request, options.upstream_model,
                                               config().default_max_tokens, true);
   if (!body) co_return Invalid(body.error());
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target_, options, lines);
+  net::OutgoingRequest out = NewRequest(target_, options);
   out.headers.push_back(version_line_);
   out.headers.push_back("Accept: text/event-stream");
   out.AddBody(*body);

@@ -65,8 +65,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> GeminiProvider::Chat(
   auto auth = co_await AuthHeader(options);
   if (!auth) co_return FromNet(auth.error());
   const std::string target = Target(options.upstream_model, "generateContent");
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options);
   if (!auth->empty()) out.headers.push_back(*auth);
   out.AddBody(*body);
   auto answer = Answer(co_await client(options).Send(origin_id(), out));
@@ -88,8 +87,7 @@ asio::awaitable<ProviderResult<StreamSummary>> GeminiProvider::ChatStream(
   auto auth = co_await AuthHeader(options);
   if (!auth) co_return FromNet(auth.error());
   const std::string target = Target(options.upstream_model, "streamGenerateContent?alt=sse");
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options);
   if (!auth->empty()) out.headers.push_back(*auth);
   out.headers.push_back("Accept: text/event-stream");
   out.AddBody(*body);
@@ -111,8 +109,7 @@ asio::awaitable<ProviderResult<wire::EmbeddingResponse>> GeminiProvider::Embed(
   const bool batch = gemini::UsesBatchEmbed(request);
   const std::string target =
       Target(options.upstream_model, batch ? "batchEmbedContents" : "embedContent");
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options);
   if (!auth->empty()) out.headers.push_back(*auth);
   out.AddBody(*body);
   auto answer = Answer(co_await client(options).Send(origin_id(), out));

@@ -44,7 +44,7 @@ class QuotedJson {
   std::string_view view() const { return view_; }
 
  private:
-  std::array<char, 96> inline_;
+  std::array<char, 64> inline_;  // small: it is on a coroutine frame
   std::string heap_;
   std::string_view view_;
 };
@@ -156,8 +156,7 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
                                                                   std::size_t model_end,
                                                                   const CallOptions& options) {
   if (auto unusable = Unusable()) co_return *unusable;
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(target, options, lines);
+  net::OutgoingRequest out = NewRequest(target, options);
   const QuotedJson model(options.upstream_model);
   Splice splice[] = {{model_begin, model_end, model.view()}};
   AddSplicedBody(out, raw_body, splice);
@@ -180,8 +179,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> OpenAIProvider::Chat(
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
-  HeaderLines lines;
-  net::OutgoingRequest out = NewRequest(chat_target_, options, lines);
+  net::OutgoingRequest out = NewRequest(chat_target_, options);
   out.headers.push_back("Accept: text/event-stream");
   const QuotedJson model(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
