@@ -48,9 +48,11 @@
 // the next sequences, and the head's new sequence with a precondition on its own update time. Two
 // batches that read the same head cannot both commit: the loser reads again and retries until
 // the deadline, so sequences are handed out in commit order without gaps, at the cost of one
-// head write per batch fleet-wide (Firestore sustains about one write a second to one document,
-// more in bursts: fine for keys, model versions and document ingestion, not for a hot loop).
-// Counters are one commit of increment transforms (no read, no contention retries).
+// head write per batch fleet-wide. Batches of one instance queue for their turn instead of
+// racing (record_writes_), so only batches of different instances retry (Firestore sustains about
+// one write a second to one document, more in bursts: fine for keys, model versions and document
+// ingestion, not for a hot loop). Counters are one commit of increment transforms (no read, no
+// contention retries).
 //
 // Transport: https://firestore.googleapis.com (or `endpoint`) with an OAuth token from the GCE
 // metadata server (cached until a minute before it expires, refetched once when Firestore
@@ -170,6 +172,9 @@ class FirestoreBackend final : public Backend {
   std::unique_ptr<BlockingHttpClient> metadata_;  // null for the emulator
   gce::TokenCache token_;
   std::timed_mutex token_fetch_;  // one metadata request at a time
+  // One record batch of this instance at a time: they would all contend for the log's head, and
+  // waiting here in turn wastes no commits (only other instances' batches can still conflict).
+  std::timed_mutex record_writes_;
 };
 
 }  // namespace orchestra::storage
