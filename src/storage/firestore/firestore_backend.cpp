@@ -823,7 +823,6 @@ Result<std::vector<std::int64_t>> FirestoreBackend::WriteRecords(
     json::array commit;
     std::vector<std::int64_t> out;
     std::int64_t sequence = last;
-    const std::string at = firestore::FormatTimestamp(SystemClock::now());
     for (std::size_t i = 0; i < writes.size(); ++i) {
       const RecordWrite& w = writes[i];
       const std::optional<Document>& doc = (*docs)[i + 1];
@@ -849,12 +848,14 @@ Result<std::vector<std::int64_t>> FirestoreBackend::WriteRecords(
           {"tenant", json::object{{"stringValue", call.tenant}}},
           {"collection", json::object{{"stringValue", w.collection}}},
           {"id", json::object{{"stringValue", w.id}}},
-          {"deleted", json::object{{"booleanValue", w.op == RecordWrite::Op::kDelete}}},
-          {"at", json::object{{"timestampValue", at}}}};
-      commit.emplace_back(
-          json::object{{"update", json::object{{"name", log + "/changes/" + SequenceId(++sequence)},
-                                               {"fields", std::move(change)}}},
-                       {"currentDocument", json::object{{"exists", false}}}});
+          {"deleted", json::object{{"booleanValue", w.op == RecordWrite::Op::kDelete}}}};
+      // `at` is Firestore's commit time, so retention follows one clock whatever the instances'.
+      commit.emplace_back(json::object{
+          {"update", json::object{{"name", log + "/changes/" + SequenceId(++sequence)},
+                                  {"fields", std::move(change)}}},
+          {"updateTransforms",
+           json::array{json::object{{"fieldPath", "at"}, {"setToServerValue", "REQUEST_TIME"}}}},
+          {"currentDocument", json::object{{"exists", false}}}});
     }
     if (sequence == last) return out;  // nothing changes (deletes of absent records)
     json::object head_precondition =
@@ -968,7 +969,6 @@ Result<std::int64_t> FirestoreBackend::LatestSequence(Deadline deadline) {
 Result<std::uint64_t> FirestoreBackend::PruneChanges(Deadline deadline,
                                                      std::chrono::milliseconds retention) {
   const std::string log = LogDocument();
-  const auto cutoff = SystemClock::now() - retention;
   std::uint64_t removed = 0;
   for (;;) {
     // The newest entry (the head's sequence) always stays.
@@ -977,8 +977,11 @@ Result<std::uint64_t> FirestoreBackend::PruneChanges(Deadline deadline,
     json::object query = NameOnlyQuery("changes");
     query["select"] = json::object{{"fields", json::array{json::object{{"fieldPath", "at"}}}}};
     query["limit"] = kPruneBatch;
-    auto docs = RunQuery(log, std::move(query), deadline, nullptr);
+    // Entries are stamped with Firestore's time: compare with its time of this read.
+    SystemClock::time_point read_time = SystemClock::now();
+    auto docs = RunQuery(log, std::move(query), deadline, &read_time);
     if (!docs) return docs.error();
+    const auto cutoff = read_time - retention;
     json::array deletes;
     bool done = docs->size() < static_cast<std::size_t>(kPruneBatch);
     for (const Document& doc : *docs) {

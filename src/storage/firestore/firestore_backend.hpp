@@ -27,6 +27,7 @@
 //   {root}/{tenant}/c_{collection}/{id}              a counter: fields (a map of numbers)
 //   {root}/~log                                       the change log's head: sequence (the last)
 //   {root}/~log/changes/{sequence, 19 digits}         tenant, collection, id, deleted, at
+//                                                     (Firestore's commit time, for retention)
 // Tenant and agent ids are escaped URL-safe names; key ids keep the keys' byte order, so listing
 // walks document ids (Firestore orders them by bytes) from the glob's literal prefix. Expired
 // entries are invisible at once (compared with the read's server time); Firestore's TTL policy
