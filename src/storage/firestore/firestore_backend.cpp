@@ -694,35 +694,392 @@ Result<std::uint64_t> FirestoreBackend::SweepExpired(Deadline /*deadline*/) {
 
 // --- Records ---------------------------------------------------------------------------------
 
-Result<std::vector<std::int64_t>> FirestoreBackend::WriteRecords(const Call&,
-                                                                 const std::vector<RecordWrite>&) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+namespace {
+
+// A commit request is at most 10 MiB; keep room for names and the log.
+constexpr std::size_t kMaxCommitPayload = 9 * 1024 * 1024;
+// Entries deleted per pruning commit.
+constexpr int kPruneBatch = 300;
+
+std::string SequenceId(std::int64_t sequence) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%019lld", static_cast<long long>(sequence));
+  return id;
 }
-Result<std::optional<Record>> FirestoreBackend::GetRecord(const Call&, std::string_view,
-                                                          std::string_view) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+
+std::optional<std::int64_t> ParseSequenceId(std::string_view id) {
+  if (id.size() != 19) return std::nullopt;
+  std::int64_t out = 0;
+  for (char c : id) {
+    if (c < '0' || c > '9') return std::nullopt;
+    out = out * 10 + (c - '0');
+  }
+  return out;
 }
-Result<RecordPage> FirestoreBackend::ListRecords(const Call&, std::string_view, std::string_view,
-                                                 std::string_view, int) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+
+// A field path naming `name` inside the counter's `fields` map, quoted so that any name works.
+std::string CounterFieldPath(std::string_view name) {
+  std::string out = "fields.`";
+  for (char c : name) {
+    if (c == '`' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('`');
+  return out;
 }
-Result<std::vector<Change>> FirestoreBackend::ChangesSince(Deadline, std::int64_t, int) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+
+std::optional<double> ReadNumber(const json::value& v) {
+  if (!v.is_object()) return std::nullopt;
+  const json::object& o = v.as_object();
+  if (const json::value* d = o.if_contains("doubleValue")) {
+    if (d->is_double()) return d->as_double();
+    if (d->is_int64()) return static_cast<double>(d->as_int64());
+    if (d->is_uint64()) return static_cast<double>(d->as_uint64());
+    if (d->is_string()) return std::strtod(std::string(d->as_string()).c_str(), nullptr);
+  }
+  if (const json::value* i = o.if_contains("integerValue")) {
+    if (i->is_int64()) return static_cast<double>(i->as_int64());
+    if (i->is_string()) return std::strtod(std::string(i->as_string()).c_str(), nullptr);
+  }
+  return std::nullopt;
 }
-Result<std::int64_t> FirestoreBackend::LatestSequence(Deadline) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+
+bool IsCommitConflict(const FirestoreBackend::Reply& reply) {
+  return reply.status == "FAILED_PRECONDITION" || reply.status == "ALREADY_EXISTS" ||
+         reply.status == "NOT_FOUND" || reply.status == "ABORTED";
 }
-Result<std::uint64_t> FirestoreBackend::PruneChanges(Deadline, std::chrono::milliseconds) {
-  return std::uint64_t{0};
+
+// A query of `collection_id` under a parent, by name, within [start, end).
+json::object RangeQuery(std::string_view collection_id, const std::string& collection_path,
+                        std::string_view prefix, std::string_view after, std::size_t limit) {
+  json::object query{
+      {"from", json::array{json::object{{"collectionId", collection_id}}}},
+      {"orderBy", json::array{json::object{{"field", json::object{{"fieldPath", "__name__"}}},
+                                           {"direction", "ASCENDING"}}}},
+      {"limit", limit}};
+  if (!after.empty() && after >= prefix) {
+    query["startAt"] = Cursor(collection_path + KeyToDocumentId(after), false);
+  } else if (!prefix.empty()) {
+    query["startAt"] = Cursor(collection_path + KeyToDocumentId(prefix), true);
+  }
+  const std::string upper = prefix.empty() ? std::string() : PrefixUpperBound(prefix);
+  if (!upper.empty()) query["endAt"] = Cursor(collection_path + KeyToDocumentId(upper), true);
+  return query;
 }
+
+}  // namespace
+
+std::string FirestoreBackend::RecordDocument(std::string_view tenant, std::string_view collection,
+                                             std::string_view id) const {
+  return TenantDocument(tenant) + "/r_" + std::string(collection) + "/" + KeyToDocumentId(id);
+}
+
+std::string FirestoreBackend::CounterDocument(std::string_view tenant, std::string_view collection,
+                                              std::string_view id) const {
+  return TenantDocument(tenant) + "/c_" + std::string(collection) + "/" + KeyToDocumentId(id);
+}
+
+std::string FirestoreBackend::LogDocument() const {
+  return root_ + "/~log";  // "~l" is no escaped tenant name
+}
+
+Result<std::vector<std::int64_t>> FirestoreBackend::WriteRecords(
+    const Call& call, const std::vector<RecordWrite>& writes) {
+  std::size_t payload = 0;
+  for (const RecordWrite& w : writes)
+    payload += w.value.size() + w.id.size() * 3 + 512;
+  if (payload > kMaxCommitPayload) {
+    return MakeError(ErrorCode::kPayloadTooLarge,
+                     "the batch is larger than one Firestore commit can carry (10 MiB)", "writes");
+  }
+  const std::string log = LogDocument();
+  std::vector<std::string> names{log};
+  for (const RecordWrite& w : writes)
+    names.push_back(RecordDocument(call.tenant, w.collection, w.id));
+  std::unique_lock turn(record_writes_, std::defer_lock);
+  if (!turn.try_lock_until(call.deadline)) {
+    return Unavailable(
+        "timed out (storage.operation_timeout) writing records: this instance's earlier record "
+        "writes took the time");
+  }
+  for (int attempt = 0;; ++attempt) {
+    // One read of the log's head and every record, at one read time.
+    auto docs = BatchGet(names, {"sequence", "version"}, call.deadline, nullptr);
+    if (!docs) return docs.error();
+    const std::optional<Document>& head = (*docs)[0];
+    const std::int64_t last = head ? ReadInteger(head->fields, "sequence").value_or(0) : 0;
+    std::vector<std::optional<std::int64_t>> current;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const std::optional<Document>& doc = (*docs)[i + 1];
+      current.push_back(
+          doc ? std::optional<std::int64_t>(ReadInteger(doc->fields, "version").value_or(0))
+              : std::nullopt);
+      if (!ExpectHolds(writes[i].expect, current.back())) {
+        return RecordConflict(writes[i].collection, writes[i].id);
+      }
+    }
+    // Each record unchanged since the read (or still absent), the log's head too: a commit that
+    // meets a concurrent one fails as a whole and is tried again from the read.
+    json::array commit;
+    std::vector<std::int64_t> out;
+    std::int64_t sequence = last;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const RecordWrite& w = writes[i];
+      const std::optional<Document>& doc = (*docs)[i + 1];
+      json::object precondition =
+          doc ? json::object{{"updateTime", doc->update_time}} : json::object{{"exists", false}};
+      if (w.op == RecordWrite::Op::kPut) {
+        const std::int64_t version = current[i].value_or(0) + 1;
+        json::object fields{{"value", StringValue(w.value)},
+                            {"version", json::object{{"integerValue", std::to_string(version)}}}};
+        commit.emplace_back(json::object{
+            {"update", json::object{{"name", names[i + 1]}, {"fields", std::move(fields)}}},
+            {"currentDocument", std::move(precondition)}});
+        out.push_back(version);
+      } else if (doc) {
+        commit.emplace_back(
+            json::object{{"delete", names[i + 1]}, {"currentDocument", std::move(precondition)}});
+        out.push_back(1);
+      } else {
+        out.push_back(0);
+        continue;
+      }
+      json::object change{
+          {"tenant", json::object{{"stringValue", call.tenant}}},
+          {"collection", json::object{{"stringValue", w.collection}}},
+          {"id", json::object{{"stringValue", w.id}}},
+          {"deleted", json::object{{"booleanValue", w.op == RecordWrite::Op::kDelete}}}};
+      // `at` is Firestore's commit time, so retention follows one clock whatever the instances'.
+      commit.emplace_back(json::object{
+          {"update", json::object{{"name", log + "/changes/" + SequenceId(++sequence)},
+                                  {"fields", std::move(change)}}},
+          {"updateTransforms",
+           json::array{json::object{{"fieldPath", "at"}, {"setToServerValue", "REQUEST_TIME"}}}},
+          {"currentDocument", json::object{{"exists", false}}}});
+    }
+    if (sequence == last) return out;  // nothing changes (deletes of absent records)
+    json::object head_precondition =
+        head ? json::object{{"updateTime", head->update_time}} : json::object{{"exists", false}};
+    commit.emplace_back(json::object{
+        {"update",
+         json::object{
+             {"name", log},
+             {"fields", json::object{{"sequence",
+                                      json::object{{"integerValue", std::to_string(sequence)}}}}}}},
+        {"currentDocument", std::move(head_precondition)}});
+    // Not retried by the transport: a commit whose answer was lost may have been applied.
+    auto reply = Commit(std::move(commit), call.deadline, false);
+    if (!reply) return reply.error();
+    if (reply->ok()) return out;
+    if (!IsCommitConflict(*reply)) return Failure(*reply, "writing records");
+    // Another instance's batch landed first: it has moved on, so read again soon (a short,
+    // jittered wait, not growing past ~30 ms, which would only leave the head idle).
+    if (!Backoff(std::min(attempt, 2), call.deadline)) {
+      return Unavailable(
+          "timed out (storage.operation_timeout) writing records: concurrent record writes kept "
+          "conflicting");
+    }
+  }
+}
+
+Result<std::optional<Record>> FirestoreBackend::GetRecord(const Call& call,
+                                                          std::string_view collection,
+                                                          std::string_view id) {
+  auto docs = BatchGet({RecordDocument(call.tenant, collection, id)}, {}, call.deadline, nullptr);
+  if (!docs) return docs.error();
+  const auto& doc = docs->front();
+  if (!doc) return std::optional<Record>();
+  auto value = ReadString(doc->fields, "value");
+  auto version = ReadInteger(doc->fields, "version");
+  if (!value || !version) return Internal("a record document lacks value or version: " + doc->name);
+  return std::optional<Record>(Record{std::string(id), std::move(*value), *version});
+}
+
+Result<RecordPage> FirestoreBackend::ListRecords(const Call& call, std::string_view collection,
+                                                 std::string_view prefix, std::string_view after,
+                                                 int limit) {
+  const std::string collection_id = "r_" + std::string(collection);
+  const std::string tenant = TenantDocument(call.tenant);
+  auto docs = RunQuery(tenant,
+                       RangeQuery(collection_id, tenant + "/" + collection_id + "/", prefix, after,
+                                  static_cast<std::size_t>(limit) + 1),
+                       call.deadline, nullptr);
+  if (!docs) return docs.error();
+  RecordPage page;
+  for (const Document& doc : *docs) {
+    auto id = firestore::DocumentIdToKey(LastSegment(doc.name));
+    auto value = ReadString(doc.fields, "value");
+    auto version = ReadInteger(doc.fields, "version");
+    if (!id || !value || !version) continue;  // not written by Orchestra
+    if (static_cast<int>(page.records.size()) == limit) {
+      page.next_cursor = page.records.back().id;
+      break;
+    }
+    page.records.push_back(Record{std::move(*id), std::move(*value), *version});
+  }
+  return page;
+}
+
+Result<std::vector<Change>> FirestoreBackend::ChangesSince(Deadline deadline, std::int64_t sequence,
+                                                           int limit) {
+  const std::string log = LogDocument();
+  json::object query{
+      {"from", json::array{json::object{{"collectionId", "changes"}}}},
+      {"orderBy", json::array{json::object{{"field", json::object{{"fieldPath", "__name__"}}},
+                                           {"direction", "ASCENDING"}}}},
+      {"limit", limit + 1}};
+  // From the reader's own entry on (inclusive), to tell whether it is still there.
+  if (sequence > 0) query["startAt"] = Cursor(log + "/changes/" + SequenceId(sequence), true);
+  auto docs = RunQuery(log, std::move(query), deadline, nullptr);
+  if (!docs) return docs.error();
+  std::vector<Change> out;
+  bool first = true;
+  for (const Document& doc : *docs) {
+    auto seq = ParseSequenceId(LastSegment(doc.name));
+    if (!seq) continue;
+    if (first && sequence > 0) {
+      first = false;
+      if (*seq != sequence) return ChangeLogGap(sequence);
+      continue;
+    }
+    first = false;
+    if (static_cast<int>(out.size()) == limit) break;
+    Change change;
+    change.sequence = *seq;
+    change.tenant = ReadString(doc.fields, "tenant").value_or("");
+    change.collection = ReadString(doc.fields, "collection").value_or("");
+    change.id = ReadString(doc.fields, "id").value_or("");
+    if (const json::object* d = Field(doc.fields, "deleted")) {
+      const json::value* b = d->if_contains("booleanValue");
+      change.deleted = b != nullptr && b->is_bool() && b->as_bool();
+    }
+    out.push_back(std::move(change));
+  }
+  if (first && sequence > 0) return ChangeLogGap(sequence);
+  return out;
+}
+
+Result<std::int64_t> FirestoreBackend::LatestSequence(Deadline deadline) {
+  auto docs = BatchGet({LogDocument()}, {"sequence"}, deadline, nullptr);
+  if (!docs) return docs.error();
+  const auto& head = docs->front();
+  return head ? ReadInteger(head->fields, "sequence").value_or(0) : std::int64_t{0};
+}
+
+Result<std::uint64_t> FirestoreBackend::PruneChanges(Deadline deadline,
+                                                     std::chrono::milliseconds retention) {
+  const std::string log = LogDocument();
+  std::uint64_t removed = 0;
+  for (;;) {
+    // The newest entry (the head's sequence) always stays.
+    auto newest = LatestSequence(deadline);
+    if (!newest) return newest.error();
+    json::object query = NameOnlyQuery("changes");
+    query["select"] = json::object{{"fields", json::array{json::object{{"fieldPath", "at"}}}}};
+    query["limit"] = kPruneBatch;
+    // Entries are stamped with Firestore's time: compare with its time of this read.
+    SystemClock::time_point read_time = SystemClock::now();
+    auto docs = RunQuery(log, std::move(query), deadline, &read_time);
+    if (!docs) return docs.error();
+    const auto cutoff = read_time - retention;
+    json::array deletes;
+    bool done = docs->size() < static_cast<std::size_t>(kPruneBatch);
+    for (const Document& doc : *docs) {
+      auto seq = ParseSequenceId(LastSegment(doc.name));
+      const auto at = ReadTimestamp(doc.fields, "at");
+      if (!seq || !at) continue;
+      if (*seq >= *newest || *at >= cutoff) {
+        done = true;
+        break;
+      }
+      deletes.emplace_back(json::object{{"delete", doc.name}});
+    }
+    if (!deletes.empty()) {
+      const std::size_t count = deletes.size();
+      auto reply = Commit(std::move(deletes), deadline, true);
+      if (!reply) return reply.error();
+      if (!reply->ok()) return Failure(*reply, "pruning the change log");
+      removed += count;
+    }
+    if (done || deletes.empty() || Clock::now() >= deadline) return removed;
+  }
+}
+
 Result<std::vector<double>> FirestoreBackend::AddCounter(
-    const Call&, std::string_view, std::string_view,
-    const std::vector<std::pair<std::string, double>>&) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+    const Call& call, std::string_view collection, std::string_view id,
+    const std::vector<std::pair<std::string, double>>& deltas) {
+  json::array transforms;
+  for (const auto& [field, delta] : deltas) {
+    transforms.emplace_back(json::object{{"fieldPath", CounterFieldPath(field)},
+                                         {"increment", json::object{{"doubleValue", delta}}}});
+  }
+  // One write: the increments are applied by Firestore, atomically, creating the counter.
+  json::array writes{
+      json::object{{"update", json::object{{"name", CounterDocument(call.tenant, collection, id)}}},
+                   {"updateMask", json::object{{"fieldPaths", json::array{}}}},
+                   {"updateTransforms", std::move(transforms)}}};
+  for (int attempt = 0;; ++attempt) {
+    // Not retried by the transport (an addition whose answer was lost may have been applied),
+    // but ABORTED says it was not.
+    auto reply = Commit(writes, call.deadline, false);
+    if (!reply) return reply.error();
+    if (reply->status == "ABORTED" && Backoff(attempt, call.deadline)) continue;
+    if (!reply->ok()) return Failure(*reply, "adding to a counter");
+    const json::value* results = nullptr;
+    if (reply->body.is_object()) {
+      const json::value* write_results = reply->body.as_object().if_contains("writeResults");
+      if (write_results != nullptr && write_results->is_array() &&
+          !write_results->as_array().empty() && write_results->as_array()[0].is_object()) {
+        results = write_results->as_array()[0].as_object().if_contains("transformResults");
+      }
+    }
+    if (results == nullptr || !results->is_array() || results->as_array().size() != deltas.size()) {
+      return Internal("a counter's commit did not return its values");
+    }
+    std::vector<double> out;
+    for (const json::value& v : results->as_array()) {
+      auto number = ReadNumber(v);
+      if (!number) return Internal("a counter's commit returned a value that is not a number");
+      out.push_back(*number);
+    }
+    return out;
+  }
 }
-Result<CounterPage> FirestoreBackend::ListCounters(const Call&, std::string_view, std::string_view,
-                                                   std::string_view, int) {
-  return MakeError(ErrorCode::kInternal, "not yet");
+
+Result<CounterPage> FirestoreBackend::ListCounters(const Call& call, std::string_view collection,
+                                                   std::string_view prefix, std::string_view after,
+                                                   int limit) {
+  const std::string collection_id = "c_" + std::string(collection);
+  const std::string tenant = TenantDocument(call.tenant);
+  auto docs = RunQuery(tenant,
+                       RangeQuery(collection_id, tenant + "/" + collection_id + "/", prefix, after,
+                                  static_cast<std::size_t>(limit) + 1),
+                       call.deadline, nullptr);
+  if (!docs) return docs.error();
+  CounterPage page;
+  for (const Document& doc : *docs) {
+    auto id = firestore::DocumentIdToKey(LastSegment(doc.name));
+    if (!id) continue;
+    if (static_cast<int>(page.counters.size()) == limit) {
+      page.next_cursor = page.counters.back().id;
+      break;
+    }
+    Counter counter{std::move(*id), {}};
+    if (const json::object* map = Field(doc.fields, "fields")) {
+      const json::value* m = map->if_contains("mapValue");
+      const json::value* f =
+          m != nullptr && m->is_object() ? m->as_object().if_contains("fields") : nullptr;
+      if (f != nullptr && f->is_object()) {
+        for (const auto& [name, value] : f->as_object()) {
+          if (auto number = ReadNumber(value))
+            counter.fields.emplace_back(std::string(name), *number);
+        }
+      }
+    }
+    std::sort(counter.fields.begin(), counter.fields.end());
+    page.counters.push_back(std::move(counter));
+  }
+  return page;
 }
 
 }  // namespace orchestra::storage

@@ -23,6 +23,11 @@
 //   {root}/{tenant}/agents/{agent}                    latest (the highest id ever given out),
 //                                                     count (how many checkpoints exist)
 //   {root}/{tenant}/agents/{agent}/checkpoints/{id}   state (string), metadata (string, optional)
+//   {root}/{tenant}/r_{collection}/{id}              a record: value, version (integer)
+//   {root}/{tenant}/c_{collection}/{id}              a counter: fields (a map of numbers)
+//   {root}/~log                                       the change log's head: sequence (the last)
+//   {root}/~log/changes/{sequence, 19 digits}         tenant, collection, id, deleted, at
+//                                                     (Firestore's commit time, for retention)
 // Tenant and agent ids are escaped URL-safe names; key ids keep the keys' byte order, so listing
 // walks document ids (Firestore orders them by bytes) from the glob's literal prefix. Expired
 // entries are invisible at once (compared with the read's server time); Firestore's TTL policy
@@ -37,6 +42,18 @@
 // killed process) leaves behind until Firestore expires them, and the emulator resolves lock
 // contention only by a 30 s timeout. Deleting a checkpoint also touches the agent document
 // (count − 1), so it too invalidates a concurrent creation's read.
+//
+// Records the same way: a batch reads the log's head and every record it names (one batchGet,
+// one read time), checks the preconditions there, and commits the record writes (each with a
+// precondition on the update time read, or on not existing), one change document per write with
+// the next sequences, and the head's new sequence with a precondition on its own update time. Two
+// batches that read the same head cannot both commit: the loser reads again and retries until
+// the deadline, so sequences are handed out in commit order without gaps, at the cost of one
+// head write per batch fleet-wide. Batches of one instance queue for their turn instead of
+// racing (record_writes_), so only batches of different instances retry (Firestore sustains about
+// one write a second to one document, more in bursts: fine for keys, model versions and document
+// ingestion, not for a hot loop). Counters are one commit of increment transforms (no read, no
+// contention retries).
 //
 // Transport: https://firestore.googleapis.com (or `endpoint`) with an OAuth token from the GCE
 // metadata server (cached until a minute before it expires, refetched once when Firestore
@@ -141,6 +158,11 @@ class FirestoreBackend final : public Backend {
   std::string AgentDocument(std::string_view tenant, std::string_view agent_id) const;
   std::string CheckpointDocument(std::string_view tenant, std::string_view agent_id,
                                  std::string_view id) const;
+  std::string RecordDocument(std::string_view tenant, std::string_view collection,
+                             std::string_view id) const;
+  std::string CounterDocument(std::string_view tenant, std::string_view collection,
+                              std::string_view id) const;
+  std::string LogDocument() const;
   Result<std::optional<Checkpoint>> ReadCheckpoint(const std::string& name, Deadline deadline);
   Result<std::vector<std::string>> CheckpointIds(const Call& call, std::string_view agent_id);
 
@@ -151,6 +173,9 @@ class FirestoreBackend final : public Backend {
   std::unique_ptr<BlockingHttpClient> metadata_;  // null for the emulator
   gce::TokenCache token_;
   std::timed_mutex token_fetch_;  // one metadata request at a time
+  // One record batch of this instance at a time: they would all contend for the log's head, and
+  // waiting here in turn wastes no commits (only other instances' batches can still conflict).
+  std::timed_mutex record_writes_;
 };
 
 }  // namespace orchestra::storage
