@@ -211,7 +211,8 @@ TEST_F(GatewayTest, ClientErrorsAreNotRetriedAndKeepTheirStatus) {
       "  - name: strict\n"
       "    targets: [{provider: up, model: 'x+status=400'}]\n"
       "    retry: {attempts: 3, backoff: 5ms}\n"
-      "    fallbacks: [local-extractive]\n");
+      "    fallbacks: [local-extractive]\n"
+      "    allow_local_fallback: true\n");
   auto r = client_->Request("POST", "/v1/chat/completions", Chat("strict"));
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
@@ -257,7 +258,8 @@ TEST_F(GatewayTest, AStreamThatFailsBeforeItsFirstByteFallsBack) {
       "  - name: s\n"
       "    targets: [{provider: up, model: 'x+status=502'}]\n"
       "    retry: {attempts: 1}\n"
-      "    fallbacks: [local-extractive]\n");
+      "    fallbacks: [local-extractive]\n"
+      "    allow_local_fallback: true\n");
   std::vector<std::string> events;
   // A conversation the local provider can answer from (it cannot generate text).
   const std::string body =
