@@ -22,6 +22,7 @@
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
 #include "api/tasks.hpp"
+#include "api/token_counter.hpp"
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
@@ -274,6 +275,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
                        providers::LocalProvider::Models());
+    api::AddTokenCounterRoute(router, *gateway.routes);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
       if (!m.unusable.empty()) {

@@ -183,6 +183,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
   response.usage = {CountPrompt(request.messages), CountTokens(choice.content), 0, true};
   response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
   response.choices.push_back(std::move(choice));
+  response.answer_not_found = reply->kind == local::ReplyKind::kNotFound;
   co_return response;
 }
 
