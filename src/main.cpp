@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -389,6 +390,17 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       observability::Log(Severity::kWarning,
                          "no API keys configured: every request is served as tenant 'default'");
     }
+    // The tokenizer ranks and word vectors load on first use; load them now, off the event
+    // loops, so that the first request does not pay for it. Readiness does not wait for it.
+    // Joined on the way out (a jthread), also when start-up fails after this.
+    std::jthread preload([&cfg] {
+      const providers::PreloadReport r = providers::PreloadModelFiles(*cfg);
+      observability::Log(r.tokenizer_ok ? Severity::kInfo : Severity::kWarning,
+                         "model files loaded",
+                         {{"ms", r.ms},
+                          {"tokenizer", r.tokenizer_ok ? std::string("ok") : r.tokenizer_error},
+                          {"word_vectors", r.word_vectors}});
+    });
 
     const int sig = WaitForSignal(signals);
     // Graceful shutdown (DESIGN.md §6): readiness off, listeners closed, in-flight requests
