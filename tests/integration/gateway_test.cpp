@@ -469,6 +469,24 @@ TEST_F(GatewayTest, CachesIdenticalRequestsWhenConfigured) {
   EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
 }
 
+// "Not found in the context" is not in the OpenAI body a cache keeps: the cache keeps it beside
+// the body, so a cached answer is still found: false (issue 12).
+TEST_F(GatewayTest, ACachedNotFoundAnswerStaysNotFound) {
+  Start(
+      "  - {name: answers, targets: [{provider: local, model: local-extractive}], "
+      "cache_ttl: 60s}\n");
+  const std::string body =
+      R"({"model":"answers","question":"Who approved the migration?",)"
+      R"("context":"The migration took four hours. No customer data was lost."})";
+  for (int i = 0; i < 2; ++i) {
+    auto r = client_->Request("POST", "/answer-question", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json().at("found"), false) << r.body;
+    EXPECT_EQ(r.Json().at("answer"), "") << r.body;
+  }
+  EXPECT_EQ(Metric(Metrics(), R"(orchestra_cache_requests_total{result="hit"})"), 1);
+}
+
 TEST_F(GatewayTest, WarmupOpensUpstreamConnections) {
   Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
   auto r = client_->Request("POST", "/warmup");
