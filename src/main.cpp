@@ -222,21 +222,23 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     return 1;
   }
 
-  observability::LoggerOptions log_options;
-  log_options.format = cfg->observability.log_format;
-  log_options.level = cfg->observability.log_level;
-  if (auto project = cmd.load.env("GOOGLE_CLOUD_PROJECT")) log_options.gcp_project = *project;
-  observability::Logger logger(log_options);
-  observability::InstallLogger(&logger);
-
   // Signals are taken by sigwait in this thread only; every thread started below inherits the
-  // blocked mask, so no worker is interrupted by them.
+  // blocked mask, so no worker is interrupted by them. Before the logger, whose writer thread
+  // is the first: with SIGTERM open there, a SIGTERM that came before this thread reached
+  // sigwait killed the process (exit 143) instead of draining it.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  observability::LoggerOptions log_options;
+  log_options.format = cfg->observability.log_format;
+  log_options.level = cfg->observability.log_level;
+  if (auto project = cmd.load.env("GOOGLE_CLOUD_PROJECT")) log_options.gcp_project = *project;
+  observability::Logger logger(log_options);
+  observability::InstallLogger(&logger);
 
   try {
     observability::Registry registry;
