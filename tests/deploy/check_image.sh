@@ -226,7 +226,7 @@ else
       # both loaded, and the tokenizer counts ("hello world" is 2 tokens of o200k_base).
       loaded=""
       for _ in $(seq 200); do
-        loaded=$(grep '"message":"model files loaded"' "$log" | head -1)
+        loaded=$(grep '"message":"model files loaded"' "$log" | head -1 || true)
         [[ -n $loaded ]] && break
         sleep 0.05
       done
