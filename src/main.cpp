@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,6 +23,7 @@
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
 #include "api/tasks.hpp"
+#include "api/token_counter.hpp"
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
@@ -220,21 +222,23 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     return 1;
   }
 
-  observability::LoggerOptions log_options;
-  log_options.format = cfg->observability.log_format;
-  log_options.level = cfg->observability.log_level;
-  if (auto project = cmd.load.env("GOOGLE_CLOUD_PROJECT")) log_options.gcp_project = *project;
-  observability::Logger logger(log_options);
-  observability::InstallLogger(&logger);
-
   // Signals are taken by sigwait in this thread only; every thread started below inherits the
-  // blocked mask, so no worker is interrupted by them.
+  // blocked mask, so no worker is interrupted by them. Before the logger, whose writer thread
+  // is the first: with SIGTERM open there, a SIGTERM that came before this thread reached
+  // sigwait killed the process (exit 143) instead of draining it.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  observability::LoggerOptions log_options;
+  log_options.format = cfg->observability.log_format;
+  log_options.level = cfg->observability.log_level;
+  if (auto project = cmd.load.env("GOOGLE_CLOUD_PROJECT")) log_options.gcp_project = *project;
+  observability::Logger logger(log_options);
+  observability::InstallLogger(&logger);
 
   try {
     observability::Registry registry;
@@ -274,6 +278,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
                        providers::LocalProvider::Models());
+    api::AddTokenCounterRoute(router, *gateway.routes);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
       if (!m.unusable.empty()) {
@@ -387,6 +392,17 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       observability::Log(Severity::kWarning,
                          "no API keys configured: every request is served as tenant 'default'");
     }
+    // The tokenizer ranks and word vectors load on first use; load them now, off the event
+    // loops, so that the first request does not pay for it. Readiness does not wait for it.
+    // Joined on the way out (a jthread), also when start-up fails after this.
+    std::jthread preload([&cfg] {
+      const providers::PreloadReport r = providers::PreloadModelFiles(*cfg);
+      observability::Log(r.tokenizer_ok ? Severity::kInfo : Severity::kWarning,
+                         "model files loaded",
+                         {{"ms", r.ms},
+                          {"tokenizer", r.tokenizer_ok ? std::string("ok") : r.tokenizer_error},
+                          {"word_vectors", r.word_vectors}});
+    });
 
     const int sig = WaitForSignal(signals);
     // Graceful shutdown (DESIGN.md §6): readiness off, listeners closed, in-flight requests

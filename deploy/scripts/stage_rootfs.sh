@@ -10,15 +10,33 @@
 # which carries no C library of its own, so the image holds exactly what the binary loads.
 # tests/deploy/ runs the same script against the Release build and executes the result in
 # a chroot. Writes ROOTFS/usr/local/share/orchestra/libraries.txt, the list it copied.
+#
+# With MODELS (the models/ directory scripts/setup.sh fills, its files already checked by
+# SHA-256 there), the data files the server loads — the tokenizer ranks (*.tiktoken) and the word
+# vectors (word_vectors.bin) — go to ROOTFS/usr/share/orchestra/models, which the binary
+# searches last (common/model_files.hpp), also when /proc is not mounted (a chroot). Each must
+# be there.
+#
+#   stage_rootfs.sh BINARY CONFIG ROOTFS [MODELS]
 set -euo pipefail
 
-if [[ $# -ne 3 ]]; then
-  echo "usage: stage_rootfs.sh BINARY CONFIG ROOTFS" >&2
+if [[ $# -ne 3 && $# -ne 4 ]]; then
+  echo "usage: stage_rootfs.sh BINARY CONFIG ROOTFS [MODELS]" >&2
   exit 2
 fi
 binary=$1
 config=$2
 rootfs=$3
+models=${4:-}
+model_files=(cl100k_base.tiktoken o200k_base.tiktoken word_vectors.bin)
+if [[ -n $models ]]; then
+  for file in "${model_files[@]}"; do
+    [[ -f $models/$file ]] || {
+      echo "stage_rootfs.sh: $models/$file is missing (scripts/setup.sh installs it)" >&2
+      exit 1
+    }
+  done
+fi
 
 [[ -x $binary ]] || { echo "stage_rootfs.sh: $binary is not an executable" >&2; exit 1; }
 [[ -f $config ]] || { echo "stage_rootfs.sh: $config is not a file" >&2; exit 1; }
@@ -64,4 +82,10 @@ for lib in "${libraries[@]}"; do
   cp -L "$lib" "$rootfs$lib"
   echo "$lib" >>"$rootfs/usr/local/share/orchestra/libraries.txt"
 done
-echo "stage_rootfs.sh: staged the binary and ${#libraries[@]} libraries under $rootfs"
+if [[ -n $models ]]; then
+  mkdir -p "$rootfs/usr/share/orchestra/models"
+  for file in "${model_files[@]}"; do
+    install -m 0644 "$models/$file" "$rootfs/usr/share/orchestra/models/$file"
+  done
+fi
+echo "stage_rootfs.sh: staged the binary, ${#libraries[@]} libraries${models:+ and ${#model_files[@]} model files} under $rootfs"

@@ -75,6 +75,18 @@ bool Failed(RequestContext& ctx, const Result<T>& r) {
   return true;
 }
 
+// Answers the error of a task the service built a chat request for, with `param` named as the
+// client knows it: the chat request's "messages" is the task's `as` field (the prompt, the
+// context, the text). Returns true when `r` failed.
+template <class T>
+bool FailedTask(RequestContext& ctx, const Result<T>& r, std::string_view as) {
+  if (r) return false;
+  Error e = r.error();
+  if (e.param == "messages") e.param = std::string(as);
+  ctx.Fail(e);
+  return true;
+}
+
 // Admission with the task's model and a token estimate (bytes / 4 plus the completion asked).
 asio::awaitable<bool> Admit(RequestContext& ctx, std::string_view model,
                             std::int64_t completion_tokens) {
@@ -134,7 +146,7 @@ struct Handlers {
     std::array<char, 55> trace;
     auto result =
         co_await service.Generate(std::move(request), InfoFor(ctx, ctx.trace.Traceparent(trace)));
-    if (Failed(ctx, result)) co_return;
+    if (FailedTask(ctx, result, "prompt")) co_return;
     json::object out;
     out["text"] = result->text;
     Reply(ctx, std::move(out), result->model, result->served);
@@ -227,7 +239,7 @@ struct Handlers {
     std::array<char, 55> trace;
     auto result =
         co_await service.Answer(std::move(request), InfoFor(ctx, ctx.trace.Traceparent(trace)));
-    if (Failed(ctx, result)) co_return;
+    if (FailedTask(ctx, result, "context")) co_return;
     json::object out;
     out["answer"] = result->answer;
     out["found"] = result->found;
@@ -251,7 +263,7 @@ struct Handlers {
     std::array<char, 55> trace;
     auto result =
         co_await service.Summarize(std::move(request), InfoFor(ctx, ctx.trace.Traceparent(trace)));
-    if (Failed(ctx, result)) co_return;
+    if (FailedTask(ctx, result, "text")) co_return;
     json::object out;
     out["summary"] = result->text;
     Reply(ctx, std::move(out), result->model, result->served);

@@ -117,6 +117,9 @@ struct ModelConfig {
   Strategy strategy = Strategy::kWeighted;
   std::vector<TargetConfig> targets;
   std::vector<std::string> fallbacks;  // other public model names, tried in order
+  // A local model (which only extracts from context) may be a fallback of this model although
+  // the model itself is not local. Off: such a fallback is a configuration error.
+  bool allow_local_fallback = false;
   RetryConfig retry;
   Duration timeout = 60s;    // per attempt
   Duration deadline = 120s;  // whole request, all attempts and fallbacks

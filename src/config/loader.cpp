@@ -396,6 +396,7 @@ void Describe(V& v, ModelConfig& c) {
   v.Choice("strategy", c.strategy, kStrategies);
   v.List("targets", c.targets);
   v.Texts("fallbacks", c.fallbacks);
+  v.Flag("allow_local_fallback", c.allow_local_fallback);
   v.Group("retry", c.retry);
   v.Time("timeout", c.timeout);
   v.Time("deadline", c.deadline);
@@ -968,6 +969,44 @@ void ParseListen(ServerConfig& s, const std::string& source) {
   s.port = static_cast<std::uint16_t>(p);
 }
 
+// Whether a provider name is one of type local (the built-in offline models).
+bool IsLocalProvider(const Config& c, std::string_view name) {
+  const ProviderConfig* p = c.FindProvider(name);
+  return p != nullptr && p->type == ProviderType::kLocal;
+}
+
+// A model all of whose targets are local.
+bool IsLocalModel(const Config& c, const ModelConfig& m) {
+  return !m.targets.empty() &&
+         std::all_of(m.targets.begin(), m.targets.end(),
+                     [&](const TargetConfig& t) { return IsLocalProvider(c, t.provider); });
+}
+
+// A local model only extracts from the context it is given: as the fallback of a generative
+// model it would turn an outage into 200s that quote the prompt (or 422s). Allowed only when the
+// model says so (issue 12).
+void CheckLocalFallbacks(const Config& c, const ModelConfig& m, const std::string& at) {
+  if (m.allow_local_fallback || IsLocalModel(c, m)) return;
+  for (std::size_t f = 0; f < m.fallbacks.size(); ++f) {
+    const std::string& name = m.fallbacks[f];
+    bool local = false;
+    if (const ModelConfig* named = c.FindModel(name)) {
+      local = IsLocalModel(c, *named);
+    } else if (auto slash = name.find('/'); slash != std::string::npos) {
+      local = IsLocalProvider(c, name.substr(0, slash));
+    } else {
+      local = IsLocalModelName(name) && IsLocalProvider(c, "local");
+    }
+    if (!local) continue;
+    throw ConfigError(at + ".fallbacks[" + std::to_string(f) + "]: '" + name +
+                      "' is a local model, which cannot generate text: as a fallback of model '" +
+                      m.name +
+                      "' it would answer an outage with quotes of the prompt. Give it a "
+                      "generative fallback, or set allow_local_fallback: true on this model if "
+                      "that is really wanted");
+  }
+}
+
 // Validation that spans sections.
 void Validate(Config& c, const std::string& source) {
   ParseListen(c.server, source);
@@ -1036,6 +1075,7 @@ void Validate(Config& c, const std::string& source) {
         msg += " (did you mean '" + std::string(*near) + "'?)";
       throw ConfigError(msg);
     }
+    CheckLocalFallbacks(c, m, at);
   }
 }
 

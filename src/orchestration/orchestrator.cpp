@@ -158,6 +158,7 @@ bool FromCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& rout
   result.served.provider = hit->provider;
   result.served.upstream_model = hit->upstream_model;
   result.served.cache_hit = true;
+  result.response.answer_not_found = hit->answer_not_found;
   return true;
 }
 
@@ -168,6 +169,7 @@ void ToCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
                                              : result.response.raw;
   cached->provider = result.served.provider;
   cached->upstream_model = result.served.upstream_model;
+  cached->answer_not_found = result.response.answer_not_found;
   cache.Put(key, std::move(cached), route.cache_ttl);
 }
 

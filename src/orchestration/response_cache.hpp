@@ -46,6 +46,7 @@ struct CachedResponse {
   // table's targets, which outlive the cache.
   std::string_view provider;
   std::string_view upstream_model;
+  bool answer_not_found = false;  // wire::ChatResponse::answer_not_found of the original answer
 };
 
 class ResponseCache {

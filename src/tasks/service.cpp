@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "providers/local/classifier.hpp"
 #include "wire/openai_codec.hpp"
 
 namespace orchestra::tasks {
@@ -16,12 +17,6 @@ namespace json = boost::json;
 
 constexpr std::int64_t kDefaultMaxTokens = 256;
 constexpr std::int64_t kDefaultSummaryWords = 60;
-// Local classification: softmax over cosine similarities at this temperature. Cosines of the
-// local embeddings differ by a few hundredths between a related and an unrelated label, so a
-// low temperature is what turns them into a decision.
-constexpr double kLocalTemperature = 0.05;
-// Below this best cosine no category shares anything with the text: not confident.
-constexpr double kLocalMinSignal = 0.05;
 
 Error Invalid(std::string message, std::string param) {
   return Error(ErrorCode::kInvalidRequest, std::move(message), std::move(param));
@@ -38,30 +33,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double dot = 0, na = 0, nb = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : 0;
-}
-
-std::vector<double> Softmax(const std::vector<double>& values, double temperature) {
-  std::vector<double> out(values.size());
-  if (values.empty()) return out;
-  const double top = *std::max_element(values.begin(), values.end());
-  double sum = 0;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    out[i] = std::exp((values[i] - top) / temperature);
-    sum += out[i];
-  }
-  for (double& v : out)
-    v /= sum;
   return out;
 }
 
@@ -142,6 +113,15 @@ ClassifyResult ScoresFromAnswer(std::string_view answer,
   return out;
 }
 
+bool IsNotFoundReply(std::string_view reply) {
+  const auto first = reply.find_first_not_of(" \t\r\n\"'`*");
+  if (first == std::string_view::npos) return false;
+  const auto last = reply.find_last_not_of(" \t\r\n\"'`*.");
+  if (last == std::string_view::npos || last < first) return false;
+  const std::string_view core = reply.substr(first, last - first + 1);
+  return Lower(core) == Lower(kNotFoundMarker);
+}
+
 Service::Service(orchestration::Orchestrator& orchestrator, const config::TasksConfig& config)
     : orchestrator_(orchestrator) {
   auto or_default = [&](const std::string& m) { return m.empty() ? config.default_model : m; };
@@ -166,6 +146,7 @@ asio::awaitable<Result<TextResult>> Service::Complete(wire::ChatRequest request,
   TextResult out;
   out.model = std::move(request.model);
   out.served = result->served;
+  out.answer_not_found = result->response.answer_not_found;  // not in the raw body: read first
   if (!result->response.raw.empty()) {
     // An OpenAI-compatible upstream's own body: its text is read here, once.
     auto parsed = wire::openai::ParseChatResponse(result->response.raw);
@@ -253,21 +234,29 @@ asio::awaitable<Result<ClassifyResult>> Service::Classify(ClassifyRequest reques
   std::string model = request.model.empty() ? DefaultModel(Task::kClassify) : request.model;
 
   if (config::IsLocalModelName(model)) {
-    // Locally: similarity of the text to each category, softmax into a distribution.
+    // Locally: the local models' zero-shot classifier (providers/local/classifier.hpp, whose
+    // accuracy tests/unit/providers/local/classifier_test.cpp measures): word-level similarity
+    // of the text to each category, softmax at its documented temperature, and `confident`
+    // false when no category has a clear lead. The embeddings call through the orchestrator
+    // routes and accounts the work (local-embed's route, usage, metrics) like any task's; the
+    // classifier, not the cosine of those hashed vectors, decides.
     EmbedRequest embed;
     embed.model = std::string(config::kLocalEmbedModel);
     embed.texts.push_back(request.text);
     embed.texts.insert(embed.texts.end(), request.categories.begin(), request.categories.end());
     auto vectors = co_await Embed(std::move(embed), info);
     if (!vectors) co_return vectors.error();
-    std::vector<double> cosines;
-    for (std::size_t i = 0; i < request.categories.size(); ++i)
-      cosines.push_back(Cosine(vectors->vectors[0], vectors->vectors[i + 1]));
+    std::vector<providers::local::Category> categories;
+    categories.reserve(request.categories.size());
+    for (const std::string& name : request.categories)
+      categories.push_back({name, {}, {}});
+    const providers::local::Embedder embedder;
+    const providers::local::ClassifyResult local =
+        providers::local::Classify(embedder, request.text, categories);
     ClassifyResult out;
-    out.scores = Softmax(cosines, kLocalTemperature);
-    const auto best = std::max_element(cosines.begin(), cosines.end()) - cosines.begin();
-    out.confident = cosines[static_cast<std::size_t>(best)] >= kLocalMinSignal;
-    if (out.confident) out.best = static_cast<std::size_t>(best);
+    out.scores = local.scores;
+    out.confident = local.confident;
+    if (out.confident) out.best = local.best;
     out.model = std::move(model);
     out.served = vectors->served;
     co_return out;
@@ -306,9 +295,11 @@ asio::awaitable<Result<AnswerResult>> Service::Answer(AnswerRequest request,
     if (!request.context.empty()) messages.push_back(MakeMessage("system", request.context));
     messages.push_back(MakeMessage("user", std::move(q)));
   } else {
-    messages.push_back(MakeMessage("system",
-                                   "Answer the question using only the context given. If the "
-                                   "context does not contain the answer, say that it does not."));
+    messages.push_back(
+        MakeMessage("system",
+                    "Answer the question using only the context given. If the context does not "
+                    "contain the answer, reply with exactly " +
+                        std::string(kNotFoundMarker) + " and nothing else."));
     messages.push_back(
         MakeMessage("user", "Context:\n" + request.context + "\n\nQuestion: " + request.question));
   }
@@ -316,7 +307,9 @@ asio::awaitable<Result<AnswerResult>> Service::Answer(AnswerRequest request,
       Chat(model, std::move(messages), request.max_tokens.value_or(kDefaultMaxTokens), 0.0), info);
   if (!done) co_return done.error();
   AnswerResult out;
-  out.answer = std::move(done->text);
+  // Not found: the local model says so out of band; an LLM with the marker it was asked for.
+  out.found = !done->answer_not_found && !IsNotFoundReply(done->text);
+  if (out.found) out.answer = std::move(done->text);
   out.model = std::move(model);
   out.served = done->served;
   co_return out;

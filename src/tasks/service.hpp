@@ -63,6 +63,9 @@ struct TextResult {
   std::string text;
   std::string model;  // the model asked for (or the task's default)
   orchestration::Served served;
+  // The model said the context it was given does not hold the answer
+  // (wire::ChatResponse::answer_not_found).
+  bool answer_not_found = false;
 };
 
 struct EmbedResult {
@@ -128,5 +131,12 @@ class Service {
 // none (uniform, not confident). Exposed for tests.
 ClassifyResult ScoresFromAnswer(std::string_view answer,
                                 const std::vector<std::string>& categories);
+
+// What an LLM is told to reply, and nothing else, when the context of a question does not hold
+// its answer.
+inline constexpr std::string_view kNotFoundMarker = "NOT_FOUND";
+// Whether an LLM's reply to the answer prompt is that marker (give or take case, quotes,
+// backticks, a final full stop and surrounding white space). Exposed for tests.
+bool IsNotFoundReply(std::string_view reply);
 
 }  // namespace orchestra::tasks

@@ -100,6 +100,10 @@ struct ChatResponse {
   // The OpenAI-format body exactly as an OpenAI-compatible upstream sent it; when set it is what
   // the client receives, byte for byte. Empty when an adapter translated the response.
   std::string raw;
+  // Orchestra's own, never written to the wire: the model looked for the answer in the context
+  // it was given and found none (the local extractive model; the choice's content says so in
+  // words). The task service answers such a question with `found: false` and no text.
+  bool answer_not_found = false;
 };
 
 // One streamed delta. Either `raw` (an OpenAI-compatible upstream's `data:` payload, forwarded

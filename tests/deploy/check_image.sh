@@ -13,7 +13,10 @@
 # 3. The staged root filesystem runs on its own: in a chroot (root or a user namespace), the
 #    binary starts, validates the shipped config, serves /startupz and /readyz as the
 #    non-root user, and exits 0 on SIGTERM.
-# 4. Size: staged files plus the base image stay within the 30 MiB budget.
+# 4. Size: the binary, its libraries and the base image stay within the 30 MiB budget; the
+#    model files within their own 20 MiB.
+# The model files (tokenizer ranks, word vectors) are staged from the repository's models/, as
+# the image build stages the ones setup.sh fetched there: part 3 checks the server finds them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -84,8 +87,21 @@ runtime_text=$(printf '%s\n' "${runtime[@]}")
 build_text=$(printf '%s\n' "${build[@]}")
 check "runtime stage copies the staged root filesystem (COPY --from=build /rootfs/ /)" \
   has -x 'COPY --from=build /rootfs/ /' "$runtime_text"
-check "build stage runs stage_rootfs.sh on the binary it built, with the Cloud Run config" \
-  has 'deploy/scripts/stage_rootfs.sh build/release/orchestra deploy/orchestra.cloudrun.yaml /rootfs' "$build_text"
+check "build stage runs stage_rootfs.sh on the binary it built, with the Cloud Run config and models/" \
+  has 'deploy/scripts/stage_rootfs.sh build/release/orchestra deploy/orchestra.cloudrun.yaml /rootfs models' "$build_text"
+# The model files: fetched by setup.sh (scripts/models/, SHA-256 checked) in the build stage.
+check "build stage copies scripts/models, which setup.sh runs to fetch the model files" \
+  has -x 'COPY scripts/models scripts/models' "$build_text"
+models_before_setup() {
+  local copy setup
+  copy=$(grep -n -x 'COPY scripts/models scripts/models' <<<"$build_text" | head -1 | cut -d: -f1)
+  setup=$(grep -n 'scripts/setup.sh --build-only' <<<"$build_text" | head -1 | cut -d: -f1)
+  [[ -n $copy && -n $setup && $copy -lt $setup ]]
+}
+check "scripts/models is copied before setup.sh runs" models_before_setup
+check "the model downloads stay in a cache mount (ORCHESTRA_CACHE_DIR)" \
+  has -e '--mount=type=cache,[^ ]*target=/root/.cache/orchestra' "$build_text"
+check "ORCHESTRA_CACHE_DIR names that cache mount" has 'ORCHESTRA_CACHE_DIR=/root/.cache/orchestra' "$build_text"
 check "build stage builds the orchestra target in build/release" \
   has 'cmake --build build/release --target orchestra' "$build_text"
 check "build stage installs dependencies with scripts/setup.sh --build-only" \
@@ -116,7 +132,18 @@ pass ".dockerignore admits what the build copies"
 cp "$binary" "$work/orchestra"
 strip --strip-unneeded "$work/orchestra" 2>/dev/null || echo "note: strip unavailable; sizing the unstripped binary"
 rootfs="$work/rootfs"
-bash "$root/deploy/scripts/stage_rootfs.sh" "$work/orchestra" "$root/deploy/orchestra.cloudrun.yaml" "$rootfs" >/dev/null
+models_dir="$root/models"
+bash "$root/deploy/scripts/stage_rootfs.sh" "$work/orchestra" "$root/deploy/orchestra.cloudrun.yaml" "$rootfs" \
+  "$models_dir" >/dev/null || {
+  echo "FAIL: stage_rootfs.sh could not stage the binary and $models_dir (run scripts/setup.sh)" >&2
+  exit 1
+}
+staged_models="$rootfs/usr/share/orchestra/models"
+for file in cl100k_base.tiktoken o200k_base.tiktoken word_vectors.bin; do
+  if cmp -s "$models_dir/$file" "$staged_models/$file"; then continue; fi
+  fail "model file $file is not staged in /usr/share/orchestra/models"
+done
+pass "model files staged: $(cd "$staged_models" && printf '%s ' *)"
 
 mapfile -t needed < <(ldd "$binary" | awk '$2 == "=>" { print $3; next } $1 ~ /^\// { print $1 }' | sort -u)
 ((${#needed[@]} > 0)) || fail "ldd reported no libraries for $binary"
@@ -195,6 +222,24 @@ else
           fail "GET /$probe failed: $body"
         fi
       done
+      # The model files are found where the image puts them: the background preload reports
+      # both loaded, and the tokenizer counts ("hello world" is 2 tokens of o200k_base).
+      loaded=""
+      for _ in $(seq 200); do
+        loaded=$(grep '"message":"model files loaded"' "$log" | head -1 || true)
+        [[ -n $loaded ]] && break
+        sleep 0.05
+      done
+      check "preload found the tokenizer ranks in the image" has '"tokenizer":"ok"' "$loaded"
+      check "preload found the word vectors in the image" \
+        has '"word_vectors":"semantic: .* from /usr/share/orchestra/models/word_vectors.bin"' "$loaded"
+      if body=$(curl -fsS --max-time 5 -H 'Authorization: Bearer test-key' \
+        -H 'Content-Type: application/json' -d '{"encoding":"o200k_base","prompt":"hello world"}' \
+        "http://$address/utils/token_counter" 2>&1); then
+        check "POST /utils/token_counter in the staged filesystem: $body" has '"total_tokens":2' "$body"
+      else
+        fail "POST /utils/token_counter failed: $body"
+      fi
       kill -TERM "$server_pid"
       status=0
       wait "$server_pid" || status=$?
@@ -212,14 +257,20 @@ fi
 
 # distroless/static-debian12 is about 2 MiB (tzdata, CA certificates, /etc/passwd); the
 # allowance is rounded up. The budget is DESIGN.md's: image <= 30 MB.
+# The model files are data with a budget of their own (docs/DEPLOY.md, "Image").
 base_allowance=$((5 * 1024 * 1024 / 2))
 budget=$((30 * 1024 * 1024))
-staged=$(du -sb "$rootfs" | cut -f1)
+models_budget=$((20 * 1024 * 1024))
+models_size=$(du -sb "$staged_models" | cut -f1)
+staged=$(($(du -sb "$rootfs" | cut -f1) - models_size))
 binary_size=$(stat -c %s "$work/orchestra")
 total=$((staged + base_allowance))
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-echo "size: staged $(mib "$staged") (stripped binary $(mib "$binary_size"), libraries $(mib $((staged - binary_size)))) + base $(mib $base_allowance) = $(mib $total) of $(mib $budget)"
-if ((total <= budget)); then pass "image within budget"; else fail "image over budget: $(mib $total) > $(mib $budget)"; fi
+echo "size: staged $(mib "$staged") (stripped binary $(mib "$binary_size"), libraries $(mib $((staged - binary_size)))) + base $(mib $base_allowance) = $(mib $total) of $(mib $budget); model files $(mib "$models_size") of $(mib $models_budget); image $(mib $((total + models_size)))"
+if ((total <= budget)); then pass "image (code) within budget"; else fail "image over budget: $(mib $total) > $(mib $budget)"; fi
+if ((models_size <= models_budget)); then pass "model files within budget"; else
+  fail "model files over budget: $(mib "$models_size") > $(mib $models_budget)"
+fi
 
 if ((failures > 0)); then
   echo "$failures check(s) failed" >&2

@@ -3,7 +3,8 @@
 // - every `curl` command of its sh blocks runs as written (only the address is changed to the
 //   test's free port), in order, against one server, and must succeed (2xx); where the README
 //   shows the answer on the next line (`# {...}`), the answer must have the same members with
-//   the same values (except ids and times, which change);
+//   the same values (except ids and times, which change); where it shows a refusal
+//   (`# 422 {...}`: a status, then the body), the command must get that status and that body;
 // - every js block runs with the OpenAI SDK from npm and must exit 0;
 // - every python block must parse (the Python SDK is not installable here), and every model a
 //   block names must be one the defaults list as usable in GET /v1/models.
@@ -57,8 +58,9 @@ function commands(text) {
     if (line.trim() === "" || line.trimStart().startsWith("#")) continue;
     while (line.endsWith("\\") && i + 1 < lines.length) line = line + "\n" + lines[++i];
     const next = lines[i + 1] ?? "";
-    const expected = next.startsWith("# {") ? next.slice(2) : null;
-    out.push({ command: line, expected });
+    const refusal = next.match(/^# ([45]\d\d) (\{.*)$/);
+    const expected = refusal ? refusal[2] : next.startsWith("# {") ? next.slice(2) : null;
+    out.push({ command: line, expected, status: refusal ? Number(refusal[1]) : null });
   }
   return out;
 }
@@ -90,23 +92,32 @@ test("the README's examples run as written on the embedded defaults", async (t) 
 
   let ran = 0;
   for (const b of run.filter((x) => x.lang === "sh")) {
-    for (const { command, expected } of commands(b.text)) {
+    for (const { command, expected, status } of commands(b.text)) {
       if (!command.startsWith("curl ")) continue;
       ran++;
       await t.test(`README line ${b.line}: ${command.split("\n")[0].slice(0, 100)}`, () => {
         const script =
           "set -o pipefail\n" +
-          // --fail-with-body: a 4xx/5xx fails; 23 is curl's write error when `| head` closes early.
-          'curl() { command curl --fail-with-body "$@"; local rc=$?; [ "$rc" -eq 23 ] && return 0; return "$rc"; }\n' +
+          (status
+            ? // A refusal shown with its status: the body, then the status on a line of its own.
+              "curl() { command curl -w '\\n%{http_code}' \"$@\"; }\n"
+            : // --fail-with-body: a 4xx/5xx fails; 23 is curl's write error when `| head` closes early.
+              'curl() { command curl --fail-with-body "$@"; local rc=$?; [ "$rc" -eq 23 ] && return 0; return "$rc"; }\n') +
           localize(command, server.port);
         const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 30000 });
         assert.equal(r.status, 0, `exit ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
         assert.ok(r.stdout.length > 0, "no output");
+        let body = r.stdout;
+        if (status) {
+          const cut = body.lastIndexOf("\n");
+          assert.equal(Number(body.slice(cut + 1)), status, r.stdout);
+          body = body.slice(0, cut);
+        }
         if (expected) {
           const want = JSON.parse(expected);
-          const got = JSON.parse(r.stdout);
-          assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), r.stdout);
-          for (const [k, v] of Object.entries(want)) if (!VOLATILE.has(k)) assert.deepEqual(got[k], v, `member ${k}: ${r.stdout}`);
+          const got = JSON.parse(body);
+          assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), body);
+          for (const [k, v] of Object.entries(want)) if (!VOLATILE.has(k)) assert.deepEqual(got[k], v, `member ${k}: ${body}`);
         }
       });
     }

@@ -211,7 +211,8 @@ TEST_F(GatewayTest, ClientErrorsAreNotRetriedAndKeepTheirStatus) {
       "  - name: strict\n"
       "    targets: [{provider: up, model: 'x+status=400'}]\n"
       "    retry: {attempts: 3, backoff: 5ms}\n"
-      "    fallbacks: [local-extractive]\n");
+      "    fallbacks: [local-extractive]\n"
+      "    allow_local_fallback: true\n");
   auto r = client_->Request("POST", "/v1/chat/completions", Chat("strict"));
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
@@ -257,7 +258,8 @@ TEST_F(GatewayTest, AStreamThatFailsBeforeItsFirstByteFallsBack) {
       "  - name: s\n"
       "    targets: [{provider: up, model: 'x+status=502'}]\n"
       "    retry: {attempts: 1}\n"
-      "    fallbacks: [local-extractive]\n");
+      "    fallbacks: [local-extractive]\n"
+      "    allow_local_fallback: true\n");
   std::vector<std::string> events;
   // A conversation the local provider can answer from (it cannot generate text).
   const std::string body =
@@ -465,6 +467,24 @@ TEST_F(GatewayTest, CachesIdenticalRequestsWhenConfigured) {
   EXPECT_EQ(first.body, second.body);
   EXPECT_EQ(second.Header("x-orchestra-cache"), "hit");
   EXPECT_EQ(upstream_->Stats().at("requests_total"), 1);
+}
+
+// "Not found in the context" is not in the OpenAI body a cache keeps: the cache keeps it beside
+// the body, so a cached answer is still found: false (issue 12).
+TEST_F(GatewayTest, ACachedNotFoundAnswerStaysNotFound) {
+  Start(
+      "  - {name: answers, targets: [{provider: local, model: local-extractive}], "
+      "cache_ttl: 60s}\n");
+  const std::string body =
+      R"({"model":"answers","question":"Who approved the migration?",)"
+      R"("context":"The migration took four hours. No customer data was lost."})";
+  for (int i = 0; i < 2; ++i) {
+    auto r = client_->Request("POST", "/answer-question", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json().at("found"), false) << r.body;
+    EXPECT_EQ(r.Json().at("answer"), "") << r.body;
+  }
+  EXPECT_EQ(Metric(Metrics(), R"(orchestra_cache_requests_total{result="hit"})"), 1);
 }
 
 TEST_F(GatewayTest, WarmupOpensUpstreamConnections) {
@@ -740,6 +760,170 @@ TEST(LocalProviderApi, RefusesWhatItCannotDo) {
       R"({"role":"user","content":"What do cats do?"}]})");
   ASSERT_EQ(answered.status, 200) << answered.body;
   EXPECT_EQ(answered.Json().at("choices").at(0).at("message").at("content"), "Cats purr.");
+}
+
+// An answer the context does not hold is said so out of band: an empty `answer` and
+// `found: false`, never the not-found sentence as if it were the answer (issue 12).
+TEST(TaskApi, AnAnswerNotInTheContextIsFoundFalseWithAnEmptyAnswer) {
+  Orchestra server;
+  auto c = server.Client();
+  const std::string context =
+      "Orchestra routes requests to model providers. It keeps agent memory and checkpoints.";
+  auto found =
+      c->Request("POST", "/answer-question",
+                 R"({"question":"What does Orchestra keep?","context":")" + context + R"("})");
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_EQ(found.Json().at("found"), true);
+  EXPECT_EQ(found.Json().at("answer"), "It keeps agent memory and checkpoints.");
+  auto missing = c->Request(
+      "POST", "/answer-question",
+      R"({"question":"Who won the football world cup in 1998?","context":")" + context + R"("})");
+  ASSERT_EQ(missing.status, 200) << missing.body;
+  EXPECT_EQ(missing.Json().at("found"), false) << missing.body;
+  EXPECT_EQ(missing.Json().at("answer"), "") << missing.body;
+  EXPECT_EQ(missing.Json().at("provider"), "local");
+  // No context at all: nothing to extract from, the local provider's refusal.
+  auto nothing =
+      c->Request("POST", "/answer-question", R"({"question":"Who won the world cup in 1998?"})");
+  EXPECT_EQ(nothing.status, 422) << nothing.body;
+  // The chat API keeps saying it in words: a chat client has no `found` to read.
+  auto chat = c->Request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"local-extractive","messages":[{"role":"system","content":")" + context +
+          R"("},{"role":"user","content":"Who won the football world cup in 1998?"}]})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  EXPECT_NE(std::string(chat.Json().at("choices").at(0).at("message").at("content").as_string()),
+            "");
+}
+
+// Classification says when no category has any signal instead of picking the first label.
+TEST(TaskApi, ClassificationCarriesConfident) {
+  Orchestra server;
+  auto c = server.Client();
+  // The local classifier (providers/local/classifier.hpp) with one-word labels.
+  auto clear = c->Request(
+      "POST", "/classify-text",
+      R"({"text":"The striker scored twice in the second half.","categories":["sports","politics","technology","food","health"]})");
+  ASSERT_EQ(clear.status, 200) << clear.body;
+  EXPECT_EQ(clear.Json().at("confident"), true) << clear.body;
+  EXPECT_EQ(clear.Json().at("label"), "sports") << clear.body;
+  auto noise = c->Request("POST", "/classify-text",
+                          R"({"text":"zxqv blorft qwpl","categories":["sports","weather"]})");
+  ASSERT_EQ(noise.status, 200) << noise.body;
+  EXPECT_EQ(noise.Json().at("confident"), false) << noise.body;
+  EXPECT_TRUE(noise.Json().at("label").is_null()) << noise.body;
+  EXPECT_DOUBLE_EQ(noise.Json().at("scores").at("sports").to_number<double>(), 0.5);
+}
+
+// /generate-text on the local model: a request to write new text is refused with 422 in the one
+// error shape, naming the providers that can, and the field the client sent.
+TEST(TaskApi, GenerateTextWithNothingToExtractFromIs422) {
+  Orchestra server;
+  auto c = server.Client();
+  auto haiku = c->Request("POST", "/generate-text", R"({"prompt":"Write a haiku about autumn."})");
+  ASSERT_EQ(haiku.status, 422) << haiku.body;
+  const json::object error = haiku.Json().at("error").as_object();
+  EXPECT_EQ(error.at("code"), "unprocessable");
+  EXPECT_EQ(error.at("param"), "prompt");
+  const std::string message(error.at("message").as_string());
+  for (std::string_view provider : {"OpenAI", "Anthropic", "Gemini"})
+    EXPECT_NE(message.find(provider), std::string::npos) << message;
+  auto hello = c->Request("POST", "/generate-text", R"({"prompt":"hello"})");
+  EXPECT_EQ(hello.status, 422) << hello.body;
+}
+
+// POST /utils/token_counter: exact counts and ids, the encoding from the model's route, and
+// every bad input a 4xx naming the field (issue 12).
+TEST(TokenCounterApi, CountsWithTheEncodingOfTheModelOrTheOneNamed) {
+  TestUpstream upstream;
+  OrchestraOptions o;
+  o.config_yaml = "providers:\n  - {name: up, type: openai, base_url: '" + upstream.base_url() +
+                  "/v1'}\n  - {name: claude, type: anthropic, base_url: '" + upstream.base_url() +
+                  "'}\nmodels:\n  - {name: fast, targets: [{provider: up, model: gpt-4o-mini}]}\n"
+                  "  - {name: old, targets: [{provider: up, model: gpt-4}]}\n"
+                  "  - {name: sonnet, targets: [{provider: claude, model: claude-sonnet-4}]}\n";
+  Orchestra server(o);
+  auto c = server.Client();
+  auto count = [&](std::string_view body) {
+    return c->Request("POST", "/utils/token_counter", body);
+  };
+  // js-tiktoken: "hello world" is [24912, 2375] in o200k_base and [15339, 1917] in cl100k_base.
+  auto ids = count(R"({"encoding":"o200k_base","prompt":"hello world","return_tokens":true})");
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(ids.Json().at("total_tokens"), 2);
+  EXPECT_EQ(ids.Json().at("tokens"), (json::array{24912, 2375}));
+  EXPECT_EQ(ids.Json().at("encoding"), "o200k_base");
+  EXPECT_EQ(ids.Json().at("exact"), true);
+  auto cl = count(R"({"encoding":"cl100k_base","prompt":"hello world","return_tokens":true})");
+  EXPECT_EQ(cl.Json().at("tokens"), (json::array{15339, 1917})) << cl.body;
+  EXPECT_FALSE(count(R"({"encoding":"o200k_base","prompt":"hello world"})")
+                   .Json()
+                   .as_object()
+                   .contains("tokens"));
+
+  struct ByModel {
+    std::string_view model;
+    std::string_view encoding;
+    bool exact;
+  };
+  for (const ByModel& m :
+       {ByModel{"fast", "o200k_base", true}, ByModel{"old", "cl100k_base", true},
+        ByModel{"up/gpt-4.1", "o200k_base", true},
+        ByModel{"up/some-new-model", "o200k_base", false}, ByModel{"sonnet", "cl100k_base", false},
+        ByModel{"local-extractive", "cl100k_base", false}}) {
+    SCOPED_TRACE(m.model);
+    auto r = count(R"({"model":")" + std::string(m.model) + R"(","prompt":"hello world"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json().at("encoding"), json::value(m.encoding));
+    EXPECT_EQ(r.Json().at("exact"), m.exact);
+    EXPECT_EQ(r.Json().at("total_tokens"), 2);
+  }
+  // Chat messages as OpenAI bills them: 3 per message + role + content (+ 1 per name), and 3
+  // to prime the reply: 3 + 1 ("user") + 2 ("hello world") + 3.
+  auto chat = count(R"({"model":"fast","messages":[{"role":"user","content":"hello world"}]})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  EXPECT_EQ(chat.Json().at("total_tokens"), 9);
+  auto named = count(
+      R"({"model":"fast","messages":[{"role":"user","name":"ann","content":"hello world"}]})");
+  EXPECT_EQ(named.Json().at("total_tokens"), 11) << named.body;  // + "ann" + 1
+
+  struct Bad {
+    std::string_view body;
+    int status;
+    std::string_view param;
+  };
+  const Bad bad[] = {
+      {R"({"prompt":"x"})", 400, "model"},
+      {R"({"model":"fast","encoding":"o200k_base","prompt":"x"})", 400, "encoding"},
+      {R"({"encoding":"p50k_base","prompt":"x"})", 400, "encoding"},
+      {R"({"encoding":"o200k_base"})", 400, "prompt"},
+      {R"({"encoding":"o200k_base","prompt":7})", 400, "prompt"},
+      {R"({"encoding":"o200k_base","prompt":"x","messages":[]})", 400, "messages"},
+      {R"({"encoding":"o200k_base","messages":[]})", 400, "messages"},
+      {R"({"encoding":"o200k_base","messages":[{"content":"x"}]})", 400, "messages[0].role"},
+      {R"({"encoding":"o200k_base","messages":[{"role":"user","content":"x"}],"return_tokens":true})",
+       400, "return_tokens"},
+      {R"({"encoding":"o200k_base","prompt":"x","return_tokens":"yes"})", 400, "return_tokens"},
+      {R"({"encoding":"o200k_base","text":"x"})", 400, "text"},
+      {R"({"model":"no-such-model","prompt":"x"})", 404, "model"},
+      {R"({"encoding":"o200k_base","prompt":)", 400, ""},
+  };
+  for (const Bad& b : bad) {
+    SCOPED_TRACE(b.body);
+    auto r = count(b.body);
+    EXPECT_EQ(r.status, b.status) << r.body;
+    const json::value param = r.Json().at("error").at("param");
+    if (b.param.empty()) {
+      EXPECT_TRUE(param.is_null()) << r.body;
+    } else {
+      EXPECT_EQ(param, json::value(b.param)) << r.body;
+    }
+  }
+  // Over the cap of text counted: 413 naming the field.
+  const std::string big((1u << 20) + 1, 'a');
+  auto large = count(R"({"encoding":"o200k_base","prompt":")" + big + R"("})");
+  EXPECT_EQ(large.status, 413) << large.body.substr(0, 200);
+  EXPECT_EQ(large.Json().at("error").at("param"), "prompt");
 }
 
 TEST(TaskApi, PromptsAConfiguredModel) {

@@ -1,6 +1,7 @@
 #include "providers/local/local_provider.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/json_scan.hpp"
 #include "common/model_files.hpp"
@@ -146,6 +147,41 @@ std::optional<Error> UnsupportedLocalChatField(const wire::ChatRequest& request)
   return found;
 }
 
+std::vector<std::string_view> PreloadedEncodings(const config::Config& config) {
+  std::vector<std::string_view> out{"cl100k_base"};
+  auto add = [&out](std::string_view encoding) {
+    if (std::find(out.begin(), out.end(), encoding) == out.end()) out.push_back(encoding);
+  };
+  for (const config::ProviderConfig& p : config.providers) {
+    if (p.type == config::ProviderType::kOpenAI) add("o200k_base");
+  }
+  for (const config::ModelConfig& m : config.models) {
+    for (const config::TargetConfig& t : m.targets) {
+      const config::ProviderConfig* p = config.FindProvider(t.provider);
+      if (p != nullptr) add(tokens::EncodingForModel(config::ToString(p->type), t.model).encoding);
+    }
+  }
+  return out;
+}
+
+PreloadReport PreloadModelFiles(const config::Config& config) {
+  const auto start = std::chrono::steady_clock::now();
+  PreloadReport report;
+  for (std::string_view name : PreloadedEncodings(config)) {
+    auto loaded = tokens::Get(name);
+    if (!loaded && report.tokenizer_ok) {
+      report.tokenizer_ok = false;
+      report.tokenizer_error = loaded.error().message;
+    }
+  }
+  const local::WordVectors& vectors = local::WordVectors::Default();
+  vectors.Preload();
+  report.word_vectors = vectors.Status();
+  report.ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
 LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {
   // Only a stat() per place: the file is read on first use.
   if (!FindModelFile(local::WordVectors::kFileName)) {
@@ -183,6 +219,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
   response.usage = {CountPrompt(request.messages), CountTokens(choice.content), 0, true};
   response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
   response.choices.push_back(std::move(choice));
+  response.answer_not_found = reply->kind == local::ReplyKind::kNotFound;
   co_return response;
 }
 

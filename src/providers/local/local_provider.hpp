@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "providers/local/embedder.hpp"
 #include "providers/provider.hpp"
 
@@ -55,6 +56,27 @@ class LocalProvider final : public Provider {
   std::string name_;
   local::Embedder embedder_;
 };
+
+// Loads the data files that otherwise load on their first use — the tokenizer ranks of the
+// encodings `config` can use (PreloadedEncodings) and the word vectors
+// (WordVectors::Default().Preload()) — and says how it went, for a log line. Blocking (tens of
+// milliseconds: reading, indexing and checking up to 18 MB): main calls it on a thread of its
+// own once the server listens, so that no request waits for it. Safe to call concurrently with
+// requests that load the same files: each loads once, and a request that needs one meanwhile
+// waits only for that load.
+struct PreloadReport {
+  bool tokenizer_ok = true;
+  std::string tokenizer_error;  // the first encoding that could not load, and why
+  std::string word_vectors;     // WordVectors::Status()
+  double ms = 0;                // wall time of the whole preload
+};
+PreloadReport PreloadModelFiles(const config::Config& config);
+
+// The encodings `config` can count with (tokens::EncodingForModel): cl100k_base (the local
+// models' and the stand-in for Anthropic and Gemini), and o200k_base when a provider of type
+// openai is configured (its unknown models, and gpt-4o and later) or a target needs it. Each
+// loaded encoding holds a few MiB (tokens/encoding.hpp), so only these are loaded ahead.
+std::vector<std::string_view> PreloadedEncodings(const config::Config& config);
 
 // The adapter's request checks, exposed for tests: the first field of `request` the local
 // provider cannot honour, as a 400 error naming it; nullopt when there is none.

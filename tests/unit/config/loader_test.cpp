@@ -55,6 +55,7 @@ models:
     strategy: least_inflight
     targets: [{provider: openai, model: gpt-4o-mini, weight: 3}]
     fallbacks: [local-extractive]
+    allow_local_fallback: true
     retry: {attempts: 3, backoff: 50ms, on: [429, 503, connect]}
     circuit_breaker: {failures: 4, cooldown: 10s}
     price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
@@ -68,6 +69,7 @@ storage: {backend: redis, url: "redis://127.0.0.1:6379/0"}
   const ModelConfig& m = c.models[0];
   EXPECT_EQ(m.strategy, Strategy::kLeastInflight);
   EXPECT_EQ(m.targets[0].weight, 3);
+  EXPECT_TRUE(m.allow_local_fallback);
   EXPECT_EQ(m.retry.attempts, 3);
   EXPECT_EQ(m.retry.statuses, (std::vector<int>{429, 503}));
   EXPECT_TRUE(m.retry.on_connect);
@@ -363,6 +365,53 @@ TEST(ParseConfig, RejectsAuthDisabledWithKeysAndFallbacksToUnknownProviders) {
                  "fallbacks: [nope/x]}]\n")
                 .find("'nope/x' names no configured provider"),
             std::string::npos);
+}
+
+// A local model only quotes its context: as the fallback of a generative model it turns an
+// outage into 200s that are not answers, so it takes an explicit opt-in (issue 12).
+TEST(LoadConfig, ALocalFallbackOfAGenerativeModelNeedsAllowLocalFallback) {
+  FakeEnv env;
+  const std::string path = ::testing::TempDir() + "/orchestra_local_fallback.yaml";
+  auto load = [&](const std::string& yaml) -> std::string {
+    std::ofstream(path) << yaml;
+    LoadOptions o;
+    o.env = env.Lookup();
+    o.path = path;
+    try {
+      LoadConfig(o);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string providers =
+      "providers: [{name: openai, type: openai, api_key_env: K}, {name: offline, type: local}]\n";
+  for (std::string_view fallback :
+       {"local-extractive", "local/local-extractive", "offline/local-extractive", "quotes"}) {
+    SCOPED_TRACE(fallback);
+    const std::string models =
+        "models:\n"
+        "  - {name: quotes, targets: [{provider: offline, model: local-extractive}]}\n"
+        "  - {name: gpt, targets: [{provider: openai, model: gpt-4o}], fallbacks: [" +
+        std::string(fallback) + "]";
+    const std::string error = load(providers + models + "}\n");
+    EXPECT_NE(
+        error.find("models[1].fallbacks[0]: '" + std::string(fallback) + "' is a local model"),
+        std::string::npos)
+        << error;
+    EXPECT_NE(error.find("model 'gpt'"), std::string::npos) << error;
+    EXPECT_NE(error.find("allow_local_fallback: true"), std::string::npos) << error;
+    EXPECT_EQ(load(providers + models + ", allow_local_fallback: true}\n"), "");
+  }
+  // Generative fallbacks, and local fallbacks of a local model, need nothing.
+  EXPECT_EQ(
+      load(providers + "models:\n"
+                       "  - {name: a, targets: [{provider: openai, model: gpt-4o}]}\n"
+                       "  - {name: b, targets: [{provider: openai, model: gpt-4o-mini}], "
+                       "fallbacks: [a, openai/gpt-4.1]}\n"
+                       "  - {name: c, targets: [{provider: offline, model: local-extractive}], "
+                       "fallbacks: [local-extractive]}\n"),
+      "");
 }
 
 TEST(ParseConfig, VertexGetsItsOwnAddress) {
