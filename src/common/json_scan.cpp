@@ -252,6 +252,16 @@ std::optional<std::string> DecodeJsonString(std::string_view raw) {
   return out;
 }
 
+std::string_view UnescapedKey(std::string_view raw_key, std::string& storage) {
+  if (raw_key.find('\\') == std::string_view::npos) return raw_key;
+  storage.assign(1, '"');
+  storage.append(raw_key);
+  storage += '"';
+  auto decoded = DecodeJsonString(storage);
+  storage = decoded ? std::move(*decoded) : std::string();
+  return storage;
+}
+
 std::optional<std::int64_t> JsonInteger(std::string_view raw) {
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), v);

@@ -67,6 +67,10 @@ std::optional<std::size_t> JsonValueEnd(std::string_view text, std::size_t pos);
 
 // The text of a JSON string value (quotes included in `raw`), escapes decoded.
 std::optional<std::string> DecodeJsonString(std::string_view raw);
+// A member name as ScanJson reports it (escapes not decoded), as every JSON parser reads it:
+// "mod\u0065l" is "model". `raw_key` itself when it holds no escape (nearly always; nothing is
+// allocated), else decoded into `storage`. For names ScanJson validated.
+std::string_view UnescapedKey(std::string_view raw_key, std::string& storage);
 // A JSON number value as an integer, when it is one.
 std::optional<std::int64_t> JsonInteger(std::string_view raw);
 

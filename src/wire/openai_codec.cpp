@@ -470,9 +470,11 @@ Result<void> ParseChatMessages(ChatRequest& req) {
   const std::string_view body = req.raw_body;
   ChatSpans spans;
   JsonScanError scan_error;
+  std::string unescaped;  // names compared as the upstream reads them (ScanChatRequest)
   auto kind = ScanJson(
       body,
-      [&](std::string_view key, const JsonSpan& v) {
+      [&](std::string_view raw_key, const JsonSpan& v) {
+        const std::string_view key = UnescapedKey(raw_key, unescaped);
         if (key == "messages") {
           spans.messages = v;
         } else if (key == "temperature") {
@@ -804,10 +806,15 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body) {
   EmbeddingRequest req;
   JsonSpan model, input, encoding_format, dimensions, user;
   JsonScanError scan_error;
+  // As in ScanChatRequest: names unescaped, and the routed model given once.
+  std::string unescaped;
+  bool duplicate_model = false;
   auto kind = ScanJson(
       body,
-      [&](std::string_view key, const JsonSpan& v) {
+      [&](std::string_view raw_key, const JsonSpan& v) {
+        const std::string_view key = UnescapedKey(raw_key, unescaped);
         if (key == "model") {
+          duplicate_model = duplicate_model || model.present;
           model = v;
         } else if (key == "input") {
           input = v;
@@ -830,6 +837,7 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body) {
   }
 
   if (!model.present) return Invalid("'model' is required", "model");
+  if (duplicate_model) return Invalid("'model' is given more than once", "model");
   if (model.kind != JsonKind::kString) return Invalid("'model' must be a string", "model");
   auto name = DecodeJsonString(model.In(body));
   if (!name || name->empty()) return Invalid("'model' must be a non-empty string", "model");

@@ -13,18 +13,30 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   JsonSpan stream_options;
   JsonSpan messages;
   JsonScanError error;
+  // Names are compared unescaped, as the upstream's parser reads them, and a member the gateway
+  // routes or rewrites may appear once: otherwise the upstream could read another model than
+  // the one routed, allowed and priced ("mod\u0065l", or a parser that keeps the first of two).
+  std::string unescaped;
+  std::string_view duplicate;
   auto kind = ScanJson(
       body,
-      [&](std::string_view key, const JsonSpan& v) {
+      [&](std::string_view raw_key, const JsonSpan& v) {
+        const std::string_view key = UnescapedKey(raw_key, unescaped);
+        JsonSpan* routed = nullptr;
         if (key == "model") {
-          model = v;
+          routed = &model;
         } else if (key == "stream") {
-          stream = v;
+          routed = &stream;
         } else if (key == "stream_options") {
-          stream_options = v;
+          routed = &stream_options;
         } else if (key == "messages") {
           messages = v;
         }
+        if (routed == nullptr) return;
+        if (routed->present && duplicate.empty()) {
+          duplicate = routed == &model ? "model" : routed == &stream ? "stream" : "stream_options";
+        }
+        *routed = v;
       },
       &error);
   if (!kind) {
@@ -34,6 +46,11 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   }
   if (*kind != JsonKind::kObject) {
     return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
+  }
+  if (!duplicate.empty()) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "'" + std::string(duplicate) + "' is given more than once",
+                 std::string(duplicate));
   }
   if (!model.present) return Error(ErrorCode::kInvalidRequest, "'model' is required", "model");
   if (model.kind != JsonKind::kString) {
@@ -71,7 +88,9 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
     if (stream_options.kind == JsonKind::kObject) {
       std::string_view text = stream_options.In(body);
       ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
-        if (key == "include_usage") req.client_wants_usage = v.In(text) == "true";
+        if (UnescapedKey(key, unescaped) == "include_usage") {
+          req.client_wants_usage = v.In(text) == "true";
+        }
       });
     } else if (stream_options.kind != JsonKind::kNull) {
       return Error(ErrorCode::kInvalidRequest, "'stream_options' must be an object",

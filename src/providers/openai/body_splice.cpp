@@ -44,8 +44,9 @@ Splice IncludeUsage(const wire::ChatRequest& request) {
   }
   JsonSpan include;
   bool other_members = false;
+  std::string unescaped;  // "include\u005fusage" is include_usage to the upstream too
   ScanJson(options_text, [&](std::string_view key, const JsonSpan& v) {
-    if (key == "include_usage") {
+    if (UnescapedKey(key, unescaped) == "include_usage") {
       include = v;
     } else {
       other_members = true;

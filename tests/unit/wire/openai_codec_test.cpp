@@ -455,6 +455,29 @@ TEST(OpenAIEmbeddingRequest, FindsTheTopLevelModelSpanWhateverTheLayout) {
   }
 }
 
+// Found by tests/fuzz/openai_request (issue 10, #4): the model routed is the one the upstream
+// reads, names unescaped and the model given once.
+TEST(OpenAIEmbeddingRequest, ReadsNamesUnescapedAndRefusesASecondModel) {
+  auto r = ParseEmbeddingRequest(R"({"mod\u0065l":"m","inp\u0075t":["a","b"]})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->model, "m");
+  EXPECT_EQ(r->inputs, (std::vector<std::string>{"a", "b"}));
+  for (const char* body : {R"({"model":"cheap","input":"x","mod\u0065l":"expensive"})",
+                           R"({"model":"a","model":"b","input":"x"})"}) {
+    auto twice = ParseEmbeddingRequest(body);
+    ASSERT_FALSE(twice.has_value()) << body;
+    EXPECT_EQ(twice.error().param, "model") << body;
+  }
+}
+
+TEST(OpenAIChatRequest, ReadsMemberNamesUnescaped) {
+  const ChatRequest r = Parsed(
+      R"({"model":"m","m\u0065ssages":[{"role":"user","content":"hi"}],"temp\u0065rature":0.5})");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].content, "hi");
+  EXPECT_EQ(r.temperature, 0.5);
+}
+
 TEST(OpenAIEmbeddingRequest, AcceptsTokenIdInput) {
   for (const char* body :
        {R"({"model":"m","input":[1,2,3]})", R"({"model":"m","input":[[1,2],[3]]})"}) {

@@ -1,6 +1,8 @@
 #include "wire/openai_scan.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -75,6 +77,33 @@ TEST(OpenAIScanChatRequest, RejectsWhatAnUpstreamWouldRejectWithTheParameterName
   auto bad = ScanChatRequest(R"({"model":"m","messages":[}])");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("not valid JSON"), std::string::npos);
+}
+
+// Found by tests/fuzz/openai_request (issue 10, #4): the scan must read the model the upstream
+// reads, so member names are compared unescaped and a routed member may be given only once.
+TEST(OpenAIScanChatRequest, ReadsMemberNamesUnescapedAsTheUpstreamDoes) {
+  auto req = ScanChatRequest(
+      R"({"mod\u0065l":"gpt-x","str\u0065am":true,"stream_options":{"include\u005fusage":true},)"
+      R"("m\u0065ssages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(req) << req.error().message;
+  EXPECT_EQ(req->model, "gpt-x");
+  EXPECT_TRUE(req->stream);
+  EXPECT_TRUE(req->client_wants_usage);
+  EXPECT_EQ(req->raw_body.substr(req->model_begin, req->model_end - req->model_begin), "\"gpt-x\"");
+}
+
+TEST(OpenAIScanChatRequest, RefusesARoutedMemberGivenTwice) {
+  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"model":"routed","mod\u0065l":"gpt-4-EXPENSIVE","messages":[{}]})", "model"},
+           {R"({"model":"a","messages":[{}],"model":"b"})", "model"},
+           {R"({"model":"a","stream":false,"messages":[{}],"stream":true})", "stream"},
+           {R"({"model":"a","stream_options":null,"messages":[{}],"stream_options":{}})",
+            "stream_options"}}) {
+    auto req = ScanChatRequest(body);
+    ASSERT_FALSE(req) << body;
+    EXPECT_EQ(req.error().code, ErrorCode::kInvalidRequest) << body;
+    EXPECT_EQ(req.error().param, param) << body;
+  }
 }
 
 }  // namespace
