@@ -16,13 +16,17 @@
 //   one 200 per request the application handled, in order, then at most one refusal (4xx or
 //   501, never 500) after which the connection closes; Connection: close only on the last.
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <boost/beast/http/parser.hpp>
@@ -125,17 +129,45 @@ std::uint16_t ServerPort() {
   return port;
 }
 
+std::size_t OpenDescriptors() {
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
+}
+
 // Writes `input` on a fresh connection, shuts the sending side, returns everything read until
 // the server closes (`closed` false: it did not within the time).
 std::string Exchange(std::string_view input, bool& closed) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  FUZZ_CHECK(fd >= 0, "socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(ServerPort());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0,
-             "connect() to the server failed");
+  // Each connection from another loopback source address: the client closes first, so its
+  // side keeps TIME_WAIT, and thousands of inputs a second would exhaust one address's ports.
+  static std::uint32_t next_source = 0;
+  int fd = -1;
+  int error = 0;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    FUZZ_CHECK(fd >= 0, "socket() failed: " + std::string(std::strerror(errno)));
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    source.sin_addr.s_addr = htonl(0x7F000002u + (next_source++ % 250));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(ServerPort());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof(source)) == 0 &&
+        ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      break;
+    }
+    error = errno;
+    ::close(fd);
+    fd = -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FUZZ_CHECK(fd >= 0,
+             "connect() to the server failed 100 times: " + std::string(std::strerror(error)) +
+                 "; open descriptors: " + std::to_string(OpenDescriptors()));
   std::string out;
   std::size_t sent = 0;
   bool shut = false;
