@@ -73,7 +73,7 @@ const boost::json::array* FindArray(const boost::json::object& object, std::stri
 // A JSON number that holds an integer (also 3.0), as int64; nullopt otherwise.
 std::optional<std::int64_t> AsInteger(const boost::json::value& value);
 std::optional<std::int64_t> FindInteger(const boost::json::object& object, std::string_view key);
-// Any JSON number as double.
+// Any JSON number as a finite double; nothing for what Boost.JSON read as NaN or infinity.
 std::optional<double> AsNumber(const boost::json::value& value);
 
 // A member's string value as std::string ("" when absent or not a string).

@@ -198,9 +198,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       json::value value;
       boost::system::error_code vec;
       BoostParse(m->span.In(text), value, vec);
-      FUZZ_CHECK(value == *expected, "member '" + Shown(key) + "': span " +
-                                         Shown(m->span.In(text)) + ", Boost.JSON " +
-                                         json::serialize(*expected));
+      // Both readings are Boost.JSON's: NaN (its reading of 0e9990) is unequal to itself.
+      FUZZ_CHECK(value == *expected || json::serialize(value) == json::serialize(*expected),
+                 "member '" + Shown(key) + "': span " + Shown(m->span.In(text)) + ", Boost.JSON " +
+                     json::serialize(*expected));
     }
   } else {
     FUZZ_CHECK(members.empty(), "members reported for a document that is not an object");

@@ -199,6 +199,10 @@ TEST(OpenAIParseChatMessages, RejectsInvalidRequestsNamingTheParam) {
       {"temperature string", with(R"("temperature":"0.5")"), "temperature"},
       {"temperature too high", with(R"("temperature":2.5)"), "temperature"},
       {"temperature negative", with(R"("temperature":-0.1)"), "temperature"},
+      // Boost.JSON 1.81 reads 0e9990 as NaN, which passed the range check and reached Gemini
+      // and Anthropic as `NaN`, not JSON (tests/fuzz/provider_request).
+      {"temperature read as NaN", with(R"("temperature":0e9990)"), "temperature"},
+      {"top_p read as NaN", with(R"("top_p":-0e99999)"), "top_p"},
       {"top_p too high", with(R"("top_p":1.5)"), "top_p"},
       {"n zero", with(R"("n":0)"), "n"},
       {"n fraction", with(R"("n":1.5)"), "n"},
