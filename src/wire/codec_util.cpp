@@ -297,6 +297,12 @@ std::optional<std::int64_t> AsInteger(const json::value& value) {
   }
 }
 
+std::optional<std::int64_t> FindTokenCount(const json::object& object, std::string_view key) {
+  auto n = FindInteger(object, key);
+  if (!n || *n < 0 || *n > kMaxTokenCount) return std::nullopt;
+  return n;
+}
+
 std::optional<std::int64_t> FindInteger(const json::object& object, std::string_view key) {
   const json::value* v = object.if_contains(key);
   return v != nullptr ? AsInteger(*v) : std::nullopt;

@@ -25,6 +25,16 @@ TEST(OpenAIScanUsage, AllowsWhitespaceAndComputesAMissingTotal) {
   EXPECT_EQ(u.total_tokens, 7);
 }
 
+// An upstream's negative or absurd count is not a count: -5 once reached the token metrics as
+// 2^64 - 5 (tests/fuzz/provider_stream).
+TEST(OpenAIScanUsage, IgnoresNegativeAndAbsurdCounts) {
+  const Usage u = ScanUsage(
+      R"({"usage":{"prompt_tokens":-3,"completion_tokens":4000000000000000000,"total_tokens":-2}})");
+  EXPECT_EQ(u.prompt_tokens, 0);
+  EXPECT_EQ(u.completion_tokens, 0);
+  EXPECT_EQ(u.total_tokens, 0);
+}
+
 TEST(OpenAIScanUsage, IgnoresTheWordInsideStrings) {
   // The content mentions "usage": {...} twice, escaped; the real usage comes first.
   const Usage u =
