@@ -1,15 +1,20 @@
 # The README's two commands:
 #   make run   install what is missing, build Release, serve on 127.0.0.1:8080 (embedded defaults)
-#   make test  install what is missing, build Release and ASan+UBSan, run every test in both
-# Other targets: build, bench, format, tidy, clean.
+#   make test  install what is missing, build Release and ASan+UBSan, run every test in both,
+#              then each fuzz target for a few seconds (clang build in build/fuzz)
+# Other targets: build, bench, fuzz, format, tidy, clean.
+#   make fuzz  build the libFuzzer targets (tests/fuzz) and run each for FUZZ_SECONDS (60) after
+#              its regressions and seeds; what they find is kept in build/fuzz/fuzz-work
 
 JOBS        ?= $(shell nproc)
 RELEASE_DIR ?= build/release
 ASAN_DIR    ?= build/asan
+FUZZ_DIR    ?= build/fuzz
+FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure --timeout 600 -j $(JOBS)
 
-.PHONY: run test build build-asan setup setup-build bench format format-check tidy clean
+.PHONY: run test build build-asan build-fuzz fuzz setup setup-build bench format format-check tidy clean
 
 setup:
 	@./scripts/setup.sh
@@ -24,19 +29,31 @@ $(ASAN_DIR)/build.ninja:
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DORCHESTRA_SANITIZE=ON \
 	  -DORCHESTRA_WERROR=ON -DORCHESTRA_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $(CMAKE_FLAGS)
 
+# The fuzz targets need clang (libFuzzer); -O1 keeps them fast and their stacks readable.
+$(FUZZ_DIR)/build.ninja:
+	CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DORCHESTRA_FUZZ=ON \
+	  -DORCHESTRA_WERROR=ON -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $(CMAKE_FLAGS)
+
 build: setup $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 
 build-asan: setup $(ASAN_DIR)/build.ninja
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 
+build-fuzz: setup $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
+
+fuzz: build-fuzz
+	cd $(FUZZ_DIR) && ORCHESTRA_FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -L fuzz -j $(JOBS)
+
 run: setup-build $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) -j $(JOBS) --target orchestra
 	./$(RELEASE_DIR)/orchestra serve --listen 127.0.0.1:8080
 
-test: build build-asan
+test: build build-asan build-fuzz
 	cd $(RELEASE_DIR) && ctest $(CTEST_FLAGS)
 	cd $(ASAN_DIR) && ctest $(CTEST_FLAGS) -LE no-sanitize
+	cd $(FUZZ_DIR) && ctest $(CTEST_FLAGS) -L fuzz
 
 bench: build
 	@./scripts/setup.sh --bench

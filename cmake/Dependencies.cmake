@@ -8,8 +8,8 @@ find_package(Boost 1.81 EXACT REQUIRED)
 # image carries libssl/libcrypto anyway for libpq, so a static copy would be a second one (image
 # budget, DESIGN.md §5). libpq is not linked at all (storage/postgres/libpq_loader.hpp). The
 # price: a fix in SQLite, hiredis or yaml-cpp needs a rebuild (every release rebuilds). The
-# sanitizer build keeps shared libraries.
-if(ORCHESTRA_SANITIZE)
+# sanitizer and fuzz builds keep shared libraries.
+if(ORCHESTRA_SANITIZE OR ORCHESTRA_FUZZ)
   set(_static_default OFF)
 else()
   set(_static_default ON)

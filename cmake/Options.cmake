@@ -22,7 +22,7 @@ endif()
 
 add_library(orchestra_warnings INTERFACE)
 target_compile_options(orchestra_warnings INTERFACE
-  -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wcast-align
+  -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local> -Wnon-virtual-dtor -Wcast-align
   -Woverloaded-virtual -Wimplicit-fallthrough -Wno-missing-field-initializers
   # g++ 12 misreads Asio's coroutine-frame allocator as a mismatched new/delete pair.
   -Wno-mismatched-new-delete)
@@ -35,6 +35,17 @@ if(ORCHESTRA_SANITIZE)
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
   add_compile_definitions(ORCHESTRA_SANITIZE=1)
+endif()
+
+# The fuzz build (tests/fuzz): every library instrumented for libFuzzer's coverage feedback and
+# checked by ASan and UBSan; only the fuzz targets themselves link libFuzzer (-fsanitize=fuzzer).
+# clang 14 cannot emit UBSan's `function` check in coroutines ("Cannot represent a difference
+# across sections"), so that one check is off.
+if(ORCHESTRA_FUZZ)
+  add_compile_options(-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize=function
+                      -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+  add_compile_definitions(ORCHESTRA_FUZZ=1)
 endif()
 
 # Asio and Beast are compiled once (src/boost_impl), not in every translation unit.

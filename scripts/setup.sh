@@ -33,9 +33,11 @@ build_packages=(
 # Java runs the Firestore emulator. The emulator itself ships with the Google Cloud CLI
 # (google-cloud-cli-firestore-emulator), which is not a Debian package: without it the Firestore
 # tests skip, saying so.
+# clang and its runtime libraries (libFuzzer, ASan, UBSan) build the fuzz targets of tests/fuzz
+# (`make fuzz`; `make test` runs each briefly).
 test_packages=(
   prometheus redis-server postgresql openssl curl procps
-  shellcheck yamllint clang-format openjdk-17-jre-headless
+  shellcheck yamllint clang-format openjdk-17-jre-headless clang libclang-rt-14-dev
 )
 bench_packages=(wrk nginx-light hyperfine python3 valgrind)
 

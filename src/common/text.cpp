@@ -16,7 +16,8 @@ std::optional<std::chrono::nanoseconds> ParseDuration(std::string_view text) {
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || ptr == begin || value < 0) return std::nullopt;
+  // !(value >= 0) also refuses "nan", which from_chars reads and no cast below may take.
+  if (ec != std::errc() || ptr == begin || !(value >= 0)) return std::nullopt;
   std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
   double scale = 0;
   if (unit == "ns")

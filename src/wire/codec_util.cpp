@@ -297,6 +297,12 @@ std::optional<std::int64_t> AsInteger(const json::value& value) {
   }
 }
 
+std::optional<std::int64_t> FindTokenCount(const json::object& object, std::string_view key) {
+  auto n = FindInteger(object, key);
+  if (!n || *n < 0 || *n > kMaxTokenCount) return std::nullopt;
+  return n;
+}
+
 std::optional<std::int64_t> FindInteger(const json::object& object, std::string_view key) {
   const json::value* v = object.if_contains(key);
   return v != nullptr ? AsInteger(*v) : std::nullopt;
@@ -309,6 +315,9 @@ std::optional<double> AsNumber(const json::value& value) {
     case json::kind::uint64:
       return static_cast<double>(value.get_uint64());
     case json::kind::double_:
+      // A JSON number is never NaN nor infinite, but Boost.JSON 1.81 reads `0e9990` as NaN:
+      // such a value is not a number anyone can use (found by tests/fuzz/provider_request).
+      if (!std::isfinite(value.get_double())) return std::nullopt;
       return value.get_double();
     default:
       return std::nullopt;

@@ -73,7 +73,11 @@ const boost::json::array* FindArray(const boost::json::object& object, std::stri
 // A JSON number that holds an integer (also 3.0), as int64; nullopt otherwise.
 std::optional<std::int64_t> AsInteger(const boost::json::value& value);
 std::optional<std::int64_t> FindInteger(const boost::json::object& object, std::string_view key);
-// Any JSON number as double.
+// A token count of an upstream's usage: an integer in [0, kMaxTokenCount], else nothing (an
+// upstream's negative count once reached the token metrics as 2^64 - 5; tests/fuzz).
+inline constexpr std::int64_t kMaxTokenCount = 1'000'000'000'000;
+std::optional<std::int64_t> FindTokenCount(const boost::json::object& object, std::string_view key);
+// Any JSON number as a finite double; nothing for what Boost.JSON read as NaN or infinity.
 std::optional<double> AsNumber(const boost::json::value& value);
 
 // A member's string value as std::string ("" when absent or not a string).

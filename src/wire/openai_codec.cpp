@@ -21,6 +21,7 @@ using codec_detail::FindArray;
 using codec_detail::FindInteger;
 using codec_detail::FindObject;
 using codec_detail::FindString;
+using codec_detail::FindTokenCount;
 using codec_detail::ParseJson;
 using codec_detail::StringOr;
 
@@ -366,9 +367,9 @@ Usage ParseUsage(const json::object& top) {
   Usage usage;
   const json::object* u = FindObject(top, "usage");
   if (u == nullptr) return usage;
-  auto prompt = FindInteger(*u, "prompt_tokens");
-  auto completion = FindInteger(*u, "completion_tokens");
-  auto total = FindInteger(*u, "total_tokens");
+  auto prompt = FindTokenCount(*u, "prompt_tokens");
+  auto completion = FindTokenCount(*u, "completion_tokens");
+  auto total = FindTokenCount(*u, "total_tokens");
   if (!prompt && !completion && !total) return usage;
   usage.known = true;
   usage.prompt_tokens = prompt.value_or(0);

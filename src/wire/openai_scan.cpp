@@ -156,7 +156,8 @@ Usage ScanUsage(std::string_view json) {
       [&](std::string_view key, const JsonSpan& v) {
         if (v.kind != JsonKind::kNumber) return;
         auto n = JsonInteger(v.In(text));
-        if (!n) return;
+        // A count is never negative; a huge one would overflow the sums (tests/fuzz).
+        if (!n || *n < 0 || *n > 1'000'000'000'000) return;
         if (key == "prompt_tokens") {
           seen.prompt_tokens = *n;
           seen.known = true;

@@ -16,6 +16,7 @@ using wire::codec_detail::FindArray;
 using wire::codec_detail::FindInteger;
 using wire::codec_detail::FindObject;
 using wire::codec_detail::FindString;
+using wire::codec_detail::FindTokenCount;
 using wire::codec_detail::ParseJson;
 using wire::codec_detail::StringOr;
 
@@ -248,10 +249,10 @@ std::optional<Error> ErrorDocument(const json::object& top) {
 // Adds an Anthropic usage object's counts to `usage` (prompt = input + cache creation + cache
 // read). Counts absent from `u` leave the current values alone.
 void ReadUsage(const json::object& u, wire::Usage& usage) {
-  auto input = FindInteger(u, "input_tokens");
-  auto creation = FindInteger(u, "cache_creation_input_tokens");
-  auto read = FindInteger(u, "cache_read_input_tokens");
-  auto output = FindInteger(u, "output_tokens");
+  auto input = FindTokenCount(u, "input_tokens");
+  auto creation = FindTokenCount(u, "cache_creation_input_tokens");
+  auto read = FindTokenCount(u, "cache_read_input_tokens");
+  auto output = FindTokenCount(u, "output_tokens");
   if (input || creation || read) {
     usage.prompt_tokens = input.value_or(0) + creation.value_or(0) + read.value_or(0);
     usage.known = true;

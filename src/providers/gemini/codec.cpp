@@ -18,6 +18,7 @@ using wire::codec_detail::FindArray;
 using wire::codec_detail::FindInteger;
 using wire::codec_detail::FindObject;
 using wire::codec_detail::FindString;
+using wire::codec_detail::FindTokenCount;
 using wire::codec_detail::ParseJson;
 using wire::codec_detail::StringOr;
 
@@ -240,11 +241,11 @@ wire::Usage ParseUsageMetadata(const json::object& top) {
   wire::Usage usage;
   const json::object* meta = FindObject(top, "usageMetadata");
   if (meta == nullptr) return usage;
-  auto prompt = FindInteger(*meta, "promptTokenCount");
-  auto tool_prompt = FindInteger(*meta, "toolUsePromptTokenCount");
-  auto candidates = FindInteger(*meta, "candidatesTokenCount");
-  auto thoughts = FindInteger(*meta, "thoughtsTokenCount");
-  auto total = FindInteger(*meta, "totalTokenCount");
+  auto prompt = FindTokenCount(*meta, "promptTokenCount");
+  auto tool_prompt = FindTokenCount(*meta, "toolUsePromptTokenCount");
+  auto candidates = FindTokenCount(*meta, "candidatesTokenCount");
+  auto thoughts = FindTokenCount(*meta, "thoughtsTokenCount");
+  auto total = FindTokenCount(*meta, "totalTokenCount");
   if (!prompt && !candidates && !total) return usage;
   usage.known = true;
   usage.prompt_tokens = prompt.value_or(0) + tool_prompt.value_or(0);
@@ -652,10 +653,10 @@ Result<wire::EmbeddingResponse> ParseEmbedResponse(std::string_view body, bool b
     response.vectors.push_back(std::move(*values));
   }
   if (const json::object* meta = FindObject(*top, "usageMetadata"); meta != nullptr) {
-    if (auto prompt = FindInteger(*meta, "promptTokenCount")) {
+    if (auto prompt = FindTokenCount(*meta, "promptTokenCount")) {
       response.usage.known = true;
       response.usage.prompt_tokens = *prompt;
-      response.usage.total_tokens = FindInteger(*meta, "totalTokenCount").value_or(*prompt);
+      response.usage.total_tokens = FindTokenCount(*meta, "totalTokenCount").value_or(*prompt);
     }
   }
   return response;

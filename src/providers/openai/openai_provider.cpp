@@ -7,8 +7,7 @@
 
 #include <boost/container/static_vector.hpp>
 
-#include "common/json_scan.hpp"
-#include "common/text.hpp"
+#include "providers/openai/body_splice.hpp"
 #include "wire/codec_util.hpp"
 #include "wire/openai_scan.hpp"
 
@@ -16,95 +15,6 @@ namespace orchestra::providers {
 namespace {
 
 namespace asio = boost::asio;
-
-constexpr std::string_view kIncludeUsage = R"({"include_usage":true})";
-constexpr std::string_view kAppendIncludeUsage = R"(,"stream_options":{"include_usage":true})";
-
-// The upstream model as a JSON string. It is a piece of the outgoing body, so it lives on the
-// calling coroutine's frame until the request is written: writing may suspend (connect, TLS,
-// a partial send), and another request on the same worker runs meanwhile. Names that need no
-// escaping and fit (nearly all) are copied into the frame without an allocation.
-class QuotedJson {
- public:
-  explicit QuotedJson(std::string_view text) {
-    if (text.size() + 2 <= inline_.size() && JsonPlainPrefix(text) == text.size()) {
-      inline_[0] = '"';
-      std::memcpy(inline_.data() + 1, text.data(), text.size());
-      inline_[text.size() + 1] = '"';
-      view_ = std::string_view(inline_.data(), text.size() + 2);
-      return;
-    }
-    heap_.assign(1, '"');
-    AppendJsonEscaped(heap_, text);
-    heap_ += '"';
-    view_ = heap_;
-  }
-  QuotedJson(const QuotedJson&) = delete;
-  QuotedJson& operator=(const QuotedJson&) = delete;
-  std::string_view view() const { return view_; }
-
- private:
-  std::array<char, 64> inline_;  // small: it is on a coroutine frame
-  std::string heap_;
-  std::string_view view_;
-};
-
-struct Splice {
-  std::size_t begin;
-  std::size_t end;
-  std::string_view replacement;
-};
-
-// The body as pieces: the original text with the splices applied, never copied.
-void AddSplicedBody(net::OutgoingRequest& out, std::string_view body, std::span<Splice> splices) {
-  std::sort(splices.begin(), splices.end(),
-            [](const Splice& a, const Splice& b) { return a.begin < b.begin; });
-  std::size_t at = 0;
-  for (const Splice& s : splices) {
-    out.AddBody(body.substr(at, s.begin - at));
-    out.AddBody(s.replacement);
-    at = s.end;
-  }
-  out.AddBody(body.substr(at));
-}
-
-// Where `,"stream_options":...` goes when the client sent none: before the closing brace.
-std::size_t ClosingBrace(std::string_view body) {
-  std::size_t i = body.size();
-  while (i > 0 && body[i - 1] != '}')
-    --i;
-  return i > 0 ? i - 1 : body.size();
-}
-
-// The stream_options splice: include_usage set inside the client's own options (kept), or the
-// member added when the client sent none.
-Splice IncludeUsage(const wire::ChatRequest& request) {
-  if (request.stream_options_end <= request.stream_options_begin) {
-    const std::size_t brace = ClosingBrace(request.raw_body);
-    return {brace, brace, kAppendIncludeUsage};
-  }
-  const std::string_view options_text(request.raw_body.data() + request.stream_options_begin,
-                                      request.stream_options_end - request.stream_options_begin);
-  if (options_text == "null") {
-    return {request.stream_options_begin, request.stream_options_end, kIncludeUsage};
-  }
-  JsonSpan include;
-  bool other_members = false;
-  ScanJson(options_text, [&](std::string_view key, const JsonSpan& v) {
-    if (key == "include_usage") {
-      include = v;
-    } else {
-      other_members = true;
-    }
-  });
-  if (include.present) {
-    return {request.stream_options_begin + include.begin,
-            request.stream_options_begin + include.end, "true"};
-  }
-  const std::size_t after_brace = request.stream_options_begin + 1;
-  return {after_brace, after_brace,
-          other_members ? R"("include_usage":true,)" : R"("include_usage":true)"};
-}
 
 // OpenAI's stream: each `data:` payload is a chunk forwarded as it came, `[DONE]` its end.
 class ChunkForwarder final : public EventDecoder {

@@ -81,5 +81,13 @@ TEST(JsonInteger, OnlyWholeNumbers) {
   EXPECT_FALSE(JsonInteger("4.2").has_value());
 }
 
+TEST(JsonMemberName, DecodesOnlyNamesWithEscapes) {
+  std::string storage;
+  const std::string_view plain = "model";
+  EXPECT_EQ(JsonMemberName(plain, storage).data(), plain.data());  // no copy
+  EXPECT_EQ(JsonMemberName(R"(mod\u0065l)", storage), "model");
+  EXPECT_EQ(JsonMemberName(R"(a\"b\\c\/)", storage), "a\"b\\c/");
+}
+
 }  // namespace
 }  // namespace orchestra

@@ -23,6 +23,14 @@ TEST(ParseDuration, RejectsMissingOrUnknownUnitsAndNegatives) {
   }
 }
 
+// Found by tests/fuzz/text (UBSan): "nan" reads as a number, and NaN nanoseconds cast to an
+// integer is undefined (INT64_MIN on x86: a negative timeout from `drain_timeout: nans`).
+TEST(ParseDuration, RejectsNotANumberAndInfinity) {
+  for (const char* bad : {"nans", "nanms", "NaNs", "-nans", "infs", "infh"}) {
+    EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
+  }
+}
+
 TEST(FormatDuration, PicksTheLargestWholeUnit) {
   EXPECT_EQ(FormatDuration(8s), "8s");
   EXPECT_EQ(FormatDuration(250ms), "250ms");

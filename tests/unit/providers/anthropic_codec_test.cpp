@@ -331,6 +331,17 @@ TEST(AnthropicStreamDecoder, TranslatesARecordedToolUseStream) {
   }
 }
 
+TEST(AnthropicStreamDecoder, IgnoresANegativeTokenCount) {
+  StreamDecoder decoder;
+  ASSERT_TRUE(decoder
+                  .Feed("message_delta",
+                        R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},)"
+                        R"("usage":{"output_tokens":-5}})")
+                  .has_value());
+  EXPECT_GE(decoder.usage().completion_tokens, 0);
+  EXPECT_GE(decoder.usage().total_tokens, 0);
+}
+
 TEST(AnthropicStreamDecoder, ReturnsAnErrorEventAsAnError) {
   StreamDecoder decoder;
   const auto events = ReadSse("anthropic/messages_stream_error.sse");

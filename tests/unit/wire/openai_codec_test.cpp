@@ -215,6 +215,10 @@ TEST(OpenAIParseChatMessages, RejectsInvalidRequestsNamingTheParam) {
       {"temperature string", with(R"("temperature":"0.5")"), "temperature"},
       {"temperature too high", with(R"("temperature":2.5)"), "temperature"},
       {"temperature negative", with(R"("temperature":-0.1)"), "temperature"},
+      // Boost.JSON 1.81 reads 0e9990 as NaN, which passed the range check and reached Gemini
+      // and Anthropic as `NaN`, not JSON (tests/fuzz/provider_request).
+      {"temperature read as NaN", with(R"("temperature":0e9990)"), "temperature"},
+      {"top_p read as NaN", with(R"("top_p":-0e99999)"), "top_p"},
       {"top_p too high", with(R"("top_p":1.5)"), "top_p"},
       {"n zero", with(R"("n":0)"), "n"},
       {"n fraction", with(R"("n":1.5)"), "n"},
@@ -469,6 +473,29 @@ TEST(OpenAIEmbeddingRequest, FindsTheTopLevelModelSpanWhateverTheLayout) {
     EXPECT_EQ(r->raw_body.substr(r->model_begin, r->model_end - r->model_begin), c.span);
     EXPECT_EQ(r->model, c.model);
   }
+}
+
+// Found by tests/fuzz/openai_request (issue 10, #4): the model routed is the one the upstream
+// reads, names unescaped and the model given once.
+TEST(OpenAIEmbeddingRequest, ReadsNamesUnescapedAndRefusesASecondModel) {
+  auto r = ParseEmbeddingRequest(R"({"mod\u0065l":"m","inp\u0075t":["a","b"]})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->model, "m");
+  EXPECT_EQ(r->inputs, (std::vector<std::string>{"a", "b"}));
+  for (const char* body : {R"({"model":"cheap","input":"x","mod\u0065l":"expensive"})",
+                           R"({"model":"a","model":"b","input":"x"})"}) {
+    auto twice = ParseEmbeddingRequest(body);
+    ASSERT_FALSE(twice.has_value()) << body;
+    EXPECT_EQ(twice.error().param, "model") << body;
+  }
+}
+
+TEST(OpenAIChatRequest, ReadsMemberNamesUnescaped) {
+  const ChatRequest r = Parsed(
+      R"({"model":"m","m\u0065ssages":[{"role":"user","content":"hi"}],"temp\u0065rature":0.5})");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].content, "hi");
+  EXPECT_EQ(r.temperature, 0.5);
 }
 
 TEST(OpenAIEmbeddingRequest, AcceptsTokenIdInput) {

@@ -1,6 +1,8 @@
 #include "wire/openai_scan.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +25,16 @@ TEST(OpenAIScanUsage, AllowsWhitespaceAndComputesAMissingTotal) {
   const Usage u = ScanUsage("{\"usage\" :\n { \"prompt_tokens\": 2, \"completion_tokens\": 5 } }");
   EXPECT_TRUE(u.known);
   EXPECT_EQ(u.total_tokens, 7);
+}
+
+// An upstream's negative or absurd count is not a count: -5 once reached the token metrics as
+// 2^64 - 5 (tests/fuzz/provider_stream).
+TEST(OpenAIScanUsage, IgnoresNegativeAndAbsurdCounts) {
+  const Usage u = ScanUsage(
+      R"({"usage":{"prompt_tokens":-3,"completion_tokens":4000000000000000000,"total_tokens":-2}})");
+  EXPECT_EQ(u.prompt_tokens, 0);
+  EXPECT_EQ(u.completion_tokens, 0);
+  EXPECT_EQ(u.total_tokens, 0);
 }
 
 TEST(OpenAIScanUsage, IgnoresTheWordInsideStrings) {
@@ -106,6 +118,33 @@ TEST(OpenAIParseEmbeddingRequest, ARoutedMemberGivenTwiceIsRefused) {
   auto r = ParseEmbeddingRequest(R"({"model":"a","input":"x","m\u006fdel":"b"})");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().param, "model");
+}
+
+// Found by tests/fuzz/openai_request (issue 10, #4): the scan must read the model the upstream
+// reads, so member names are compared unescaped and a routed member may be given only once.
+TEST(OpenAIScanChatRequest, ReadsMemberNamesUnescapedAsTheUpstreamDoes) {
+  auto req = ScanChatRequest(
+      R"({"mod\u0065l":"gpt-x","str\u0065am":true,"stream_options":{"include\u005fusage":true},)"
+      R"("m\u0065ssages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(req) << req.error().message;
+  EXPECT_EQ(req->model, "gpt-x");
+  EXPECT_TRUE(req->stream);
+  EXPECT_TRUE(req->client_wants_usage);
+  EXPECT_EQ(req->raw_body.substr(req->model_begin, req->model_end - req->model_begin), "\"gpt-x\"");
+}
+
+TEST(OpenAIScanChatRequest, RefusesARoutedMemberGivenTwice) {
+  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"model":"routed","mod\u0065l":"gpt-4-EXPENSIVE","messages":[{}]})", "model"},
+           {R"({"model":"a","messages":[{}],"model":"b"})", "model"},
+           {R"({"model":"a","stream":false,"messages":[{}],"stream":true})", "stream"},
+           {R"({"model":"a","stream_options":null,"messages":[{}],"stream_options":{}})",
+            "stream_options"}}) {
+    auto req = ScanChatRequest(body);
+    ASSERT_FALSE(req) << body;
+    EXPECT_EQ(req.error().code, ErrorCode::kInvalidRequest) << body;
+    EXPECT_EQ(req.error().param, param) << body;
+  }
 }
 
 }  // namespace
