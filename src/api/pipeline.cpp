@@ -203,7 +203,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
                        exchange.response().status >= 400,
                    "a model route answered without calling RequestContext::Admit");
   // 6. Settle. 7. Record.
-  if (ctx.admission().admitted > 0) Settle(ctx);
+  if (ctx.admission().admitted > 0 && !ctx.admission().settled) Settle(ctx);
   exchange.response().AddHeader("X-Request-Id", front.request_id);
   Record(route, exchange, front.request_id, front.trace, !route->probe || options_.log_probes);
 }
@@ -220,6 +220,7 @@ bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
   a.request.stream = facts.stream;
   a.request.worker = ctx.exchange.worker_index();
   a.request.principal_id = &ctx.principal;
+  a.request.policy = &ctx.principal.policy;
   return AdmitFrom(ctx);
 }
 
@@ -327,6 +328,11 @@ bool RequestContext::Admit(const RequestFacts& facts) {
 
 asio::awaitable<bool> RequestContext::CompleteAdmission() {
   return pipeline_->Resume(*this);
+}
+
+void RequestContext::Settle() {
+  if (pipeline_ != nullptr && admission_.admitted > 0 && !admission_.settled)
+    pipeline_->Settle(*this);
 }
 
 }  // namespace orchestra::api

@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "config/config.hpp"
 #include "config/loader.hpp"
+#include "limits/policy.hpp"
 
 // API-key authentication (`Authorization: Bearer <key>`). Only SHA-256 digests of the keys are
 // held; a presented key is hashed and compared with every configured digest in constant time,
@@ -20,6 +21,7 @@ struct Principal {
   std::string name;  // the key's name: the tenant namespace for stored data
   bool user = false;
   bool admin = false;
+  limits::KeyPolicy policy;  // what the key may spend and call
 };
 
 using Digest = std::array<std::uint8_t, 32>;
@@ -48,7 +50,7 @@ class ApiKeys {
     Principal principal;
   };
   std::vector<Key> keys_;
-  Principal anonymous_{"default", true, true};
+  Principal anonymous_{"default", true, true, {}};
 };
 
 }  // namespace orchestra::auth

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/error.hpp"
+#include "limits/policy.hpp"
 
 // Admission and settlement: the seam where per-request policy lives (DESIGN.md §1, "ADMIT" and
 // "SETTLE"). The pipeline (api/pipeline.cpp) runs every configured Stage, in order:
@@ -38,6 +39,9 @@ struct Request {
   // The principal's identity (stable for the process's life; equal for the same key), for
   // stages that cache per key.
   const void* principal_id = nullptr;
+  // The key's limits, budget and allowed models (never null once the pipeline admits; an
+  // unrestricted policy for keys without any).
+  const KeyPolicy* policy = nullptr;
 };
 
 // How an admitted request ended.
