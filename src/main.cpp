@@ -1,5 +1,7 @@
 // Wiring only: command line → config → services → server (DESIGN.md §2).
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "api/checkpoints.hpp"
+#include "api/documents.hpp"
 #include "api/errors.hpp"
 #include "api/memory.hpp"
 #include "api/model_versions.hpp"
@@ -25,6 +28,7 @@
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
+#include "documents/service.hpp"
 #include "limits/load_shedder.hpp"
 #include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
@@ -271,9 +275,29 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
         "connecting to an upstream.",
         {"where"});
     gateway.upstreams.set_fd_exhausted_counter(&fd_exhausted.With({"upstream"}));
+    // Documents (issue 14): the indexes load on the service's own thread; /startupz answers
+    // "started" once they are loaded and the server listens, whichever comes last.
+    std::atomic<bool> serving{false};
+    documents::Service::Options document_options;
+    document_options.config = cfg->documents;
+    document_options.max_value_bytes = cfg->storage.max_value_bytes;
+    document_options.build_threads = static_cast<std::size_t>(std::max(1, cfg->server.threads));
+    document_options.on_ready = [&serving, &health] {
+      if (serving.load()) health.MarkStarted();
+    };
+    documents::Service document_service(storage->records(), *gateway.orchestrator,
+                                        std::move(document_options), &registry);
+    document_service.Start();
+    health.AddWarmer(
+        {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
+           if (!document_service.ready())
+             co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
+           co_return document_service.LoadStatus();
+         }});
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
-                       providers::LocalProvider::Models());
+                       providers::LocalProvider::Models(), &document_service);
+    api::AddDocumentRoutes(router, document_service);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
       if (!m.unusable.empty()) {
@@ -362,7 +386,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       metrics_server->Start();
     }
     server.Start();
-    health.MarkStarted();
+    serving.store(true);
+    if (document_service.ready()) health.MarkStarted();
     const std::string address =
         (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
         std::to_string(port);

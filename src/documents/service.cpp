@@ -65,6 +65,11 @@ void LogWarning(std::string_view message, std::string_view tenant, std::string_v
   observability::Log(Severity::kWarning, message, {{"tenant", tenant}, {"error", detail}});
 }
 
+asio::awaitable<Result<std::string>> ReadImportFile(const ImportDir* dir, std::string path,
+                                                    std::uint64_t max) {
+  co_return dir->Read(path, max);
+}
+
 }  // namespace
 
 std::vector<std::string> PassageTexts(const std::vector<Hit>& hits) {
@@ -592,10 +597,9 @@ asio::awaitable<Result<std::string>> Service::ReadImport(std::string path) {
   if (!import_dir_) {
     co_return Error(ErrorCode::kNotFound, "no documents.import_dir is configured", "file_path");
   }
-  const std::uint64_t max = options_.config.max_bytes;
-  ImportDir* dir = import_dir_.get();
-  co_return co_await files_.Run(
-      [dir, path = std::move(path), max]() -> Result<std::string> { return dir->Read(path, max); });
+  // On the maintenance thread: a bounded read (documents.max_bytes) off the event loops.
+  co_return co_await OnMaintenance(
+      ReadImportFile(import_dir_.get(), std::move(path), options_.config.max_bytes));
 }
 
 // ---- The maintenance thread --------------------------------------------------------------
@@ -937,6 +941,7 @@ asio::awaitable<void> Service::Run() {
       chunks += s.chunks;
     }
   }
+  if (!stopping_.load() && options_.on_ready) options_.on_ready();
   if (!stopping_.load()) {
     observability::Log(Severity::kInfo, "documents loaded",
                        {{"tenants", static_cast<std::int64_t>(tenants_total_.load())},

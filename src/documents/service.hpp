@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,7 +24,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 
-#include "common/blocking_pool.hpp"
 #include "common/error.hpp"
 #include "config/config.hpp"
 #include "documents/chunker.hpp"
@@ -72,8 +72,7 @@ class Registry;
 // Threads: requests run on the caller's event loop; every change to the in-memory indexes, the
 // start-up load, the poller and the snapshots run on the service's own maintenance thread (one
 // io_context), so writes to a TenantIndex are serialised as it requires, and an ingest waits
-// for its document to be applied there. Reads of the import directory run on a small blocking
-// pool.
+// for its document to be applied there. Reads of the import directory run there too.
 namespace orchestra::documents {
 
 struct ChunkingRequest {
@@ -138,6 +137,9 @@ class Service {
     // Threads an HNSW build may use at start-up (later inserts use one).
     std::size_t build_threads = 1;
     std::chrono::system_clock::duration orphan_age = std::chrono::hours(1);
+    // Called once on the maintenance thread when the start-up load has finished (main marks
+    // the process started then: /startupz waits for the indexes).
+    std::function<void()> on_ready;
   };
 
   // `records` and `orchestrator` must outlive the service; `metrics` (optional) too. Nothing
@@ -171,8 +173,8 @@ class Service {
   boost::asio::awaitable<Result<void>> Delete(std::string tenant, std::string document_id);
   boost::asio::awaitable<Result<SearchResult>> Search(std::string tenant, SearchRequest request,
                                                       orchestration::RequestInfo info);
-  // The bytes of a file under documents.import_dir (ImportDir::Read), read on the blocking pool.
-  // kNotFound when no import_dir is configured.
+  // The bytes of a file under documents.import_dir (ImportDir::Read), read on the maintenance
+  // thread. kNotFound when no import_dir is configured.
   boost::asio::awaitable<Result<std::string>> ReadImport(std::string path);
 
   // Applies the store's changes since the last poll now, on the maintenance thread (tests; the
@@ -248,7 +250,6 @@ class Service {
   orchestration::Orchestrator& orchestrator_;
   Options options_;
   std::unique_ptr<ImportDir> import_dir_;
-  BlockingPool files_{1};
 
   boost::asio::io_context maintenance_;
   boost::asio::steady_timer timer_{maintenance_};
