@@ -118,8 +118,7 @@ Result<documents::ChunkingRequest> ChunkingOf(const JsonBody& body) {
       }
       (key == "size" ? out.size : out.overlap) = static_cast<std::size_t>(*n);
     } else {
-      return Invalid("unknown member chunking." + std::string(key.substr(0, 64)),
-                     "chunking");
+      return Invalid("unknown member chunking." + std::string(key.substr(0, 64)), "chunking");
     }
   }
   return out;
