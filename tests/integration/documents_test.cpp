@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -423,6 +424,56 @@ TEST_P(DocumentsApi, BadInputIsA4xxAndChangesNothing) {
   auto list = a.Ok(a.Get("/documents"));
   EXPECT_EQ(list.at("total_count"), 1) << list;
   EXPECT_TRUE(a.Ok(a.Post("/documents/search", R"({"query":"outside import directory"})"))
+                  .at("results")
+                  .as_array()
+                  .empty());
+}
+
+// Two instances sharing a backend: what one writes, replaces or deletes reaches the other's
+// search through the change log within the documented bound (poll_interval, 200 ms here, plus
+// indexing; waited for up to 10 s).
+TEST_P(DocumentsApi, AnotherInstanceSeesWritesAndDeletionsWithinTheBound) {
+  if (GetParam() == Backend::kSqlite) GTEST_SKIP() << "one process per SQLite file";
+  Orchestra one(Options());
+  Orchestra two(Options());
+  WaitStarted(one);
+  WaitStarted(two);
+  Api a1(one, "alpha-key-1");
+  Api a2(two, "alpha-key-1");
+  auto found_on_two = [&](const std::string& query) {
+    auto r = a2.Post("/documents/search", "{\"query\":" + Quoted(query) + R"(,"mode":"keyword"})");
+    if (r.status != 200) return false;
+    return !r.Json().at("results").as_array().empty();
+  };
+  auto eventually = [](const std::function<bool()>& condition) {
+    for (int i = 0; i < 100; ++i) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  };
+  a1.Ok(a1.Post("/documents",
+                R"({"document_id":"shared","content":"Quokkas live on Rottnest Island."})"));
+  EXPECT_TRUE(eventually([&] { return found_on_two("quokkas rottnest"); }));
+  EXPECT_EQ(a2.Ok(a2.Get("/documents/shared")).at("id"), "shared");
+  // A replacement: the new text appears and the old one goes, together.
+  a1.Ok(a1.Post("/documents", R"({"document_id":"shared","content":"Wombats dig burrows."})"));
+  EXPECT_TRUE(eventually([&] { return found_on_two("wombats burrows"); }));
+  EXPECT_FALSE(found_on_two("quokkas rottnest"));
+  // A deletion on the other instance.
+  a2.Ok(a2.Delete("/documents/shared"));
+  EXPECT_TRUE(eventually([&] {
+    return a1.Get("/documents/shared").status == 404 &&
+           a1.Ok(a1.Post("/documents/search", R"({"query":"wombats burrows","mode":"keyword"})"))
+               .at("results")
+               .as_array()
+               .empty();
+  }));
+  // Another tenant on the other instance still sees nothing of alpha's.
+  Api b2(two, "beta-key-2");
+  a1.Ok(a1.Post("/documents", R"({"document_id":"again","content":"Platypuses lay eggs."})"));
+  EXPECT_TRUE(eventually([&] { return found_on_two("platypuses eggs"); }));
+  EXPECT_TRUE(b2.Ok(b2.Post("/documents/search", R"({"query":"platypuses eggs","mode":"keyword"})"))
                   .at("results")
                   .as_array()
                   .empty());
