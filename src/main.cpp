@@ -430,7 +430,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
-    model_versions.Stop();  // its watcher calls the storage
+    model_versions.Stop();    // its watcher calls the storage
+    document_service.Stop();  // its poller calls the storage (and saves the snapshots)
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

@@ -4,6 +4,7 @@
 // used as citations; deletion that holds across a restart; tenants that never see each other's
 // documents, also by guessed ids; and the bad inputs of the upload and import routes.
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -477,6 +478,214 @@ TEST_P(DocumentsApi, AnotherInstanceSeesWritesAndDeletionsWithinTheBound) {
                   .at("results")
                   .as_array()
                   .empty());
+}
+
+// Retrieval quality with the offline defaults (local-embed, hybrid): a corpus of 30 short
+// documents on distinct subjects and 40 questions, each answered by exactly one of them; the
+// right document must be among the top 3 results for at least 85 % of the questions.
+TEST(DocumentsQuality, TheRightDocumentIsInTheTopThreeForMostQuestions) {
+  struct Doc {
+    const char* id;
+    const char* text;
+  };
+  const std::vector<Doc> corpus{
+      {"honeybees",
+       "Honeybees live in colonies ruled by a single queen. Worker bees collect nectar from "
+       "flowers and turn it into honey inside the hive. A bee communicates the direction of food "
+       "with a waggle dance."},
+      {"everest",
+       "Mount Everest is the highest mountain on Earth at 8,849 metres. It lies in the Himalayas "
+       "on the border of Nepal and China. Edmund Hillary and Tenzing Norgay first reached its "
+       "summit in 1953."},
+      {"coffee",
+       "Coffee is brewed from roasted coffee beans, the seeds of the Coffea plant. Espresso forces "
+       "hot water through finely ground coffee under pressure. Ethiopia is thought to be where "
+       "coffee was first used."},
+      {"rust",
+       "Rust is a systems programming language focused on memory safety without a garbage "
+       "collector. Its borrow checker enforces ownership rules at compile time. Cargo is the Rust "
+       "package manager."},
+      {"tides",
+       "Ocean tides are caused mainly by the gravitational pull of the Moon on the oceans. Spring "
+       "tides happen when the Sun and Moon align, giving higher high tides. Most coasts see two "
+       "high tides a day."},
+      {"chess",
+       "Chess is a board game for two players on a board of 64 squares. Each player starts with "
+       "sixteen pieces, including a king that must be protected from checkmate. Castling moves the "
+       "king and a rook in one turn."},
+      {"vaccines",
+       "Vaccines train the immune system to recognise a pathogen without causing the disease. "
+       "Edward Jenner developed the first smallpox vaccine in 1796. Many vaccines need booster "
+       "doses to keep immunity strong."},
+      {"jazz",
+       "Jazz music began in New Orleans in the early twentieth century. It is known for "
+       "improvisation, swing rhythms and blue notes. Louis Armstrong and Duke Ellington were "
+       "famous jazz musicians."},
+      {"photosynthesis",
+       "Photosynthesis lets plants turn sunlight, water and carbon dioxide into glucose. It takes "
+       "place in chloroplasts, which contain the green pigment chlorophyll. Oxygen is released as "
+       "a by-product."},
+      {"bitcoin",
+       "Bitcoin is a decentralised digital currency created in 2009 by Satoshi Nakamoto. "
+       "Transactions are recorded on a public ledger called the blockchain. New bitcoins are "
+       "created through mining."},
+      {"sourdough",
+       "Sourdough bread rises with a starter of wild yeast and lactic acid bacteria instead of "
+       "commercial yeast. The starter must be fed with flour and water. The bacteria give the loaf "
+       "its sour taste."},
+      {"volcanoes",
+       "A volcano erupts when magma rises through the crust and escapes as lava and ash. Mount "
+       "Etna in Sicily is one of the most active volcanoes in Europe. Volcanic soil is often very "
+       "fertile."},
+      {"marathon",
+       "A marathon is a long-distance running race of 42.195 kilometres. The distance commemorates "
+       "the run of a Greek messenger from Marathon to Athens. Runners often hit the wall after "
+       "about 30 kilometres."},
+      {"penguins",
+       "Penguins are flightless seabirds that live almost only in the Southern Hemisphere. Emperor "
+       "penguins breed during the Antarctic winter, and the males keep the egg warm on their feet. "
+       "Penguins swim with flippers."},
+      {"tcp",
+       "TCP is a transport protocol that delivers a reliable, ordered stream of bytes between two "
+       "hosts. A connection starts with a three-way handshake of SYN, SYN-ACK and ACK. Lost "
+       "segments are retransmitted."},
+      {"olive_oil",
+       "Olive oil is pressed from the fruit of the olive tree, grown mostly around the "
+       "Mediterranean. Extra virgin olive oil is cold-pressed and has low acidity. Spain is the "
+       "largest producer of olive oil."},
+      {"black_holes",
+       "A black hole is a region of space where gravity is so strong that not even light can "
+       "escape. Its boundary is called the event horizon. Black holes form when massive stars "
+       "collapse."},
+      {"tea",
+       "Tea is made by pouring hot water over cured leaves of the Camellia sinensis plant. Green "
+       "tea is not oxidised while black tea is fully oxidised. China and India grow most of the "
+       "world's tea."},
+      {"bicycles",
+       "A bicycle is a pedal-driven vehicle with two wheels. Gears let the rider change how hard "
+       "it is to pedal, and derailleurs move the chain between sprockets. The Tour de France is "
+       "the most famous bicycle race."},
+      {"glaciers",
+       "Glaciers are large masses of ice that form where snow accumulates faster than it melts. "
+       "They flow slowly downhill under their own weight and carve U-shaped valleys. Many glaciers "
+       "are retreating as the climate warms."},
+      {"roman_empire",
+       "The Roman Empire began in 27 BC when Augustus became the first emperor. At its height it "
+       "ruled the Mediterranean world. The Western Roman Empire fell in 476 AD."},
+      {"solar_panels",
+       "Solar panels convert sunlight into electricity using photovoltaic cells made of silicon. "
+       "An inverter turns their direct current into alternating current for the home. Panels work "
+       "best facing the sun without shade."},
+      {"sharks",
+       "Sharks are fish with skeletons made of cartilage rather than bone. The whale shark is the "
+       "largest fish in the sea and eats plankton. Sharks can sense electric fields of their "
+       "prey."},
+      {"origami",
+       "Origami is the Japanese art of folding paper into shapes without cutting or glue. The "
+       "paper crane is its best known model. A single square sheet is usually the starting point."},
+      {"dns",
+       "The Domain Name System translates domain names such as example.com into IP addresses. "
+       "Resolvers query root servers, then top-level domain servers, then authoritative servers. "
+       "Answers are cached for their time to live."},
+      {"cheese",
+       "Cheese is made by curdling milk with rennet and separating the curds from the whey. Hard "
+       "cheeses such as parmesan are aged for months or years. Blue cheese gets its veins from "
+       "mould."},
+      {"pyramids",
+       "The Great Pyramid of Giza was built for the pharaoh Khufu around 2560 BC. It was the "
+       "tallest man-made structure for nearly 4,000 years. Its blocks of limestone and granite "
+       "were moved by thousands of workers."},
+      {"sleep",
+       "Sleep moves through cycles of light sleep, deep sleep and REM sleep, when most dreaming "
+       "happens. Adults need about seven to nine hours of sleep a night. Melatonin helps regulate "
+       "the sleep cycle."},
+      {"recycling",
+       "Recycling turns waste such as paper, glass and aluminium cans into new products. Aluminium "
+       "can be recycled again and again without losing quality. Sorting waste at home keeps the "
+       "recycling stream clean."},
+      {"earthquakes",
+       "Earthquakes happen when tectonic plates slip suddenly along a fault. Their magnitude is "
+       "measured on the moment magnitude scale. Seismometers record the seismic waves that travel "
+       "through the ground."},
+  };
+  const std::vector<std::pair<const char*, const char*>> questions{
+      {"How do bees tell each other where food is?", "honeybees"},
+      {"Who rules a bee colony?", "honeybees"},
+      {"What is the highest mountain in the world?", "everest"},
+      {"Who first climbed to the summit of Everest?", "everest"},
+      {"How is espresso made?", "coffee"},
+      {"What does the borrow checker do?", "rust"},
+      {"What is Cargo used for?", "rust"},
+      {"What causes ocean tides?", "tides"},
+      {"How many squares does a chess board have?", "chess"},
+      {"Who made the first smallpox vaccine?", "vaccines"},
+      {"Where did jazz music begin?", "jazz"},
+      {"Which pigment makes leaves green?", "photosynthesis"},
+      {"Who created Bitcoin?", "bitcoin"},
+      {"What is the blockchain?", "bitcoin"},
+      {"What makes sourdough bread rise?", "sourdough"},
+      {"Which volcano is the most active in Europe?", "volcanoes"},
+      {"How long is a marathon race?", "marathon"},
+      {"Which penguins breed in the Antarctic winter?", "penguins"},
+      {"How does a TCP connection start?", "tcp"},
+      {"What is extra virgin olive oil?", "olive_oil"},
+      {"What is the event horizon of a black hole?", "black_holes"},
+      {"What is the difference between green tea and black tea?", "tea"},
+      {"What do derailleurs on a bicycle do?", "bicycles"},
+      {"How do glaciers shape valleys?", "glaciers"},
+      {"Who was the first Roman emperor?", "roman_empire"},
+      {"When did the Western Roman Empire fall?", "roman_empire"},
+      {"What does the inverter of solar panels do?", "solar_panels"},
+      {"What is the largest fish in the sea?", "sharks"},
+      {"What are shark skeletons made of?", "sharks"},
+      {"What is the best known origami model?", "origami"},
+      {"How does DNS turn a domain name into an IP address?", "dns"},
+      {"How long are DNS answers cached?", "dns"},
+      {"How is cheese made from milk?", "cheese"},
+      {"Where do the veins of blue cheese come from?", "cheese"},
+      {"For which pharaoh was the Great Pyramid built?", "pyramids"},
+      {"When does most dreaming happen during sleep?", "sleep"},
+      {"How many hours of sleep do adults need?", "sleep"},
+      {"Can aluminium cans be recycled many times?", "recycling"},
+      {"What causes earthquakes?", "earthquakes"},
+      {"What do seismometers record?", "earthquakes"},
+  };
+  ASSERT_GE(corpus.size(), 30u);
+  ASSERT_GE(questions.size(), 40u);
+  TempDir data;
+  OrchestraOptions o;
+  o.config_yaml = "storage:\n  backend: sqlite\n  path: " + data.path() + "/orchestra.db\n";
+  Orchestra server(o);
+  auto c = server.Client();
+  for (const Doc& d : corpus) {
+    auto r =
+        c->Request("POST", "/documents",
+                   "{\"document_id\":" + Quoted(d.id) + ",\"content\":" + Quoted(d.text) + "}");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  int hits = 0;
+  std::string misses;
+  for (const auto& [question, expected] : questions) {
+    auto r = c->Request("POST", "/documents/search",
+                        "{\"query\":" + Quoted(question) + ",\"limit\":3,\"mode\":\"hybrid\"}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    bool found = false;
+    std::string got;
+    const json::value body = r.Json();
+    for (const json::value& h : body.at("results").as_array()) {
+      found = found || h.at("document_id") == json::value(expected);
+      got += std::string(h.at("document_id").as_string()) + " ";
+    }
+    if (found) {
+      ++hits;
+    } else {
+      misses += std::string(question) + " → " + got + "\n";
+    }
+  }
+  const double rate = static_cast<double>(hits) / static_cast<double>(questions.size());
+  std::printf("retrieval: %d of %zu questions have their document in the top 3 (%.0f %%)\n", hits,
+              questions.size(), 100 * rate);
+  EXPECT_GE(rate, 0.85) << misses;
 }
 
 TEST(DocumentsImport, WithoutImportDirTheRouteIsNotFound) {
