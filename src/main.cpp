@@ -287,17 +287,27 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     };
     documents::Service document_service(storage->records(), *gateway.orchestrator,
                                         std::move(document_options), &registry);
-    document_service.Start();
-    health.AddWarmer(
-        {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
-           if (!document_service.ready())
-             co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
-           co_return document_service.LoadStatus();
-         }});
+    // Firestore's RecordStore is not finished (issue 16): there the service is not started (its
+    // load would retry forever and hold /startupz), the /documents routes are absent and
+    // /answer-question's use_documents is 501. Remove this condition with that work.
+    const bool documents_served = cfg->storage.backend != config::StorageBackend::kFirestore;
+    if (documents_served) {
+      document_service.Start();
+      health.AddWarmer(
+          {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
+             if (!document_service.ready())
+               co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
+             co_return document_service.LoadStatus();
+           }});
+      api::AddDocumentRoutes(router, document_service);
+    } else {
+      observability::Log(Severity::kWarning,
+                         "documents are not served on the firestore backend yet (issue 16)");
+    }
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
-                       providers::LocalProvider::Models(), &document_service);
-    api::AddDocumentRoutes(router, document_service);
+                       providers::LocalProvider::Models(),
+                       documents_served ? &document_service : nullptr);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
       if (!m.unusable.empty()) {
@@ -387,7 +397,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     }
     server.Start();
     serving.store(true);
-    if (document_service.ready()) health.MarkStarted();
+    if (!documents_served || document_service.ready()) health.MarkStarted();
     const std::string address =
         (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
         std::to_string(port);
