@@ -1,5 +1,7 @@
 // Wiring only: command line → config → services → server (DESIGN.md §2).
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "api/checkpoints.hpp"
+#include "api/documents.hpp"
 #include "api/errors.hpp"
 #include "api/memory.hpp"
 #include "api/model_versions.hpp"
@@ -27,6 +30,7 @@
 #include "auth/api_keys.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
+#include "documents/service.hpp"
 #include "limits/load_shedder.hpp"
 #include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
@@ -275,9 +279,39 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
         "connecting to an upstream.",
         {"where"});
     gateway.upstreams.set_fd_exhausted_counter(&fd_exhausted.With({"upstream"}));
+    // Documents (issue 14): the indexes load on the service's own thread; /startupz answers
+    // "started" once they are loaded and the server listens, whichever comes last.
+    std::atomic<bool> serving{false};
+    documents::Service::Options document_options;
+    document_options.config = cfg->documents;
+    document_options.max_value_bytes = cfg->storage.max_value_bytes;
+    document_options.build_threads = static_cast<std::size_t>(std::max(1, cfg->server.threads));
+    document_options.on_ready = [&serving, &health] {
+      if (serving.load()) health.MarkStarted();
+    };
+    documents::Service document_service(storage->records(), *gateway.orchestrator,
+                                        std::move(document_options), &registry);
+    // Firestore's RecordStore is not finished (issue 16): there the service is not started (its
+    // load would retry forever and hold /startupz), the /documents routes are absent and
+    // /answer-question's use_documents is 501. Remove this condition with that work.
+    const bool documents_served = cfg->storage.backend != config::StorageBackend::kFirestore;
+    if (documents_served) {
+      document_service.Start();
+      health.AddWarmer(
+          {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
+             if (!document_service.ready())
+               co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
+             co_return document_service.LoadStatus();
+           }});
+      api::AddDocumentRoutes(router, document_service);
+    } else {
+      observability::Log(Severity::kWarning,
+                         "documents are not served on the firestore backend yet (issue 16)");
+    }
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
-                       providers::LocalProvider::Models());
+                       providers::LocalProvider::Models(),
+                       documents_served ? &document_service : nullptr);
     api::AddTokenCounterRoute(router, *gateway.routes);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
@@ -367,7 +401,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       metrics_server->Start();
     }
     server.Start();
-    health.MarkStarted();
+    serving.store(true);
+    if (!documents_served || document_service.ready()) health.MarkStarted();
     const std::string address =
         (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
         std::to_string(port);
@@ -421,7 +456,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
-    model_versions.Stop();  // its watcher calls the storage
+    model_versions.Stop();    // its watcher calls the storage
+    document_service.Stop();  // its poller calls the storage (and saves the snapshots)
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

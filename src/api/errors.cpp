@@ -22,6 +22,8 @@ unsigned HttpStatus(const Error& e) {
       return 409;
     case ErrorCode::kPayloadTooLarge:
       return 413;
+    case ErrorCode::kUnsupportedMediaType:
+      return 415;
     case ErrorCode::kUnprocessable:
       return 422;
     case ErrorCode::kHeadersTooLarge:

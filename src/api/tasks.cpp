@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "api/context.hpp"
+#include "api/documents.hpp"
 #include "api/json_body.hpp"
 #include "api/request_info.hpp"
 
@@ -114,6 +115,7 @@ void Reply(RequestContext& ctx, json::object body, std::string_view model_id,
 
 struct Handlers {
   tasks::Service& service;
+  documents::Service* documents;
 
   asio::awaitable<void> Generate(RequestContext& ctx) {
     auto body =
@@ -219,15 +221,38 @@ struct Handlers {
   }
 
   asio::awaitable<void> Answer(RequestContext& ctx) {
-    auto body = JsonBody::Parse(ctx.request.body(),
-                                {"question", "context", "model", "model_id", "max_tokens"});
+    auto body = JsonBody::Parse(
+        ctx.request.body(), {"question", "context", "model", "model_id", "max_tokens",
+                             "use_documents", "document_id", "limit", "score_threshold", "mode"});
     if (Failed(ctx, body)) co_return;
     auto question = body->RequiredString("question");
     auto context = body->OptionalString("context");
     auto max_tokens = Count(*body, "max_tokens", kMaxTokensLimit);
     auto model = ModelOf(*body);
+    auto document_id = body->OptionalString("document_id");
+    auto limit = Count(*body, "limit", static_cast<std::int64_t>(documents::kMaxSearchLimit));
+    auto threshold = Number(*body, "score_threshold", -1, 1, std::nullopt);
+    auto mode = body->OptionalString("mode");
     if (Failed(ctx, question) || Failed(ctx, context) || Failed(ctx, max_tokens) ||
-        Failed(ctx, model)) {
+        Failed(ctx, model) || Failed(ctx, document_id) || Failed(ctx, limit) ||
+        Failed(ctx, threshold) || Failed(ctx, mode)) {
+      co_return;
+    }
+    const std::optional<std::string_view> use = body->Raw("use_documents");
+    if (use && *use != "true" && *use != "false" && *use != "null") {
+      ctx.Fail(Error(ErrorCode::kInvalidRequest, "use_documents must be true or false",
+                     "use_documents"));
+      co_return;
+    }
+    const bool use_documents = use && *use == "true";
+    if (!use_documents && (*document_id || *limit || *threshold || *mode)) {
+      ctx.Fail(Error(ErrorCode::kInvalidRequest,
+                     "document_id, limit, score_threshold and mode need use_documents: true",
+                     "use_documents"));
+      co_return;
+    }
+    if (use_documents && documents == nullptr) {
+      ctx.Fail(Error(ErrorCode::kNotImplemented, "documents are not served here", "use_documents"));
       co_return;
     }
     tasks::AnswerRequest request;
@@ -237,12 +262,63 @@ struct Handlers {
     request.model = model->value_or(service.DefaultModel(tasks::Task::kAnswer));
     if (!co_await Admit(ctx, request.model, max_tokens->value_or(256))) co_return;
     std::array<char, 55> trace;
-    auto result =
-        co_await service.Answer(std::move(request), InfoFor(ctx, ctx.trace.Traceparent(trace)));
+    const orchestration::RequestInfo info = InfoFor(ctx, ctx.trace.Traceparent(trace));
+    json::array citations;
+    json::array sources;
+    if (use_documents) {
+      if (request.question.empty()) {
+        ctx.Fail(Error(ErrorCode::kInvalidRequest, "question must not be empty", "question"));
+        co_return;
+      }
+      documents::SearchRequest search;
+      search.query = request.question;
+      search.limit = static_cast<std::size_t>(limit->value_or(5));
+      search.score_threshold = *threshold;
+      search.document_id = *document_id;
+      if (*mode) {
+        auto m = documents::ParseSearchMode(**mode);
+        if (!m) {
+          ctx.Fail(
+              Error(ErrorCode::kInvalidRequest, "mode must be hybrid, vector or keyword", "mode"));
+          co_return;
+        }
+        search.mode = *m;
+      }
+      auto found = co_await documents->Search(std::string(ctx.tenant()), std::move(search), info);
+      if (Failed(ctx, found)) co_return;
+      ctx.served = found->served;  // the query's embedding, until the answer's call replaces it
+      // Numbered passages for a model asked to cite them; plain ones for the extractive local
+      // model, which would otherwise quote the numbers.
+      const bool numbered = !config::IsLocalModelName(request.model);
+      std::string retrieved =
+          documents::ContextFromPassages(documents::PassageTexts(found->results), numbered);
+      request.context =
+          request.context.empty() ? std::move(retrieved) : request.context + "\n\n" + retrieved;
+      for (const documents::Hit& hit : found->results) {
+        citations.emplace_back(hit.id);
+        sources.push_back(HitJson(hit));
+      }
+      if (found->results.empty()) {
+        // Nothing to answer from: say so without asking a model to invent an answer.
+        json::object out;
+        out["answer"] = "";
+        out["found"] = false;
+        out["citations"] = std::move(citations);
+        out["sources"] = std::move(sources);
+        orchestration::Served none;
+        Reply(ctx, std::move(out), request.model, none);
+        co_return;
+      }
+    }
+    auto result = co_await service.Answer(std::move(request), info);
     if (FailedTask(ctx, result, "context")) co_return;
     json::object out;
     out["answer"] = result->answer;
     out["found"] = result->found;
+    if (use_documents) {
+      out["citations"] = std::move(citations);
+      out["sources"] = std::move(sources);
+    }
     Reply(ctx, std::move(out), result->model, result->served);
   }
 
@@ -274,12 +350,13 @@ struct Handlers {
 
 void AddTaskRoutes(Router& router, tasks::Service& service,
                    orchestration::Orchestrator& orchestrator,
-                   const std::vector<std::string_view>& local_models) {
-  // The handlers hold only a reference to the service; one shared object.
-  static_assert(sizeof(Handlers) == sizeof(void*));
+                   const std::vector<std::string_view>& local_models,
+                   documents::Service* documents) {
+  // The handlers hold only pointers to the services.
+  static_assert(sizeof(Handlers) == 2 * sizeof(void*));
   auto add = [&](std::string_view path,
                  asio::awaitable<void> (Handlers::*handler)(RequestContext&)) {
-    Handlers h{service};
+    Handlers h{service, documents};
     router
         .Add(http::verb::post, std::string(path),
              [h, handler](RequestContext& ctx) mutable { return (h.*handler)(ctx); })

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "api/router.hpp"
+#include "documents/service.hpp"
 #include "orchestration/orchestrator.hpp"
 #include "tasks/service.hpp"
 
@@ -15,8 +16,13 @@
 namespace orchestra::api {
 
 // `service` and `orchestrator` must outlive the router; `local_models` are the built-in ones.
+// With `documents` (which must outlive the router too), /answer-question also takes
+// {use_documents: true, document_id?, limit?, score_threshold?, mode?}: the question is searched
+// among the caller's documents (documents::Service::Search) and answered from the chunks found,
+// whose ids come back as `citations` and whose texts and documents as `sources`.
 void AddTaskRoutes(Router& router, tasks::Service& service,
                    orchestration::Orchestrator& orchestrator,
-                   const std::vector<std::string_view>& local_models);
+                   const std::vector<std::string_view>& local_models,
+                   documents::Service* documents = nullptr);
 
 }  // namespace orchestra::api

@@ -22,6 +22,8 @@ std::string_view ToString(ErrorCode code) {
       return "conflict";
     case ErrorCode::kPayloadTooLarge:
       return "payload_too_large";
+    case ErrorCode::kUnsupportedMediaType:
+      return "unsupported_media_type";
     case ErrorCode::kUnprocessable:
       return "unprocessable";
     case ErrorCode::kHeadersTooLarge:

@@ -175,6 +175,33 @@ struct StorageConfig {
   std::shared_ptr<StorageConfig> secondary;  // failover target, same shape
 };
 
+// documents (issue 14): ingestion limits, chunking and embedding defaults, the in-memory
+// indexes and how instances sharing a backend keep them current.
+enum class ChunkingStrategy : std::uint8_t { kParagraph, kSentence, kTokens, kMarkdownHeadings };
+
+struct DocumentChunkingConfig {
+  ChunkingStrategy strategy = ChunkingStrategy::kParagraph;
+  int size = 0;      // 0: the strategy's default (800 characters, 200 tokens)
+  int overlap = -1;  // -1: the strategy's default (100 characters, 40 tokens)
+};
+
+struct DocumentsConfig {
+  std::uint64_t max_bytes = 8ULL << 20;  // a document's content; 413 beyond
+  int max_chunks = 10'000;               // chunks of one document; 413 beyond
+  int max_documents = 100'000;           // documents of one tenant; 409 beyond
+  std::string import_dir;  // POST /documents/process reads only under it; empty: no such route
+  DocumentChunkingConfig chunking;
+  std::string embedding_model;  // empty → tasks.embeddings_model → local-embed (resolved on load)
+  int embedding_dimensions = 0;  // 0: the model's own; else asked of the model (`dimensions`)
+  int embedding_batch = 64;      // texts per embeddings call while ingesting
+  double score_threshold = 0.3;  // a search's default minimum cosine for vector hits
+  Duration poll_interval = 1s;   // how often the change log is read (other instances' writes)
+  bool snapshots = true;
+  std::string snapshot_dir;  // empty: next to the SQLite file; other backends: no snapshots
+  Duration snapshot_interval = 5min;
+  int exact_search_below = 8192;  // vectors of a tenant and model searched exactly, not by HNSW
+};
+
 enum class LogFormat : std::uint8_t { kJson, kText };
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning, kError };
 
@@ -197,6 +224,7 @@ struct Config {
   std::vector<ModelConfig> models;
   TasksConfig tasks;
   StorageConfig storage;
+  DocumentsConfig documents;
   ObservabilityConfig observability;
   std::string source;  // where it was loaded from ("defaults" or a path)
   // The ORCHESTRA_* environment variables that override a key of this configuration (for

@@ -265,6 +265,12 @@ constexpr std::array kBackends{
     std::pair<std::string_view, StorageBackend>{"redis", StorageBackend::kRedis},
     std::pair<std::string_view, StorageBackend>{"postgres", StorageBackend::kPostgres},
     std::pair<std::string_view, StorageBackend>{"firestore", StorageBackend::kFirestore}};
+constexpr std::array kChunkingStrategies{
+    std::pair<std::string_view, ChunkingStrategy>{"paragraph", ChunkingStrategy::kParagraph},
+    std::pair<std::string_view, ChunkingStrategy>{"sentence", ChunkingStrategy::kSentence},
+    std::pair<std::string_view, ChunkingStrategy>{"tokens", ChunkingStrategy::kTokens},
+    std::pair<std::string_view, ChunkingStrategy>{"markdown_headings",
+                                                  ChunkingStrategy::kMarkdownHeadings}};
 constexpr std::array kLogFormats{std::pair<std::string_view, LogFormat>{"json", LogFormat::kJson},
                                  std::pair<std::string_view, LogFormat>{"text", LogFormat::kText}};
 constexpr std::array kLogLevels{
@@ -449,6 +455,31 @@ void Describe(V& v, StorageConfig& c) {
 }
 
 template <class V>
+void Describe(V& v, DocumentChunkingConfig& c) {
+  v.Choice("strategy", c.strategy, kChunkingStrategies);
+  v.Integer("size", c.size, 0, 65'536);
+  v.Integer("overlap", c.overlap, -1, 65'535);
+}
+
+template <class V>
+void Describe(V& v, DocumentsConfig& c) {
+  v.Bytes("max_bytes", c.max_bytes, 1);
+  v.Integer("max_chunks", c.max_chunks, 1, 1'000'000);
+  v.Integer("max_documents", c.max_documents, 1, 100'000'000);
+  v.Text("import_dir", c.import_dir);
+  v.Group("chunking", c.chunking);
+  v.Text("embedding_model", c.embedding_model);
+  v.Integer("embedding_dimensions", c.embedding_dimensions, 0, 65'536);
+  v.Integer("embedding_batch", c.embedding_batch, 1, 2048);
+  v.Real("score_threshold", c.score_threshold, -1.0, 1.0);
+  v.Time("poll_interval", c.poll_interval);
+  v.Flag("snapshots", c.snapshots);
+  v.Text("snapshot_dir", c.snapshot_dir);
+  v.Time("snapshot_interval", c.snapshot_interval);
+  v.Integer("exact_search_below", c.exact_search_below, 0, 100'000'000);
+}
+
+template <class V>
 void Describe(V& v, ObservabilityConfig& c) {
   v.Choice("log_format", c.log_format, kLogFormats);
   v.Choice("log_level", c.log_level, kLogLevels);
@@ -465,6 +496,7 @@ void Describe(V& v, Config& c) {
   v.List("models", c.models);
   v.Group("tasks", c.tasks);
   v.Group("storage", c.storage);
+  v.Group("documents", c.documents);
   v.Group("observability", c.observability);
 }
 
@@ -657,6 +689,27 @@ void Check(Section& s, StorageConfig& c) {
   if (c.change_log_retention < std::chrono::seconds(1)) {
     // Readers poll every second or so: a shorter log would make every one of them reload.
     s.FailKey("change_log_retention", "must be at least 1s");
+  }
+}
+
+void Check(Section& s, DocumentChunkingConfig& c) {
+  if (c.overlap >= 0 && c.size > 0 && c.overlap >= c.size) {
+    s.FailKey("overlap", "must be below size (" + std::to_string(c.size) + ")");
+  }
+}
+
+void Check(Section& s, DocumentsConfig& c) {
+  if (c.poll_interval < 10ms || c.poll_interval > 1h) {
+    s.FailKey("poll_interval", "must be between 10ms and 1h");
+  }
+  if (c.snapshot_interval < 1s) s.FailKey("snapshot_interval", "must be at least 1s");
+  if (!c.import_dir.empty()) {
+    std::error_code ec;
+    const auto dir = std::filesystem::canonical(c.import_dir, ec);
+    if (ec || !std::filesystem::is_directory(dir, ec)) {
+      s.FailKey("import_dir", "'" + c.import_dir + "' is not a directory");
+    }
+    c.import_dir = dir.string();
   }
 }
 
@@ -1026,6 +1079,21 @@ void Validate(Config& c, const std::string& source) {
     throw ConfigError(source + ": server.listen: refusing to listen on " + c.server.listen +
                       " without API keys; configure auth.keys, or set auth.disabled: true to "
                       "serve without authentication");
+  }
+  DocumentsConfig& d = c.documents;
+  if (d.embedding_model.empty()) {
+    d.embedding_model =
+        c.tasks.embeddings_model.empty() ? std::string(kLocalEmbedModel) : c.tasks.embeddings_model;
+  }
+  // Snapshots of the document indexes live next to an embedded database by default; a shared
+  // backend's instances have no common disk, so there they are kept only where configured.
+  if (!d.snapshots) {
+    d.snapshot_dir.clear();
+  } else if (d.snapshot_dir.empty() && c.storage.backend == StorageBackend::kSqlite) {
+    std::filesystem::path db(c.storage.path);
+    d.snapshot_dir = (db.has_parent_path() ? db.parent_path() : std::filesystem::path("."))
+                         .append("vectors")
+                         .string();
   }
   if (c.FindProvider("local") == nullptr) {
     ProviderConfig local;

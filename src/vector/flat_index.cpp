@@ -106,6 +106,12 @@ class FlatIndex final : public Index {
     return ids_.size();
   }
 
+  void ForEach(const Visitor& visit) const override {
+    std::shared_lock lock(mutex_);
+    for (std::size_t slot = 0; slot < ids_.size(); ++slot)
+      visit(ids_[slot], std::span<const float>(&data_[Offset(slot)], dimension()));
+  }
+
   std::size_t MemoryBytes() const override {
     std::shared_lock lock(mutex_);
     // An unordered_map node holds the pair and a next pointer (and the cached hash is not kept

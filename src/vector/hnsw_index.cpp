@@ -212,6 +212,16 @@ class HnswIndex final : public Index {
     return graph_->cur_element_count - graph_->num_deleted_;
   }
 
+  void ForEach(const Visitor& visit) const override {
+    std::shared_lock lock(mutex_);
+    const Graph& g = *graph_;
+    for (const auto& [label, slot] : g.label_lookup_) {
+      if (g.isMarkedDeleted(slot)) continue;
+      visit(label, std::span<const float>(
+                       reinterpret_cast<const float*>(g.getDataByInternalId(slot)), dimension()));
+    }
+  }
+
   std::size_t MemoryBytes() const override {
     std::shared_lock lock(mutex_);
     const Graph& g = *graph_;

@@ -89,6 +89,13 @@ class Index {
   // The number of ids stored.
   virtual std::size_t size() const = 0;
 
+  // Calls `visit` with every stored id and its vector as stored (L2-normalised for kCosine), in
+  // no particular order, under the read lock: `visit` must not call back into the index. For
+  // moving vectors into another index (an exact index that outgrew its size becomes an HNSW
+  // graph) and for reconciling a loaded snapshot with what the storage holds.
+  using Visitor = std::function<void(std::uint64_t id, std::span<const float> vector)>;
+  virtual void ForEach(const Visitor& visit) const = 0;
+
   // Heap bytes held by the index (vectors, graph, id tables, locks); an upper bound of what it
   // keeps resident.
   virtual std::size_t MemoryBytes() const = 0;

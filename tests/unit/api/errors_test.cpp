@@ -60,6 +60,8 @@ TEST(HttpStatus, MapsUpstreamFailures) {
   EXPECT_EQ(HttpStatus(Error(ErrorCode::kUpstreamTimeout, "x")), 504u);
   EXPECT_EQ(HttpStatus(Error(ErrorCode::kHeadersTooLarge, "x")), 431u);
   EXPECT_EQ(HttpStatus(Error(ErrorCode::kPayloadTooLarge, "x")), 413u);
+  EXPECT_EQ(HttpStatus(Error(ErrorCode::kUnsupportedMediaType, "x")), 415u);
+  EXPECT_EQ(ErrorType(Error(ErrorCode::kUnsupportedMediaType, "x")), "invalid_request_error");
 }
 
 }  // namespace

@@ -424,5 +424,36 @@ TEST(ParseConfig, VertexGetsItsOwnAddress) {
             "publishers/google");
 }
 
+// documents (issue 14): defaults resolved on load, and what is refused.
+TEST(LoadConfig, DocumentsDefaultsAndChecks) {
+  FakeEnv env;
+  LoadOptions o;
+  o.env = env.Lookup();
+  auto c = LoadConfig(o);
+  EXPECT_EQ(c->documents.embedding_model, "local-embed");
+  EXPECT_EQ(c->documents.snapshot_dir, "./data/vectors");
+  EXPECT_TRUE(c->documents.import_dir.empty());
+  EXPECT_EQ(c->documents.chunking.strategy, ChunkingStrategy::kParagraph);
+  env.vars["ORCHESTRA_TASKS_EMBEDDINGS_MODEL"] = "openai/text-embedding-3-small";
+  env.vars["ORCHESTRA_DOCUMENTS_SNAPSHOTS"] = "false";
+  env.vars["ORCHESTRA_DOCUMENTS_IMPORT_DIR"] = "/tmp/../tmp";
+  env.vars["ORCHESTRA_DOCUMENTS_CHUNKING_STRATEGY"] = "markdown_headings";
+  auto t = LoadConfig(o);
+  EXPECT_EQ(t->documents.embedding_model, "openai/text-embedding-3-small");
+  EXPECT_TRUE(t->documents.snapshot_dir.empty());
+  EXPECT_EQ(t->documents.chunking.strategy, ChunkingStrategy::kMarkdownHeadings);
+  EXPECT_EQ(t->documents.import_dir, "/tmp");  // made canonical
+  EXPECT_NE(ErrorOf("documents: {import_dir: /no/such/dir}\n").find("documents.import_dir"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("documents: {chunking: {size: 100, overlap: 100}}\n")
+                .find("documents.chunking.overlap: must be below size"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("documents: {chunking: {strategy: words}}\n").find("documents.chunking.strategy"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf("documents: {poll_interval: 1ms}\n").find("documents.poll_interval"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace orchestra::config

@@ -175,6 +175,48 @@ TEST_P(IndexContract, RemovedIdsAreNeverReturned) {
   EXPECT_EQ((*hits)[0].id, 3u);
 }
 
+TEST_P(IndexContract, ForEachVisitsEveryLiveVectorAsStored) {
+  const std::size_t dim = 16;
+  const std::size_t n = 500;
+  auto rows = RandomVectors(n, dim, 11);
+  auto index = Make(dim);
+  for (std::size_t i = 0; i < n; ++i)
+    ASSERT_TRUE(index->Add(100 + i, Row(rows, dim, i)));
+  for (std::size_t i = 0; i < n; i += 4)
+    ASSERT_TRUE(index->Remove(100 + i));
+  std::set<std::uint64_t> seen;
+  index->ForEach([&](std::uint64_t id, std::span<const float> v) {
+    ASSERT_EQ(v.size(), dim);
+    ASSERT_TRUE(seen.insert(id).second) << "visited twice: " << id;
+    ASSERT_GE(id, 100u);
+    const std::size_t i = id - 100;
+    ASSERT_NE(i % 4, 0u) << "a removed id was visited: " << id;
+    // Stored normalised (kCosine): the same direction as the row given.
+    double dot = 0, norm_v = 0, norm_row = 0;
+    for (std::size_t d = 0; d < dim; ++d) {
+      dot += v[d] * rows[i * dim + d];
+      norm_v += v[d] * v[d];
+      norm_row += rows[i * dim + d] * rows[i * dim + d];
+    }
+    EXPECT_NEAR(norm_v, 1.0, 1e-4);
+    EXPECT_NEAR(dot / std::sqrt(norm_v * norm_row), 1.0, 1e-4);
+  });
+  EXPECT_EQ(seen.size(), index->size());
+  // Moving every vector into a fresh index reproduces the search results.
+  auto copy = Make(dim);
+  std::vector<std::uint64_t> ids;
+  std::vector<float> flat;
+  index->ForEach([&](std::uint64_t id, std::span<const float> v) {
+    ids.push_back(id);
+    flat.insert(flat.end(), v.begin(), v.end());
+  });
+  ASSERT_TRUE(copy->AddBatch(ids, flat));
+  auto a = index->SearchAmong(Row(rows, dim, 1), 5, ids);
+  auto b = copy->SearchAmong(Row(rows, dim, 1), 5, ids);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Ids(*a), Ids(*b));
+}
+
 TEST_P(IndexContract, FilterKeepsOnlyAcceptedIdsAndStillFillsK) {
   const std::size_t dim = 32;
   const std::size_t n = 3000;
