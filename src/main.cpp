@@ -291,9 +291,10 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     };
     documents::Service document_service(storage->records(), *gateway.orchestrator,
                                         std::move(document_options), &registry);
-    // Firestore's RecordStore is not finished (issue 16): there the service is not started (its
-    // load would retry forever and hold /startupz), the /documents routes are absent and
-    // /answer-question's use_documents is 501. Remove this condition with that work.
+    // Not on Firestore yet: its RecordStore works, but every record batch there writes one
+    // change-log head document (a few batches a second fleet-wide, OPERATIONS.md), too slow for
+    // ingestion, and documents on it are untested. There the service is not started, the
+    // /documents routes are absent and /answer-question's use_documents is 501.
     const bool documents_served = cfg->storage.backend != config::StorageBackend::kFirestore;
     if (documents_served) {
       document_service.Start();
