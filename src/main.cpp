@@ -15,6 +15,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "api/admin_keys.hpp"
 #include "api/checkpoints.hpp"
 #include "api/documents.hpp"
 #include "api/errors.hpp"
@@ -28,6 +29,9 @@
 #include "api/tasks.hpp"
 #include "api/token_counter.hpp"
 #include "auth/api_keys.hpp"
+#include "auth/key_record.hpp"
+#include "auth/key_service.hpp"
+#include "auth/model_access.hpp"
 #include "build_info.hpp"
 #include "config/loader.hpp"
 #include "documents/service.hpp"
@@ -149,6 +153,27 @@ struct Gateway {
   std::unique_ptr<tasks::Service> tasks;
 };
 
+// Virtual keys (issue 13): the public model names a key's `models` and `limits.per_model` may
+// name, and the config-file keys' policies checked against them (fail fast, like any config
+// error).
+std::vector<std::string> PublicModelNames(const orchestration::RouteTable& routes) {
+  std::vector<std::string> names;
+  for (const orchestration::ModelRoute* r : routes.public_routes())
+    names.push_back(r->name);
+  for (std::string_view m : providers::LocalProvider::Models()) {
+    if (std::find(names.begin(), names.end(), m) == names.end()) names.emplace_back(m);
+  }
+  return names;
+}
+
+void CheckKeyPolicies(const config::Config& cfg, const std::vector<std::string>& models) {
+  for (std::size_t i = 0; i < cfg.auth.keys.size(); ++i) {
+    const config::ApiKeyConfig& k = cfg.auth.keys[i];
+    auto ok = auth::CheckPolicy(k.policy, models, "auth.keys[" + std::to_string(i) + "]");
+    if (!ok) throw std::runtime_error(ok.error().message + " (" + ok.error().param + ")");
+  }
+}
+
 int CheckConfig(const Command& cmd) {
   if (cmd.list_keys) {
     for (const std::string& key : config::ConfigKeys())
@@ -160,6 +185,7 @@ int CheckConfig(const Command& cmd) {
     auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);  // key sources must be readable
     observability::Registry registry;
     Gateway gateway(*cfg, cmd.load.env, registry, 1);  // every route must resolve
+    CheckKeyPolicies(*cfg, PublicModelNames(*gateway.routes));
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
@@ -333,9 +359,29 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
                          {{"error", loaded.error().message}});
     }
     api::AddModelVersionRoutes(router, model_versions);
+    // Virtual API keys (issue 13): stored keys join the config keys in `keys` before the first
+    // request, and follow the change log afterwards (docs/OPERATIONS.md "API keys across
+    // instances"); ModelAccess holds every key to its `models`.
+    const std::vector<std::string> model_names = PublicModelNames(*gateway.routes);
+    CheckKeyPolicies(*cfg, model_names);
+    auth::KeyServiceOptions key_options;
+    key_options.models = model_names;
+    key_options.poll_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg->auth.keys_refresh_interval);
+    key_options.rotation_grace_s = std::chrono::duration<double>(cfg->auth.rotation_grace).count();
+    auth::KeyService key_service(storage->records(), keys, key_options);
+    if (auto loaded = key_service.Start(); !loaded) {
+      observability::Log(Severity::kWarning,
+                         "api keys: cannot load stored keys; only config keys are accepted until "
+                         "they can be read",
+                         {{"error", loaded.error().message}});
+    }
+    api::AddAdminKeyRoutes(router, key_service);
+    auth::ModelAccess model_access;
     api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
-    // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
+    // Admission stages, in order: load shedding first (it refuses cheapest), the key's models,
+    // then accounting.
     LoopLoad loop_load(cfg->server.threads);
     limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s,
                                  cfg->server.max_loop_delay, cfg->server.max_memory_bytes},
@@ -344,7 +390,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::PipelineOptions pipeline_options;
     pipeline_options.access_log = cfg->observability.access_log;
     pipeline_options.log_probes = cfg->observability.log_probes;
-    api::Pipeline pipeline(router, keys, {&shedder, &usage}, registry, logger, pipeline_options);
+    api::Pipeline pipeline(router, keys, {&shedder, &model_access, &usage}, registry, logger,
+                           pipeline_options);
 
     const config::ServerConfig& s = cfg->server;
     const int retry_after = s.retry_after_s;
@@ -459,6 +506,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     if (metrics_server) metrics_server->Stop();
     model_versions.Stop();    // its watcher calls the storage
     document_service.Stop();  // its poller calls the storage (and saves the snapshots)
+    key_service.Stop();       // so does this one
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

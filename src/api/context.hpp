@@ -78,7 +78,7 @@ class RequestContext {
     return {};
   }
   // The namespace stored data belongs to.
-  std::string_view tenant() const { return principal.name; }
+  std::string_view tenant() const { return principal.data_tenant(); }
   observability::LogContext log() const {
     return {request_id, trace.TraceId(), trace.SpanId(), trace.sampled};
   }

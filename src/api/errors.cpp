@@ -11,6 +11,7 @@ unsigned HttpStatus(const Error& e) {
     case ErrorCode::kUnauthenticated:
       return 401;
     case ErrorCode::kPermissionDenied:
+    case ErrorCode::kModelNotAllowed:
       return 403;
     case ErrorCode::kNotFound:
       return 404;

@@ -8,6 +8,7 @@
 #include "api/context.hpp"
 #include "api/json_body.hpp"
 #include "api/request_info.hpp"
+#include "auth/key_record.hpp"
 #include "common/text.hpp"
 #include "wire/openai_codec.hpp"
 #include "wire/openai_scan.hpp"
@@ -244,27 +245,44 @@ void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
   // Built once: the models and whether their providers have keys are fixed at start-up.
   const std::vector<ModelStatus> statuses = ListModels(orchestrator.routes(), local_models);
   const std::string models = ModelList(statuses);
-  router.Add(http::verb::get, "/v1/models", [models](RequestContext& ctx) -> asio::awaitable<void> {
-    ctx.Json(models);
-    co_return;
-  });
+  // A key restricted to some models (issue 13) sees only those: built per request, only for
+  // such keys.
+  router.Add(http::verb::get, "/v1/models",
+             [models, statuses](RequestContext& ctx) -> asio::awaitable<void> {
+               const limits::KeyPolicy& policy = ctx.principal.policy;
+               if (policy.models.empty()) {
+                 ctx.Json(models);
+                 co_return;
+               }
+               std::vector<ModelStatus> allowed;
+               for (const ModelStatus& m : statuses) {
+                 if (auth::ModelAllowed(policy, m.id)) allowed.push_back(m);
+               }
+               ctx.Json(ModelList(allowed));
+               co_return;
+             });
   // The SDKs' models.retrieve: one model object, for the ids /v1/models lists.
   auto objects = std::make_shared<std::map<std::string, std::string, std::less<>>>();
   for (const ModelStatus& m : statuses)
     objects->emplace(m.id, ModelObject(m));
-  router.Add(http::verb::get, "/v1/models/{model}",
-             [objects](RequestContext& ctx) -> asio::awaitable<void> {
-               const std::string_view id = ctx.Param("model");
-               if (auto it = objects->find(id); it != objects->end()) {
-                 ctx.Json(it->second);
-               } else {
-                 std::string message = "The model '";
-                 message += ShownName(id);
-                 message += "' does not exist (GET /v1/models lists the models)";
-                 ctx.Fail(Error(ErrorCode::kNotFound, std::move(message), "model"));
-               }
-               co_return;
-             });
+  router.Add(
+      http::verb::get, "/v1/models/{model}",
+      [objects](RequestContext& ctx) -> asio::awaitable<void> {
+        const std::string_view id = ctx.Param("model");
+        if (!auth::ModelAllowed(ctx.principal.policy, id)) {
+          ctx.Fail(Error(ErrorCode::kModelNotAllowed,
+                         "this API key may not call the model '" + std::string(ShownName(id)) + "'",
+                         "model"));
+        } else if (auto it = objects->find(id); it != objects->end()) {
+          ctx.Json(it->second);
+        } else {
+          std::string message = "The model '";
+          message += ShownName(id);
+          message += "' does not exist (GET /v1/models lists the models)";
+          ctx.Fail(Error(ErrorCode::kNotFound, std::move(message), "model"));
+        }
+        co_return;
+      });
 }
 
 }  // namespace orchestra::api

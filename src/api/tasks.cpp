@@ -10,6 +10,7 @@
 #include "api/documents.hpp"
 #include "api/json_body.hpp"
 #include "api/request_info.hpp"
+#include "auth/key_record.hpp"
 
 namespace orchestra::api {
 namespace {
@@ -382,9 +383,21 @@ void AddTaskRoutes(Router& router, tasks::Service& service,
     models.emplace_back(m);
   listing["models"] = std::move(models);
   const std::string models_body = json::serialize(listing);
+  // A key restricted to some models (issue 13) sees only those in "models".
   router.Add(http::verb::get, "/models",
-             [models_body](RequestContext& ctx) -> asio::awaitable<void> {
-               ctx.Json(models_body);
+             [models_body, listing](RequestContext& ctx) -> asio::awaitable<void> {
+               const limits::KeyPolicy& policy = ctx.principal.policy;
+               if (policy.models.empty()) {
+                 ctx.Json(models_body);
+                 co_return;
+               }
+               json::object restricted = listing;
+               json::array allowed;
+               for (const json::value& m : listing.at("models").as_array()) {
+                 if (auth::ModelAllowed(policy, m.as_string())) allowed.push_back(m);
+               }
+               restricted["models"] = std::move(allowed);
+               ctx.Json(json::serialize(restricted));
                co_return;
              });
 }

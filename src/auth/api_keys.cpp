@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -45,9 +46,11 @@ Digest Sha256(std::string_view data) {
 
 ApiKeys ApiKeys::FromConfig(const config::AuthConfig& auth, const config::EnvLookup& env) {
   ApiKeys keys;
+  keys.disabled_ = auth.disabled;
   for (const config::ApiKeyConfig& k : auth.keys) {
     Key key;
     key.principal.name = k.name;
+    key.principal.policy = k.policy;
     for (config::Scope s : k.scopes) {
       if (s == config::Scope::kUser) key.principal.user = true;
       if (s == config::Scope::kAdmin) key.principal.admin = true;
@@ -85,7 +88,31 @@ ApiKeys ApiKeys::FromConfig(const config::AuthConfig& auth, const config::EnvLoo
   return keys;
 }
 
-Result<const Principal*> ApiKeys::Authenticate(std::string_view authorization) const {
+std::vector<const Principal*> ApiKeys::configured() const {
+  std::vector<const Principal*> out;
+  out.reserve(keys_.size());
+  for (const Key& k : keys_)
+    out.push_back(&k.principal);
+  return out;
+}
+
+const Principal* ApiKeys::Keep(Principal principal) {
+  std::lock_guard lock(live_->mutex);
+  live_->principals.push_back(std::make_unique<const Principal>(std::move(principal)));
+  return live_->principals.back().get();
+}
+
+void ApiKeys::Publish(std::vector<StoredKey> keys) {
+  auto table = std::make_shared<Table>();
+  table->reserve(keys.size());
+  for (StoredKey& k : keys)
+    table->insert_or_assign(k.digest, k);
+  const std::size_t n = table->size();
+  live_->table.store(std::move(table), std::memory_order_release);
+  live_->stored.store(n, std::memory_order_release);
+}
+
+Result<const Principal*> ApiKeys::Authenticate(std::string_view authorization, double now) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (authorization.empty()) {
     return Error(ErrorCode::kUnauthenticated,
@@ -109,8 +136,26 @@ Result<const Principal*> ApiKeys::Authenticate(std::string_view authorization) c
     bool equal = CRYPTO_memcmp(k.digest.data(), digest.data(), digest.size()) == 0;
     match = equal ? &k.principal : match;
   }
-  if (match == nullptr) return Error(ErrorCode::kUnauthenticated, "invalid API key");
-  return match;
+  if (match != nullptr) return match;
+  if (live_->stored.load(std::memory_order_acquire) > 0) {
+    const std::shared_ptr<const Table> table = live_->table.load(std::memory_order_acquire);
+    if (table) {
+      if (auto it = table->find(digest); it != table->end()) {
+        const StoredKey& k = it->second;
+        if (k.not_after > 0) {
+          if (now == 0) {
+            now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+          }
+          if (now >= k.not_after) {
+            return Error(ErrorCode::kUnauthenticated, "API key expired");
+          }
+        }
+        return k.principal;
+      }
+    }
+  }
+  return Error(ErrorCode::kUnauthenticated, "invalid API key");
 }
 
 }  // namespace orchestra::auth

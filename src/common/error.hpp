@@ -16,6 +16,7 @@ enum class ErrorCode : std::uint8_t {
   kInvalidRequest,        // malformed or semantically wrong input (400)
   kUnauthenticated,       // missing or wrong API key (401)
   kPermissionDenied,      // key lacks the scope (403)
+  kModelNotAllowed,       // the key may not call the model it names (403, code model_not_allowed)
   kNotFound,              // no such resource or model (404)
   kMethodNotAllowed,      // path exists, method does not (405)
   kNotImplemented,        // a method or protocol feature Orchestra does not implement (501)

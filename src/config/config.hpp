@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "limits/policy.hpp"
+
 // Orchestra's typed configuration: the shape of orchestra.yaml (DESIGN.md §7). Loaded and
 // validated once at start-up by config/loader.hpp; afterwards shared read-only as
 // std::shared_ptr<const Config>. Every key is documented in docs/CONFIG.md.
@@ -46,11 +48,19 @@ struct ApiKeyConfig {
   std::string key_file;  // ... or in this file (Secret Manager mounts) ...
   std::string sha256;    // ... or only its SHA-256 (hex) is known
   std::vector<Scope> scopes{Scope::kUser};
+  limits::KeyPolicy policy;  // models, limits, budget (the same fields as /admin/keys)
+  // budget.usd and budget.period as read (policy.budget is set from them once checked).
+  double budget_usd = 0;
+  std::string budget_period;
 };
 
 struct AuthConfig {
   bool disabled = false;  // must be explicit to listen beyond loopback without keys
   std::vector<ApiKeyConfig> keys;
+  // Virtual keys (/admin/keys): how often each instance reads the change log for keys revoked,
+  // rotated or changed elsewhere, and how long a rotated-out secret keeps working.
+  Duration keys_refresh_interval = std::chrono::milliseconds(250);
+  Duration rotation_grace = std::chrono::hours(1);
 };
 
 enum class ProviderType : std::uint8_t { kOpenAI, kGemini, kAnthropic, kLocal };

@@ -328,6 +328,41 @@ void Describe(V& v, ServerConfig& c) {
   v.Integer("retry_after", c.retry_after_s, 1, 3600);
 }
 
+// A key's limits and budget: the same fields as the body of POST /admin/keys, except that
+// per_model is a list of {model, rpm, tpm, max_parallel} (a YAML key cannot hold every model
+// name a glob-free list would need quoting for).
+template <class V>
+void Describe(V& v, limits::ModelLimits& c) {
+  v.Text("model", c.model);
+  v.Integer("rpm", c.limits.rpm, 0, 1'000'000'000);
+  v.Integer("tpm", c.limits.tpm, 0, 1'000'000'000);
+  v.Integer("max_parallel", c.limits.max_parallel, 0, 1'000'000'000);
+}
+
+struct KeyLimitsFields {
+  limits::RateLimits& limits;
+  std::vector<limits::ModelLimits>& per_model;
+};
+
+template <class V>
+void Describe(V& v, KeyLimitsFields& c) {
+  v.Integer("rpm", c.limits.rpm, 0, 1'000'000'000);
+  v.Integer("tpm", c.limits.tpm, 0, 1'000'000'000);
+  v.Integer("max_parallel", c.limits.max_parallel, 0, 1'000'000'000);
+  v.List("per_model", c.per_model);
+}
+
+struct BudgetFields {
+  double& usd;
+  std::string& period;
+};
+
+template <class V>
+void Describe(V& v, BudgetFields& c) {
+  v.Real("usd", c.usd, 0, 1e9);
+  v.Text("period", c.period);
+}
+
 template <class V>
 void Describe(V& v, ApiKeyConfig& c) {
   v.Text("name", c.name);
@@ -335,12 +370,19 @@ void Describe(V& v, ApiKeyConfig& c) {
   v.Text("key_file", c.key_file);
   v.Secret("sha256", c.sha256);
   v.Choices("scopes", c.scopes, kScopes);
+  v.Texts("models", c.policy.models);
+  KeyLimitsFields limits{c.policy.limits, c.policy.per_model};
+  v.Group("limits", limits);
+  BudgetFields budget{c.budget_usd, c.budget_period};
+  v.Group("budget", budget);
 }
 
 template <class V>
 void Describe(V& v, AuthConfig& c) {
   v.Flag("disabled", c.disabled);
   v.List("keys", c.keys);
+  v.Time("keys_refresh_interval", c.keys_refresh_interval);
+  v.Time("rotation_grace", c.rotation_grace);
 }
 
 template <class V>
@@ -533,8 +575,31 @@ void Check(Section& /*s*/, T& /*c*/) {}
 template <class T>
 void Check(Section& /*s*/, std::vector<T>& /*values*/) {}
 
+void Check(Section& m, limits::ModelLimits& c) {
+  if (c.model.empty()) m.FailKey("model", "every per_model entry needs the model it limits");
+}
+
+void Check(Section& b, BudgetFields& c) {
+  if (c.usd == 0 && c.period.empty()) return;  // no budget
+  if (c.usd <= 0) b.FailKey("usd", "a budget needs usd greater than 0");
+  if (c.period != "day" && c.period != "week" && c.period != "month") {
+    b.FailKey("period", c.period.empty() ? "a budget needs a period: day, week or month"
+                                         : "expected day, week or month, got '" + c.period + "'");
+  }
+}
+
 void Check(Section& k, ApiKeyConfig& key) {
   if (key.name.empty()) k.FailKey("name", "every key needs a name (its tenant namespace)");
+  if (key.budget_usd > 0) {
+    limits::Budget budget;
+    budget.usd = key.budget_usd;
+    budget.period = key.budget_period == "day"    ? limits::BudgetPeriod::kDay
+                    : key.budget_period == "week" ? limits::BudgetPeriod::kWeek
+                                                  : limits::BudgetPeriod::kMonth;
+    key.policy.budget = budget;
+  } else {
+    key.policy.budget.reset();
+  }
   int sources = !key.key_env.empty() + !key.key_file.empty() + !key.sha256.empty();
   if (sources != 1) k.FailKey("key_env", "set exactly one of key_env, key_file or sha256");
   if (!key.sha256.empty() && (key.sha256.size() != 64 || !IsHex(key.sha256))) {
@@ -543,6 +608,14 @@ void Check(Section& k, ApiKeyConfig& key) {
 }
 
 void Check(Section& s, AuthConfig& c) {
+  if (c.keys_refresh_interval < std::chrono::milliseconds(10) ||
+      c.keys_refresh_interval > std::chrono::seconds(1)) {
+    s.FailKey("keys_refresh_interval",
+              "must be from 10ms to 1s (a revoked key must be refused everywhere within 1s)");
+  }
+  if (c.rotation_grace > std::chrono::hours(24 * 30)) {
+    s.FailKey("rotation_grace", "must be at most 30 days");
+  }
   std::set<std::string> names;
   for (const ApiKeyConfig& key : c.keys) {
     if (!names.insert(key.name).second) {

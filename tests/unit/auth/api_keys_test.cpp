@@ -89,3 +89,54 @@ TEST(ApiKeys, NoKeysMeansDisabled) {
 
 }  // namespace
 }  // namespace orchestra::auth
+
+namespace orchestra::auth {
+namespace {
+
+TEST(ApiKeys, ConfigKeysCarryTheirPolicyAndStoredKeysJoinThem) {
+  config::AuthConfig auth;
+  config::ApiKeyConfig k;
+  k.name = "app";
+  k.key_env = "APP_KEY";
+  k.policy.models = {"local-*"};
+  k.policy.limits.rpm = 10;
+  auth.keys.push_back(k);
+  ApiKeys keys = ApiKeys::FromConfig(
+      auth, [](std::string_view) -> std::optional<std::string> { return "app-secret"; });
+  auto who = keys.Authenticate("Bearer app-secret");
+  ASSERT_TRUE(who);
+  EXPECT_EQ((*who)->policy.models, std::vector<std::string>{"local-*"});
+  EXPECT_EQ((*who)->policy.limits.rpm, 10);
+  EXPECT_EQ((*who)->data_tenant(), "app");
+
+  Principal stored;
+  stored.name = "virtual";
+  stored.tenant = "team";
+  stored.user = true;
+  const Principal* kept = keys.Keep(stored);
+  keys.Publish({{Sha256("ok-virtual"), kept, 2000}});
+  EXPECT_EQ(keys.stored(), 1u);
+  EXPECT_EQ(*keys.Authenticate("Bearer ok-virtual", 1999), kept);
+  EXPECT_EQ(keys.Authenticate("Bearer ok-virtual", 2000).error().message, "API key expired");
+  EXPECT_TRUE(keys.Authenticate("Bearer app-secret", 2000));  // config keys stay
+  keys.Publish({});
+  EXPECT_FALSE(keys.Authenticate("Bearer ok-virtual", 1999));
+  EXPECT_EQ(kept->name, "virtual");  // still readable by a request that holds it
+}
+
+TEST(ApiKeys, AuthDisabledNeverRequiresStoredKeys) {
+  config::AuthConfig auth;
+  auth.disabled = true;
+  ApiKeys keys = ApiKeys::FromConfig(auth, [](std::string_view) { return std::nullopt; });
+  Principal p;
+  p.name = "v";
+  keys.Publish({{Sha256("ok-v"), keys.Keep(p), 0}});
+  EXPECT_FALSE(keys.enabled());
+  ApiKeys loopback;
+  EXPECT_FALSE(loopback.enabled());
+  loopback.Publish({{Sha256("ok-v"), loopback.Keep(p), 0}});
+  EXPECT_TRUE(loopback.enabled());
+}
+
+}  // namespace
+}  // namespace orchestra::auth

@@ -118,6 +118,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"auth: {keys: [{name: a, sha256: abc}]}\n",
                 "auth.keys[0].sha256: expected 64 hexadecimal digits"},
         BadCase{"auth: {keys: [{name: a, key_env: K, scopes: [root]}]}\n", "unknown scope 'root'"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, budget: {usd: 5}}]}\n",
+                "auth.keys[0].budget.period: a budget needs a period: day, week or month"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, budget: {usd: 5, period: year}}]}\n",
+                "auth.keys[0].budget.period: expected day, week or month, got 'year'"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, budget: {period: day}}]}\n",
+                "auth.keys[0].budget.usd: a budget needs usd greater than 0"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {rpm: -1}}]}\n",
+                "auth.keys[0].limits.rpm: must be between 0 and 1000000000"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {rmp: 1}}]}\n",
+                "auth.keys[0].limits.rmp: unknown key (did you mean 'rpm'?)"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {per_model: [{rpm: 1}]}}]}\n",
+                "auth.keys[0].limits.per_model[0].model: every per_model entry needs the model"},
+        BadCase{"auth: {keys_refresh_interval: 5s}\n",
+                "auth.keys_refresh_interval: must be from 10ms to 1s"},
         BadCase{"providers: [{name: x, type: opnai}]\n", "(did you mean 'openai'?)"},
         BadCase{"providers: [{name: x, type: openai, base_url: ftp://h}]\n",
                 "providers[0].base_url: expected an http:// or https:// URL"},
@@ -128,6 +142,43 @@ INSTANTIATE_TEST_SUITE_P(
     [](const testing::TestParamInfo<BadCase>& param) {
       return "Case" + std::to_string(param.index);
     });
+
+TEST(ParseConfig, KeysCarryModelsLimitsAndBudget) {
+  FakeEnv env;
+  auto cfg = ParseConfig(R"(
+auth:
+  keys:
+    - name: app
+      key_env: K
+      models: [gpt-4o-mini, "local-*"]
+      limits:
+        rpm: 600
+        tpm: 1000
+        max_parallel: 3
+        per_model:
+          - {model: gpt-4o-mini, rpm: 60, tpm: 100}
+      budget: {usd: 12.5, period: week}
+    - name: plain
+      key_env: K
+  rotation_grace: 10m
+)",
+                         "orchestra.yaml", env.Lookup());
+  const limits::KeyPolicy& p = cfg.auth.keys[0].policy;
+  EXPECT_EQ(p.models, (std::vector<std::string>{"gpt-4o-mini", "local-*"}));
+  EXPECT_EQ(p.limits.rpm, 600);
+  EXPECT_EQ(p.limits.tpm, 1000);
+  EXPECT_EQ(p.limits.max_parallel, 3);
+  ASSERT_EQ(p.per_model.size(), 1u);
+  EXPECT_EQ(p.per_model[0].model, "gpt-4o-mini");
+  EXPECT_EQ(p.per_model[0].limits.rpm, 60);
+  EXPECT_EQ(p.per_model[0].limits.tpm, 100);
+  ASSERT_TRUE(p.budget);
+  EXPECT_EQ(p.budget->usd, 12.5);
+  EXPECT_EQ(p.budget->period, limits::BudgetPeriod::kWeek);
+  EXPECT_TRUE(cfg.auth.keys[1].policy.unrestricted());
+  EXPECT_EQ(cfg.auth.rotation_grace, std::chrono::minutes(10));
+  EXPECT_EQ(cfg.auth.keys_refresh_interval, std::chrono::milliseconds(250));
+}
 
 TEST(ParseConfig, EnvironmentOverridesTheFile) {
   FakeEnv env;
