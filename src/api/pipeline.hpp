@@ -76,8 +76,10 @@ class Pipeline {
   bool AdmitFrom(RequestContext& ctx);
   void Refuse(RequestContext& ctx, limits::Refusal& refusal);
   void Settle(RequestContext& ctx);
+  // `ctx` is null for a request answered before its context existed.
   void Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
-              const observability::TraceContext& trace, bool log_line);
+              const observability::TraceContext& trace, bool log_line,
+              const RequestContext* ctx = nullptr);
 
   const Router& router_;
   const auth::ApiKeys& keys_;
