@@ -72,7 +72,9 @@ fi
 # npm tools for the deployment tests, pinned by their lock file.
 here=$(cd "$(dirname "$0")/.." && pwd)
 # npm tools of the tests, pinned by their lock files: tests/deploy (HCL parser, Kubernetes
-# schemas) and tests/unit/tokens (js-tiktoken, the reference the tokenizer is compared with).
+# schemas), tests/unit/tokens (js-tiktoken, the reference the tokenizer is compared with) and
+# tests/docs (OpenAPI validators for /openapi.json, the OpenAI SDK that runs the README's
+# JavaScript example).
 # Installed again whenever a lock file changed since the last install.
 npm_tools() {
   local dir=$1 lock stamp
@@ -89,6 +91,7 @@ npm_tools() {
 if [[ $mode != build ]]; then
   npm_tools "$here/tests/deploy"
   npm_tools "$here/tests/unit/tokens"
+  npm_tools "$here/tests/docs"
 fi
 
 # Data files into models/ (checked by SHA-256, kept out of git): the tokenizer ranks and the

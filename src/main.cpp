@@ -15,7 +15,9 @@
 #include "api/checkpoints.hpp"
 #include "api/errors.hpp"
 #include "api/memory.hpp"
+#include "api/model_versions.hpp"
 #include "api/openai.hpp"
+#include "api/openapi.hpp"
 #include "api/ops.hpp"
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
@@ -37,6 +39,7 @@
 #include "providers/factory.hpp"
 #include "providers/local/local_provider.hpp"
 #include "storage/storage.hpp"
+#include "versions/service.hpp"
 #include <signal.h>
 
 namespace {
@@ -156,6 +159,13 @@ int CheckConfig(const Command& cmd) {
     observability::Registry registry;
     Gateway gateway(*cfg, cmd.load.env, registry, 1);  // every route must resolve
     std::fputs(config::DumpConfig(*cfg).c_str(), stdout);
+    for (const api::ModelStatus& m :
+         api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        std::fprintf(stderr, "orchestra: warning: model '%s' is unusable: %s\n", m.id.c_str(),
+                     m.unusable.c_str());
+      }
+    }
     std::fprintf(stderr, "orchestra: configuration OK (%s)\n", cfg->source.c_str());
     return 0;
   } catch (const std::exception& e) {
@@ -181,7 +191,7 @@ api::NamedCheck ProviderWarmer(providers::Provider& provider, net::Server& serve
 }
 
 net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
-                                    observability::Counter* fd_exhausted) {
+                                    observability::Counter* fd_exhausted, LoopLoad* loop_load) {
   net::ServerOptions o;
   o.host = s.host;
   o.port = s.port;
@@ -193,6 +203,7 @@ net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
   o.idle_timeout = s.idle_timeout;
   o.request_timeout = s.request_timeout;
   o.fd_exhausted = fd_exhausted;
+  o.loop_load = loop_load;
   return o;
 }
 
@@ -348,11 +359,32 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
                        providers::LocalProvider::Models());
+    for (const api::ModelStatus& m :
+         api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
+      if (!m.unusable.empty()) {
+        observability::Log(Severity::kWarning, "model unusable until restarted",
+                           {{"model", m.id}, {"reason", m.unusable}});
+      }
+    }
     api::AddMemoryRoutes(router, storage->kv());
     api::AddCheckpointRoutes(router, storage->checkpoints());
+    // Model versions: the stored deployments are applied before the first request, and followed
+    // from the change log afterwards (docs/OPERATIONS.md "Model versions across instances").
+    versions::Service model_versions(storage->records(), *gateway.routes);
+    if (auto loaded = model_versions.Start(); !loaded) {
+      observability::Log(Severity::kWarning,
+                         "model versions: cannot load deployments from storage; configured "
+                         "targets serve until they can be read",
+                         {{"error", loaded.error().message}});
+    }
+    api::AddModelVersionRoutes(router, model_versions);
+    api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
     // Admission stages, in order: load shedding first (it refuses cheapest), then accounting.
-    limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s}, registry);
+    LoopLoad loop_load(cfg->server.threads);
+    limits::LoadShedder shedder({cfg->server.max_inflight, cfg->server.retry_after_s,
+                                 cfg->server.max_loop_delay, cfg->server.max_memory_bytes},
+                                &loop_load, registry);
     limits::UsageRecorder usage(registry);
     api::PipelineOptions pipeline_options;
     pipeline_options.access_log = cfg->observability.access_log;
@@ -365,7 +397,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       api::RenderError(e, r, retry_after);
     };
     net::Server server(
-        ServerOptionsFor(s, &fd_exhausted.With({"accept"})),
+        ServerOptionsFor(s, &fd_exhausted.With({"accept"}), &loop_load),
         [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); }, render_error,
         [&gateway](int worker, boost::asio::io_context& context) {
           gateway.upstreams.CreateClient(worker, context);
@@ -459,6 +491,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (metrics_server) metrics_server->Stop();
+    model_versions.Stop();  // its watcher calls the storage
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

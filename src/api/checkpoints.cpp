@@ -42,6 +42,16 @@ void AppendRfc3339(std::string& out, std::chrono::system_clock::time_point t) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
+// 1738326896.789: seconds since the epoch, to the millisecond.
+void AppendEpochSeconds(std::string& out, std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(ms / 1000),
+                              static_cast<long long>(ms % 1000));
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
 void AppendNullable(std::string& out, const std::optional<std::string>& json) {
   out += json ? std::string_view(*json) : std::string_view("null");
 }
@@ -121,6 +131,9 @@ asio::awaitable<void> List(storage::CheckpointStore& store, RequestContext& ctx)
     AppendRfc3339(out, info.created_at);
     out += R"(","metadata":)";
     AppendNullable(out, info.metadata);
+    // AI Orchestra's creation time: seconds since the epoch.
+    out += R"(,"timestamp":)";
+    AppendEpochSeconds(out, info.created_at);
     out += '}';
   }
   out += "]}";
@@ -136,7 +149,8 @@ asio::awaitable<void> Delete(storage::CheckpointStore& store, RequestContext& ct
   AppendJsonString(out, agent_id);
   out += R"(,"checkpoint_id":)";
   AppendJsonString(out, checkpoint_id);
-  out += '}';
+  // AI Orchestra's `success`: the delete completed (true whether or not the checkpoint existed).
+  out += R"(,"success":true})";
   ctx.Json(std::move(out));
 }
 

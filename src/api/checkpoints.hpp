@@ -3,7 +3,8 @@
 #include "api/router.hpp"
 #include "storage/checkpoint_store.hpp"
 
-// Agent checkpoints over HTTP (issue 4, docs/API.md "Checkpoints"):
+// Agent checkpoints over HTTP (issue 4, docs/API.md "Checkpoints"), with AI Orchestra's fields
+// alongside Orchestra's (issue 11: `success`, `timestamp`):
 //
 //   POST   /checkpoints/create   {agent_id, state, metadata?}
 //          → {"checkpoint_id":...,"agent_id":...,"created_at":...}
@@ -11,10 +12,11 @@
 //          → {"agent_id":...,"checkpoint_id":...|null,"state":<as stored>|null,"found":bool,
 //             "created_at":...|null,"metadata":<as stored>|null}
 //   GET    /checkpoints/{agent_id}
-//          → {"agent_id":...,"checkpoints":[{"checkpoint_id","created_at","metadata"}, ...]}
+//          → {"agent_id":...,"checkpoints":[{"checkpoint_id","created_at","metadata",
+//             "timestamp"}, ...]}
 //             oldest first (at most storage.checkpoints.keep_last)
 //   DELETE /checkpoints/{agent_id}/{checkpoint_id}
-//          → {"deleted":bool,"agent_id":...,"checkpoint_id":...}
+//          → {"deleted":bool,"agent_id":...,"checkpoint_id":...,"success":true}
 //
 // Same conventions as the memory routes (api/memory.hpp): every success is 200, absence is an
 // answer (found/deleted false, an empty list), states and metadata are kept as the exact bytes

@@ -107,6 +107,9 @@ class RequestContext {
   bool Admit(const RequestFacts& facts);
   bool admission_pending() const { return admission_.pending; }
   boost::asio::awaitable<bool> CompleteAdmission();
+  // Settles now rather than after the handler: a stream settles before its last event, so a
+  // client that has seen the end of its answer also sees its usage and spend counted.
+  void Settle();
 
   AdmissionState& admission() { return admission_; }
   const AdmissionState& admission() const { return admission_; }

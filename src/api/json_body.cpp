@@ -25,10 +25,13 @@ Result<JsonBody> JsonBody::Parse(std::string_view body,
   }
   std::optional<Error> member_error;
   JsonScanError scan_error;
+  std::string scratch;
   const auto kind = ScanJson(
       body,
-      [&](std::string_view raw_name, const JsonSpan& value) {
+      [&](std::string_view raw, const JsonSpan& value) {
         if (member_error) return;
+        // Escaped spellings name the same member ("ke\u0079" is "key").
+        const std::string_view raw_name = JsonMemberName(raw, scratch);
         for (std::size_t i = 0; i < out.count_; ++i) {
           Member& m = out.members_[i];
           if (m.name != raw_name) continue;

@@ -39,6 +39,7 @@ bool DecodeQueryComponent(std::string_view in, std::string& out) {
 
 struct KeysQuery {
   std::string pattern;
+  bool pattern_given = false;
   int limit = kDefaultListLimit;
   std::string cursor;
 };
@@ -80,6 +81,7 @@ Result<KeysQuery> ParseKeysQuery(std::string_view query) {
     }
     if (index == 0) {
       q.pattern = std::move(value);
+      q.pattern_given = true;
     } else if (index == 2) {
       q.cursor = std::move(value);
     } else {
@@ -130,7 +132,7 @@ asio::awaitable<void> Store(storage::KvStore& kv, RequestContext& ctx) {
   if (Failed(ctx, stored)) co_return;
   std::string out = R"({"stored":true,"key":)";
   AppendJsonString(out, *key);
-  out += '}';
+  out += R"(,"success":true})";
   ctx.Json(std::move(out));
 }
 
@@ -159,7 +161,9 @@ asio::awaitable<void> Delete(storage::KvStore& kv, RequestContext& ctx) {
   if (Failed(ctx, deleted)) co_return;
   std::string out = *deleted ? R"({"deleted":true,"key":)" : R"({"deleted":false,"key":)";
   AppendJsonString(out, key);
-  out += '}';
+  // AI Orchestra's `success`: the delete completed (deleting is idempotent, so it is true whether
+  // or not there was an entry); `deleted` says whether there was one.
+  out += R"(,"success":true})";
   ctx.Json(std::move(out));
 }
 
@@ -179,6 +183,9 @@ asio::awaitable<void> ListKeys(storage::KvStore& kv, RequestContext& ctx) {
   } else {
     AppendJsonString(out, page->next_cursor);
   }
+  // AI Orchestra echoes the pattern it listed with, "*" when none was given.
+  out += R"(,"pattern":)";
+  AppendJsonString(out, query->pattern_given ? std::string_view(query->pattern) : "*");
   out += '}';
   ctx.Json(std::move(out));
 }

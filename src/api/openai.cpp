@@ -2,8 +2,11 @@
 
 #include <array>
 #include <chrono>
+#include <map>
+#include <memory>
 
 #include "api/context.hpp"
+#include "api/json_body.hpp"
 #include "api/request_info.hpp"
 #include "common/text.hpp"
 #include "wire/openai_codec.hpp"
@@ -118,6 +121,7 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
   auto streamed = co_await orchestrator.ChatStream(*request, info, writer, ctx.served, &started);
   if (ctx.exchange.client_gone()) co_return;
   if (streamed) {
+    ctx.Settle();
     co_await writer.Finish();
   } else if (started) {
     co_await writer.Fail(streamed.error());
@@ -151,24 +155,68 @@ asio::awaitable<void> Embeddings(orchestration::Orchestrator& orchestrator, Requ
   ctx.Json(std::move(body));
 }
 
-std::string ModelList(orchestration::Orchestrator& orchestrator,
-                      const std::vector<std::string_view>& local_models) {
-  std::string out = R"({"object":"list","data":[)";
-  bool first = true;
-  auto add = [&](std::string_view id, std::string_view owner) {
-    if (!first) out += ',';
-    first = false;
-    out += R"({"id":")";
-    AppendJsonEscaped(out, id);
-    out += R"(","object":"model","created":0,"owned_by":")";
-    AppendJsonEscaped(out, owner);
+// `{"id":…,"object":"model","created":0,"owned_by":…,"usable":…[,"reason":…]}`: OpenAI's model
+// object with Orchestra's two fields.
+std::string ModelObject(const ModelStatus& m) {
+  std::string out = R"({"id":")";
+  AppendJsonEscaped(out, m.id);
+  out += R"(","object":"model","created":0,"owned_by":")";
+  AppendJsonEscaped(out, m.owned_by);
+  if (m.unusable.empty()) {
+    out += R"(","usable":true})";
+  } else {
+    out += R"(","usable":false,"reason":")";
+    AppendJsonEscaped(out, m.unusable);
     out += R"("})";
-  };
-  for (const orchestration::ModelRoute* r : orchestrator.routes().public_routes()) {
-    add(r->name, "orchestra");
   }
-  for (std::string_view m : local_models)
-    add(m, "local");
+  return out;
+}
+
+// Why none of `route`'s own targets can serve (their providers' reasons, each once); empty when
+// one can.
+std::string TargetsUnusable(const orchestration::ModelRoute& route) {
+  std::string reasons;
+  for (const orchestration::RouteTarget& t : route.plan().targets) {
+    const std::string_view why = t.target->provider().UnusableReason();
+    if (why.empty()) return {};
+    if (reasons.find(why) != std::string::npos) continue;
+    if (!reasons.empty()) reasons += "; ";
+    reasons += why;
+  }
+  return reasons;
+}
+
+}  // namespace
+
+std::vector<ModelStatus> ListModels(const orchestration::RouteTable& routes,
+                                    const std::vector<std::string_view>& local_models) {
+  std::vector<ModelStatus> out;
+  for (const orchestration::ModelRoute* r : routes.public_routes()) {
+    ModelStatus m{r->name, "orchestra", TargetsUnusable(*r)};
+    if (!m.unusable.empty()) {
+      // Say where its requests go instead, when a fallback can take them.
+      for (std::size_t i = 1; i < r->chain.size(); ++i) {
+        if (TargetsUnusable(*r->chain[i]).empty()) {
+          m.unusable += " (requests fall back to " + r->chain[i]->name + ")";
+          break;
+        }
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  for (std::string_view id : local_models)
+    out.push_back({std::string(id), "local", ""});
+  return out;
+}
+
+namespace {
+
+std::string ModelList(const std::vector<ModelStatus>& models) {
+  std::string out = R"({"object":"list","data":[)";
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    if (i > 0) out += ',';
+    out += ModelObject(models[i]);
+  }
   out += "]}";
   return out;
 }
@@ -185,11 +233,30 @@ void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
       .Add(http::verb::post, "/v1/embeddings",
            [&orchestrator](RequestContext& ctx) { return Embeddings(orchestrator, ctx); })
       .admits_in_handler = true;
-  const std::string models = ModelList(orchestrator, local_models);
+  // Built once: the models and whether their providers have keys are fixed at start-up.
+  const std::vector<ModelStatus> statuses = ListModels(orchestrator.routes(), local_models);
+  const std::string models = ModelList(statuses);
   router.Add(http::verb::get, "/v1/models", [models](RequestContext& ctx) -> asio::awaitable<void> {
     ctx.Json(models);
     co_return;
   });
+  // The SDKs' models.retrieve: one model object, for the ids /v1/models lists.
+  auto objects = std::make_shared<std::map<std::string, std::string, std::less<>>>();
+  for (const ModelStatus& m : statuses)
+    objects->emplace(m.id, ModelObject(m));
+  router.Add(http::verb::get, "/v1/models/{model}",
+             [objects](RequestContext& ctx) -> asio::awaitable<void> {
+               const std::string_view id = ctx.Param("model");
+               if (auto it = objects->find(id); it != objects->end()) {
+                 ctx.Json(it->second);
+               } else {
+                 std::string message = "The model '";
+                 message += ShownName(id);
+                 message += "' does not exist (GET /v1/models lists the models)";
+                 ctx.Fail(Error(ErrorCode::kNotFound, std::move(message), "model"));
+               }
+               co_return;
+             });
 }
 
 }  // namespace orchestra::api

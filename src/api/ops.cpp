@@ -75,6 +75,21 @@ void AddOperationsRoutes(Router& router, Health& health, observability::Registry
           Access::kPublic)
       .probe = true;
 
+  // AI Orchestra's health check, for its clients and load balancers: liveness, in its shape.
+  router
+      .Add(
+          http::verb::get, "/health",
+          [&health](RequestContext& ctx) -> asio::awaitable<void> {
+            if (health.alive()) {
+              ctx.Json(R"({"status":"healthy"})");
+            } else {
+              ctx.Fail(Error(ErrorCode::kUnavailable, "an event loop has stopped turning"));
+            }
+            co_return;
+          },
+          Access::kPublic)
+      .probe = true;
+
   router
       .Add(
           http::verb::get, "/startupz",

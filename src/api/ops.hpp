@@ -12,7 +12,8 @@
 #include "common/error.hpp"
 #include "observability/metrics.hpp"
 
-// Operations endpoints: GET / (name, version), /healthz (liveness), /readyz (readiness),
+// Operations endpoints: GET / (name, version), /healthz (liveness), /health (liveness in AI
+// Orchestra's shape: {"status":"healthy"}), /readyz (readiness),
 // /startupz (start-up finished), /metrics (Prometheus), POST /warmup (touch dependencies).
 namespace orchestra::api {
 

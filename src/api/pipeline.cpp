@@ -212,7 +212,7 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
                        exchange.response().status >= 400,
                    "a model route answered without calling RequestContext::Admit");
   // 6. Settle. 7. Record.
-  if (ctx.admission().admitted > 0) Settle(ctx);
+  if (ctx.admission().admitted > 0 && !ctx.admission().settled) Settle(ctx);
   exchange.response().AddHeader("X-Request-Id", front.request_id);
   Record(route, exchange, front.request_id, front.trace, !route->probe || options_.log_probes,
          &ctx);
@@ -356,6 +356,11 @@ bool RequestContext::Admit(const RequestFacts& facts) {
 
 asio::awaitable<bool> RequestContext::CompleteAdmission() {
   return pipeline_->Resume(*this);
+}
+
+void RequestContext::Settle() {
+  if (pipeline_ != nullptr && admission_.admitted > 0 && !admission_.settled)
+    pipeline_->Settle(*this);
 }
 
 }  // namespace orchestra::api

@@ -58,6 +58,9 @@ class Pipeline {
   // caller co_awaits Resume).
   bool Admit(RequestContext& ctx, const RequestFacts& facts);
   boost::asio::awaitable<bool> Resume(RequestContext& ctx);
+  // Step 6: the admitted stages settle with what was served (RequestContext::Settle, or after
+  // the handler).
+  void Settle(RequestContext& ctx);
 
  private:
   struct RouteMetrics;
@@ -75,7 +78,6 @@ class Pipeline {
   // Runs the synchronous stages from `a.admitted` on; see Admit.
   bool AdmitFrom(RequestContext& ctx);
   void Refuse(RequestContext& ctx, limits::Refusal& refusal);
-  void Settle(RequestContext& ctx);
   // `ctx` is null for a request answered before its context existed.
   void Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
               const observability::TraceContext& trace, bool log_line,

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
 #include <sched.h>
+#include <sys/resource.h>
 
 namespace orchestra {
 namespace {
@@ -46,6 +48,26 @@ int UsableCpuCount() {
   }
   if (limit > 0) cpus = std::min(cpus, std::max(1, static_cast<int>(std::ceil(limit))));
   return cpus;
+}
+
+std::uint64_t CgroupMemoryLimit() {
+  std::uint64_t limit = 0;
+  if (std::ifstream v2("/sys/fs/cgroup/memory.max"); v2) {
+    std::string text;
+    v2 >> text;
+    if (text != "max") limit = std::strtoull(text.c_str(), nullptr, 10);
+  } else if (std::ifstream v1("/sys/fs/cgroup/memory/memory.limit_in_bytes"); v1) {
+    v1 >> limit;
+  }
+  // v1 writes a page-rounded 2^63 for "no limit".
+  if (limit >= (1ULL << 60)) limit = 0;
+  return limit;
+}
+
+std::uint64_t FileDescriptorLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 1 << 20;
+  return static_cast<std::uint64_t>(r.rlim_cur);
 }
 
 }  // namespace orchestra

@@ -259,4 +259,14 @@ std::optional<std::int64_t> JsonInteger(std::string_view raw) {
   return v;
 }
 
+std::string_view JsonMemberName(std::string_view raw_key, std::string& scratch) {
+  if (raw_key.find('\\') == std::string_view::npos) return raw_key;
+  scratch.assign(1, '"');
+  scratch.append(raw_key);
+  scratch += '"';
+  auto decoded = DecodeJsonString(scratch);
+  scratch = decoded.value_or(std::string());
+  return scratch;
+}
+
 }  // namespace orchestra

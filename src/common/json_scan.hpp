@@ -67,6 +67,12 @@ std::optional<std::size_t> JsonValueEnd(std::string_view text, std::size_t pos);
 
 // The text of a JSON string value (quotes included in `raw`), escapes decoded.
 std::optional<std::string> DecodeJsonString(std::string_view raw);
+
+// A member name as ScanJson reports it (without quotes, escapes not decoded), decoded: the name
+// itself when it has no escape (no allocation, the common case), else its decoding in
+// `scratch` ("mod\u0065l" is "model"; an undecodable name decodes to ""). Compare member names
+// through this, or an escaped spelling slips past a check the plain one meets.
+std::string_view JsonMemberName(std::string_view raw_key, std::string& scratch);
 // A JSON number value as an integer, when it is one.
 std::optional<std::int64_t> JsonInteger(std::string_view raw);
 

@@ -21,7 +21,13 @@ struct ServerConfig {
   std::string host = "127.0.0.1";         // derived from listen
   std::uint16_t port = 8080;              // derived from listen (0 = any free port)
   int threads = 0;                        // resolved at load: 0 → usable CPUs
-  int max_inflight = 0;                   // resolved at load: 0 → 80 per thread
+  int max_inflight = 0;  // resolved at load: 0 → half the file-descriptor limit (2 per request)
+  // Load shedding by delay: a worker whose smoothed queueing delay exceeds this sheds requests
+  // (with a probability rising to 1 at twice it). 0 disables it.
+  Duration max_loop_delay = 10ms;
+  // Above this resident memory every new request is shed. Resolved at load: 0 → 90 % of the
+  // cgroup memory limit when there is one, else no bound.
+  std::uint64_t max_memory_bytes = 0;
   std::uint64_t max_body_bytes = 8ULL << 20;
   std::uint64_t max_header_bytes = 16ULL << 10;
   Duration header_timeout = 10s;    // whole request head must arrive within this
@@ -161,6 +167,8 @@ struct StorageConfig {
   int checkpoints_keep_last = 50;
   Duration sweep_interval = 60s;  // expired entries are removed this often (always invisible)
   Duration operation_timeout = 5s;
+  // Record change-log entries older than this are pruned by the sweep (the newest is kept).
+  Duration change_log_retention = 1h;
   std::shared_ptr<StorageConfig> secondary;  // failover target, same shape
 };
 

@@ -327,6 +327,8 @@ void Describe(V& v, ServerConfig& c) {
   v.Text("listen", c.listen);
   v.Integer("threads", c.threads, 0, 1024);
   v.Integer("max_inflight", c.max_inflight, 0, 10'000'000);
+  v.Time("max_loop_delay", c.max_loop_delay);
+  v.Bytes("max_memory_bytes", c.max_memory_bytes, 0);
   v.Bytes("max_body_bytes", c.max_body_bytes, 1024);
   v.Bytes("max_header_bytes", c.max_header_bytes, 1024);
   v.Time("header_timeout", c.header_timeout);
@@ -458,6 +460,7 @@ void Describe(V& v, StorageConfig& c) {
   v.Group("checkpoints", checkpoints);
   v.Time("sweep_interval", c.sweep_interval);
   v.Time("operation_timeout", c.operation_timeout);
+  v.Time("change_log_retention", c.change_log_retention);
   v.Optional("secondary", c.secondary);
 }
 
@@ -685,6 +688,10 @@ void Check(Section& s, StorageConfig& c) {
   }
   if (c.secondary && c.secondary->secondary) {
     s.FailKey("secondary", "a secondary cannot have its own secondary");
+  }
+  if (c.change_log_retention < std::chrono::seconds(1)) {
+    // Readers poll every second or so: a shorter log would make every one of them reload.
+    s.FailKey("change_log_retention", "must be at least 1s");
   }
 }
 
@@ -1232,7 +1239,12 @@ void ParseListen(ServerConfig& s, const std::string& source) {
 void Validate(Config& c, const std::string& source) {
   ParseListen(c.server, source);
   if (c.server.threads == 0) c.server.threads = UsableCpuCount();
-  if (c.server.max_inflight == 0) c.server.max_inflight = 80 * c.server.threads;
+  // Each proxied request holds two descriptors (client and upstream); the rest is headroom.
+  if (c.server.max_inflight == 0) {
+    c.server.max_inflight =
+        static_cast<int>(std::clamp<std::uint64_t>(FileDescriptorLimit() / 2, 64, 1'000'000));
+  }
+  if (c.server.max_memory_bytes == 0) c.server.max_memory_bytes = CgroupMemoryLimit() / 10 * 9;
   if (c.auth.disabled && !c.auth.keys.empty()) {
     throw ConfigError(source +
                       ": auth.disabled: true with auth.keys configured; remove one of "
@@ -1432,6 +1444,25 @@ std::vector<std::string> ConfigKeys() {
   Config c;
   Describe(lister, c);
   return std::move(lister.paths);
+}
+
+std::string_view ToString(Scope s) {
+  return NameOf(s, kScopes);
+}
+std::string_view ToString(ProviderType t) {
+  return NameOf(t, kProviderTypes);
+}
+std::string_view ToString(Strategy s) {
+  return NameOf(s, kStrategies);
+}
+std::string_view ToString(StorageBackend b) {
+  return NameOf(b, kBackends);
+}
+std::string_view ToString(LogFormat f) {
+  return NameOf(f, kLogFormats);
+}
+std::string_view ToString(LogLevel l) {
+  return NameOf(l, kLogLevels);
 }
 
 }  // namespace orchestra::config

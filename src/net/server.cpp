@@ -47,6 +47,9 @@ using observability::Severity;
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
+// How often a worker measures its loop's queueing delay. Short enough that an overload is seen
+// within a few ticks; long enough to cost nothing (a timer turn 50 times a second).
+constexpr auto kLoopTick = std::chrono::milliseconds(20);
 constexpr std::size_t kReadSize = 16 << 10;
 // After a failed accept (out of file descriptors, most likely), accepting pauses this long,
 // doubling up to the maximum while it keeps failing.
@@ -227,7 +230,8 @@ class Server::Worker {
  public:
   Worker(Server& server, int index) : server_(server), index_(index), context_(1) {}
 
-  void Listen(const tcp::endpoint& endpoint, int backlog);
+  // `first`: the process's first listener on the address (see the definition).
+  void Listen(const tcp::endpoint& endpoint, int backlog, bool first);
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
   void Start();
   void StopAccepting();
@@ -250,12 +254,14 @@ class Server::Worker {
  private:
   asio::awaitable<void> Accept();
   asio::awaitable<void> Sweep();
+  asio::awaitable<void> Tick();
 
   Server& server_;
   int index_;
   asio::io_context context_;
   tcp::acceptor acceptor_{context_};
   asio::steady_timer sweep_timer_{context_};
+  asio::steady_timer tick_timer_{context_};
   std::thread thread_;
   bool draining_ = false;
   bool stopping_ = false;
@@ -626,14 +632,25 @@ class Connection final : public Exchange, public std::enable_shared_from_this<Co
   bool client_gone_ = false;
 };
 
-void Server::Worker::Listen(const tcp::endpoint& endpoint, int backlog) {
+void Server::Worker::Listen(const tcp::endpoint& endpoint, int backlog, bool first) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
-  }
+  auto reuse_port = [&] {
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+    }
+  };
+  // The first listener binds WITHOUT SO_REUSEPORT, so the bind fails with EADDRINUSE while any
+  // other socket holds the port: another Orchestra process (or anything else) already serving
+  // it makes this one fail instead of silently sharing the port and answering every other
+  // connection. Only after its bind does it take SO_REUSEPORT, before listen(), which is when
+  // Linux forms the reuseport group: the other workers' listeners (SO_REUSEPORT set before
+  // their bind, same user) join it and the kernel spreads connections over all of them. A
+  // second Orchestra's first listener still fails, since it binds without the option.
+  if (!first) reuse_port();
   acceptor_.bind(endpoint);
+  if (first) reuse_port();
   acceptor_.listen(backlog);
 }
 
@@ -645,6 +662,7 @@ void Server::Worker::Start() {
     if (server_.worker_init_) server_.worker_init_(index_, context_);
     asio::co_spawn(context_, Accept(), asio::detached);
     asio::co_spawn(context_, Sweep(), asio::detached);
+    if (server_.options_.loop_load != nullptr) asio::co_spawn(context_, Tick(), asio::detached);
     context_.run();
   });
 }
@@ -696,11 +714,43 @@ asio::awaitable<void> Server::Worker::Sweep() {
     if (ec || stopping_) co_return;
     const auto now = Clock::now();
     heartbeat_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    if (index_ == 0 && server_.options_.loop_load != nullptr) {
+      server_.options_.loop_load->SetResidentBytes(ResidentBytes());
+    }
     for (Connection* c = head_; c != nullptr;) {
       Connection* next = c->next;  // Sweep may close c, which unlinks it only later
       c->Sweep(now);
       c = next;
     }
+  }
+}
+
+// The loop's queueing delay: a timer set for now + kLoopTick runs late by however long the loop
+// was busy with other work when it fell due. Lateness also comes from the thread not running at
+// all (other processes on the machine, a throttled container): shedding requests would not
+// help there, so the lateness counts in proportion to how busy the thread itself was over the
+// tick (its CPU time over the wall time).
+asio::awaitable<void> Server::Worker::Tick() {
+  LoopLoad& load = *server_.options_.loop_load;
+  auto thread_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  while (!stopping_) {
+    const auto start = Clock::now();
+    const auto cpu_start = thread_cpu();
+    const auto due = start + kLoopTick;
+    tick_timer_.expires_at(due);
+    auto [ec] = co_await tick_timer_.async_wait(kAsTuple);
+    if (ec || stopping_) co_return;
+    const auto now = Clock::now();
+    const double wall = std::chrono::duration<double>(now - start).count();
+    const double busy =
+        wall > 0
+            ? std::min(1.0, std::chrono::duration<double>(thread_cpu() - cpu_start).count() / wall)
+            : 0;
+    load.Record(index_, std::chrono::duration_cast<Duration>((now - due) * busy));
   }
 }
 
@@ -734,6 +784,7 @@ void Server::Worker::Stop() {
     beast::error_code ec;
     acceptor_.close(ec);
     sweep_timer_.cancel();
+    tick_timer_.cancel();
     for (Connection* c = head_; c != nullptr; c = c->next)
       c->Close();
     context_.stop();
@@ -761,7 +812,7 @@ std::uint16_t Server::Listen() {
   std::uint16_t port = options_.port;
   for (auto& w : workers_) {
     try {
-      w->Listen(tcp::endpoint(address, port), options_.backlog);
+      w->Listen(tcp::endpoint(address, port), options_.backlog, w == workers_.front());
     } catch (const boost::system::system_error& e) {
       throw std::system_error(e.code(),
                               "cannot listen on " + options_.host + ":" + std::to_string(port));

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/error.hpp"
+#include "common/loop_load.hpp"
 #include "net/exchange.hpp"
 
 // The HTTP/1.1 server: one event loop per worker thread, each with its own SO_REUSEPORT
@@ -45,6 +46,10 @@ struct ServerOptions {
   // Counted when accepting finds no file descriptor left (then accepting pauses, with a
   // backoff, until one is free). Optional.
   observability::Counter* fd_exhausted = nullptr;
+  // Where each worker records its loop's queueing delay (a tick every kLoopTick measures how
+  // late it runs) and the sweep of worker 0 the process's resident memory. Optional; must
+  // outlive the server and have at least `threads` workers.
+  LoopLoad* loop_load = nullptr;
 };
 
 // The application: called once per request on the worker thread that read it. It fills
@@ -67,7 +72,9 @@ class Server {
   ~Server();
 
   // Binds every worker's listener; throws std::system_error naming the address on failure.
-  // Returns the bound port.
+  // Returns the bound port. The workers' listeners share the port (SO_REUSEPORT), but a port
+  // already bound by any other socket, another Orchestra process's included, is refused with
+  // EADDRINUSE ("Address already in use").
   std::uint16_t Listen();
   // Starts the worker threads.
   void Start();

@@ -12,6 +12,8 @@
 #include "orchestration/call_trace.hpp"
 #include "orchestration/retry.hpp"
 #include "providers/provider.hpp"
+#include "tokens/chat.hpp"
+#include "tokens/encoding.hpp"
 #include "wire/openai_codec.hpp"
 
 namespace orchestra::orchestration {
@@ -50,6 +52,16 @@ class SinkToWriter final : public providers::ChunkSink {
   }
 
   asio::awaitable<bool> OnChunk(wire::ChatChunk& chunk) override {
+    // A translated stream's text, for counting its tokens when the provider reports no usage.
+    if (chunk.raw.empty()) {
+      translated_ = true;
+      if (completion_.size() < kMaxCountedCompletion) completion_.append(chunk.content);
+      if (!chunk.id.empty() && last_.id.empty()) {
+        last_.id = chunk.id;
+        last_.model = chunk.model;
+        last_.created = chunk.created;
+      }
+    }
     if (!started_) {
       started_ = true;
       const SteadyTime now = clock_.Now();
@@ -71,6 +83,19 @@ class SinkToWriter final : public providers::ChunkSink {
 
   bool started() const { return started_; }
   bool counted_first() const { return counted_first_; }
+  const std::string& completion() const { return completion_; }
+  bool translated() const { return translated_; }
+  // The usage chunk a translated stream without usage ends with (the client sees it only when
+  // it asked for usage).
+  asio::awaitable<bool> WriteUsage(const wire::Usage& usage) {
+    wire::ChatChunk chunk;
+    chunk.id = last_.id;
+    chunk.model = last_.model;
+    chunk.created = last_.created;
+    chunk.usage = usage;
+    chunk.usage_only = true;
+    co_return co_await writer_.Write(chunk);
+  }
   Duration first_byte() const { return first_byte_; }
   const bool* started_flag() const { return &started_; }
 
@@ -86,7 +111,36 @@ class SinkToWriter final : public providers::ChunkSink {
   Duration first_byte_{0};
   bool started_ = false;
   bool counted_first_ = false;
+  bool translated_ = false;
+  static constexpr std::size_t kMaxCountedCompletion = 4 << 20;
+  std::string completion_;
+  struct {
+    std::string id;
+    std::string model;
+    std::int64_t created = 0;
+  } last_;
 };
+
+// Usage counted with the target's tokenizer, for a provider that reported none (a Gemini stream
+// without usageMetadata): the parsed prompt as OpenAI bills chat messages, and the completion's
+// text. An estimate for non-OpenAI models (tokens/encoding.hpp), marked as such.
+wire::Usage CountUsage(const Target& target, const wire::ChatRequest& request,
+                       std::string_view completion) {
+  wire::Usage usage;
+  const auto which =
+      tokens::EncodingForModel(config::ToString(target.provider().type()), target.upstream_model());
+  auto encoding = tokens::Get(which.encoding);
+  if (!encoding) return usage;
+  std::vector<tokens::ChatMessage> messages;
+  for (const wire::Message& m : request.messages)
+    messages.push_back({m.role, m.content, m.name});
+  usage.prompt_tokens = static_cast<std::int64_t>(tokens::CountChatMessages(**encoding, messages));
+  usage.completion_tokens = static_cast<std::int64_t>((*encoding)->Count(completion));
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  usage.known = true;
+  usage.estimated = true;
+  return usage;
+}
 
 // Run's helpers: what does not suspend, or suspends rarely, keeps its locals out of Run's
 // coroutine frame.
@@ -161,15 +215,18 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
     if (!first_route) metrics_.fallbacks(moved_on_because).Inc();
     first_route = false;
     moved_on_because = Metrics::Cause::kCircuitOpen;
+    // One plan for this route's attempts, even if a deployment replaces it meanwhile: indices
+    // in `moved_on` and `attempts` refer to it (plans outlive every request: route_table.hpp).
+    const TargetPlan& plan = route->plan();
     TargetSet moved_on;  // targets this route will not try again
     // Attempts per target; retry.attempts is at most 20. (Bytes, not ints: every local of a
     // coroutine lives in its frame, and this frame must stay under Asio's 1 KiB recycling
     // limit or it costs a glibc malloc/free per request.)
     std::array<std::uint8_t, kMaxRouteTargets> attempts{};
     while (true) {
-      Selection sel = balancer_.Pick(route->strategy, route->targets, moved_on);
-      for (std::size_t i = 0; i < route->targets.size(); ++i) {
-        if (sel.refused.contains(i)) route->targets[i].target->metrics().Count(Outcome::kRejected);
+      Selection sel = balancer_.Pick(plan.strategy, plan.targets, moved_on);
+      for (std::size_t i = 0; i < plan.targets.size(); ++i) {
+        if (sel.refused.contains(i)) plan.targets[i].target->metrics().Count(Outcome::kRejected);
       }
       if (!sel) {
         if (!last_error) {
@@ -240,7 +297,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       if (decision.action == RetryAction::kStop) co_return err.error;
       if (decision.action == RetryAction::kMoveOn) {
         moved_on.insert(sel.index);
-        if (moved_on.size() >= static_cast<int>(route->targets.size())) break;
+        if (moved_on.size() >= static_cast<int>(plan.targets.size())) break;
         metrics_.retries(cause).Inc();
         continue;
       }
@@ -350,7 +407,11 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
   }
   const ModelRoute* served_route = served.route != nullptr ? served.route : &r;
   served.usage = summary->usage;
-  served.cost_usd = CostUsd(summary->usage, served_route->price);
+  if (!served.usage.known && served.target != nullptr && request.parsed && sink.translated()) {
+    served.usage = CountUsage(*served.target, request, sink.completion());
+    if (served.usage.known && !co_await sink.WriteUsage(served.usage)) co_return Cancelled();
+  }
+  served.cost_usd = CostUsd(served.usage, served_route->price);
   if (!sink.started()) {
     // An upstream that ended its stream without a single chunk: answer the head anyway.
     if (!co_await writer.Begin(served)) co_return Cancelled();

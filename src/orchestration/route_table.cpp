@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
@@ -17,6 +18,14 @@ void AppendChain(const ModelRoute* route, std::size_t max_length,
   out.push_back(route);
   for (const ModelRoute* f : route->fallbacks)
     AppendChain(f, max_length, out);
+}
+
+bool SamePlan(const TargetPlan& a, const TargetPlan& b) {
+  return a.strategy == b.strategy &&
+         std::equal(a.targets.begin(), a.targets.end(), b.targets.begin(), b.targets.end(),
+                    [](const RouteTarget& x, const RouteTarget& y) {
+                      return x.target == y.target && x.weight == y.weight;
+                    });
 }
 
 std::string Quoted(std::string_view name) {
@@ -60,12 +69,13 @@ RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metr
     }
     auto route = std::make_unique<ModelRoute>();
     route->name = m.name;
-    route->strategy = m.strategy;
+    route->configured.strategy = m.strategy;
     route->retry = m.retry;
     route->timeout = m.timeout;
     route->deadline = m.deadline;
     route->price = m.price;
     route->cache_ttl = m.cache_ttl;
+    route->breaker = m.circuit_breaker;
     route->metrics = metrics_.ForModel(m.name);
     for (const config::TargetConfig& t : m.targets) {
       auto it = providers_.find(t.provider);
@@ -74,7 +84,7 @@ RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metr
                                     "' has no instance");
       }
       Target& target = TargetFor(*it->second, t.model, m.circuit_breaker);
-      route->targets.push_back(RouteTarget{&target, t.weight});
+      route->configured.targets.push_back(RouteTarget{&target, t.weight});
       prices_.try_emplace(target.label(), m.price);
     }
     if (!public_.emplace(route->name, route.get()).second) {
@@ -164,6 +174,162 @@ Result<const ModelRoute*> RouteTable::Resolve(std::string_view model) {
   return MakeSynthetic(model, provider, upstream, false);
 }
 
+const ModelRoute* RouteTable::FindPublic(std::string_view model) const {
+  auto it = public_.find(model);
+  return it == public_.end() ? nullptr : it->second;
+}
+
+Result<void> RouteTable::CheckTarget(std::string_view provider,
+                                     std::string_view upstream_model) const {
+  if (!providers_.contains(provider)) {
+    std::string message = "no provider named " + Quoted(provider);
+    if (auto near = ClosestMatch(provider, provider_names_)) {
+      message += " (did you mean '" + std::string(*near) + "'?)";
+    } else {
+      message += " is configured";
+    }
+    return MakeError(ErrorCode::kNotFound, std::move(message));
+  }
+  if (upstream_model.empty()) {
+    return MakeError(ErrorCode::kInvalidRequest, "the upstream model name is empty");
+  }
+  if (upstream_model.size() > options_.max_model_name) {
+    return MakeError(ErrorCode::kInvalidRequest, "upstream model name longer than " +
+                                                     std::to_string(options_.max_model_name) +
+                                                     " characters");
+  }
+  if (!KnownLocal(provider, upstream_model)) {
+    return MakeError(ErrorCode::kNotFound,
+                     "the local provider has no model " + Quoted(upstream_model));
+  }
+  return {};
+}
+
+Result<void> RouteTable::SetPlan(std::string_view model, config::Strategy strategy,
+                                 std::span<const PlanTarget> targets) {
+  return ChangePlan(model, strategy, targets, true);
+}
+
+Result<void> RouteTable::CheckPlan(std::string_view model, config::Strategy strategy,
+                                   std::span<const PlanTarget> targets) {
+  return ChangePlan(model, strategy, targets, false);
+}
+
+Result<void> RouteTable::ChangePlan(std::string_view model, config::Strategy strategy,
+                                    std::span<const PlanTarget> targets, bool apply) {
+  ModelRoute* route = nullptr;
+  for (const auto& r : routes_) {
+    if (r->name == model) route = r.get();
+  }
+  if (route == nullptr) {
+    return MakeError(ErrorCode::kNotFound,
+                     "the model " + Quoted(model) + " is not a configured model");
+  }
+  if (targets.empty()) return MakeError(ErrorCode::kInvalidRequest, "a plan needs a target");
+  if (targets.size() > kMaxRouteTargets) {
+    return MakeError(ErrorCode::kInvalidRequest,
+                     "at most " + std::to_string(kMaxRouteTargets) + " targets per model");
+  }
+  for (const PlanTarget& t : targets) {
+    if (!std::isfinite(t.weight) || !(t.weight > 0)) {
+      return MakeError(ErrorCode::kInvalidRequest, "a target's weight must be greater than 0");
+    }
+    if (auto checked = CheckTarget(t.provider, t.upstream_model); !checked) return checked;
+  }
+
+  std::lock_guard lock(mutex_);
+  // The same upstream named twice (blue and green registered with one endpoint) is one target
+  // with both weights: the balancer would otherwise count it twice among the candidates.
+  struct Entry {
+    std::string label;
+    const PlanTarget* target;
+    double weight;
+  };
+  std::vector<Entry> entries;
+  for (const PlanTarget& t : targets) {
+    std::string label = std::string(t.provider) + "/" + std::string(t.upstream_model);
+    auto same = std::find_if(entries.begin(), entries.end(),
+                             [&](const Entry& e) { return e.label == label; });
+    if (same != entries.end()) {
+      same->weight += t.weight;
+    } else {
+      entries.push_back({std::move(label), &t, t.weight});
+    }
+  }
+  std::size_t new_targets = 0;
+  for (const Entry& e : entries)
+    new_targets += targets_.contains(e.label) ? 0 : 1;
+  if (plan_targets_ + new_targets > options_.max_plan_targets) {
+    return MakeError(ErrorCode::kConflict,
+                     "the limit of " + std::to_string(options_.max_plan_targets) +
+                         " upstream models added at run time is reached; restart the server to "
+                         "reclaim the unused ones");
+  }
+  const Error too_many_plans(ErrorCode::kConflict,
+                             "the limit of " + std::to_string(options_.max_plans) +
+                                 " distinct deployments since start-up is reached; restart the "
+                                 "server to reclaim them");
+  if (new_targets > 0 && plans_.size() >= options_.max_plans) return too_many_plans;
+
+  TargetPlan plan;
+  plan.strategy = strategy;
+  for (const Entry& e : entries) {
+    if (!apply) {
+      // Only targets that exist are looked at: with a new one the plan is new, and the caps
+      // above already said whether it fits.
+      if (new_targets > 0) return {};
+      plan.targets.push_back(RouteTarget{targets_.find(e.label)->second.get(), e.weight});
+      continue;
+    }
+    Target& target = TargetFor(*providers_.find(e.target->provider)->second,
+                               e.target->upstream_model, route->breaker);
+    plan.targets.push_back(RouteTarget{&target, e.weight});
+  }
+  if (SamePlan(plan, route->configured)) {
+    if (apply) route->active.store(&route->configured, std::memory_order_release);
+    return {};
+  }
+  if (!apply) {
+    const bool known = std::any_of(plans_.begin(), plans_.end(),
+                                   [&](const auto& kept) { return SamePlan(*kept, plan); });
+    if (!known && plans_.size() >= options_.max_plans) return too_many_plans;
+    return {};
+  }
+  plan_targets_ += new_targets;
+  const TargetPlan* interned = Intern(std::move(plan));
+  if (interned == nullptr) return too_many_plans;
+  // Release: a request that loads the pointer sees the finished plan.
+  route->active.store(interned, std::memory_order_release);
+  return {};
+}
+
+Result<void> RouteTable::ResetPlan(std::string_view model) {
+  for (const auto& r : routes_) {
+    if (r->name == model) {
+      std::lock_guard lock(mutex_);
+      r->active.store(&r->configured, std::memory_order_release);
+      return {};
+    }
+  }
+  return MakeError(ErrorCode::kNotFound,
+                   "the model " + Quoted(model) + " is not a configured model");
+}
+
+std::size_t RouteTable::plans() const {
+  std::lock_guard lock(mutex_);
+  return plans_.size();
+}
+
+// Called with mutex_ held. Null when the plan is new and the cap is reached.
+const TargetPlan* RouteTable::Intern(TargetPlan plan) {
+  for (const auto& kept : plans_) {
+    if (SamePlan(*kept, plan)) return kept.get();
+  }
+  if (plans_.size() >= options_.max_plans) return nullptr;
+  plans_.push_back(std::make_unique<const TargetPlan>(std::move(plan)));
+  return plans_.back().get();
+}
+
 bool RouteTable::KnownLocal(std::string_view provider, std::string_view upstream) const {
   if (provider != "local" || options_.local_models.empty()) return true;
   return std::find(options_.local_models.begin(), options_.local_models.end(), upstream) !=
@@ -201,8 +367,8 @@ Result<const ModelRoute*> RouteTable::MakeSynthetic(std::string_view name,
   const config::ModelConfig defaults;
   auto route = std::make_unique<ModelRoute>();
   route->name = std::string(name);
-  route->strategy = config::Strategy::kWeighted;
-  route->targets.push_back(RouteTarget{&target, 1});
+  route->configured.strategy = config::Strategy::kWeighted;
+  route->configured.targets.push_back(RouteTarget{&target, 1});
   route->retry = defaults.retry;
   route->timeout = defaults.timeout;
   route->deadline = defaults.deadline;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,16 +38,37 @@
 // kNotFound with a message saying to configure the model. Synthetic routes named as fallbacks
 // in the configuration are made at start-up and do not count.
 //
+// Run-time plans (model versions and blue/green deployments, src/versions/): the targets of a
+// configured public route can be replaced while the server runs (SetPlan, ResetPlan). The route
+// itself, its name, fallbacks, retry policy, timeouts, price and cache stay as configured; only
+// its TargetPlan (targets, weights, strategy) is swapped, by one atomic pointer store. A request
+// reads the plan once for each route it tries (Orchestrator::Run) and keeps using that plan
+// across its suspensions, so a plan is never freed while the table lives: plans are interned
+// (an identical plan is reused, so memory grows with the distinct plans ever used, not with the
+// number of changes) and capped (Options::max_plans). Targets a plan adds are made like any
+// other (shared, never freed) and capped too (Options::max_plan_targets), so that metric series
+// stay bounded. Served's views into routes and targets therefore stay valid however plans change.
+//
 // Thread-safety: Resolve may be called from every thread. Configured routes are an immutable
 // map; synthetic routes are found in a fixed-size open-addressing table of atomic pointers
-// (lock-free lookup) and created under a mutex. Lifetime: routes and targets live as long as
-// the table; providers, metrics and clock must outlive it.
+// (lock-free lookup) and created under a mutex; plans are published with a release store and
+// read with an acquire load (ModelRoute::plan), and SetPlan/ResetPlan serialise on the same
+// mutex. Lifetime: routes, plans and targets live as long as the table; providers, metrics and
+// clock must outlive it.
 namespace orchestra::orchestration {
+
+// What a route sends its requests to: the targets and how one is chosen for an attempt.
+// Immutable once a route uses it.
+struct TargetPlan {
+  config::Strategy strategy = config::Strategy::kWeighted;
+  std::vector<RouteTarget> targets;  // 1..kMaxRouteTargets
+};
 
 struct ModelRoute {
   std::string name;  // the public name, or the provider/model or local-* name asked for
-  config::Strategy strategy = config::Strategy::kWeighted;
-  std::vector<RouteTarget> targets;          // at most kMaxRouteTargets
+  // The targets from the configuration (a synthetic route's one target): the plan in force
+  // unless a deployment replaced it (RouteTable::SetPlan), and again after ResetPlan.
+  TargetPlan configured;
   std::vector<const ModelRoute*> fallbacks;  // as configured, resolved, in order
   std::vector<const ModelRoute*> chain;      // FallbackChain(*this), computed once
   config::RetryConfig retry;
@@ -55,7 +77,14 @@ struct ModelRoute {
   config::PriceConfig price;
   Duration cache_ttl{0};  // > 0: identical non-streaming requests are answered from the cache
   bool synthetic = false;
+  config::CircuitBreakerConfig breaker;  // for the targets a run-time plan adds
   ModelMetrics metrics;
+
+  // The plan in force. Read it once and keep the reference for the whole walk of this route
+  // (one request's attempts): plans are never freed while the table lives.
+  const TargetPlan& plan() const { return *active.load(std::memory_order_acquire); }
+  // Written only by the RouteTable (under its mutex).
+  std::atomic<const TargetPlan*> active{&configured};
 };
 
 inline constexpr std::size_t kMaxFallbackChain = 8;
@@ -79,6 +108,17 @@ class RouteTable {
     // The models the `local` provider serves; when set, other local-* (and local/...) names are
     // unknown rather than made into routes that could only fail.
     std::vector<std::string> local_models;
+    // Run-time plans (SetPlan): the most distinct plans kept, and the most targets made for them
+    // that no configured or synthetic route had.
+    std::size_t max_plans = 4096;
+    std::size_t max_plan_targets = 256;
+  };
+
+  // One target of a run-time plan: an upstream model at a provider, and its share of traffic.
+  struct PlanTarget {
+    std::string_view provider;
+    std::string_view upstream_model;
+    double weight = 1;
   };
 
   // Throws std::invalid_argument when the configuration names a provider that has no instance,
@@ -101,6 +141,32 @@ class RouteTable {
   // Synthetic routes made on demand so far (not counting those made at start-up).
   std::size_t synthetic_routes() const;
 
+  // The configured public route named `model`, or null (no provider/model or local-* names).
+  const ModelRoute* FindPublic(std::string_view model) const;
+
+  // Whether `provider`/`upstream_model` names something a plan may send to: a provider with an
+  // instance and a non-empty upstream model (for the local provider, one of its models). kNotFound
+  // otherwise, naming the provider (with a suggestion) or the model. Changes nothing.
+  Result<void> CheckTarget(std::string_view provider, std::string_view upstream_model) const;
+
+  // Replaces the targets of the configured public route `model` with `targets`, chosen by
+  // `strategy`; everything else about the route stays. Requests that read the route's plan
+  // afterwards use the new one; those already walking the route finish with the plan they read.
+  // Errors, after which nothing has changed: kNotFound (no such public model; a target's
+  // provider or local model is unknown), kInvalidRequest (no targets, more than
+  // kMaxRouteTargets, a weight not > 0 or not finite), kConflict (Options::max_plans distinct
+  // plans or Options::max_plan_targets added targets are in use: restart to reclaim them).
+  Result<void> SetPlan(std::string_view model, config::Strategy strategy,
+                       std::span<const PlanTarget> targets);
+  // Whether SetPlan would succeed now, changing nothing (a caller that persists the change first
+  // asks before writing it).
+  Result<void> CheckPlan(std::string_view model, config::Strategy strategy,
+                         std::span<const PlanTarget> targets);
+  // Back to the configured targets. kNotFound when `model` is not a configured public model.
+  Result<void> ResetPlan(std::string_view model);
+  // Distinct run-time plans kept so far.
+  std::size_t plans() const;
+
  private:
   const ModelRoute* FindSynthetic(std::string_view name) const;
   bool KnownLocal(std::string_view provider, std::string_view upstream) const;
@@ -108,6 +174,9 @@ class RouteTable {
                                           std::string_view upstream_model, bool at_startup);
   Target& TargetFor(providers::Provider& provider, std::string_view upstream_model,
                     const config::CircuitBreakerConfig& breaker);
+  Result<void> ChangePlan(std::string_view model, config::Strategy strategy,
+                          std::span<const PlanTarget> targets, bool apply);
+  const TargetPlan* Intern(TargetPlan plan);
   Error NotFound(std::string_view model) const;
 
   Options options_;
@@ -127,6 +196,8 @@ class RouteTable {
   std::map<std::string, std::unique_ptr<Target>, std::less<>> targets_;  // by label
   std::map<std::string, config::PriceConfig, std::less<>> prices_;       // by target label
   std::vector<std::unique_ptr<ModelRoute>> synthetic_;
+  std::vector<std::unique_ptr<const TargetPlan>> plans_;  // interned run-time plans, never freed
+  std::size_t plan_targets_ = 0;                          // targets made for run-time plans
   std::size_t on_demand_ = 0;
   std::size_t slot_mask_ = 0;
   std::unique_ptr<std::atomic<const ModelRoute*>[]> slots_;  // never more than half full

@@ -85,6 +85,7 @@ class HttpProvider : public Provider {
 
   const std::string& name() const override { return config_.name; }
   config::ProviderType type() const override { return config_.type; }
+  std::string_view UnusableReason() const override { return missing_key_; }
   boost::asio::awaitable<Result<std::string>> Warmup(int worker) override;
 
  protected:

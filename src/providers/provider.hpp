@@ -73,6 +73,11 @@ class Provider {
   virtual const std::string& name() const = 0;
   virtual config::ProviderType type() const = 0;
 
+  // Why every call to this provider fails, fixed at start-up (its key could not be read:
+  // "provider openai: environment variable OPENAI_API_KEY is not set"); empty when it is usable.
+  // Never contains a secret. /v1/models, check-config and the start-up log report it.
+  virtual std::string_view UnusableReason() const { return {}; }
+
   // What the provider reads of a chat request. True: it forwards the client's JSON text
   // (`raw_body`) with only the model spliced in and reads no parsed field, so the request is
   // never parsed for it. False: it translates from the parsed fields (`messages`, sampling

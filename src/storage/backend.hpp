@@ -11,6 +11,7 @@
 #include "storage/checkpoint_store.hpp"
 #include "storage/glob.hpp"
 #include "storage/kv_store.hpp"
+#include "storage/record_store.hpp"
 
 // The synchronous interface every storage backend (sqlite/, redis/, postgres/) implements.
 // StorageService (storage_service.hpp) runs these calls on its blocking pool and adds what is
@@ -36,7 +37,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // "sqlite", "redis" or "postgres".
+  // "sqlite", "redis", "postgres" or "firestore".
   virtual std::string_view kind() const = 0;
 
   // Checks the database answers. Also finishes initialisation that could not happen at open
@@ -68,6 +69,48 @@ class Backend {
 
   // Physically removes expired entries (they are already invisible); returns how many.
   virtual Result<std::uint64_t> SweepExpired(Deadline deadline) = 0;
+
+  // --- Records (record_store.hpp) -------------------------------------------------------------
+  // Collections, ids, prefixes and values are validated by the caller; a batch names each record
+  // at most once.
+
+  // All of `writes` or none, in one atomic step: when a precondition fails nothing is written
+  // and the answer is kConflict naming the first such write (RecordConflict). Otherwise each
+  // write that changes something (every put; a delete of an existing record) is appended to the
+  // change log in the same step, in the order given. Returns, per write, the record's new
+  // version (put) or 1/0 (delete: removed / there was nothing).
+  virtual Result<std::vector<std::int64_t>> WriteRecords(
+      const Call& call, const std::vector<RecordWrite>& writes) = 0;
+  virtual Result<std::optional<Record>> GetRecord(const Call& call, std::string_view collection,
+                                                  std::string_view id) = 0;
+  // Records of `collection` whose id starts with `prefix` and sorts after `after` (empty: from
+  // the start), in byte order, at most `limit`. `next_cursor` is the raw id of the last record
+  // when more follow (StorageService turns it into an opaque cursor), else empty.
+  virtual Result<RecordPage> ListRecords(const Call& call, std::string_view collection,
+                                         std::string_view prefix, std::string_view after,
+                                         int limit) = 0;
+
+  // The change log after `sequence`, at most `limit` entries, in order. kConflict when
+  // `sequence` > 0 and the log no longer holds that entry: it was pruned (the caller is behind
+  // the retention) or this log never handed it out (another backend, a restored database).
+  virtual Result<std::vector<Change>> ChangesSince(Deadline deadline, std::int64_t sequence,
+                                                   int limit) = 0;
+  // The newest entry's sequence; 0 when the log is empty.
+  virtual Result<std::int64_t> LatestSequence(Deadline deadline) = 0;
+  // Removes entries older than `retention` (by the database's clock where it has one), always
+  // keeping the newest entry so that sequences never go backwards; returns how many.
+  virtual Result<std::uint64_t> PruneChanges(Deadline deadline,
+                                             std::chrono::milliseconds retention) = 0;
+
+  // Adds each delta to its field (distinct names) of the counter, atomically; returns the new
+  // values in the order given. Counters are not logged.
+  virtual Result<std::vector<double>> AddCounter(
+      const Call& call, std::string_view collection, std::string_view id,
+      const std::vector<std::pair<std::string, double>>& deltas) = 0;
+  // Like ListRecords, for counters (fields sorted by name).
+  virtual Result<CounterPage> ListCounters(const Call& call, std::string_view collection,
+                                           std::string_view prefix, std::string_view after,
+                                           int limit) = 0;
 };
 
 }  // namespace orchestra::storage

@@ -74,6 +74,7 @@ std::unique_ptr<Storage> OpenStorage(const config::StorageConfig& config,
   settings.keep_last = config.checkpoints_keep_last;
   settings.operation_timeout = timeout;
   settings.sweep_interval = duration_cast<milliseconds>(config.sweep_interval);
+  settings.change_log_retention = duration_cast<milliseconds>(config.change_log_retention);
   settings.threads = static_cast<std::size_t>(config.pool_size) +
                      (config.secondary ? static_cast<std::size_t>(config.secondary->pool_size) : 0);
   settings.options = std::move(options);

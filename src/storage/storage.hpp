@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "config/config.hpp"
 #include "storage/checkpoint_store.hpp"
 #include "storage/kv_store.hpp"
+#include "storage/record_store.hpp"
 
 namespace orchestra::observability {
 class Registry;
@@ -21,6 +23,9 @@ class Registry;
 // configured backends (primary and optional secondary), their connection pools, the blocking
 // thread pool they run on, the TTL sweeper and the failover state.
 namespace orchestra::storage {
+
+// Where the secondary's change-log sequences start (see Storage::records).
+inline constexpr std::int64_t kSecondarySequenceBase = std::int64_t{1} << 62;
 
 // What /readyz reports.
 struct StorageHealth {
@@ -36,9 +41,14 @@ class Storage {
  public:
   virtual ~Storage() = default;
 
-  // Both live as long as this object.
+  // All three live as long as this object.
   virtual KvStore& kv() = 0;
   virtual CheckpointStore& checkpoints() = 0;
+  // Change-log sequences are those of the store serving the call: the primary's as the backend
+  // numbers them, the secondary's offset by kSecondarySequenceBase. A sequence from one store
+  // passed to ChangesSince while the other serves is kConflict, so a reader reloads after a
+  // failover or a failback as it does when it falls behind the log's retention.
+  virtual RecordStore& records() = 0;
 
   // Pings the primary and the secondary (bounded by storage.operation_timeout, at most 2 s).
   virtual boost::asio::awaitable<StorageHealth> CheckHealth() = 0;

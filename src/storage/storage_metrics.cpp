@@ -12,13 +12,23 @@ std::string_view ToString(StorageOp op) {
                                                                     "checkpoint_restore",
                                                                     "checkpoint_list",
                                                                     "checkpoint_delete",
-                                                                    "sweep"};
+                                                                    "sweep",
+                                                                    "record_put",
+                                                                    "record_get",
+                                                                    "record_delete",
+                                                                    "record_list",
+                                                                    "record_apply",
+                                                                    "changes_since",
+                                                                    "latest_sequence",
+                                                                    "counter_add",
+                                                                    "counter_list",
+                                                                    "prune_changes"};
   return kNames[static_cast<std::size_t>(op)];
 }
 
 std::string_view ToString(StorageOutcome outcome) {
   constexpr std::array<std::string_view, kStorageOutcomeCount> kNames = {
-      "ok", "not_found", "rejected", "unavailable", "error"};
+      "ok", "not_found", "rejected", "unavailable", "error", "conflict"};
   return kNames[static_cast<std::size_t>(outcome)];
 }
 

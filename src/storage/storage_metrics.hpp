@@ -23,8 +23,18 @@ enum class StorageOp : std::uint8_t {
   kCheckpointList,
   kCheckpointDelete,
   kSweep,
+  kRecordPut,
+  kRecordGet,
+  kRecordDelete,
+  kRecordList,
+  kRecordApply,
+  kChangesSince,
+  kLatestSequence,
+  kCounterAdd,
+  kCounterList,
+  kPruneChanges,
 };
-inline constexpr std::size_t kStorageOpCount = 10;
+inline constexpr std::size_t kStorageOpCount = 20;
 
 enum class StorageOutcome : std::uint8_t {
   kOk,
@@ -32,8 +42,9 @@ enum class StorageOutcome : std::uint8_t {
   kRejected,     // invalid or too large input; the backend was not called or refused it
   kUnavailable,  // the backend could not be reached or timed out
   kError,        // anything else
+  kConflict,     // a record's precondition failed, or a change-log reader fell behind
 };
-inline constexpr std::size_t kStorageOutcomeCount = 5;
+inline constexpr std::size_t kStorageOutcomeCount = 6;
 
 std::string_view ToString(StorageOp op);
 std::string_view ToString(StorageOutcome outcome);

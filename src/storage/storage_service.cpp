@@ -1,5 +1,7 @@
 #include "storage/storage_service.hpp"
 
+#include <cmath>
+#include <set>
 #include <utility>
 
 #include <boost/asio/this_coro.hpp>
@@ -29,6 +31,8 @@ StorageOutcome OutcomeOf(const Error& error) {
       return StorageOutcome::kRejected;
     case ErrorCode::kUnavailable:
       return StorageOutcome::kUnavailable;
+    case ErrorCode::kConflict:
+      return StorageOutcome::kConflict;
     default:
       return StorageOutcome::kError;
   }
@@ -38,11 +42,16 @@ template <class T>
 StorageOutcome OutcomeOf(const Result<T>& result) {
   if (!result) return OutcomeOf(result.error());
   if constexpr (std::is_same_v<T, std::optional<std::string>> ||
-                std::is_same_v<T, std::optional<Checkpoint>>) {
+                std::is_same_v<T, std::optional<Checkpoint>> ||
+                std::is_same_v<T, std::optional<Record>>) {
     if (!result->has_value()) return StorageOutcome::kNotFound;
   }
   return StorageOutcome::kOk;
 }
+
+// Bounds of one counter addition.
+constexpr std::size_t kMaxCounterFields = 64;
+constexpr std::size_t kMaxFieldBytes = 256;
 
 // Delete's bool says whether something was removed; a miss is worth telling apart.
 StorageOutcome DeleteOutcome(const Result<bool>& result) {
@@ -193,7 +202,8 @@ asio::awaitable<Result<T>> StorageService::Execute(StorageOp op, std::string_vie
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     StorageOutcome outcome = OutcomeOf(result);
     if constexpr (std::is_same_v<T, bool>) {
-      if (op == StorageOp::kDelete || op == StorageOp::kCheckpointDelete) {
+      if (op == StorageOp::kDelete || op == StorageOp::kCheckpointDelete ||
+          op == StorageOp::kRecordDelete) {
         outcome = DeleteOutcome(result);
       }
     }
@@ -351,6 +361,247 @@ asio::awaitable<Result<bool>> StorageService::Delete(std::string_view tenant,
   });
 }
 
+// --- RecordStore -----------------------------------------------------------------------------
+
+namespace {
+
+Result<void> ValidateRecordName(std::string_view tenant, std::string_view collection) {
+  if (auto r = ValidateName(tenant, "tenant", kMaxTenantBytes); !r) return r;
+  return ValidateCollection(collection);
+}
+
+Result<void> ValidateRecordId(std::string_view tenant, std::string_view collection,
+                              std::string_view id) {
+  if (auto r = ValidateRecordName(tenant, collection); !r) return r;
+  return ValidateName(id, "id", kMaxRecordIdBytes);
+}
+
+// An id prefix may be empty; otherwise it is shaped like an id.
+Result<void> ValidatePrefix(std::string_view prefix) {
+  if (prefix.empty()) return {};
+  return ValidateName(prefix, "prefix", kMaxRecordIdBytes);
+}
+
+Result<void> ValidateLimit(int limit) {
+  if (limit >= 1 && limit <= kMaxRecordListLimit) return {};
+  return MakeError(ErrorCode::kInvalidRequest,
+                   "limit must be between 1 and " + std::to_string(kMaxRecordListLimit), "limit");
+}
+
+// A page's raw last id becomes an opaque cursor (the SQL backends' keyset format, so that a
+// listing can go on across a failover).
+template <class Page>
+Result<Page> WithCursor(Result<Page> page) {
+  if (page && !page->next_cursor.empty()) page->next_cursor = EncodeKeysetCursor(page->next_cursor);
+  return page;
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::int64_t>> StorageService::Records::Put(std::string_view tenant,
+                                                                   std::string_view collection,
+                                                                   std::string_view id,
+                                                                   std::string_view value,
+                                                                   Expect expect) {
+  using T = std::int64_t;
+  constexpr auto kOp = StorageOp::kRecordPut;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordId(tenant, collection, id); !r) co_return s.Reject<T>(kOp, r.error());
+  if (auto r = ValidateSize(value, "value", s.settings_.max_value_bytes); !r) {
+    co_return s.Reject<T>(kOp, r.error());
+  }
+  const std::vector<RecordWrite> writes{RecordWrite{RecordWrite::Op::kPut, std::string(collection),
+                                                    std::string(id), std::string(value), expect}};
+  co_return co_await s.Execute<T>(kOp, tenant, [&](Backend& b, const Call& call) -> Result<T> {
+    auto versions = b.WriteRecords(call, writes);
+    if (!versions) return versions.error();
+    return versions->front();
+  });
+}
+
+asio::awaitable<Result<std::optional<Record>>> StorageService::Records::Get(
+    std::string_view tenant, std::string_view collection, std::string_view id) {
+  using T = std::optional<Record>;
+  constexpr auto kOp = StorageOp::kRecordGet;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordId(tenant, collection, id); !r) co_return s.Reject<T>(kOp, r.error());
+  co_return co_await s.Execute<T>(
+      kOp, tenant, [&](Backend& b, const Call& call) { return b.GetRecord(call, collection, id); });
+}
+
+asio::awaitable<Result<bool>> StorageService::Records::Delete(std::string_view tenant,
+                                                              std::string_view collection,
+                                                              std::string_view id, Expect expect) {
+  constexpr auto kOp = StorageOp::kRecordDelete;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordId(tenant, collection, id); !r) {
+    co_return s.Reject<bool>(kOp, r.error());
+  }
+  const std::vector<RecordWrite> writes{RecordWrite{
+      RecordWrite::Op::kDelete, std::string(collection), std::string(id), std::string(), expect}};
+  co_return co_await s.Execute<bool>(kOp, tenant,
+                                     [&](Backend& b, const Call& call) -> Result<bool> {
+                                       auto removed = b.WriteRecords(call, writes);
+                                       if (!removed) return removed.error();
+                                       return removed->front() != 0;
+                                     });
+}
+
+asio::awaitable<Result<RecordPage>> StorageService::Records::List(std::string_view tenant,
+                                                                  std::string_view collection,
+                                                                  std::string_view prefix,
+                                                                  int limit,
+                                                                  std::string_view cursor) {
+  constexpr auto kOp = StorageOp::kRecordList;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordName(tenant, collection); !r) {
+    co_return s.Reject<RecordPage>(kOp, r.error());
+  }
+  if (auto r = ValidatePrefix(prefix); !r) co_return s.Reject<RecordPage>(kOp, r.error());
+  if (auto r = ValidateLimit(limit); !r) co_return s.Reject<RecordPage>(kOp, r.error());
+  auto after = DecodeKeysetCursor(cursor);
+  if (!after) co_return s.Reject<RecordPage>(kOp, after.error());
+  co_return WithCursor(
+      co_await s.Execute<RecordPage>(kOp, tenant, [&](Backend& b, const Call& call) {
+        return b.ListRecords(call, collection, prefix, *after, limit);
+      }));
+}
+
+asio::awaitable<Result<void>> StorageService::Records::Apply(std::string_view tenant,
+                                                             std::vector<RecordWrite> writes) {
+  constexpr auto kOp = StorageOp::kRecordApply;
+  StorageService& s = service_;
+  if (auto r = ValidateName(tenant, "tenant", kMaxTenantBytes); !r) {
+    co_return s.Reject<void>(kOp, r.error());
+  }
+  if (writes.size() > kMaxApplyWrites) {
+    co_return s.Reject<void>(
+        kOp,
+        MakeError(ErrorCode::kInvalidRequest,
+                  "at most " + std::to_string(kMaxApplyWrites) + " writes in one batch", "writes"));
+  }
+  std::set<std::pair<std::string_view, std::string_view>> named;
+  for (const RecordWrite& w : writes) {
+    if (auto r = ValidateRecordId(tenant, w.collection, w.id); !r) {
+      co_return s.Reject<void>(kOp, r.error());
+    }
+    if (w.op == RecordWrite::Op::kPut) {
+      if (auto r = ValidateSize(w.value, "value", s.settings_.max_value_bytes); !r) {
+        co_return s.Reject<void>(kOp, r.error());
+      }
+    }
+    // Twice in one batch would make the preconditions' meaning depend on the backend.
+    if (!named.emplace(w.collection, w.id).second) {
+      co_return s.Reject<void>(kOp, MakeError(ErrorCode::kInvalidRequest,
+                                              "record '" + w.id + "' of " + w.collection +
+                                                  " is written twice in one batch",
+                                              "writes"));
+    }
+  }
+  if (writes.empty()) co_return Result<void>{};
+  co_return co_await s.Execute<void>(kOp, tenant,
+                                     [&](Backend& b, const Call& call) -> Result<void> {
+                                       auto done = b.WriteRecords(call, writes);
+                                       if (!done) return done.error();
+                                       return {};
+                                     });
+}
+
+asio::awaitable<Result<std::vector<Change>>> StorageService::Records::ChangesSince(
+    std::int64_t sequence, int limit) {
+  using T = std::vector<Change>;
+  constexpr auto kOp = StorageOp::kChangesSince;
+  StorageService& s = service_;
+  if (sequence < 0) {
+    co_return s.Reject<T>(
+        kOp, MakeError(ErrorCode::kInvalidRequest, "sequence must not be negative", "sequence"));
+  }
+  if (auto r = ValidateLimit(limit); !r) co_return s.Reject<T>(kOp, r.error());
+  co_return co_await s.Execute<T>(
+      kOp, kSystemTenant, [&](Backend& b, const Call& call) -> Result<T> {
+        const bool secondary = s.IndexOf(b) == kSecondary;
+        const std::int64_t base = secondary ? kSecondarySequenceBase : 0;
+        // A sequence of the other store's log: failed over or back.
+        if ((sequence >= kSecondarySequenceBase) != secondary) {
+          return ChangeLogGap(sequence);
+        }
+        auto changes = b.ChangesSince(call.deadline, sequence - base, limit);
+        if (!changes) {
+          if (changes.error().code == ErrorCode::kConflict) {
+            return ChangeLogGap(sequence);
+          }
+          return changes;
+        }
+        for (Change& c : *changes)
+          c.sequence += base;
+        return changes;
+      });
+}
+
+asio::awaitable<Result<std::int64_t>> StorageService::Records::LatestSequence() {
+  using T = std::int64_t;
+  StorageService& s = service_;
+  co_return co_await s.Execute<T>(StorageOp::kLatestSequence, kSystemTenant,
+                                  [&](Backend& b, const Call& call) -> Result<T> {
+                                    auto latest = b.LatestSequence(call.deadline);
+                                    if (!latest || s.IndexOf(b) == kPrimary) return latest;
+                                    return *latest + kSecondarySequenceBase;
+                                  });
+}
+
+asio::awaitable<Result<std::vector<double>>> StorageService::Records::Add(
+    std::string_view tenant, std::string_view collection, std::string_view id,
+    std::vector<std::pair<std::string, double>> deltas) {
+  using T = std::vector<double>;
+  constexpr auto kOp = StorageOp::kCounterAdd;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordId(tenant, collection, id); !r) co_return s.Reject<T>(kOp, r.error());
+  if (deltas.size() > kMaxCounterFields) {
+    co_return s.Reject<T>(
+        kOp, MakeError(ErrorCode::kInvalidRequest,
+                       "at most " + std::to_string(kMaxCounterFields) + " fields in one addition",
+                       "deltas"));
+  }
+  std::set<std::string_view> fields;
+  for (const auto& [field, delta] : deltas) {
+    if (auto r = ValidateName(field, "field", kMaxFieldBytes); !r) {
+      co_return s.Reject<T>(kOp, r.error());
+    }
+    if (!fields.insert(field).second) {
+      co_return s.Reject<T>(kOp, MakeError(ErrorCode::kInvalidRequest,
+                                           "field '" + field + "' is named twice", "field"));
+    }
+    if (!std::isfinite(delta)) {
+      co_return s.Reject<T>(
+          kOp, MakeError(ErrorCode::kInvalidRequest, "a delta must be a finite number", "deltas"));
+    }
+  }
+  if (deltas.empty()) co_return T{};
+  co_return co_await s.Execute<T>(kOp, tenant, [&](Backend& b, const Call& call) {
+    return b.AddCounter(call, collection, id, deltas);
+  });
+}
+
+asio::awaitable<Result<CounterPage>> StorageService::Records::Counters(std::string_view tenant,
+                                                                       std::string_view collection,
+                                                                       std::string_view prefix,
+                                                                       int limit,
+                                                                       std::string_view cursor) {
+  constexpr auto kOp = StorageOp::kCounterList;
+  StorageService& s = service_;
+  if (auto r = ValidateRecordName(tenant, collection); !r) {
+    co_return s.Reject<CounterPage>(kOp, r.error());
+  }
+  if (auto r = ValidatePrefix(prefix); !r) co_return s.Reject<CounterPage>(kOp, r.error());
+  if (auto r = ValidateLimit(limit); !r) co_return s.Reject<CounterPage>(kOp, r.error());
+  auto after = DecodeKeysetCursor(cursor);
+  if (!after) co_return s.Reject<CounterPage>(kOp, after.error());
+  co_return WithCursor(
+      co_await s.Execute<CounterPage>(kOp, tenant, [&](Backend& b, const Call& call) {
+        return b.ListCounters(call, collection, prefix, *after, limit);
+      }));
+}
+
 // --- Health and maintenance ------------------------------------------------------------------
 
 asio::awaitable<StorageHealth> StorageService::CheckHealth() {
@@ -390,12 +641,21 @@ void StorageService::SweepOnce() {
   for (std::size_t index : {kPrimary, kSecondary}) {
     if (!backends_[index]) continue;
     if (index == kPrimary && failover_active()) continue;  // it is down; the probe watches it
-    const Clock::time_point start = Clock::now();
+    Clock::time_point start = Clock::now();
     auto removed = backends_[index]->SweepExpired(start + settings_.operation_timeout);
     metrics_.Record(index, StorageOp::kSweep, OutcomeOf(removed),
                     std::chrono::duration<double>(Clock::now() - start).count());
     if (!removed)
       Emit("storage: sweeping the " + Label(index) + " failed: " + removed.error().message);
+    start = Clock::now();
+    auto pruned = backends_[index]->PruneChanges(start + settings_.operation_timeout,
+                                                 settings_.change_log_retention);
+    metrics_.Record(index, StorageOp::kPruneChanges, OutcomeOf(pruned),
+                    std::chrono::duration<double>(Clock::now() - start).count());
+    if (!pruned) {
+      Emit("storage: pruning the change log of the " + Label(index) +
+           " failed: " + pruned.error().message);
+    }
   }
 }
 

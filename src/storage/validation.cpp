@@ -1,5 +1,6 @@
 #include "storage/validation.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 
@@ -34,6 +35,40 @@ Result<void> ValidateSize(std::string_view value, std::string_view param, std::s
                      name);
   }
   return {};
+}
+
+Result<void> ValidateCollection(std::string_view collection) {
+  const bool ok = !collection.empty() && collection.size() <= 64 &&
+                  std::all_of(collection.begin(), collection.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                  });
+  if (ok) return {};
+  return MakeError(ErrorCode::kInvalidRequest,
+                   "collection must be 1 to 64 lower-case letters, digits or '_'", "collection");
+}
+
+bool ExpectHolds(const Expect& expect, std::optional<std::int64_t> current) {
+  switch (expect.kind) {
+    case Expect::Kind::kAny:
+      return true;
+    case Expect::Kind::kAbsent:
+      return !current.has_value();
+    case Expect::Kind::kVersion:
+      return current.has_value() && *current == expect.version;
+  }
+  return false;
+}
+
+Error RecordConflict(std::string_view collection, std::string_view id) {
+  return MakeError(ErrorCode::kConflict, "record '" + std::string(id) + "' of " +
+                                             std::string(collection) + " changed meanwhile");
+}
+
+Error ChangeLogGap(std::int64_t sequence) {
+  return MakeError(ErrorCode::kConflict,
+                   "the change log no longer holds sequence " + std::to_string(sequence) +
+                       " (older than storage.change_log_retention, or from another store): "
+                       "reload and start again from the latest sequence");
 }
 
 Error BadCursor() {

@@ -1,10 +1,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/error.hpp"
+#include "storage/record_store.hpp"
 
 // Checks shared by the storage facade and the backends, and the keyset cursor format of the SQL
 // backends.
@@ -32,5 +35,15 @@ std::string PrefixUpperBound(std::string_view prefix);
 bool HexDecode(std::string_view hex, std::string& out);
 
 Error BadCursor();
+
+// A record collection name: 1..64 bytes of [a-z0-9_]; kInvalidRequest param "collection".
+Result<void> ValidateCollection(std::string_view collection);
+
+// Records: whether `expect` holds for a record at `current` (nullopt: absent), and the kConflict
+// every backend answers when it does not (the message names the record).
+bool ExpectHolds(const Expect& expect, std::optional<std::int64_t> current);
+Error RecordConflict(std::string_view collection, std::string_view id);
+// The kConflict of ChangesSince for a sequence the log no longer holds.
+Error ChangeLogGap(std::int64_t sequence);
 
 }  // namespace orchestra::storage

@@ -804,19 +804,27 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body) {
   EmbeddingRequest req;
   JsonSpan model, input, encoding_format, dimensions, user;
   JsonScanError scan_error;
+  // As for chat requests (openai_scan.cpp): a routed member given twice is refused.
+  std::string scratch;
+  std::string_view duplicate;
+  auto take = [&](JsonSpan& slot, std::string_view name, const JsonSpan& v) {
+    if (slot.present) duplicate = name;
+    slot = v;
+  };
   auto kind = ScanJson(
       body,
-      [&](std::string_view key, const JsonSpan& v) {
+      [&](std::string_view raw_key, const JsonSpan& v) {
+        const std::string_view key = JsonMemberName(raw_key, scratch);
         if (key == "model") {
-          model = v;
+          take(model, "model", v);
         } else if (key == "input") {
-          input = v;
+          take(input, "input", v);
         } else if (key == "encoding_format") {
-          encoding_format = v;
+          take(encoding_format, "encoding_format", v);
         } else if (key == "dimensions") {
-          dimensions = v;
+          take(dimensions, "dimensions", v);
         } else if (key == "user") {
-          user = v;
+          take(user, "user", v);
         }
       },
       &scan_error);
@@ -827,6 +835,10 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(std::string body) {
   }
   if (*kind != JsonKind::kObject) {
     return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
+  }
+  if (!duplicate.empty()) {
+    return Invalid("'" + std::string(duplicate) + "' is given more than once",
+                   std::string(duplicate));
   }
 
   if (!model.present) return Invalid("'model' is required", "model");

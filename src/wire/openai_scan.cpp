@@ -13,17 +13,27 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   JsonSpan stream_options;
   JsonSpan messages;
   JsonScanError error;
+  // A routed member given twice (also through an escaped spelling, "mod\u0065l") is refused:
+  // an upstream that keeps the last one would serve another model than the one routed, priced
+  // and allowed.
+  std::string scratch;
+  std::string_view duplicate;
+  auto take = [&](JsonSpan& slot, std::string_view name, const JsonSpan& v) {
+    if (slot.present) duplicate = name;
+    slot = v;
+  };
   auto kind = ScanJson(
       body,
-      [&](std::string_view key, const JsonSpan& v) {
+      [&](std::string_view raw_key, const JsonSpan& v) {
+        const std::string_view key = JsonMemberName(raw_key, scratch);
         if (key == "model") {
-          model = v;
+          take(model, "model", v);
         } else if (key == "stream") {
-          stream = v;
+          take(stream, "stream", v);
         } else if (key == "stream_options") {
-          stream_options = v;
+          take(stream_options, "stream_options", v);
         } else if (key == "messages") {
-          messages = v;
+          take(messages, "messages", v);
         }
       },
       &error);
@@ -34,6 +44,11 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   }
   if (*kind != JsonKind::kObject) {
     return Error(ErrorCode::kInvalidRequest, "request body must be a JSON object");
+  }
+  if (!duplicate.empty()) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "'" + std::string(duplicate) + "' is given more than once",
+                 std::string(duplicate));
   }
   if (!model.present) return Error(ErrorCode::kInvalidRequest, "'model' is required", "model");
   if (model.kind != JsonKind::kString) {

@@ -49,7 +49,8 @@ struct Usage {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
-  bool known = false;  // the provider reported it
+  bool known = false;      // the provider reported it, or Orchestra counted it
+  bool estimated = false;  // counted by Orchestra's tokenizer (the provider reported none)
 };
 
 struct ChatRequest {

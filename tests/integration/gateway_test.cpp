@@ -560,6 +560,30 @@ TEST_F(TranslationTest, GeminiRoundTrips) {
   EXPECT_EQ(text, "echo: hello brave new world");
 }
 
+// A translated stream whose provider reports no usage (a Gemini stream without usageMetadata)
+// is counted with Orchestra's tokenizer: the client that asked for usage gets it, and the
+// token metrics count it.
+TEST_F(TranslationTest, AStreamWithoutUsageIsCountedByTheTokenizer) {
+  std::vector<std::string> events;
+  auto s = client_->Stream(
+      "POST", "/v1/chat/completions",
+      Chat("g/gemini-test+no_usage", true, R"(,"stream_options":{"include_usage":true})"), {},
+      [&](std::string_view data) {
+        events.emplace_back(data);
+        return true;
+      });
+  ASSERT_EQ(s.status, 200);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  const json::value usage_chunk = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage_chunk.at("choices").as_array().empty()) << events[events.size() - 2];
+  const json::value& usage = usage_chunk.at("usage");
+  EXPECT_EQ(usage.at("completion_tokens"), 6);  // "echo" ":" " hello" " brave" " new" " world"
+  EXPECT_GT(usage.at("prompt_tokens").as_int64(), 4);
+  EXPECT_EQ(usage.at("total_tokens").as_int64(),
+            usage.at("prompt_tokens").as_int64() + usage.at("completion_tokens").as_int64());
+}
+
 // Vertex AI: the bearer token comes from the metadata server ($GCE_METADATA_HOST; the test
 // upstream plays it), goes upstream as `Authorization`, and is fetched once while it is valid.
 TEST(VertexTest, AuthorisesWithTheMetadataServersTokenAndCachesIt) {

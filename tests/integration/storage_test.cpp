@@ -147,7 +147,7 @@ class Api {
     auto r =
         Post("/memory/store", "{\"key\":" + Quoted(key) + ",\"value\":" + value_json + more + "}");
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.body, "{\"stored\":true,\"key\":" + Quoted(key) + "}");
+    EXPECT_EQ(r.body, "{\"stored\":true,\"key\":" + Quoted(key) + ",\"success\":true}");
   }
   // The value as the server returned it (raw JSON text), or nullopt when absent.
   std::optional<std::string> Retrieve(const std::string& key) {
@@ -324,10 +324,10 @@ TEST_P(StorageApi, MemoryRoundTrip) {
   EXPECT_EQ(api.Retrieve("value:0"), R"({"v":2})");
   auto deleted = api.Delete("/memory/value%3A0");
   EXPECT_EQ(deleted.status, 200);
-  EXPECT_EQ(deleted.body, R"({"deleted":true,"key":"value:0"})");
+  EXPECT_EQ(deleted.body, R"({"deleted":true,"key":"value:0","success":true})");
   EXPECT_EQ(api.Retrieve("value:0"), std::nullopt);
   auto again = api.Delete("/memory/value%3A0");
-  EXPECT_EQ(again.body, R"({"deleted":false,"key":"value:0"})");
+  EXPECT_EQ(again.body, R"({"deleted":false,"key":"value:0","success":true})");
   // Keys with characters that need care in paths, globs and backends' namespaces.
   const std::string odd = "odd key/with %, *, ?, [x], \\ and ünïcode";
   api.Store(odd, "1");
@@ -408,7 +408,7 @@ TEST_P(StorageApi, CheckpointRoundTrip) {
   auto deleted = api.Delete("/checkpoints/" + Api::Encode(agent) + "/" + ids[6]);
   EXPECT_EQ(deleted.status, 200);
   EXPECT_EQ(deleted.body, "{\"deleted\":true,\"agent_id\":" + Quoted(agent) +
-                              ",\"checkpoint_id\":\"" + ids[6] + "\"}");
+                              ",\"checkpoint_id\":\"" + ids[6] + "\",\"success\":true}");
   EXPECT_EQ(Object(api.Delete("/checkpoints/" + Api::Encode(agent) + "/" + ids[6])).at("deleted"),
             false);
   EXPECT_EQ(api.Restore(agent).at("checkpoint_id"), json::value(ids[5]));

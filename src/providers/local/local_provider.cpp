@@ -8,6 +8,8 @@
 #include "providers/local/extractive_chat.hpp"
 #include "providers/local/tokens.hpp"
 #include "providers/local/word_vectors.hpp"
+#include "tokens/chat.hpp"
+#include "tokens/encoding.hpp"
 #include "wire/codec_util.hpp"
 
 namespace orchestra::providers {
@@ -27,6 +29,17 @@ ProviderError Failure(Error error) {
 
 ProviderError Invalid(std::string message, std::string param) {
   return Failure(Error(ErrorCode::kInvalidRequest, std::move(message), std::move(param)));
+}
+
+// A model the local provider has, asked for a kind of work it does not do: the request's fault
+// (400, like an Anthropic model asked for embeddings), not an unknown model.
+ProviderError WrongKind(std::string_view model, bool wants_embeddings) {
+  return Invalid(wants_embeddings ? std::string(model) +
+                                        " is a chat model and has no embeddings: use local-embed"
+                                  : std::string(model) +
+                                        " is an embedding model and cannot chat: use "
+                                        "local-extractive, or /v1/embeddings",
+                 "model");
 }
 
 ProviderError UnknownModel(std::string_view model) {
@@ -60,8 +73,30 @@ bool IsTextFormat(std::string_view json) {
   return kind == JsonKind::kObject && type == "text";
 }
 
+// Usage of the local models in tokens of cl100k_base (tokens/encoding.hpp's stand-in for
+// providers whose tokenizer is not published), so that limits and budgets count them like any
+// model's. Words when the rank file is missing.
+const tokens::Encoding* LocalEncoding() {
+  auto e = tokens::Get("cl100k_base");
+  return e ? *e : nullptr;
+}
+
 std::int64_t CountTokens(std::string_view text) {
+  if (const tokens::Encoding* e = LocalEncoding()) return static_cast<std::int64_t>(e->Count(text));
   return static_cast<std::int64_t>(local::CountWords(text));
+}
+
+std::int64_t CountPrompt(const std::vector<wire::Message>& messages) {
+  if (const tokens::Encoding* e = LocalEncoding()) {
+    std::vector<tokens::ChatMessage> text;
+    for (const wire::Message& m : messages)
+      text.push_back({m.role, m.content, m.name});
+    return static_cast<std::int64_t>(tokens::CountChatMessages(*e, text));
+  }
+  std::int64_t words = 0;
+  for (const wire::Message& m : messages)
+    words += CountTokens(m.content);
+  return words;
 }
 
 // Cuts `text` before the first stop sequence it contains.
@@ -124,6 +159,7 @@ LocalProvider::LocalProvider(std::string name) : name_(std::move(name)) {
 
 asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
     const wire::ChatRequest& request, const CallOptions& options) {
+  if (options.upstream_model == kEmbedModel) co_return WrongKind(options.upstream_model, false);
   if (options.upstream_model != kChatModel) co_return UnknownModel(options.upstream_model);
   if (!request.parsed) co_return Invalid("the request's messages were not parsed", "messages");
   if (auto unsupported = UnsupportedLocalChatField(request)) co_return Failure(*unsupported);
@@ -144,10 +180,7 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> LocalProvider::Chat(
   choice.content = std::move(reply->text);
   ApplyStop(choice.content, request.stop);
   choice.finish_reason = "stop";
-  std::int64_t prompt = 0;
-  for (const wire::Message& m : request.messages)
-    prompt += CountTokens(m.content);
-  response.usage = {prompt, CountTokens(choice.content), 0, true};
+  response.usage = {CountPrompt(request.messages), CountTokens(choice.content), 0, true};
   response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
   response.choices.push_back(std::move(choice));
   co_return response;
@@ -203,6 +236,7 @@ asio::awaitable<ProviderResult<StreamSummary>> LocalProvider::ChatStream(
 
 asio::awaitable<ProviderResult<wire::EmbeddingResponse>> LocalProvider::Embed(
     const wire::EmbeddingRequest& request, const CallOptions& options) {
+  if (options.upstream_model == kChatModel) co_return WrongKind(options.upstream_model, true);
   if (options.upstream_model != kEmbedModel) co_return UnknownModel(options.upstream_model);
   if (request.token_input)
     co_return Invalid("local-embed takes text input, not token ids", "input");

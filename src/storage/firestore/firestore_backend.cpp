@@ -692,4 +692,37 @@ Result<std::uint64_t> FirestoreBackend::SweepExpired(Deadline /*deadline*/) {
   return std::uint64_t{0};
 }
 
+// --- Records ---------------------------------------------------------------------------------
+
+Result<std::vector<std::int64_t>> FirestoreBackend::WriteRecords(const Call&,
+                                                                 const std::vector<RecordWrite>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::optional<Record>> FirestoreBackend::GetRecord(const Call&, std::string_view,
+                                                          std::string_view) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<RecordPage> FirestoreBackend::ListRecords(const Call&, std::string_view, std::string_view,
+                                                 std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::vector<Change>> FirestoreBackend::ChangesSince(Deadline, std::int64_t, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::int64_t> FirestoreBackend::LatestSequence(Deadline) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<std::uint64_t> FirestoreBackend::PruneChanges(Deadline, std::chrono::milliseconds) {
+  return std::uint64_t{0};
+}
+Result<std::vector<double>> FirestoreBackend::AddCounter(
+    const Call&, std::string_view, std::string_view,
+    const std::vector<std::pair<std::string, double>>&) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+Result<CounterPage> FirestoreBackend::ListCounters(const Call&, std::string_view, std::string_view,
+                                                   std::string_view, int) {
+  return MakeError(ErrorCode::kInternal, "not yet");
+}
+
 }  // namespace orchestra::storage

@@ -86,6 +86,24 @@ class FirestoreBackend final : public Backend {
   Result<bool> DeleteCheckpoint(const Call& call, std::string_view agent_id,
                                 std::string_view id) override;
   Result<std::uint64_t> SweepExpired(Deadline deadline) override;
+  Result<std::vector<std::int64_t>> WriteRecords(const Call& call,
+                                                 const std::vector<RecordWrite>& writes) override;
+  Result<std::optional<Record>> GetRecord(const Call& call, std::string_view collection,
+                                          std::string_view id) override;
+  Result<RecordPage> ListRecords(const Call& call, std::string_view collection,
+                                 std::string_view prefix, std::string_view after,
+                                 int limit) override;
+  Result<std::vector<Change>> ChangesSince(Deadline deadline, std::int64_t sequence,
+                                           int limit) override;
+  Result<std::int64_t> LatestSequence(Deadline deadline) override;
+  Result<std::uint64_t> PruneChanges(Deadline deadline,
+                                     std::chrono::milliseconds retention) override;
+  Result<std::vector<double>> AddCounter(
+      const Call& call, std::string_view collection, std::string_view id,
+      const std::vector<std::pair<std::string, double>>& deltas) override;
+  Result<CounterPage> ListCounters(const Call& call, std::string_view collection,
+                                   std::string_view prefix, std::string_view after,
+                                   int limit) override;
 
   // One answer of the REST API: the HTTP status, Firestore's status name ("OK" on success,
   // e.g. "FAILED_PRECONDITION") and message, and the parsed body.

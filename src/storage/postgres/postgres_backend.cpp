@@ -18,6 +18,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr unsigned kTextOid = 25;
 constexpr unsigned kInt8Oid = 20;
+constexpr unsigned kFloat8Oid = 701;
 
 // Created only when missing, so that a database user without CREATE on the schema can run
 // Orchestra once an administrator has created the tables (CREATE ... IF NOT EXISTS still needs
@@ -26,7 +27,10 @@ constexpr std::string_view kSchema = R"sql(
 DO $$
 BEGIN
   IF to_regclass('orchestra_kv') IS NULL OR to_regclass('orchestra_kv_expires_at') IS NULL
-     OR to_regclass('orchestra_checkpoints') IS NULL THEN
+     OR to_regclass('orchestra_checkpoints') IS NULL OR to_regclass('orchestra_records') IS NULL
+     OR to_regclass('orchestra_record_changes') IS NULL
+     OR to_regclass('orchestra_record_log') IS NULL OR to_regclass('orchestra_counters') IS NULL
+  THEN
     PERFORM pg_advisory_xact_lock(4242004);
     CREATE TABLE IF NOT EXISTS orchestra_kv (
       tenant TEXT COLLATE "C" NOT NULL,
@@ -45,12 +49,41 @@ BEGIN
       metadata TEXT,
       PRIMARY KEY (tenant, agent_id, id)
     );
+    CREATE TABLE IF NOT EXISTS orchestra_records (
+      tenant TEXT COLLATE "C" NOT NULL,
+      collection TEXT COLLATE "C" NOT NULL,
+      id TEXT COLLATE "C" NOT NULL,
+      value TEXT NOT NULL,
+      version BIGINT NOT NULL,
+      PRIMARY KEY (tenant, collection, id)
+    );
+    CREATE TABLE IF NOT EXISTS orchestra_record_changes (
+      sequence BIGINT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      collection TEXT NOT NULL,
+      id TEXT NOT NULL,
+      deleted BOOLEAN NOT NULL,
+      at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE TABLE IF NOT EXISTS orchestra_record_log (
+      one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+      sequence BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS orchestra_counters (
+      tenant TEXT COLLATE "C" NOT NULL,
+      collection TEXT COLLATE "C" NOT NULL,
+      id TEXT COLLATE "C" NOT NULL,
+      field TEXT COLLATE "C" NOT NULL,
+      value DOUBLE PRECISION NOT NULL,
+      PRIMARY KEY (tenant, collection, id, field)
+    );
   END IF;
 END
 $$;
 )sql";
 
-// Parameter types: 't' text (sent in binary: the bytes as they are), 'i' bigint (sent as text).
+// Parameter types: 't' text (sent in binary: the bytes as they are), 'i' bigint and 'd' double
+// precision (sent as text).
 struct StatementDef {
   const char* name;
   std::string_view types;
@@ -77,6 +110,21 @@ enum Statement : std::uint8_t {
   kCpDelete,
   kSweep,
   kPing,
+  kRecGet,
+  kRecLock,
+  kRecInsert,
+  kRecUpdate,
+  kRecDelete,
+  kRecListAll,
+  kRecListPrefix,
+  kLogTake,
+  kLogAppend,
+  kChanges,
+  kLatest,
+  kPrune,
+  kCtrAdd,
+  kCtrListAll,
+  kCtrListPrefix,
   kStatementCount,
 };
 
@@ -129,6 +177,56 @@ const std::array<StatementDef, kStatementCount> kStatements = {{
      "DELETE FROM orchestra_kv WHERE ctid = ANY(ARRAY(SELECT ctid FROM orchestra_kv "
      "WHERE expires_at <= now() LIMIT 1000))"},
     {"o_ping", "", "SELECT 1"},
+    {"o_rec_get", "ttt",
+     "SELECT value, version FROM orchestra_records WHERE tenant = $1 AND collection = $2 "
+     "AND id = $3"},
+    {"o_rec_lock", "ttt",
+     "SELECT version FROM orchestra_records WHERE tenant = $1 AND collection = $2 AND id = $3 "
+     "FOR UPDATE"},
+    {"o_rec_insert", "tttti",
+     "INSERT INTO orchestra_records (tenant, collection, id, value, version) "
+     "VALUES ($1, $2, $3, $4, $5)"},
+    {"o_rec_update", "tttti",
+     "UPDATE orchestra_records SET value = $4, version = $5 WHERE tenant = $1 "
+     "AND collection = $2 AND id = $3"},
+    {"o_rec_delete", "ttt",
+     "DELETE FROM orchestra_records WHERE tenant = $1 AND collection = $2 AND id = $3"},
+    {"o_rec_list_all", "ttti",
+     "SELECT id, value, version FROM orchestra_records WHERE tenant = $1 AND collection = $2 "
+     "AND id > $3 ORDER BY id LIMIT $4"},
+    {"o_rec_list_prefix", "ttttti",
+     "SELECT id, value, version FROM orchestra_records WHERE tenant = $1 AND collection = $2 "
+     "AND id > $3 AND id >= $4 AND id < $5 ORDER BY id LIMIT $6"},
+    // The batch's sequences: the last one is returned; the row stays locked until COMMIT.
+    {"o_log_take", "i",
+     "INSERT INTO orchestra_record_log (one, sequence) VALUES (true, $1) ON CONFLICT (one) "
+     "DO UPDATE SET sequence = orchestra_record_log.sequence + EXCLUDED.sequence "
+     "RETURNING sequence"},
+    {"o_log_append", "ittti",
+     "INSERT INTO orchestra_record_changes (sequence, tenant, collection, id, deleted) "
+     "VALUES ($1, $2, $3, $4, $5 <> 0)"},
+    {"o_changes", "ii",
+     "SELECT sequence, tenant, collection, id, deleted FROM orchestra_record_changes "
+     "WHERE sequence >= $1 ORDER BY sequence LIMIT $2"},
+    {"o_latest", "", "SELECT coalesce(max(sequence), 0) FROM orchestra_record_changes"},
+    {"o_prune", "i",
+     "DELETE FROM orchestra_record_changes WHERE sequence IN (SELECT sequence FROM "
+     "orchestra_record_changes WHERE at < clock_timestamp() - $1::bigint * interval "
+     "'1 millisecond' AND sequence < (SELECT max(sequence) FROM orchestra_record_changes) "
+     "ORDER BY sequence LIMIT 1000)"},
+    {"o_ctr_add", "ttttd",
+     "INSERT INTO orchestra_counters (tenant, collection, id, field, value) "
+     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, collection, id, field) "
+     "DO UPDATE SET value = orchestra_counters.value + EXCLUDED.value RETURNING value"},
+    {"o_ctr_list_all", "ttti",
+     "SELECT id, field, value FROM orchestra_counters WHERE tenant = $1 AND collection = $2 "
+     "AND id IN (SELECT DISTINCT id FROM orchestra_counters WHERE tenant = $1 "
+     "AND collection = $2 AND id > $3 ORDER BY id LIMIT $4) ORDER BY id, field"},
+    {"o_ctr_list_prefix", "ttttti",
+     "SELECT id, field, value FROM orchestra_counters WHERE tenant = $1 AND collection = $2 "
+     "AND id IN (SELECT DISTINCT id FROM orchestra_counters WHERE tenant = $1 "
+     "AND collection = $2 AND id > $3 AND id >= $4 AND id < $5 ORDER BY id LIMIT $6) "
+     "ORDER BY id, field"},
 }};
 
 struct FreeResult {
@@ -136,11 +234,19 @@ struct FreeResult {
 };
 using PgResult = std::unique_ptr<PGresult, FreeResult>;
 
+// Exact: 17 significant digits read back as the same double.
+std::string FormatDouble(double d) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17g", d);
+  return text;
+}
+
 // One query parameter: text, a number or NULL.
 struct Param {
   Param(std::string_view t) : text(t) {}                // NOLINT(google-explicit-constructor)
   Param(const std::string& t) : text(t) {}              // NOLINT(google-explicit-constructor)
   Param(std::int64_t n) : number(std::to_string(n)) {}  // NOLINT(google-explicit-constructor)
+  Param(double d) : number(FormatDouble(d)) {}          // NOLINT(google-explicit-constructor)
   Param(std::nullopt_t) : null(true) {}                 // NOLINT(google-explicit-constructor)
   std::string_view text;
   std::string number;
@@ -198,6 +304,8 @@ class PostgresBackend::Connection {
 
   PGconn* conn() const { return conn_; }
   bool broken = false;  // must not go back to the pool
+  // The SQLSTATE of the last statement that failed on the server ("" when none).
+  const std::string& sqlstate() const { return sqlstate_; }
 
   // Sends the prepared statement (preparing it first on this connection) and waits for it.
   Result<PgResult> Exec(Statement which, const std::vector<Param>& params, Deadline deadline) {
@@ -205,7 +313,7 @@ class PostgresBackend::Connection {
     if (!prepared_[which]) {
       std::vector<unsigned> types;
       for (char t : def.types)
-        types.push_back(t == 'i' ? kInt8Oid : kTextOid);
+        types.push_back(t == 'i' ? kInt8Oid : t == 'd' ? kFloat8Oid : kTextOid);
       if (!PQsendPrepare(conn_, def.name, def.sql, static_cast<int>(types.size()), types.data())) {
         return Broken();
       }
@@ -222,7 +330,7 @@ class PostgresBackend::Connection {
         values.push_back(nullptr);
         lengths.push_back(0);
         formats.push_back(0);
-      } else if (def.types[i] == 'i') {
+      } else if (def.types[i] == 'i' || def.types[i] == 'd') {
         values.push_back(p.number.c_str());
         lengths.push_back(0);
         formats.push_back(0);
@@ -269,6 +377,7 @@ class PostgresBackend::Connection {
     }
     PgResult last;
     PgResult error;
+    sqlstate_.clear();
     for (;;) {
       while (PQisBusy(conn_)) {
         if (!WaitSocket(PQsocket(conn_), POLLIN, deadline)) return timed_out();
@@ -289,6 +398,7 @@ class PostgresBackend::Connection {
     if (error) {
       const char* state = PQresultErrorField(error.get(), PG_DIAG_SQLSTATE);
       const std::string sqlstate = state != nullptr ? state : "";
+      sqlstate_ = sqlstate;
       const std::string message = Trimmed(PQresultErrorMessage(error.get()));
       if (PQstatus(conn_) == CONNECTION_BAD) broken = true;
       if (IsTransient(sqlstate) || broken) {
@@ -303,6 +413,7 @@ class PostgresBackend::Connection {
 
   PGconn* conn_;
   std::bitset<kStatementCount> prepared_;
+  std::string sqlstate_;
 };
 
 std::unique_ptr<PostgresBackend> PostgresBackend::Create(const PostgresOptions& options) {
@@ -543,6 +654,241 @@ Result<std::uint64_t> PostgresBackend::SweepExpired(Deadline deadline) {
     removed += *batch;
     if (*batch == 0 || Clock::now() >= deadline) return removed;
   }
+}
+
+// --- Records ---------------------------------------------------------------------------------
+
+namespace {
+
+// A batch that met another one (a deadlock, a serialization failure, a record created by both)
+// is rolled back and run again: its preconditions then see the other's result.
+bool IsRetryable(std::string_view sqlstate) {
+  return sqlstate == "40P01" || sqlstate == "40001" || sqlstate == "23505";
+}
+
+double ParseDouble(const std::string& text) {
+  return std::strtod(text.c_str(), nullptr);
+}
+
+// The prefix's upper bound; empty when there is none (list from `after` to the end).
+std::string UpperBound(std::string_view prefix) {
+  return prefix.empty() ? std::string() : PrefixUpperBound(prefix);
+}
+
+}  // namespace
+
+template <class T, class Body>
+Result<T> PostgresBackend::Transaction(Connection& c, Deadline deadline, Body&& body) {
+  for (int attempt = 0;; ++attempt) {
+    auto run = [&]() -> Result<T> {
+      if (auto r = c.Exec(kBegin, {}, deadline); !r) return r.error();
+      Result<T> result = body();
+      if (!result) return result;
+      if (auto r = c.Exec(kCommit, {}, deadline); !r) return r.error();
+      return result;
+    };
+    Result<T> result = run();
+    if (result) return result;
+    const bool retry = IsRetryable(c.sqlstate()) && !c.broken;
+    if (!c.broken && PQtransactionStatus(c.conn()) != PQTRANS_IDLE) {
+      if (!c.Exec(kRollback, {}, deadline)) c.broken = true;
+    }
+    if (!retry || c.broken || Clock::now() >= deadline || attempt >= 100) return result;
+  }
+}
+
+Result<std::vector<std::int64_t>> PostgresBackend::WriteRecords(
+    const Call& call, const std::vector<RecordWrite>& writes) {
+  // Not idempotent: a lost COMMIT reply could have applied the batch.
+  return WithConnection(call.deadline, false, [&](Connection& c) {
+    return Transaction<std::vector<std::int64_t>>(
+        c, call.deadline, [&]() -> Result<std::vector<std::int64_t>> {
+          std::vector<std::optional<std::int64_t>> current;
+          current.reserve(writes.size());
+          for (const RecordWrite& w : writes) {
+            auto r = c.Exec(kRecLock, {call.tenant, w.collection, w.id}, call.deadline);
+            if (!r) return r.error();
+            current.push_back(PQntuples(r->get()) > 0
+                                  ? std::optional<std::int64_t>(std::stoll(Column(r->get(), 0, 0)))
+                                  : std::nullopt);
+            if (!ExpectHolds(w.expect, current.back())) return RecordConflict(w.collection, w.id);
+          }
+          std::vector<std::int64_t> out;
+          out.reserve(writes.size());
+          std::vector<std::size_t> logged;
+          for (std::size_t i = 0; i < writes.size(); ++i) {
+            const RecordWrite& w = writes[i];
+            if (w.op == RecordWrite::Op::kPut) {
+              const std::int64_t version = current[i].value_or(0) + 1;
+              auto r = c.Exec(current[i] ? kRecUpdate : kRecInsert,
+                              {call.tenant, w.collection, w.id, w.value, version}, call.deadline);
+              if (!r) return r.error();
+              out.push_back(version);
+              logged.push_back(i);
+            } else {
+              out.push_back(current[i] ? 1 : 0);
+              if (!current[i]) continue;
+              auto r = c.Exec(kRecDelete, {call.tenant, w.collection, w.id}, call.deadline);
+              if (!r) return r.error();
+              logged.push_back(i);
+            }
+          }
+          if (logged.empty()) return out;
+          // Last: the log row stays locked from here to COMMIT.
+          auto taken = c.Exec(kLogTake, {static_cast<std::int64_t>(logged.size())}, call.deadline);
+          if (!taken) return taken.error();
+          if (PQntuples(taken->get()) != 1) {
+            return MakeError(ErrorCode::kInternal, "postgres: taking sequences returned no row");
+          }
+          std::int64_t sequence =
+              std::stoll(Column(taken->get(), 0, 0)) - static_cast<std::int64_t>(logged.size());
+          for (std::size_t i : logged) {
+            const RecordWrite& w = writes[i];
+            auto r = c.Exec(kLogAppend,
+                            {++sequence, call.tenant, w.collection, w.id,
+                             static_cast<std::int64_t>(w.op == RecordWrite::Op::kDelete ? 1 : 0)},
+                            call.deadline);
+            if (!r) return r.error();
+          }
+          return out;
+        });
+  });
+}
+
+Result<std::optional<Record>> PostgresBackend::GetRecord(const Call& call,
+                                                         std::string_view collection,
+                                                         std::string_view id) {
+  return WithConnection(call.deadline, true, [&](Connection& c) -> Result<std::optional<Record>> {
+    auto r = c.Exec(kRecGet, {call.tenant, collection, id}, call.deadline);
+    if (!r) return r.error();
+    if (PQntuples(r->get()) == 0) return std::optional<Record>();
+    return std::optional<Record>(
+        Record{std::string(id), Column(r->get(), 0, 0), std::stoll(Column(r->get(), 0, 1))});
+  });
+}
+
+Result<RecordPage> PostgresBackend::ListRecords(const Call& call, std::string_view collection,
+                                                std::string_view prefix, std::string_view after,
+                                                int limit) {
+  const std::string upper = UpperBound(prefix);
+  const auto fetch = static_cast<std::int64_t>(limit) + 1;
+  return WithConnection(call.deadline, true, [&](Connection& c) -> Result<RecordPage> {
+    auto r = upper.empty()
+                 ? c.Exec(kRecListAll, {call.tenant, collection, after, fetch}, call.deadline)
+                 : c.Exec(kRecListPrefix, {call.tenant, collection, after, prefix, upper, fetch},
+                          call.deadline);
+    if (!r) return r.error();
+    RecordPage page;
+    const int rows = PQntuples(r->get());
+    for (int i = 0; i < std::min(rows, limit); ++i) {
+      page.records.push_back(Record{Column(r->get(), i, 0), Column(r->get(), i, 1),
+                                    std::stoll(Column(r->get(), i, 2))});
+    }
+    if (rows > limit) page.next_cursor = page.records.back().id;
+    return page;
+  });
+}
+
+Result<std::vector<Change>> PostgresBackend::ChangesSince(Deadline deadline, std::int64_t sequence,
+                                                          int limit) {
+  return WithConnection(deadline, true, [&](Connection& c) -> Result<std::vector<Change>> {
+    auto r = c.Exec(kChanges, {sequence, static_cast<std::int64_t>(limit) + 1}, deadline);
+    if (!r) return r.error();
+    const int rows = PQntuples(r->get());
+    int row = 0;
+    if (sequence > 0) {
+      // The reader's own entry must still be there.
+      if (rows == 0 || std::stoll(Column(r->get(), 0, 0)) != sequence) {
+        return ChangeLogGap(sequence);
+      }
+      row = 1;
+    }
+    std::vector<Change> out;
+    for (; row < rows && static_cast<int>(out.size()) < limit; ++row) {
+      out.push_back(Change{std::stoll(Column(r->get(), row, 0)), Column(r->get(), row, 1),
+                           Column(r->get(), row, 2), Column(r->get(), row, 3),
+                           Column(r->get(), row, 4) == "t"});
+    }
+    return out;
+  });
+}
+
+Result<std::int64_t> PostgresBackend::LatestSequence(Deadline deadline) {
+  return WithConnection(deadline, true, [&](Connection& c) -> Result<std::int64_t> {
+    auto r = c.Exec(kLatest, {}, deadline);
+    if (!r) return r.error();
+    if (PQntuples(r->get()) == 0) return std::int64_t{0};
+    return std::int64_t{std::stoll(Column(r->get(), 0, 0))};
+  });
+}
+
+Result<std::uint64_t> PostgresBackend::PruneChanges(Deadline deadline,
+                                                    std::chrono::milliseconds retention) {
+  std::uint64_t removed = 0;
+  for (;;) {
+    auto batch = WithConnection(deadline, true, [&](Connection& c) -> Result<std::uint64_t> {
+      auto r = c.Exec(kPrune, {static_cast<std::int64_t>(retention.count())}, deadline);
+      if (!r) return r.error();
+      return static_cast<std::uint64_t>(std::stoull(PQcmdTuples(r->get())));
+    });
+    if (!batch) return batch.error();
+    removed += *batch;
+    if (*batch == 0 || Clock::now() >= deadline) return removed;
+  }
+}
+
+Result<std::vector<double>> PostgresBackend::AddCounter(
+    const Call& call, std::string_view collection, std::string_view id,
+    const std::vector<std::pair<std::string, double>>& deltas) {
+  // Fields in name order: two additions to one counter lock its rows in the same order.
+  std::vector<std::size_t> order(deltas.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return deltas[a].first < deltas[b].first; });
+  return WithConnection(call.deadline, false, [&](Connection& c) {
+    return Transaction<std::vector<double>>(c, call.deadline, [&]() -> Result<std::vector<double>> {
+      std::vector<double> out(deltas.size());
+      for (std::size_t i : order) {
+        auto r = c.Exec(kCtrAdd, {call.tenant, collection, id, deltas[i].first, deltas[i].second},
+                        call.deadline);
+        if (!r) return r.error();
+        if (PQntuples(r->get()) != 1) {
+          return MakeError(ErrorCode::kInternal, "postgres: an upsert returned no row");
+        }
+        out[i] = ParseDouble(Column(r->get(), 0, 0));
+      }
+      return out;
+    });
+  });
+}
+
+Result<CounterPage> PostgresBackend::ListCounters(const Call& call, std::string_view collection,
+                                                  std::string_view prefix, std::string_view after,
+                                                  int limit) {
+  const std::string upper = UpperBound(prefix);
+  const auto fetch = static_cast<std::int64_t>(limit) + 1;
+  return WithConnection(call.deadline, true, [&](Connection& c) -> Result<CounterPage> {
+    auto r = upper.empty()
+                 ? c.Exec(kCtrListAll, {call.tenant, collection, after, fetch}, call.deadline)
+                 : c.Exec(kCtrListPrefix, {call.tenant, collection, after, prefix, upper, fetch},
+                          call.deadline);
+    if (!r) return r.error();
+    CounterPage page;
+    for (int row = 0; row < PQntuples(r->get()); ++row) {
+      std::string counter_id = Column(r->get(), row, 0);
+      if (page.counters.empty() || page.counters.back().id != counter_id) {
+        if (static_cast<int>(page.counters.size()) == limit) {
+          page.next_cursor = page.counters.back().id;
+          break;
+        }
+        page.counters.push_back(Counter{std::move(counter_id), {}});
+      }
+      page.counters.back().fields.emplace_back(Column(r->get(), row, 1),
+                                               ParseDouble(Column(r->get(), row, 2)));
+    }
+    return page;
+  });
 }
 
 }  // namespace orchestra::storage

@@ -558,4 +558,403 @@ Result<std::uint64_t> RedisBackend::SweepExpired(Deadline /*deadline*/) {
   return std::uint64_t{0};  // Redis expires keys itself
 }
 
+// --- Records ---------------------------------------------------------------------------------
+
+namespace {
+
+// KEYS: sequence, log, then per collection of the batch: ids, data. ARGV: tenant, the count of
+// writes, then six per write: op ('p'ut or 'd'elete), the index of its collection's ids key,
+// collection, id, value, expectation ('a'ny, 'n'ot there, or the version). → the versions
+// (put) / 1 or 0 (delete), or {-1, i} when the i-th write's precondition fails (nothing done).
+constexpr std::string_view kWriteRecordsScript = R"lua(
+local tenant = ARGV[1]
+local n = tonumber(ARGV[2])
+local current = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 6
+  local k = tonumber(ARGV[b + 2])
+  local stored = redis.call('HGET', KEYS[k + 1], ARGV[b + 4])
+  local version = stored and tonumber(string.match(stored, '^%d+')) or false
+  current[i] = version
+  local e = ARGV[b + 6]
+  if e == 'n' then
+    if version then return {-1, i} end
+  elseif e ~= 'a' then
+    if not version or version ~= tonumber(e) then return {-1, i} end
+  end
+end
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 6
+  local op, k, collection, id = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
+  local changed = false
+  if op == 'p' then
+    local version = (current[i] or 0) + 1
+    redis.call('ZADD', KEYS[k], 0, id)
+    redis.call('HSET', KEYS[k + 1], id, version .. ' ' .. ARGV[b + 5])
+    out[i] = version
+    changed = true
+  elseif current[i] then
+    redis.call('ZREM', KEYS[k], id)
+    redis.call('HDEL', KEYS[k + 1], id)
+    out[i] = 1
+    changed = true
+  else
+    out[i] = 0
+  end
+  if changed then
+    local seq = redis.call('INCR', KEYS[1])
+    local member = seq .. ' ' .. ms .. ' ' .. (op == 'p' and '0' or '1') .. ' ' .. #tenant .. ':' ..
+                   tenant .. #collection .. ':' .. collection .. id
+    redis.call('ZADD', KEYS[2], seq, member)
+  end
+end
+return out
+)lua";
+
+// KEYS: log. ARGV: retention in ms. Removes up to 1000 entries older than the retention by the
+// server's clock, oldest first, never the newest. → how many.
+constexpr std::string_view kPruneScript = R"lua(
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local total = redis.call('ZCARD', KEYS[1])
+local removed = 0
+while removed < 1000 and total - removed > 1 do
+  local batch = redis.call('ZRANGE', KEYS[1], 0, 99)
+  if #batch == 0 then break end
+  for _, m in ipairs(batch) do
+    if total - removed <= 1 then return removed end
+    local at = tonumber(string.match(m, '^%d+ (%d+) '))
+    if not at or at >= cutoff then return removed end
+    redis.call('ZREM', KEYS[1], m)
+    removed = removed + 1
+  end
+end
+return removed
+)lua";
+
+// KEYS: ids, data. ARGV: min, max (ZRANGEBYLEX), count. → {id, "version value", ...}
+constexpr std::string_view kListRecordsScript = R"lua(
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+end
+return out
+)lua";
+
+// KEYS: ids, counter. ARGV: id, then field, delta pairs. → the new values.
+constexpr std::string_view kAddCounterScript = R"lua(
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  out[#out + 1] = redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return out
+)lua";
+
+// KEYS: ids. ARGV: min, max, count, the counters' key prefix. → {id, {field, value, ...}, ...}
+// (the counters' keys are derived from the ids, so not declared: Redis Cluster is unsupported).
+constexpr std::string_view kListCountersScript = R"lua(
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', ARGV[4] .. id)
+end
+return out
+)lua";
+
+constexpr std::string_view kSequenceKey = "o:rec:seq";
+constexpr std::string_view kLogKey = "o:rec:log";
+
+// The hash-tagged base of a tenant's collection: "o:rec:{|T|:T:|C|:C}:" (or o:ctr:).
+std::string CollectionBase(std::string_view kind, std::string_view tenant,
+                           std::string_view collection) {
+  return "o:" + std::string(kind) + ":{" + LengthPrefixed(tenant) + ":" +
+         LengthPrefixed(collection) + "}:";
+}
+
+// ZRANGEBYLEX bounds for ids starting with `prefix` after `after`.
+std::pair<std::string, std::string> LexRange(std::string_view prefix, std::string_view after) {
+  std::string min = !after.empty() && after >= prefix ? "(" + std::string(after)
+                    : prefix.empty()                  ? std::string("-")
+                                                      : "[" + std::string(prefix);
+  const std::string upper = prefix.empty() ? std::string() : PrefixUpperBound(prefix);
+  return {std::move(min), upper.empty() ? std::string("+") : "(" + upper};
+}
+
+std::string FormatDouble(double d) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17g", d);
+  return text;
+}
+
+// "<sequence> <ms> <deleted> <|T|>:<T><|C|>:<C><id>" → a Change.
+std::optional<Change> ParseChange(std::string_view member) {
+  Change change;
+  auto field = [&](std::uint64_t& out) {
+    const auto space = member.find(' ');
+    if (space == std::string_view::npos || !ParseU64(member.substr(0, space), out)) return false;
+    member.remove_prefix(space + 1);
+    return true;
+  };
+  auto counted = [&](std::string& out) {
+    const auto colon = member.find(':');
+    std::uint64_t n = 0;
+    if (colon == std::string_view::npos || !ParseU64(member.substr(0, colon), n) ||
+        n > member.size() - colon - 1) {
+      return false;
+    }
+    out = std::string(member.substr(colon + 1, n));
+    member.remove_prefix(colon + 1 + n);
+    return true;
+  };
+  std::uint64_t sequence = 0;
+  std::uint64_t at = 0;
+  std::uint64_t deleted = 0;
+  if (!field(sequence) || !field(at) || !field(deleted) || !counted(change.tenant) ||
+      !counted(change.collection) || member.empty()) {
+    return std::nullopt;
+  }
+  change.sequence = static_cast<std::int64_t>(sequence);
+  change.deleted = deleted != 0;
+  change.id = std::string(member);
+  return change;
+}
+
+// "<version> <value>" → a Record.
+std::optional<Record> ParseStored(std::string_view id, std::string_view stored) {
+  const auto space = stored.find(' ');
+  std::uint64_t version = 0;
+  if (space == std::string_view::npos || !ParseU64(stored.substr(0, space), version)) {
+    return std::nullopt;
+  }
+  return Record{std::string(id), std::string(stored.substr(space + 1)),
+                static_cast<std::int64_t>(version)};
+}
+
+}  // namespace
+
+Result<std::vector<std::int64_t>> RedisBackend::WriteRecords(
+    const Call& call, const std::vector<RecordWrite>& writes) {
+  static const std::string script(kWriteRecordsScript);
+  std::vector<std::string> keys{std::string(kSequenceKey), std::string(kLogKey)};
+  std::vector<std::string> args{std::string(call.tenant), std::to_string(writes.size())};
+  std::vector<std::pair<std::string, std::size_t>> collections;  // name → index of its ids key
+  for (const RecordWrite& w : writes) {
+    auto it = std::find_if(collections.begin(), collections.end(),
+                           [&](const auto& c) { return c.first == w.collection; });
+    if (it == collections.end()) {
+      const std::string base = CollectionBase("rec", call.tenant, w.collection);
+      keys.push_back(base + "ids");
+      keys.push_back(base + "data");
+      collections.emplace_back(w.collection, keys.size() - 1);  // Lua counts from 1
+      it = collections.end() - 1;
+    }
+    args.emplace_back(w.op == RecordWrite::Op::kPut ? "p" : "d");
+    args.push_back(std::to_string(it->second));
+    args.push_back(w.collection);
+    args.push_back(w.id);
+    args.push_back(w.op == RecordWrite::Op::kPut ? w.value : std::string());
+    switch (w.expect.kind) {
+      case Expect::Kind::kAny:
+        args.emplace_back("a");
+        break;
+      case Expect::Kind::kAbsent:
+        args.emplace_back("n");
+        break;
+      case Expect::Kind::kVersion:
+        args.push_back(std::to_string(w.expect.version));
+        break;
+    }
+  }
+  std::vector<std::string_view> argv{"EVAL", script};
+  const std::string key_count = std::to_string(keys.size());
+  argv.emplace_back(key_count);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  // Not idempotent: a retry after a lost reply could write the batch twice.
+  auto reply = Command(call.deadline, argv, false);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY) return Unexpected(r);
+  if (r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+      r->element[0]->integer == -1 && r->element[1]->type == REDIS_REPLY_INTEGER) {
+    const auto i = static_cast<std::size_t>(r->element[1]->integer - 1);
+    if (i >= writes.size()) return Unexpected(r);
+    return RecordConflict(writes[i].collection, writes[i].id);
+  }
+  if (r->elements != writes.size()) return Unexpected(r);
+  std::vector<std::int64_t> out;
+  out.reserve(writes.size());
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    if (r->element[i]->type != REDIS_REPLY_INTEGER) return Unexpected(r);
+    out.push_back(r->element[i]->integer);
+  }
+  return out;
+}
+
+Result<std::optional<Record>> RedisBackend::GetRecord(const Call& call, std::string_view collection,
+                                                      std::string_view id) {
+  const std::string data = CollectionBase("rec", call.tenant, collection) + "data";
+  auto reply = Command(call.deadline, {"HGET", data, id}, true);
+  if (!reply) return reply.error();
+  if ((*reply)->type == REDIS_REPLY_NIL) return std::optional<Record>();
+  if ((*reply)->type != REDIS_REPLY_STRING) return Unexpected(reply->ptr.get());
+  auto record = ParseStored(id, Text(reply->ptr.get()));
+  if (!record) return MakeError(ErrorCode::kInternal, "redis: a record is not in our format");
+  return std::optional<Record>(std::move(*record));
+}
+
+Result<RecordPage> RedisBackend::ListRecords(const Call& call, std::string_view collection,
+                                             std::string_view prefix, std::string_view after,
+                                             int limit) {
+  static const std::string script(kListRecordsScript);
+  const std::string base = CollectionBase("rec", call.tenant, collection);
+  const auto [min, max] = LexRange(prefix, after);
+  const std::string count = std::to_string(limit + 1);
+  auto reply = Command(call.deadline,
+                       {"EVAL", script, "2", base + "ids", base + "data", min, max, count}, true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) return Unexpected(r);
+  RecordPage page;
+  for (std::size_t i = 0; i < r->elements; i += 2) {
+    if (r->element[i]->type != REDIS_REPLY_STRING ||
+        r->element[i + 1]->type != REDIS_REPLY_STRING) {
+      return Unexpected(r);
+    }
+    if (static_cast<int>(page.records.size()) == limit) {
+      page.next_cursor = page.records.back().id;
+      break;
+    }
+    auto record = ParseStored(Text(r->element[i]), Text(r->element[i + 1]));
+    if (!record) continue;  // deleted between the two reads cannot happen in a script
+    page.records.push_back(std::move(*record));
+  }
+  return page;
+}
+
+Result<std::vector<Change>> RedisBackend::ChangesSince(Deadline deadline, std::int64_t sequence,
+                                                       int limit) {
+  const std::string min = std::to_string(sequence);  // inclusive: the reader's own entry
+  const std::string count = std::to_string(limit + 1);
+  auto reply =
+      Command(deadline, {"ZRANGEBYSCORE", kLogKey, min, "+inf", "LIMIT", "0", count}, true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY) return Unexpected(r);
+  std::vector<Change> out;
+  bool first = true;
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    if (r->element[i]->type != REDIS_REPLY_STRING) return Unexpected(r);
+    auto change = ParseChange(Text(r->element[i]));
+    if (!change) return MakeError(ErrorCode::kInternal, "redis: a change is not in our format");
+    if (first && sequence > 0) {
+      first = false;
+      if (change->sequence != sequence) return ChangeLogGap(sequence);
+      continue;
+    }
+    first = false;
+    if (static_cast<int>(out.size()) == limit) break;
+    out.push_back(std::move(*change));
+  }
+  if (first && sequence > 0) return ChangeLogGap(sequence);
+  return out;
+}
+
+Result<std::int64_t> RedisBackend::LatestSequence(Deadline deadline) {
+  auto reply = Command(deadline, {"ZRANGE", kLogKey, "-1", "-1"}, true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY) return Unexpected(r);
+  if (r->elements == 0) return std::int64_t{0};
+  if (r->element[0]->type != REDIS_REPLY_STRING) return Unexpected(r);
+  auto change = ParseChange(Text(r->element[0]));
+  if (!change) return MakeError(ErrorCode::kInternal, "redis: a change is not in our format");
+  return change->sequence;
+}
+
+Result<std::uint64_t> RedisBackend::PruneChanges(Deadline deadline,
+                                                 std::chrono::milliseconds retention) {
+  static const std::string script(kPruneScript);
+  const std::string ms = std::to_string(retention.count());
+  std::uint64_t removed = 0;
+  for (;;) {
+    auto reply = Command(deadline, {"EVAL", script, "1", kLogKey, ms}, true);
+    if (!reply) return reply.error();
+    if ((*reply)->type != REDIS_REPLY_INTEGER) return Unexpected(reply->ptr.get());
+    const auto batch = static_cast<std::uint64_t>((*reply)->integer);
+    removed += batch;
+    if (batch < 1000 || Clock::now() >= deadline) return removed;
+  }
+}
+
+Result<std::vector<double>> RedisBackend::AddCounter(
+    const Call& call, std::string_view collection, std::string_view id,
+    const std::vector<std::pair<std::string, double>>& deltas) {
+  static const std::string script(kAddCounterScript);
+  const std::string base = CollectionBase("ctr", call.tenant, collection);
+  const std::string counter = base + "c:" + std::string(id);
+  std::vector<std::string> numbers;
+  numbers.reserve(deltas.size());
+  for (const auto& d : deltas)
+    numbers.push_back(FormatDouble(d.second));
+  const std::string ids = base + "ids";
+  std::vector<std::string_view> argv{"EVAL", script, "2", ids, counter, id};
+  for (std::size_t i = 0; i < deltas.size(); ++i) {
+    argv.emplace_back(deltas[i].first);
+    argv.emplace_back(numbers[i]);
+  }
+  auto reply = Command(call.deadline, argv, false);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != deltas.size()) return Unexpected(r);
+  std::vector<double> out;
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    if (r->element[i]->type != REDIS_REPLY_STRING) return Unexpected(r);
+    out.push_back(std::strtod(std::string(Text(r->element[i])).c_str(), nullptr));
+  }
+  return out;
+}
+
+Result<CounterPage> RedisBackend::ListCounters(const Call& call, std::string_view collection,
+                                               std::string_view prefix, std::string_view after,
+                                               int limit) {
+  static const std::string script(kListCountersScript);
+  const std::string base = CollectionBase("ctr", call.tenant, collection);
+  const auto [min, max] = LexRange(prefix, after);
+  const std::string count = std::to_string(limit + 1);
+  auto reply = Command(call.deadline,
+                       {"EVAL", script, "1", base + "ids", min, max, count, base + "c:"}, true);
+  if (!reply) return reply.error();
+  const redisReply* r = reply->ptr.get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) return Unexpected(r);
+  CounterPage page;
+  for (std::size_t i = 0; i < r->elements; i += 2) {
+    const redisReply* fields = r->element[i + 1];
+    if (r->element[i]->type != REDIS_REPLY_STRING || fields->type != REDIS_REPLY_ARRAY ||
+        fields->elements % 2 != 0) {
+      return Unexpected(r);
+    }
+    if (static_cast<int>(page.counters.size()) == limit) {
+      page.next_cursor = page.counters.back().id;
+      break;
+    }
+    Counter counter{std::string(Text(r->element[i])), {}};
+    for (std::size_t f = 0; f < fields->elements; f += 2) {
+      counter.fields.emplace_back(
+          std::string(Text(fields->element[f])),
+          std::strtod(std::string(Text(fields->element[f + 1])).c_str(), nullptr));
+    }
+    std::sort(counter.fields.begin(), counter.fields.end());
+    page.counters.push_back(std::move(counter));
+  }
+  return page;
+}
+
 }  // namespace orchestra::storage

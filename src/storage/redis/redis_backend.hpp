@@ -15,8 +15,19 @@
 //   o:kv:|T|:T:<key>                  string, with Redis's own expiry for TTLs
 //   o:cp:{|T|:T:|A|:A}:ids            sorted set of checkpoint ids, all score 0 (so byte order)
 //   o:cp:{|T|:T:|A|:A}:states / :meta hashes id → state / metadata
+//   o:rec:{|T|:T:|C|:C}:ids / :data    a collection's records: sorted set of ids (score 0, so
+//                                     byte order), hash id → "<version> <value>"
+//   o:rec:seq, o:rec:log              the change log: the last sequence, and a sorted set
+//                                     scored by sequence of "<seq> <ms> <deleted>
+//                                     <|T|>:T<|C|>:C<id>"
+//   o:ctr:{|T|:T:|C|:C}:ids / :c:<id> counters: sorted set of ids, a hash of fields per counter
 // The length prefix keeps tenants apart whatever their names; the hash tag keeps an agent's
-// three keys in one cluster slot. Checkpoint writes are Lua scripts, so atomic.
+// three keys in one cluster slot. Checkpoint writes are Lua scripts, so atomic. A record batch is
+// one script: it checks every precondition first, then writes and appends to the log (INCR of
+// the sequence, ZADD with the server's TIME for retention), so sequences follow execution order
+// without gaps. Counters are HINCRBYFLOAT in a script. (Redis does not roll a script back, but
+// it refuses one over maxmemory only at its first write, never half-way, so with
+// maxmemory-policy noeviction a full Redis refuses a batch whole.)
 //
 // ListKeys walks SCAN with a MATCH pattern confined to the tenant's prefix. One SCAN reply can
 // hold more keys than the page has room for: the cursor then remembers the SCAN position of that
@@ -61,6 +72,24 @@ class RedisBackend final : public Backend {
   Result<bool> DeleteCheckpoint(const Call& call, std::string_view agent_id,
                                 std::string_view id) override;
   Result<std::uint64_t> SweepExpired(Deadline deadline) override;
+  Result<std::vector<std::int64_t>> WriteRecords(const Call& call,
+                                                 const std::vector<RecordWrite>& writes) override;
+  Result<std::optional<Record>> GetRecord(const Call& call, std::string_view collection,
+                                          std::string_view id) override;
+  Result<RecordPage> ListRecords(const Call& call, std::string_view collection,
+                                 std::string_view prefix, std::string_view after,
+                                 int limit) override;
+  Result<std::vector<Change>> ChangesSince(Deadline deadline, std::int64_t sequence,
+                                           int limit) override;
+  Result<std::int64_t> LatestSequence(Deadline deadline) override;
+  Result<std::uint64_t> PruneChanges(Deadline deadline,
+                                     std::chrono::milliseconds retention) override;
+  Result<std::vector<double>> AddCounter(
+      const Call& call, std::string_view collection, std::string_view id,
+      const std::vector<std::pair<std::string, double>>& deltas) override;
+  Result<CounterPage> ListCounters(const Call& call, std::string_view collection,
+                                   std::string_view prefix, std::string_view after,
+                                   int limit) override;
 
   class Connection;
   struct Reply;

@@ -31,6 +31,31 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   metadata TEXT,
   PRIMARY KEY (tenant, agent_id, id)
 );
+CREATE TABLE IF NOT EXISTS records (
+  tenant TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  value TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (tenant, collection, id)
+) WITHOUT ROWID;
+-- AUTOINCREMENT: a sequence is never handed out twice, even after the newest row went.
+CREATE TABLE IF NOT EXISTS record_changes (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  at INTEGER NOT NULL  -- Unix milliseconds
+);
+CREATE TABLE IF NOT EXISTS counters (
+  tenant TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  field TEXT NOT NULL,
+  value REAL NOT NULL,
+  PRIMARY KEY (tenant, collection, id, field)
+) WITHOUT ROWID;
 )sql";
 
 enum Statement : std::uint8_t {
@@ -51,6 +76,17 @@ enum Statement : std::uint8_t {
   kCpDelete,
   kSweep,
   kPing,
+  kRecGet,
+  kRecVersion,
+  kRecUpsert,
+  kRecDelete,
+  kRecLog,
+  kRecList,
+  kChanges,
+  kLatest,
+  kPrune,
+  kCtrAdd,
+  kCtrList,
   kStatementCount,
 };
 
@@ -95,6 +131,38 @@ constexpr std::array<std::string_view, kStatementCount> kSql = {
     "(SELECT rowid FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1000)",
     // kPing
     "SELECT count(*) FROM sqlite_schema",
+    // kRecGet
+    "SELECT value, version FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+    // kRecVersion
+    "SELECT version FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+    // kRecUpsert
+    "INSERT INTO records (tenant, collection, id, value, version) VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT (tenant, collection, id) DO UPDATE SET value = excluded.value, "
+    "version = excluded.version",
+    // kRecDelete
+    "DELETE FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+    // kRecLog
+    "INSERT INTO record_changes (tenant, collection, id, deleted, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    // kRecList: after the cursor, within the prefix range (?5 NULL: no upper bound)
+    "SELECT id, value, version FROM records WHERE tenant = ?1 AND collection = ?2 AND id > ?3 "
+    "AND id >= ?4 AND (?5 IS NULL OR id < ?5) ORDER BY id LIMIT ?6",
+    // kChanges: from the reader's own entry on, to tell whether it is still there
+    "SELECT sequence, tenant, collection, id, deleted FROM record_changes WHERE sequence >= ?1 "
+    "ORDER BY sequence LIMIT ?2",
+    // kLatest
+    "SELECT coalesce(max(sequence), 0) FROM record_changes",
+    // kPrune: in batches; never the newest entry
+    "DELETE FROM record_changes WHERE sequence IN (SELECT sequence FROM record_changes "
+    "WHERE at < ?1 AND sequence < (SELECT max(sequence) FROM record_changes) "
+    "ORDER BY sequence LIMIT 1000)",
+    // kCtrAdd
+    "INSERT INTO counters (tenant, collection, id, field, value) VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT (tenant, collection, id, field) DO UPDATE SET value = value + excluded.value "
+    "RETURNING value",
+    // kCtrList: the fields of the first ?6 counters after the cursor within the prefix range
+    "SELECT id, field, value FROM counters WHERE tenant = ?1 AND collection = ?2 AND id IN "
+    "(SELECT DISTINCT id FROM counters WHERE tenant = ?1 AND collection = ?2 AND id > ?3 "
+    "AND id >= ?4 AND (?5 IS NULL OR id < ?5) ORDER BY id LIMIT ?6) ORDER BY id, field",
 };
 
 std::int64_t NowMs() {
@@ -214,6 +282,10 @@ class Query {
   }
   Query& Int(int index, std::int64_t value) {
     sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Query& Real(int index, double value) {
+    sqlite3_bind_double(stmt_, index, value);
     return *this;
   }
   Query& Null(int index) {
@@ -510,6 +582,229 @@ Result<std::uint64_t> SqliteBackend::SweepExpired(Deadline deadline) {
     removed += static_cast<std::uint64_t>(*batch);
     if (*batch == 0 || std::chrono::steady_clock::now() >= deadline) return removed;
   }
+}
+
+// --- Records ---------------------------------------------------------------------------------
+
+namespace {
+
+// BEGIN IMMEDIATE; body(); COMMIT, or ROLLBACK when the body or the commit fails.
+template <class T, class Body>
+Result<T> InTransaction(SqliteBackend::Connection& c, Body&& body) {
+  {
+    ORCHESTRA_SQLITE_QUERY(begin, c, kBegin);
+    if (auto r = begin.Run(); !r) return r.error();
+  }
+  auto run = [&]() -> Result<T> {
+    Result<T> result = body();
+    if (!result) return result;
+    ORCHESTRA_SQLITE_QUERY(commit, c, kCommit);
+    if (auto r = commit.Run(); !r) return r.error();
+    return result;
+  };
+  Result<T> result = run();
+  if (!result && !sqlite3_get_autocommit(c.db())) {
+    ORCHESTRA_SQLITE_QUERY(rollback, c, kRollback);
+    (void)rollback.Run();
+  }
+  return result;
+}
+
+// The prefix's upper bound, or NULL (no bound).
+void BindUpper(Query& q, int index, const std::string& upper) {
+  if (upper.empty()) {
+    q.Null(index);
+  } else {
+    q.Text(index, upper);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<std::int64_t>> SqliteBackend::WriteRecords(
+    const Call& call, const std::vector<RecordWrite>& writes) {
+  return WithWriter(call.deadline, [&](Connection& c) -> Result<std::vector<std::int64_t>> {
+    return InTransaction<std::vector<std::int64_t>>(c, [&]() -> Result<std::vector<std::int64_t>> {
+      // Every precondition first, against the state before the batch.
+      std::vector<std::optional<std::int64_t>> current;
+      current.reserve(writes.size());
+      for (const RecordWrite& w : writes) {
+        ORCHESTRA_SQLITE_QUERY(q, c, kRecVersion);
+        q.Text(1, call.tenant).Text(2, w.collection).Text(3, w.id);
+        auto row = q.Step();
+        if (!row) return row.error();
+        current.push_back(*row ? std::optional<std::int64_t>(sqlite3_column_int64(q.stmt(), 0))
+                               : std::nullopt);
+        if (!ExpectHolds(w.expect, current.back())) return RecordConflict(w.collection, w.id);
+      }
+      const std::int64_t now = NowMs();
+      std::vector<std::int64_t> out;
+      out.reserve(writes.size());
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        const RecordWrite& w = writes[i];
+        const bool put = w.op == RecordWrite::Op::kPut;
+        if (put) {
+          const std::int64_t version = current[i].value_or(0) + 1;
+          ORCHESTRA_SQLITE_QUERY(q, c, kRecUpsert);
+          q.Text(1, call.tenant).Text(2, w.collection).Text(3, w.id).Text(4, w.value);
+          q.Int(5, version);
+          if (auto r = q.Run(); !r) return r.error();
+          out.push_back(version);
+        } else {
+          out.push_back(current[i] ? 1 : 0);
+          if (!current[i]) continue;  // nothing to delete, nothing to log
+          ORCHESTRA_SQLITE_QUERY(q, c, kRecDelete);
+          q.Text(1, call.tenant).Text(2, w.collection).Text(3, w.id);
+          if (auto r = q.Run(); !r) return r.error();
+        }
+        ORCHESTRA_SQLITE_QUERY(log, c, kRecLog);
+        log.Text(1, call.tenant).Text(2, w.collection).Text(3, w.id).Int(4, put ? 0 : 1);
+        log.Int(5, now);
+        if (auto r = log.Run(); !r) return r.error();
+      }
+      return out;
+    });
+  });
+}
+
+Result<std::optional<Record>> SqliteBackend::GetRecord(const Call& call,
+                                                       std::string_view collection,
+                                                       std::string_view id) {
+  return WithReader(call.deadline, [&](Connection& c) -> Result<std::optional<Record>> {
+    ORCHESTRA_SQLITE_QUERY(q, c, kRecGet);
+    q.Text(1, call.tenant).Text(2, collection).Text(3, id);
+    auto row = q.Step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<Record>();
+    return std::optional<Record>(
+        Record{std::string(id), ColumnText(q.stmt(), 0), sqlite3_column_int64(q.stmt(), 1)});
+  });
+}
+
+Result<RecordPage> SqliteBackend::ListRecords(const Call& call, std::string_view collection,
+                                              std::string_view prefix, std::string_view after,
+                                              int limit) {
+  const std::string upper = PrefixUpperBound(prefix);
+  return WithReader(call.deadline, [&](Connection& c) -> Result<RecordPage> {
+    ORCHESTRA_SQLITE_QUERY(q, c, kRecList);
+    q.Text(1, call.tenant).Text(2, collection).Text(3, after).Text(4, prefix);
+    BindUpper(q, 5, upper);
+    q.Int(6, static_cast<std::int64_t>(limit) + 1);  // one more tells whether the listing goes on
+    RecordPage page;
+    for (;;) {
+      auto row = q.Step();
+      if (!row) return row.error();
+      if (!*row) return page;
+      if (static_cast<int>(page.records.size()) == limit) {
+        page.next_cursor = page.records.back().id;
+        return page;
+      }
+      page.records.push_back(Record{ColumnText(q.stmt(), 0), ColumnText(q.stmt(), 1),
+                                    sqlite3_column_int64(q.stmt(), 2)});
+    }
+  });
+}
+
+Result<std::vector<Change>> SqliteBackend::ChangesSince(Deadline deadline, std::int64_t sequence,
+                                                        int limit) {
+  return WithReader(deadline, [&](Connection& c) -> Result<std::vector<Change>> {
+    ORCHESTRA_SQLITE_QUERY(q, c, kChanges);
+    q.Int(1, sequence).Int(2, static_cast<std::int64_t>(limit) + 1);
+    std::vector<Change> out;
+    bool first = true;
+    for (;;) {
+      auto row = q.Step();
+      if (!row) return row.error();
+      if (!*row) break;
+      const std::int64_t seq = sqlite3_column_int64(q.stmt(), 0);
+      if (first && sequence > 0) {
+        first = false;
+        if (seq != sequence) return ChangeLogGap(sequence);
+        continue;  // the reader's own entry
+      }
+      first = false;
+      if (static_cast<int>(out.size()) == limit) break;
+      out.push_back(Change{seq, ColumnText(q.stmt(), 1), ColumnText(q.stmt(), 2),
+                           ColumnText(q.stmt(), 3), sqlite3_column_int(q.stmt(), 4) != 0});
+    }
+    if (first && sequence > 0) return ChangeLogGap(sequence);  // not even its own entry
+    return out;
+  });
+}
+
+Result<std::int64_t> SqliteBackend::LatestSequence(Deadline deadline) {
+  return WithReader(deadline, [&](Connection& c) -> Result<std::int64_t> {
+    ORCHESTRA_SQLITE_QUERY(q, c, kLatest);
+    auto row = q.Step();
+    if (!row) return row.error();
+    return *row ? sqlite3_column_int64(q.stmt(), 0) : 0;
+  });
+}
+
+Result<std::uint64_t> SqliteBackend::PruneChanges(Deadline deadline,
+                                                  std::chrono::milliseconds retention) {
+  const std::int64_t cutoff = NowMs() - retention.count();
+  std::uint64_t removed = 0;
+  for (;;) {
+    auto batch = WithWriter(deadline, [&](Connection& c) -> Result<int> {
+      ORCHESTRA_SQLITE_QUERY(q, c, kPrune);
+      q.Int(1, cutoff);
+      if (auto r = q.Run(); !r) return r.error();
+      return sqlite3_changes(c.db());
+    });
+    if (!batch) return batch.error();
+    removed += static_cast<std::uint64_t>(*batch);
+    if (*batch == 0 || std::chrono::steady_clock::now() >= deadline) return removed;
+  }
+}
+
+Result<std::vector<double>> SqliteBackend::AddCounter(
+    const Call& call, std::string_view collection, std::string_view id,
+    const std::vector<std::pair<std::string, double>>& deltas) {
+  return WithWriter(call.deadline, [&](Connection& c) -> Result<std::vector<double>> {
+    return InTransaction<std::vector<double>>(c, [&]() -> Result<std::vector<double>> {
+      std::vector<double> out;
+      out.reserve(deltas.size());
+      for (const auto& [field, delta] : deltas) {
+        ORCHESTRA_SQLITE_QUERY(q, c, kCtrAdd);
+        q.Text(1, call.tenant).Text(2, collection).Text(3, id).Text(4, field).Real(5, delta);
+        auto row = q.Step();
+        if (!row) return row.error();
+        if (!*row) return MakeError(ErrorCode::kInternal, "sqlite: an upsert returned no row");
+        out.push_back(sqlite3_column_double(q.stmt(), 0));
+        if (auto r = q.Run(); !r) return r.error();
+      }
+      return out;
+    });
+  });
+}
+
+Result<CounterPage> SqliteBackend::ListCounters(const Call& call, std::string_view collection,
+                                                std::string_view prefix, std::string_view after,
+                                                int limit) {
+  const std::string upper = PrefixUpperBound(prefix);
+  return WithReader(call.deadline, [&](Connection& c) -> Result<CounterPage> {
+    ORCHESTRA_SQLITE_QUERY(q, c, kCtrList);
+    q.Text(1, call.tenant).Text(2, collection).Text(3, after).Text(4, prefix);
+    BindUpper(q, 5, upper);
+    q.Int(6, static_cast<std::int64_t>(limit) + 1);
+    CounterPage page;
+    for (;;) {
+      auto row = q.Step();
+      if (!row) return row.error();
+      if (!*row) return page;
+      std::string counter_id = ColumnText(q.stmt(), 0);
+      if (page.counters.empty() || page.counters.back().id != counter_id) {
+        if (static_cast<int>(page.counters.size()) == limit) {
+          page.next_cursor = page.counters.back().id;
+          return page;
+        }
+        page.counters.push_back(Counter{std::move(counter_id), {}});
+      }
+      page.counters.back().fields.emplace_back(ColumnText(q.stmt(), 1),
+                                               sqlite3_column_double(q.stmt(), 2));
+    }
+  });
 }
 
 }  // namespace orchestra::storage

@@ -53,8 +53,8 @@ Result<FaultPoint> ParsePoint(std::string_view key, std::string_view value) {
 constexpr std::string_view kContentTypes[] = {"text/plain", "text/html", "application/json",
                                               "application/octet-stream"};
 
-constexpr std::string_view kFlagKeys[] = {"stall",     "reset",  "append",
-                                          "bad_chunk", "http09", "html"};
+constexpr std::string_view kFlagKeys[] = {"stall",  "reset", "append",  "bad_chunk",
+                                          "http09", "html",  "no_usage"};
 constexpr std::string_view kValueKeys[] = {
     "latency",      "first_byte_delay", "chunk_delay",  "chunks",   "cut",
     "status",       "retry_after",      "times",        "dims",     "interim",
@@ -123,6 +123,10 @@ Result<void> ApplyDirective(std::string_view key, std::string_view value, bool h
   }
   if (SameKey(key, "html")) {
     out.html = true;
+    return {};
+  }
+  if (SameKey(key, "no_usage")) {
+    out.no_usage = true;
     return {};
   }
   if (SameKey(key, "interim")) return assign_count(out.interim, 100, 199);

@@ -20,6 +20,8 @@
 //   stall               read the request, never answer, keep the connection open
 //   reset               read the request, then close the connection with a TCP RST
 //   dims=N              embedding dimension (default: the request's own, else 16)
+//   no_usage            report no token usage (a Gemini stream without usageMetadata; an
+//                       OpenAI stream without its usage chunk)
 //
 // Misbehaviour on the wire (faults.hpp acts them out; fault injection tests use them):
 //   interim=S           send an interim response with status S (100-199; 101 with Upgrade
@@ -71,6 +73,7 @@ struct Directives {
   int dims = 0;          // 0 = the request's own dimension, else 16
   bool stall = false;
   bool reset = false;
+  bool no_usage = false;
   // On the wire (see the list above).
   int interim = 0;  // 0 = none
   int length_delta = 0;

@@ -589,7 +589,7 @@ void OpenAiChat(const HttpRequest& req, const BodyFields& f, std::string_view mo
 
 )";
   AppendEvent(reply, e, false, chunked);
-  if (f.include_usage) {
+  if (f.include_usage && !reply.directives.no_usage) {
     e.clear();
     AppendOpenAiChunkPrefix(e, id, created, model);
     e += "[],";
@@ -856,13 +856,13 @@ void AppendGeminiUsage(std::string& out, std::int64_t prompt, std::int64_t compl
 
 void AppendGeminiResponse(std::string& out, std::string_view text, bool last,
                           std::string_view model, std::string_view id, std::int64_t prompt,
-                          std::int64_t completion) {
+                          std::int64_t completion, bool usage = true) {
   out += R"({"candidates":[{"content":{"parts":[{"text":)";
   AppendQuoted(out, text);
   out += R"(}],"role":"model"},)";
   if (last) out += R"("finishReason":"STOP",)";
   out += R"("index":0}],)";
-  if (last) {
+  if (last && usage) {
     AppendGeminiUsage(out, prompt, completion);
     out += ',';
   }
@@ -901,7 +901,7 @@ void GeminiGenerate(const HttpRequest& req, bool stream, std::string_view model,
       e += i == 0 ? "[" : ",\r\n";
     }
     AppendGeminiResponse(e, Piece(ctx.reply_text, ctx.word_ends, i, n), i + 1 == n, model, id,
-                         prompt, completion);
+                         prompt, completion, !reply.directives.no_usage);
     e += sse ? "\r\n\r\n" : "";
     AppendEvent(reply, e, true, chunked);
   }

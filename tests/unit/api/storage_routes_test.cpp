@@ -267,7 +267,7 @@ TEST_F(StorageRoutes, StoredValuesComeBackByteForByte) {
   for (const std::string& value : values) {
     auto stored = Post("/memory/store", R"({"key":"k","value":)" + value + "}");
     ASSERT_EQ(stored.status, 200u) << stored.body;
-    EXPECT_EQ(stored.body, R"({"stored":true,"key":"k"})");
+    EXPECT_EQ(stored.body, R"({"stored":true,"key":"k","success":true})");
     EXPECT_EQ(kv_.stores.back().value, value);
     auto got = Post("/memory/retrieve", R"({"key":"k"})");
     EXPECT_EQ(got.status, 200u);
@@ -282,7 +282,7 @@ TEST_F(StorageRoutes, MissingEntryIsAnAnswerNotAnError) {
   EXPECT_EQ(got.body, R"({"key":"absent","value":null,"exists":false})");
   auto deleted = Call(http::verb::delete_, "/memory/absent");
   EXPECT_EQ(deleted.status, 200u);
-  EXPECT_EQ(deleted.body, R"({"deleted":false,"key":"absent"})");
+  EXPECT_EQ(deleted.body, R"({"deleted":false,"key":"absent","success":true})");
 }
 
 TEST_F(StorageRoutes, KeysAreUnescapedOnTheWayInAndEscapedOnTheWayOut) {
@@ -391,17 +391,18 @@ TEST_F(StorageRoutes, KeysQueryIsDecodedAndPassedThrough) {
   EXPECT_EQ(kv_.lists.back().cursor, "");
   EXPECT_EQ(all.Json().at("keys").as_array().size(), 5u);
   EXPECT_TRUE(all.Json().at("next_cursor").is_null());
+  EXPECT_EQ(all.Json().at("pattern"), "*");  // AI Orchestra's default, echoed
 
   auto page = Call(http::verb::get, "/memory/keys?pattern=user%3A%2A&limit=2");
   EXPECT_EQ(kv_.lists.back().pattern, "user:*");
-  EXPECT_EQ(page.body, R"({"keys":["user:1","user:2"],"next_cursor":"user:2"})");
+  EXPECT_EQ(page.body, R"({"keys":["user:1","user:2"],"next_cursor":"user:2","pattern":"user:*"})");
   auto next = Call(http::verb::get, "/memory/keys?limit=2&pattern=user:*&cursor=user%3A2");
   EXPECT_EQ(kv_.lists.back().cursor, "user:2");
-  EXPECT_EQ(next.body, R"({"keys":["user:3"],"next_cursor":null})");
+  EXPECT_EQ(next.body, R"({"keys":["user:3"],"next_cursor":null,"pattern":"user:*"})");
 
   auto spaced = Call(http::verb::get, "/memory/keys?pattern=with+sp*&&");
   EXPECT_EQ(kv_.lists.back().pattern, "with sp*");
-  EXPECT_EQ(spaced.body, R"({"keys":["with space"],"next_cursor":null})");
+  EXPECT_EQ(spaced.body, R"({"keys":["with space"],"next_cursor":null,"pattern":"with sp*"})");
   Call(http::verb::get, "/memory/keys?pattern=&cursor=&limit=1000");
   EXPECT_EQ(kv_.lists.back().limit, 1000);
 }
@@ -481,13 +482,16 @@ TEST_F(StorageRoutes, CheckpointsAreCreatedListedRestoredAndDeleted) {
   auto list = Call(http::verb::get, "/checkpoints/agent-1");
   EXPECT_EQ(list.body,
             R"({"agent_id":"agent-1","checkpoints":[{"checkpoint_id":")" + id1 +
-                R"(","created_at":"2024-02-29T23:59:59.007Z","metadata":{"label":"start"}},)"
+                R"(","created_at":"2024-02-29T23:59:59.007Z","metadata":{"label":"start"},)"
+                R"("timestamp":1709251199.007},)"
                 R"({"checkpoint_id":")" +
-                id2 + R"(","created_at":"2024-03-01T00:00:00.007Z","metadata":null}]})");
+                id2 +
+                R"(","created_at":"2024-03-01T00:00:00.007Z","metadata":null,)"
+                R"("timestamp":1709251200.007}]})");
 
   auto deleted = Call(http::verb::delete_, "/checkpoints/agent-1/" + id1);
-  EXPECT_EQ(deleted.body,
-            R"({"deleted":true,"agent_id":"agent-1","checkpoint_id":")" + id1 + "\"}");
+  EXPECT_EQ(deleted.body, R"({"deleted":true,"agent_id":"agent-1","checkpoint_id":")" + id1 +
+                              R"(","success":true})");
   auto again = Call(http::verb::delete_, "/checkpoints/agent-1/" + id1);
   EXPECT_EQ(again.Json().at("deleted"), false);
   auto gone =

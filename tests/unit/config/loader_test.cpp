@@ -251,7 +251,7 @@ TEST(LoadConfig, PortReplacesThePortAndFlagsBeatEnvironment) {
   EXPECT_EQ(c->server.host, "127.0.0.1");
   EXPECT_EQ(c->observability.log_format, LogFormat::kText);
   EXPECT_GE(c->server.threads, 1);
-  EXPECT_EQ(c->server.max_inflight, 80 * c->server.threads);
+  EXPECT_GE(c->server.max_inflight, 64);  // resolved from the descriptor limit
   EXPECT_NE(c->FindProvider("local"), nullptr);
 }
 

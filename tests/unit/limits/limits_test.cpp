@@ -8,7 +8,7 @@ namespace {
 
 TEST(LoadShedder, RefusesPastTheCeilingWithRetryAfterAndGivesSlotsBackAtSettlement) {
   observability::Registry registry;
-  LoadShedder shedder({2, 3}, registry);
+  LoadShedder shedder({2, 3}, nullptr, registry);
   Request r;
   Ticket t;
   EXPECT_FALSE(shedder.Admit(r, t));
@@ -23,6 +23,54 @@ TEST(LoadShedder, RefusesPastTheCeilingWithRetryAfterAndGivesSlotsBackAtSettleme
   EXPECT_EQ(shedder.inflight(), 1);
   EXPECT_FALSE(shedder.Admit(r, t));
   EXPECT_NE(registry.Render().find("orchestra_http_inflight_requests 2"), std::string::npos);
+}
+
+TEST(LoadShedder, ShedsByTheWorkersLoopDelayNotByHowManyWait) {
+  observability::Registry registry;
+  LoopLoad load(2);
+  LoadShedder::Options options;
+  options.max_inflight = 1'000'000;
+  options.max_loop_delay = std::chrono::milliseconds(10);
+  LoadShedder shedder(options, &load, registry);
+  Request on_worker_1;
+  on_worker_1.worker = 1;
+  Ticket t;
+  // Thousands waiting on upstreams with loops that keep up: all admitted.
+  for (int i = 0; i < 5000; ++i)
+    ASSERT_FALSE(shedder.Admit(on_worker_1, t));
+  // Worker 1 falls 25 ms behind (smoothed): past twice the target every request is shed, with
+  // Retry-After; worker 0's requests still pass.
+  for (int i = 0; i < 40; ++i)
+    load.Record(1, std::chrono::milliseconds(25));
+  auto refused = shedder.Admit(on_worker_1, t);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->error.code, ErrorCode::kOverloaded);
+  EXPECT_EQ(refused->reason, "overload");
+  Request on_worker_0;
+  EXPECT_FALSE(shedder.Admit(on_worker_0, t));
+  // Between the target and twice it, a share is shed.
+  for (int i = 0; i < 40; ++i)
+    load.Record(1, std::chrono::milliseconds(15));
+  int shed = 0;
+  for (int i = 0; i < 1000; ++i)
+    shed += shedder.Admit(on_worker_1, t) ? 1 : 0;
+  EXPECT_GT(shed, 300);
+  EXPECT_LT(shed, 700);
+  EXPECT_NE(registry.Render().find("orchestra_event_loop_delay_seconds 0.01"), std::string::npos);
+}
+
+TEST(LoadShedder, ShedsOverTheMemoryBound) {
+  observability::Registry registry;
+  LoopLoad load(1);
+  LoadShedder::Options options;
+  options.max_memory_bytes = 100 << 20;
+  LoadShedder shedder(options, &load, registry);
+  Request r;
+  Ticket t;
+  load.SetResidentBytes(50 << 20);
+  EXPECT_FALSE(shedder.Admit(r, t));
+  load.SetResidentBytes(150 << 20);
+  EXPECT_TRUE(shedder.Admit(r, t));
 }
 
 TEST(UsageRecorder, CountsTokensAndCostByModelProviderAndKey) {

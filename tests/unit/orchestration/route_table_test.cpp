@@ -70,12 +70,12 @@ TEST_F(RouteTableTest, ResolvesAConfiguredPublicModel) {
   const ModelRoute& r = **route;
   EXPECT_EQ(r.name, "smart");
   EXPECT_FALSE(r.synthetic);
-  EXPECT_EQ(r.strategy, config::Strategy::kLeastInflight);
-  ASSERT_EQ(r.targets.size(), 2u);
-  EXPECT_EQ(r.targets[0].target->label(), "openai/gpt-4o");
-  EXPECT_EQ(&r.targets[0].target->provider(), &openai_);
-  EXPECT_EQ(r.targets[0].weight, 3);
-  EXPECT_EQ(r.targets[1].target->upstream_model(), "gemini-2.0");
+  EXPECT_EQ(r.configured.strategy, config::Strategy::kLeastInflight);
+  ASSERT_EQ(r.configured.targets.size(), 2u);
+  EXPECT_EQ(r.configured.targets[0].target->label(), "openai/gpt-4o");
+  EXPECT_EQ(&r.configured.targets[0].target->provider(), &openai_);
+  EXPECT_EQ(r.configured.targets[0].weight, 3);
+  EXPECT_EQ(r.configured.targets[1].target->upstream_model(), "gemini-2.0");
   EXPECT_EQ(r.retry.attempts, 4);
   EXPECT_EQ(r.timeout, 7s);
   EXPECT_EQ(r.deadline, 20s);
@@ -100,8 +100,8 @@ TEST_F(RouteTableTest, ProviderSlashModelMakesOneSyntheticRoute) {
   const ModelRoute& r = **first;
   EXPECT_TRUE(r.synthetic);
   EXPECT_EQ(r.name, "openai/gpt-4o");
-  ASSERT_EQ(r.targets.size(), 1u);
-  EXPECT_EQ(r.targets[0].target->label(), "openai/gpt-4o");
+  ASSERT_EQ(r.configured.targets.size(), 1u);
+  EXPECT_EQ(r.configured.targets[0].target->label(), "openai/gpt-4o");
   EXPECT_EQ(r.retry.attempts, config::RetryConfig{}.attempts);
   EXPECT_EQ(r.timeout, config::ModelConfig{}.timeout);
   EXPECT_EQ(r.cache_ttl, 0s);
@@ -113,7 +113,7 @@ TEST_F(RouteTableTest, UpstreamModelNamesKeepTheirSlashes) {
   auto table = Build();
   auto route = table->Resolve("openai/meta-llama/llama-3-8b");
   ASSERT_TRUE(route.has_value());
-  EXPECT_EQ((*route)->targets[0].target->upstream_model(), "meta-llama/llama-3-8b");
+  EXPECT_EQ((*route)->configured.targets[0].target->upstream_model(), "meta-llama/llama-3-8b");
 }
 
 TEST_F(RouteTableTest, SyntheticRouteSharesTheTargetAndPriceOfAConfiguredRoute) {
@@ -124,7 +124,8 @@ TEST_F(RouteTableTest, SyntheticRouteSharesTheTargetAndPriceOfAConfiguredRoute) 
   const ModelRoute* mini = *table->Resolve("mini");
   const ModelRoute* direct = *table->Resolve("openai/gpt-4o-mini");
   EXPECT_NE(mini, direct);
-  EXPECT_EQ(mini->targets[0].target, direct->targets[0].target);  // one breaker per upstream
+  EXPECT_EQ(mini->configured.targets[0].target,
+            direct->configured.targets[0].target);  // one breaker per upstream
   EXPECT_EQ(direct->price.input_per_mtok, 0.15);
   EXPECT_EQ(direct->price.output_per_mtok, 0.6);
 }
@@ -134,8 +135,8 @@ TEST_F(RouteTableTest, RoutesListingTheSameUpstreamShareOneTarget) {
   auto table = Build();
   const ModelRoute* a = *table->Resolve("a");
   const ModelRoute* b = *table->Resolve("b");
-  EXPECT_EQ(a->targets[0].target, b->targets[0].target);
-  EXPECT_EQ(b->targets[0].weight, 5);  // weights stay per route
+  EXPECT_EQ(a->configured.targets[0].target, b->configured.targets[0].target);
+  EXPECT_EQ(b->configured.targets[0].weight, 5);  // weights stay per route
 }
 
 TEST_F(RouteTableTest, LocalNamesResolveToTheLocalProvider) {
@@ -143,11 +144,11 @@ TEST_F(RouteTableTest, LocalNamesResolveToTheLocalProvider) {
   auto route = table->Resolve("local-extractive");
   ASSERT_TRUE(route.has_value());
   EXPECT_EQ((*route)->name, "local-extractive");
-  EXPECT_EQ((*route)->targets[0].target->label(), "local/local-extractive");
-  EXPECT_EQ(&(*route)->targets[0].target->provider(), &local_);
+  EXPECT_EQ((*route)->configured.targets[0].target->label(), "local/local-extractive");
+  EXPECT_EQ(&(*route)->configured.targets[0].target->provider(), &local_);
   // The same upstream reached as provider/model is the same target.
-  EXPECT_EQ((*table->Resolve("local/local-extractive"))->targets[0].target,
-            (*route)->targets[0].target);
+  EXPECT_EQ((*table->Resolve("local/local-extractive"))->configured.targets[0].target,
+            (*route)->configured.targets[0].target);
 }
 
 TEST_F(RouteTableTest, UnknownLocalModelsMakeNoRoute) {
@@ -169,7 +170,7 @@ TEST_F(RouteTableTest, PublicNameWinsOverProviderSlashModel) {
   auto table = Build();
   const ModelRoute* r = *table->Resolve("openai/gpt-4o");
   EXPECT_FALSE(r->synthetic);
-  EXPECT_EQ(r->targets[0].target->label(), "gemini/gemini-2.0");
+  EXPECT_EQ(r->configured.targets[0].target->label(), "gemini/gemini-2.0");
 }
 
 struct UnknownCase {
@@ -331,10 +332,10 @@ TEST_F(RouteTableTest, CircuitGaugeFollowsTheBreaker) {
   const ModelRoute* route = *table->Resolve("mini");
   const std::string series = "orchestra_circuit_open{target=\"openai/gpt-4o-mini\"} ";
   EXPECT_NE(registry_.Render().find(series + "0\n"), std::string::npos);
-  route->targets[0].target->breaker().TryAcquire().Failed();
+  route->configured.targets[0].target->breaker().TryAcquire().Failed();
   EXPECT_NE(registry_.Render().find(series + "1\n"), std::string::npos);
   clock_.Advance(m.circuit_breaker.cooldown);
-  route->targets[0].target->breaker().TryAcquire().Succeeded();
+  route->configured.targets[0].target->breaker().TryAcquire().Succeeded();
   EXPECT_NE(registry_.Render().find(series + "0\n"), std::string::npos);
 }
 
@@ -342,7 +343,7 @@ TEST_F(RouteTableTest, MetricChildrenAreMadeForEveryTargetAndModel) {
   config_.models = {Model("mini", {{"openai", "gpt-4o-mini", 1}})};
   auto table = Build();
   const ModelRoute* route = *table->Resolve("mini");
-  route->targets[0].target->metrics().Count(Outcome::kRejected);
+  route->configured.targets[0].target->metrics().Count(Outcome::kRejected);
   route->metrics.ObserveTimeToFirstToken(0.5);
   std::string text = registry_.Render();
   EXPECT_NE(text.find("orchestra_upstream_requests_total{provider=\"openai\",model=\"gpt-4o-mini\","

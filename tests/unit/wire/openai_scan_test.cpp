@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "wire/openai_codec.hpp"
+
 namespace orchestra::wire::openai {
 namespace {
 
@@ -75,6 +77,35 @@ TEST(OpenAIScanChatRequest, RejectsWhatAnUpstreamWouldRejectWithTheParameterName
   auto bad = ScanChatRequest(R"({"model":"m","messages":[}])");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("not valid JSON"), std::string::npos);
+}
+
+TEST(OpenAIScanChatRequest, ARoutedMemberGivenTwiceIsRefusedEvenWhenEscaped) {
+  // An upstream that keeps the last member would serve another model than the one routed.
+  for (
+      const char* body : {
+          R"({"model":"routed","mod\u0065l":"gpt-4-EXPENSIVE","messages":[{"role":"user","content":"x"}]})",
+          R"({"model":"a","model":"b","messages":[{"role":"user","content":"x"}]})",
+          R"({"model":"a","messages":[{"role":"user","content":"x"}],"stream":false,"str\u0065am":true})",
+          R"({"model":"a","messages":[],"messages":[{"role":"user","content":"x"}]})",
+      }) {
+    auto r = ScanChatRequest(body);
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidRequest);
+    EXPECT_NE(r.error().message.find("more than once"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(OpenAIScanChatRequest, AnEscapedSpellingOfModelIsTheModel) {
+  auto r = ScanChatRequest(R"({"mod\u0065l":"m1","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->model, "m1");
+  EXPECT_EQ(r->raw_body.substr(r->model_begin, r->model_end - r->model_begin), "\"m1\"");
+}
+
+TEST(OpenAIParseEmbeddingRequest, ARoutedMemberGivenTwiceIsRefused) {
+  auto r = ParseEmbeddingRequest(R"({"model":"a","input":"x","m\u006fdel":"b"})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().param, "model");
 }
 
 }  // namespace

@@ -131,7 +131,8 @@ TEST(LocalProvider, AnswersFromTheContextAndStreamsTheSameAnswer) {
   EXPECT_EQ(out->choices[0].content, "Grass is green.");
   EXPECT_EQ(out->model, "local-extractive");
   EXPECT_TRUE(out->usage.known);
-  EXPECT_EQ(out->usage.completion_tokens, 3);
+  EXPECT_EQ(out->usage.completion_tokens, 5);  // cl100k: "Gr" "ass" " is" " green" "."
+  EXPECT_FALSE(out->usage.estimated);
   Sink sink;
   auto streamed =
       Await<ProviderResult<StreamSummary>>([&] { return p.ChatStream(r, Chat(), sink); });
@@ -179,6 +180,31 @@ TEST(LocalProvider, EmbedsWithTheAskedDimensions) {
   auto unknown = Await<ProviderResult<wire::EmbeddingResponse>>([&] { return p.Embed(r, o); });
   ASSERT_FALSE(unknown.has_value());
   EXPECT_EQ(unknown.error().status, 404);
+}
+
+// Issue 11: a local model asked for the other kind of work is the request's mistake (400 naming
+// the model), not an unknown model (404 saying the provider serves the very model asked for).
+TEST(LocalProvider, AModelAskedForTheOtherKindOfWorkIs400) {
+  LocalProvider p;
+  CallOptions o;
+  o.upstream_model = LocalProvider::kChatModel;
+  wire::EmbeddingRequest e;
+  e.inputs = {"hello"};
+  auto embed = Await<ProviderResult<wire::EmbeddingResponse>>([&] { return p.Embed(e, o); });
+  ASSERT_FALSE(embed.has_value());
+  EXPECT_EQ(embed.error().status, 400);
+  EXPECT_EQ(embed.error().error.code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(embed.error().error.param, "model");
+  EXPECT_EQ(embed.error().error.message,
+            "local-extractive is a chat model and has no embeddings: use local-embed");
+
+  CallOptions c;
+  c.upstream_model = LocalProvider::kEmbedModel;
+  const wire::ChatRequest r = Parse(Body(kContext));
+  auto chat = Await<ProviderResult<wire::ChatResponse>>([&] { return p.Chat(r, c); });
+  ASSERT_FALSE(chat.has_value());
+  EXPECT_EQ(chat.error().status, 400);
+  EXPECT_EQ(chat.error().error.param, "model");
 }
 
 }  // namespace

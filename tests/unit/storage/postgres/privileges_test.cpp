@@ -31,7 +31,8 @@ TEST(PostgresBackend, RunsAsALeastPrivilegeUserOnceTheTablesExist) {
        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orchestra_app') THEN "
        "CREATE ROLE orchestra_app LOGIN; END IF; END $$;"
        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
-       "GRANT SELECT, INSERT, UPDATE, DELETE ON orchestra_kv, orchestra_checkpoints "
+       "GRANT SELECT, INSERT, UPDATE, DELETE ON orchestra_kv, orchestra_checkpoints, "
+       "orchestra_records, orchestra_record_changes, orchestra_record_log, orchestra_counters "
        "TO orchestra_app;");
   config::StorageConfig app = admin;
   app.url = server.url();
@@ -43,6 +44,14 @@ TEST(PostgresBackend, RunsAsALeastPrivilegeUserOnceTheTablesExist) {
   auto value = Await(storage->kv().Retrieve("t", "k"));
   ASSERT_TRUE(value.has_value());
   EXPECT_EQ(value->value_or(""), "{\"v\":1}");
+  // Records, their change log and counters too.
+  auto put = Await(storage->records().Put("t", "keys", "k", "{}", Expect::Absent()));
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  auto latest = Await(storage->records().LatestSequence());
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  EXPECT_GT(*latest, 0);
+  auto added = Await(storage->records().Add("t", "spend", "c", {{"n", 1}}));
+  ASSERT_TRUE(added.has_value()) << added.error().message;
 }
 
 }  // namespace
