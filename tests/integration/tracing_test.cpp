@@ -311,6 +311,27 @@ TEST_F(TracingTest, AnUnreachableCollectorLeavesRequestsAlone) {
   EXPECT_EQ(orchestra_->Stop(), 0);
 }
 
+TEST_F(TracingTest, GoogleAuthSendsTheMetadataServersTokenAsCloudTraceWants) {
+  // The collector plays Cloud Trace's endpoint and the metadata server both.
+  collector_.set_access_token("ya29.test-token");
+  Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n", "  gcp_auth: on\n",
+        {{"GCE_METADATA_HOST", "127.0.0.1:" + std::to_string(collector_.port())},
+         {"GOOGLE_CLOUD_PROJECT", "proj-1"}});
+  ASSERT_EQ(client_
+                ->Request("POST", "/v1/chat/completions", Chat("fast"),
+                          {{"traceparent", Traceparent(kTraceId)}})
+                .status,
+            200);
+  const auto spans = WaitForTrace(collector_, kTraceId, "POST /v1/chat/completions");
+  ASSERT_FALSE(spans.empty());
+  EXPECT_EQ(collector_.last_header("authorization"), "Bearer ya29.test-token");
+  EXPECT_EQ(spans[0].resource.at("gcp.project_id"), "proj-1");
+  EXPECT_GE(collector_.token_requests(), 1);
+  // The token is a secret: never logged.
+  orchestra_->Stop();
+  EXPECT_EQ(orchestra_->process().CapturedOutput().find("ya29"), std::string::npos);
+}
+
 TEST_F(TracingTest, StorageCallsAreChildrenOfTheirRequestsSpan) {
   Start("  - {name: fast, targets: [{provider: up, model: echo-1}]}\n");
   auto r = client_->Request("POST", "/memory/store", R"({"key":"k1","value":{"a":1}})",

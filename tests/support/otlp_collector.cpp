@@ -420,6 +420,8 @@ void OtlpCollector::Serve(int fd) {
     {
       std::map<std::string, std::string> headers;
       std::string_view head(buffer.data(), head_end);
+      // Copied: reading the body may move the buffer.
+      const std::string request_line(head.substr(0, head.find("\r\n")));
       const std::size_t first_line = head.find("\r\n");
       std::string_view rest =
           first_line == std::string_view::npos ? "" : head.substr(first_line + 2);
@@ -445,7 +447,30 @@ void OtlpCollector::Serve(int fd) {
       const std::string body = buffer.substr(body_start, length);
       buffer.erase(0, body_start + length);
 
-      const int status = status_.load();
+      std::string token;
+      {
+        std::lock_guard lock(mutex_);
+        token = access_token_;
+      }
+      if (request_line.starts_with("GET ")) {
+        // The metadata server's token endpoint.
+        const bool ok =
+            !token.empty() &&
+            request_line.find("/instance/service-accounts/default/token") != std::string::npos &&
+            headers["metadata-flavor"] == "Google";
+        token_requests_.fetch_add(1);
+        const std::string answer =
+            ok ? R"({"access_token":")" + token + R"(","expires_in":3599,"token_type":"Bearer"})"
+               : "not found";
+        if (!SendAll(fd, std::string("HTTP/1.1 ") + (ok ? "200 OK" : "404 Not Found") +
+                             "\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(answer.size()) + "\r\n\r\n" + answer)) {
+          break;
+        }
+        continue;
+      }
+      int status = status_.load();
+      if (!token.empty() && headers["authorization"] != "Bearer " + token) status = 401;
       std::vector<CollectedSpan> spans;
       std::string answer_body = "{}";
       std::string content_type = headers["content-type"];
@@ -479,6 +504,11 @@ done:
   std::lock_guard lock(mutex_);
   connections_.erase(std::remove(connections_.begin(), connections_.end(), fd), connections_.end());
   ::close(fd);
+}
+
+void OtlpCollector::set_access_token(const std::string& token) {
+  std::lock_guard lock(mutex_);
+  access_token_ = token;
 }
 
 std::vector<CollectedSpan> OtlpCollector::Spans() const {

@@ -65,6 +65,12 @@ class OtlpCollector {
 
   // Answer every export with `status` from now on (200: accept).
   void set_status(int status) { status_.store(status); }
+  // Also play the GCE metadata server's token endpoint (GCE_METADATA_HOST=127.0.0.1:<port>):
+  // `GET /computeMetadata/v1/instance/service-accounts/default/token` with `Metadata-Flavor:
+  // Google` answers this access token. Exports then demand `Authorization: Bearer <token>` and
+  // answer 401 without it.
+  void set_access_token(const std::string& token);
+  int token_requests() const { return token_requests_.load(); }
 
   std::vector<CollectedSpan> Spans() const;
   // Waits until at least `count` spans arrived (or `timeout_ms` passed); returns them.
@@ -83,6 +89,8 @@ class OtlpCollector {
   std::atomic<int> status_{200};
   std::atomic<int> requests_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<int> token_requests_{0};
+  std::string access_token_;  // guarded by mutex_
   mutable std::mutex mutex_;
   mutable std::condition_variable arrived_;
   std::vector<CollectedSpan> spans_;                 // guarded by mutex_
