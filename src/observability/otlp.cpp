@@ -112,6 +112,14 @@ std::size_t Utf8SequenceAt(std::string_view text, std::size_t i) {
 // Valid UTF-8 no longer than max_bytes: the same bytes when they already are (the usual case).
 std::string_view CleanView(std::string_view text, std::size_t max_bytes, std::string& scratch) {
   std::size_t i = 0;
+  // ASCII, the usual case, eight bytes at a time.
+  const std::size_t ascii_end = std::min(text.size(), max_bytes);
+  while (i + 8 <= ascii_end) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + i, sizeof(word));
+    if ((word & 0x8080808080808080ULL) != 0) break;
+    i += 8;
+  }
   while (i < text.size()) {
     const std::size_t n = Utf8SequenceAt(text, i);
     if (n == 0 || i + n > max_bytes) break;
@@ -283,24 +291,31 @@ std::size_t ProtoWriter::VarintSize(std::uint64_t value) {
   return n;
 }
 
-void ProtoWriter::Varint(std::uint64_t value) {
+void ProtoWriter::LongVarint(std::uint64_t value) {
+  char buf[10];
+  std::size_t n = 0;
   while (value >= 0x80) {
-    out_ += static_cast<char>((value & 0x7F) | 0x80);
+    buf[n++] = static_cast<char>((value & 0x7F) | 0x80);
     value >>= 7;
   }
-  out_ += static_cast<char>(value);
+  buf[n++] = static_cast<char>(value);
+  out_.append(buf, n);
 }
 
 void ProtoWriter::Fixed32Field(std::uint32_t field, std::uint32_t value) {
   Tag(field, kFixed32);
+  char buf[4];
   for (int i = 0; i < 4; ++i)
-    out_ += static_cast<char>((value >> (8 * i)) & 0xFF);
+    buf[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+  out_.append(buf, sizeof(buf));
 }
 
 void ProtoWriter::Fixed64Field(std::uint32_t field, std::uint64_t value) {
   Tag(field, kFixed64);
+  char buf[8];
   for (int i = 0; i < 8; ++i)
-    out_ += static_cast<char>((value >> (8 * i)) & 0xFF);
+    buf[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+  out_.append(buf, sizeof(buf));
 }
 
 void ProtoWriter::DoubleField(std::uint32_t field, double value) {

@@ -36,7 +36,13 @@ class ProtoWriter {
 
   explicit ProtoWriter(std::string& out) : out_(out) {}
 
-  void Varint(std::uint64_t value);
+  void Varint(std::uint64_t value) {
+    if (value < 0x80) {
+      out_.push_back(static_cast<char>(value));  // tags and short lengths: most varints
+    } else {
+      LongVarint(value);
+    }
+  }
   void Tag(std::uint32_t field, WireType type) { Varint((std::uint64_t{field} << 3) | type); }
   void VarintField(std::uint32_t field, std::uint64_t value) {
     Tag(field, kVarint);
@@ -61,6 +67,8 @@ class ProtoWriter {
   static std::size_t VarintSize(std::uint64_t value);
 
  private:
+  void LongVarint(std::uint64_t value);
+
   std::string& out_;
 };
 
