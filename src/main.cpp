@@ -33,6 +33,7 @@
 #include "auth/key_service.hpp"
 #include "auth/model_access.hpp"
 #include "build_info.hpp"
+#include "common/random.hpp"
 #include "config/loader.hpp"
 #include "documents/service.hpp"
 #include "limits/load_shedder.hpp"
@@ -41,6 +42,9 @@
 #include "net/server.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "observability/otlp_http_sink.hpp"
+#include "observability/tracer.hpp"
+#include "orchestration/call_trace.hpp"
 #include "orchestration/orchestrator.hpp"
 #include "providers/factory.hpp"
 #include "providers/local/local_provider.hpp"
@@ -235,6 +239,63 @@ net::ServerOptions ServerOptionsFor(const config::ServerConfig& s,
   return o;
 }
 
+// The tracer's settings (docs/CONFIG.md#tracing): the sampler, and the Resource every span is
+// filed under (service.name and OTEL_RESOURCE_ATTRIBUTES, plus what Cloud Run tells the
+// container about itself).
+observability::TracerOptions TracerOptionsFor(const config::Config& cfg,
+                                              const config::EnvLookup& env) {
+  const config::TracingConfig& t = cfg.tracing;
+  observability::TracerOptions o;
+  o.protocol = t.protocol == config::OtlpProtocol::kHttpJson
+                   ? observability::otlp::Protocol::kJson
+                   : observability::otlp::Protocol::kProtobuf;
+  using Root = observability::Sampler::Root;
+  using S = config::TraceSampler;
+  const bool parent_based = t.sampler == S::kParentBasedAlwaysOn ||
+                            t.sampler == S::kParentBasedAlwaysOff ||
+                            t.sampler == S::kParentBasedTraceIdRatio;
+  const Root root =
+      (t.sampler == S::kAlwaysOn || t.sampler == S::kParentBasedAlwaysOn)     ? Root::kAlwaysOn
+      : (t.sampler == S::kAlwaysOff || t.sampler == S::kParentBasedAlwaysOff) ? Root::kAlwaysOff
+                                                                              : Root::kTraceIdRatio;
+  o.sampler = observability::Sampler(parent_based, root, t.sampling_ratio);
+  o.resource = {{"service.name", t.service_name},       {"service.version", build::kVersion},
+                {"service.instance.id", RandomHex(16)}, {"telemetry.sdk.name", "orchestra"},
+                {"telemetry.sdk.language", "cpp"},      {"telemetry.sdk.version", build::kVersion}};
+  std::map<std::string, std::string> extra = t.resource_attributes;
+  if (auto service = env("K_SERVICE"); service && !service->empty()) {
+    extra.try_emplace("cloud.provider", "gcp");
+    extra.try_emplace("cloud.platform", "gcp_cloud_run");
+    extra.try_emplace("faas.name", *service);
+    if (auto revision = env("K_REVISION"); revision && !revision->empty()) {
+      extra.try_emplace("faas.version", *revision);
+    }
+  }
+  for (auto& [key, value] : extra) {
+    const bool known = std::any_of(o.resource.begin(), o.resource.end(),
+                                   [&](const auto& kv) { return kv.first == key; });
+    if (!known) o.resource.emplace_back(key, value);
+  }
+  o.scope_version = build::kVersion;
+  o.queue_size = static_cast<std::size_t>(t.queue_size);
+  o.batch_size = static_cast<std::size_t>(t.batch_size);
+  o.export_interval = t.export_interval;
+  o.export_timeout = t.export_timeout;
+  o.capture_content = t.capture_content;
+  for (const config::ProviderConfig& p : cfg.providers)
+    o.gen_ai_provider_names.emplace_back(p.name, orchestration::GenAiProviderName(p));
+  return o;
+}
+
+// scheme://host[:port]/path of a URL, without userinfo (for the start-up line).
+std::string WithoutUserinfo(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto at = url.find('@');
+  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (scheme == std::string::npos || at == std::string::npos || at > slash) return url;
+  return url.substr(0, scheme + 3) + url.substr(at + 1);
+}
+
 // Blocks until SIGTERM or SIGINT; returns the signal.
 int WaitForSignal(const sigset_t& set) {
   int sig = 0;
@@ -278,6 +339,30 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
                          observability::MetricType::kCounter,
                          [&logger] { return static_cast<double>(logger.dropped()); });
     auth::ApiKeys keys = auth::ApiKeys::FromConfig(cfg->auth, cmd.load.env);
+
+    // Spans, exported over OTLP/HTTP from a thread of their own (observability/tracer.hpp).
+    std::unique_ptr<observability::OtlpHttpSink> trace_sink;
+    std::unique_ptr<observability::Tracer> tracer;
+    if (cfg->tracing.enabled) {
+      const config::TracingConfig& t = cfg->tracing;
+      observability::OtlpHttpSinkOptions sink_options;
+      sink_options.url = t.traces_url;
+      sink_options.headers.assign(t.headers.begin(), t.headers.end());
+      sink_options.gcp_token = t.use_gcp_token;
+      sink_options.metadata_host = t.metadata_host;
+      trace_sink = std::make_unique<observability::OtlpHttpSink>(std::move(sink_options));
+      tracer = std::make_unique<observability::Tracer>(TracerOptionsFor(*cfg, cmd.load.env),
+                                                       *trace_sink, registry);
+      observability::InstallTracer(tracer.get());
+      observability::Log(
+          Severity::kInfo, "tracing",
+          {{"endpoint", WithoutUserinfo(t.traces_url)},
+           {"protocol",
+            t.protocol == config::OtlpProtocol::kHttpJson ? "http/json" : "http/protobuf"},
+           {"sampling_ratio", t.sampling_ratio},
+           {"google_token", t.use_gcp_token},
+           {"capture_content", t.capture_content}});
+    }
 
     storage::StorageOptions storage_options;
     storage_options.on_event = [](std::string_view event) {
@@ -488,6 +573,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     });
 
     const int sig = WaitForSignal(signals);
+    const auto drain_deadline = Clock::now() + s.drain_timeout;
     // Graceful shutdown (DESIGN.md §6): readiness off, listeners closed, in-flight requests
     // finish within the drain timeout, logs flushed, exit 0.
     health.MarkDraining();
@@ -511,6 +597,18 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.
     storage.reset();
+    if (tracer) {
+      // The spans of the requests that drained: what is left of the drain, at least a second.
+      const auto budget = std::min<Clock::duration>(
+          cfg->tracing.export_timeout,
+          std::max<Clock::duration>(drain_deadline - Clock::now(), std::chrono::seconds(1)));
+      tracer->Shutdown(budget);
+      observability::InstallTracer(nullptr);
+      observability::Log(
+          Severity::kInfo, "traces flushed",
+          {{"exported_spans", tracer->exported()},
+           {"dropped_spans", tracer->dropped_queue_full() + tracer->dropped_export_failed()}});
+    }
     observability::Log(drained ? Severity::kInfo : Severity::kWarning, "stopped",
                        {{"drained", drained}, {"abandoned_requests", abandoned}});
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,9 @@ struct AdmissionState {
   bool decided = false;      // Admit ran (admitted or refused)
   bool pending = false;      // an asynchronous stage is next: CompleteAdmission must run
   bool settled = false;
+  std::string_view refused_by;  // the refusing stage's reason (a string literal)
+  // When admission began, for its span; set only when the request is traced.
+  std::chrono::steady_clock::time_point traced_since{};
 };
 
 // Everything a route handler needs about its request, built by the Pipeline. Lives on the
@@ -108,6 +112,7 @@ class RequestContext {
   void Settle();
 
   AdmissionState& admission() { return admission_; }
+  const AdmissionState& admission() const { return admission_; }
 
  private:
   Pipeline* pipeline_;

@@ -7,8 +7,10 @@
 #include <boost/assert.hpp>
 
 #include "api/errors.hpp"
+#include "api/request_spans.hpp"
 #include "common/random.hpp"
 #include "observability/trace.hpp"
+#include "observability/tracer.hpp"
 
 namespace orchestra::api {
 namespace {
@@ -131,6 +133,9 @@ const Route* Pipeline::Front(net::Exchange& exchange, FrontState& front) {
   if (!untraced) {
     front.trace = observability::ContinueTrace(req.Header("traceparent"),
                                                req.Header("x-cloud-trace-context"));
+    if (observability::Tracer* tracer = observability::InstalledTracer()) {
+      tracer->sampler().Decide(front.trace);
+    }
   }
   if (match.kind != RouteMatch::Kind::kFound) {
     if (req.method == http::verb::unknown) {
@@ -198,14 +203,19 @@ asio::awaitable<void> Pipeline::Handle(net::Exchange& exchange) {
     admitted = Admit(ctx, RequestFacts{});
     if (ctx.admission_pending()) admitted = co_await Resume(ctx);
   }
-  if (admitted) co_await route->handler(ctx);
+  if (admitted && observability::TracerFor(ctx.trace) != nullptr) {
+    co_await HandleTraced(*route, ctx);
+  } else if (admitted) {
+    co_await route->handler(ctx);
+  }
   BOOST_ASSERT_MSG(route->access == Access::kPublic || ctx.admission().decided ||
                        exchange.response().status >= 400,
                    "a model route answered without calling RequestContext::Admit");
   // 6. Settle. 7. Record.
   if (ctx.admission().admitted > 0 && !ctx.admission().settled) Settle(ctx);
   exchange.response().AddHeader("X-Request-Id", front.request_id);
-  Record(route, exchange, front.request_id, front.trace, !route->probe || options_.log_probes);
+  Record(route, exchange, front.request_id, front.trace, !route->probe || options_.log_probes,
+         &ctx);
 }
 
 bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
@@ -221,7 +231,11 @@ bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
   a.request.worker = ctx.exchange.worker_index();
   a.request.principal_id = &ctx.principal;
   a.request.policy = &ctx.principal.policy;
-  return AdmitFrom(ctx);
+  observability::Tracer* tracer = observability::TracerFor(ctx.trace);
+  if (tracer != nullptr) a.traced_since = net::Clock::now();
+  const bool admitted = AdmitFrom(ctx);
+  if (tracer != nullptr && !a.pending) RecordAdmissionSpan(*tracer, ctx);
+  return admitted;
 }
 
 bool Pipeline::AdmitFrom(RequestContext& ctx) {
@@ -255,12 +269,16 @@ asio::awaitable<bool> Pipeline::Resume(RequestContext& ctx) {
     a.admitted = i + 1;
     if (!AdmitFrom(ctx)) co_return false;
   }
+  if (observability::Tracer* tracer = observability::TracerFor(ctx.trace)) {
+    RecordAdmissionSpan(*tracer, ctx);
+  }
   co_return true;
 }
 
 void Pipeline::Refuse(RequestContext& ctx, limits::Refusal& refusal) {
   AdmissionState& a = ctx.admission();
   rejected_.With({refusal.reason}).Inc();
+  a.refused_by = refusal.reason;
   RenderError(refusal.error, ctx.response, refusal.error.retry_after_s);
   // The stages that admitted give back what they reserved.
   limits::Outcome outcome;
@@ -268,6 +286,9 @@ void Pipeline::Refuse(RequestContext& ctx, limits::Refusal& refusal) {
   outcome.refused = true;
   for (std::size_t k = 0; k < a.admitted; ++k)
     stages_[k]->Settle(a.request, a.tickets[k], outcome);
+  if (observability::Tracer* tracer = observability::TracerFor(ctx.trace)) {
+    RecordAdmissionSpan(*tracer, ctx);
+  }
   a.admitted = 0;
   a.pending = false;
   a.settled = true;
@@ -291,18 +312,26 @@ void Pipeline::Settle(RequestContext& ctx) {
   outcome.cache_hit = s.cache_hit;
   outcome.latency = net::Clock::now() - ctx.request.start;
   outcome.first_token = s.first_token;
+  observability::Tracer* tracer = observability::TracerFor(ctx.trace);
+  const net::Clock::time_point settle_start =
+      tracer != nullptr ? net::Clock::now() : net::Clock::time_point{};
   for (std::size_t k = 0; k < a.admitted; ++k)
     stages_[k]->Settle(a.request, a.tickets[k], outcome);
+  if (tracer != nullptr) RecordSettlementSpan(*tracer, ctx, settle_start, outcome);
 }
 
 void Pipeline::Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
-                      const observability::TraceContext& trace, bool log_line) {
+                      const observability::TraceContext& trace, bool log_line,
+                      const RequestContext* ctx) {
   const net::Request& req = exchange.request();
   const net::Response& res = exchange.response();
   const double seconds = std::chrono::duration<double>(net::Clock::now() - req.start).count();
   RouteMetrics& m = route != nullptr ? *route_metrics_[route->index] : *unmatched_metrics_;
   m.For(requests_, req.method, res.status).Inc();
   m.duration.Observe(seconds);
+  if (observability::Tracer* tracer = observability::TracerFor(trace)) {
+    RecordServerSpan(*tracer, route, exchange, request_id, trace, ctx);
+  }
   if (!log_line || !options_.access_log) return;
   observability::AccessRecord record;
   record.method = MethodLabel(req.method);

@@ -78,8 +78,10 @@ class Pipeline {
   // Runs the synchronous stages from `a.admitted` on; see Admit.
   bool AdmitFrom(RequestContext& ctx);
   void Refuse(RequestContext& ctx, limits::Refusal& refusal);
+  // `ctx` is null for a request answered before its context existed.
   void Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
-              const observability::TraceContext& trace, bool log_line);
+              const observability::TraceContext& trace, bool log_line,
+              const RequestContext* ctx = nullptr);
 
   const Router& router_;
   const auth::ApiKeys& keys_;

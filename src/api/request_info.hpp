@@ -16,6 +16,7 @@ inline orchestration::RequestInfo InfoFor(RequestContext& ctx, std::string_view 
   info.tenant = ctx.tenant();
   info.worker = ctx.exchange.worker_index();
   info.start = ctx.request.start;
+  info.trace = &ctx.trace;
   return info;
 }
 

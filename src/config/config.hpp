@@ -227,6 +227,45 @@ struct ObservabilityConfig {
   std::uint16_t metrics_port = 0;  // derived from metrics_listen
 };
 
+enum class OtlpProtocol : std::uint8_t { kHttpProtobuf, kHttpJson };
+// The OpenTelemetry sampler names (OTEL_TRACES_SAMPLER).
+enum class TraceSampler : std::uint8_t {
+  kAlwaysOn,
+  kAlwaysOff,
+  kTraceIdRatio,
+  kParentBasedAlwaysOn,
+  kParentBasedAlwaysOff,
+  kParentBasedTraceIdRatio,
+};
+// Authorization for the OTLP endpoint with the metadata server's access token (Cloud Run, GCE,
+// GKE): on, off, or auto (on for a *.googleapis.com endpoint without an Authorization header).
+enum class GcpAuth : std::uint8_t { kAuto, kOn, kOff };
+
+// tracing (docs/CONFIG.md#tracing): span export over OTLP/HTTP. Each key not set in the file
+// (or by ORCHESTRA_TRACING_*) is taken from the standard OpenTelemetry variable when that is set
+// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, ...).
+struct TracingConfig {
+  bool disabled = false;  // OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none
+  std::string endpoint;   // base URL: /v1/traces is appended (OTEL_EXPORTER_OTLP_ENDPOINT)
+  OtlpProtocol protocol = OtlpProtocol::kHttpProtobuf;
+  std::map<std::string, std::string> headers;  // sent with every export (values are secret)
+  TraceSampler sampler = TraceSampler::kParentBasedTraceIdRatio;
+  double sampling_ratio = 1.0;  // for the *traceidratio samplers (OTEL_TRACES_SAMPLER_ARG)
+  std::string service_name = "orchestra";
+  std::map<std::string, std::string> resource_attributes;
+  bool capture_content = false;  // prompts and completions in spans
+  int queue_size = 2048;         // spans waiting for export, per event-loop thread
+  int batch_size = 512;          // spans per export request
+  Duration export_interval = 1s;
+  Duration export_timeout = 10s;
+  GcpAuth gcp_auth = GcpAuth::kAuto;
+  // Derived at load:
+  bool enabled = false;    // an endpoint is known and tracing is not disabled
+  std::string traces_url;  // where batches are POSTed
+  bool use_gcp_token = false;
+  std::string metadata_host;  // $GCE_METADATA_HOST, else metadata.google.internal
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -236,6 +275,7 @@ struct Config {
   StorageConfig storage;
   DocumentsConfig documents;
   ObservabilityConfig observability;
+  TracingConfig tracing;
   std::string source;  // where it was loaded from ("defaults" or a path)
   // The ORCHESTRA_* environment variables that override a key of this configuration (for
   // warning about those that override nothing, such as a misspelt one).

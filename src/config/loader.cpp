@@ -279,6 +279,23 @@ constexpr std::array kLogLevels{
     std::pair<std::string_view, LogLevel>{"warning", LogLevel::kWarning},
     std::pair<std::string_view, LogLevel>{"error", LogLevel::kError}};
 
+constexpr std::array kOtlpProtocols{
+    std::pair<std::string_view, OtlpProtocol>{"http/protobuf", OtlpProtocol::kHttpProtobuf},
+    std::pair<std::string_view, OtlpProtocol>{"http/json", OtlpProtocol::kHttpJson}};
+constexpr std::array kTraceSamplers{
+    std::pair<std::string_view, TraceSampler>{"always_on", TraceSampler::kAlwaysOn},
+    std::pair<std::string_view, TraceSampler>{"always_off", TraceSampler::kAlwaysOff},
+    std::pair<std::string_view, TraceSampler>{"traceidratio", TraceSampler::kTraceIdRatio},
+    std::pair<std::string_view, TraceSampler>{"parentbased_always_on",
+                                              TraceSampler::kParentBasedAlwaysOn},
+    std::pair<std::string_view, TraceSampler>{"parentbased_always_off",
+                                              TraceSampler::kParentBasedAlwaysOff},
+    std::pair<std::string_view, TraceSampler>{"parentbased_traceidratio",
+                                              TraceSampler::kParentBasedTraceIdRatio}};
+constexpr std::array kGcpAuths{std::pair<std::string_view, GcpAuth>{"auto", GcpAuth::kAuto},
+                               std::pair<std::string_view, GcpAuth>{"on", GcpAuth::kOn},
+                               std::pair<std::string_view, GcpAuth>{"off", GcpAuth::kOff}};
+
 template <class E, std::size_t N>
 std::string_view NameOf(E value, const std::array<std::pair<std::string_view, E>, N>& choices) {
   for (const auto& [name, e] : choices) {
@@ -531,6 +548,24 @@ void Describe(V& v, ObservabilityConfig& c) {
 }
 
 template <class V>
+void Describe(V& v, TracingConfig& c) {
+  v.Flag("disabled", c.disabled);
+  v.Url("endpoint", c.endpoint);
+  v.Choice("protocol", c.protocol, kOtlpProtocols);
+  v.TextMap("headers", c.headers, /*secret_values=*/true);
+  v.Choice("sampler", c.sampler, kTraceSamplers);
+  v.Real("sampling_ratio", c.sampling_ratio, 0.0, 1.0);
+  v.Text("service_name", c.service_name);
+  v.TextMap("resource_attributes", c.resource_attributes, /*secret_values=*/false);
+  v.Flag("capture_content", c.capture_content);
+  v.Integer("queue_size", c.queue_size, 1, 1'000'000);
+  v.Integer("batch_size", c.batch_size, 1, 100'000);
+  v.Time("export_interval", c.export_interval);
+  v.Time("export_timeout", c.export_timeout);
+  v.Choice("gcp_auth", c.gcp_auth, kGcpAuths);
+}
+
+template <class V>
 void Describe(V& v, Config& c) {
   v.Group("server", c.server);
   v.Group("auth", c.auth);
@@ -540,6 +575,7 @@ void Describe(V& v, Config& c) {
   v.Group("storage", c.storage);
   v.Group("documents", c.documents);
   v.Group("observability", c.observability);
+  v.Group("tracing", c.tracing);
 }
 
 // --- The checks the Reader runs on each section once its keys are read. ----------------------
@@ -796,6 +832,237 @@ void Check(Section& s, ObservabilityConfig& c) {
     c.metrics_port = probe.port;
   } catch (const ConfigError&) {
     s.FailKey("metrics_listen", "expected host:port, got '" + c.metrics_listen + "'");
+  }
+}
+
+// --- tracing: the file's keys, else the standard OpenTelemetry variables. -------------------
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// The W3C Baggage-like lists of OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES:
+// key=value pairs separated by commas, values percent-encoded. Empty on a malformed entry
+// (`bad` names it without its value, which may be a secret).
+std::map<std::string, std::string> ParseKeyValueList(std::string_view text, std::string& bad) {
+  std::map<std::string, std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view item = Trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    std::string_view key = Trim(item.substr(0, eq));
+    if (eq == std::string_view::npos || key.empty()) {
+      bad = "expected key=value pairs separated by commas; '" +
+            std::string(key.empty() ? std::string_view("(empty key)") : key) + "' has no value";
+      return {};
+    }
+    auto value = PercentDecode(Trim(item.substr(eq + 1)), PlusSign::kLiteral);
+    if (!value) {
+      bad = "malformed percent-encoding in the value of '" + std::string(key) + "'";
+      return {};
+    }
+    out[std::string(key)] = std::move(*value);
+  }
+  return out;
+}
+
+// base + "/v1/traces", as the OpenTelemetry exporters do with OTEL_EXPORTER_OTLP_ENDPOINT.
+std::string TracesUrlOf(std::string_view base) {
+  std::string url(base);
+  if (url.empty() || url.back() != '/') url += '/';
+  return url + "v1/traces";
+}
+
+// A per-signal URL is used as it is, with "/" for an empty path.
+std::string WithPath(std::string_view url) {
+  const auto scheme = url.find("://");
+  const auto path = url.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
+  return path == std::string_view::npos ? std::string(url) + "/" : std::string(url);
+}
+
+bool IsHttpUrl(std::string_view url) {
+  return (url.starts_with("http://") && url.size() > 7) ||
+         (url.starts_with("https://") && url.size() > 8);
+}
+
+std::string HostOf(std::string_view url) {
+  const auto scheme = url.find("://");
+  std::string_view rest = url.substr(scheme == std::string_view::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find('/'));
+  if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(0, rest.find(']') + 1));
+  return Lower(rest.substr(0, rest.find(':')));
+}
+
+void Check(Section& s, TracingConfig& c) {
+  const EnvLookup& env = s.env();
+  // An OpenTelemetry variable counts when set and not empty (the specification's rule), and
+  // only for a key that neither the file nor ORCHESTRA_TRACING_* sets.
+  struct FromEnv {
+    std::string name;
+    std::string value;
+  };
+  const auto otel = [&](std::string_view key,
+                        std::initializer_list<std::string_view> names) -> std::optional<FromEnv> {
+    if (s.Present(key)) return std::nullopt;
+    for (std::string_view name : names) {
+      if (auto v = env(name); v && !Trim(*v).empty()) {
+        return FromEnv{std::string(name), std::string(Trim(*v))};
+      }
+    }
+    return std::nullopt;
+  };
+  const auto fail = [&](std::string_view key, const FromEnv& from, const std::string& why) {
+    s.FailKey(key, "from " + from.name + ": " + why);
+  };
+  const auto env_bool = [&](std::string_view key, const FromEnv& from) {
+    const std::string v = Lower(from.value);
+    if (v == "true") return true;
+    if (v == "false") return false;
+    fail(key, from, "expected true or false, got '" + from.value + "'");
+    return false;
+  };
+  const auto env_int = [&](std::string_view key, const FromEnv& from, std::int64_t min,
+                           std::int64_t max) {
+    std::int64_t n = 0;
+    std::istringstream in(from.value);
+    if (!(in >> n) || !in.eof() || n < min || n > max) {
+      fail(key, from,
+           "expected an integer between " + std::to_string(min) + " and " + std::to_string(max) +
+               ", got '" + from.value + "'");
+    }
+    return n;
+  };
+  const auto env_choice = [&](std::string_view key, const FromEnv& from, const auto& choices) {
+    for (const auto& [name, e] : choices) {
+      if (name == Lower(from.value)) return e;
+    }
+    std::string names;
+    for (const auto& [name, e] : choices)
+      names += (names.empty() ? "" : ", ") + std::string(name);
+    fail(key, from, "expected one of " + names + "; got '" + from.value + "'");
+    return choices[0].second;
+  };
+
+  if (auto v = otel("disabled", {"OTEL_SDK_DISABLED"})) c.disabled = env_bool("disabled", *v);
+  if (auto v = otel("disabled", {"OTEL_TRACES_EXPORTER"}); v && !c.disabled) {
+    const std::string exporter = Lower(v->value);
+    if (exporter == "none") {
+      c.disabled = true;
+    } else if (exporter != "otlp") {
+      fail("disabled", *v, "only otlp (or none) is supported, got '" + v->value + "'");
+    }
+  }
+  if (auto v = otel("endpoint", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"})) {
+    c.endpoint = v->value;
+    c.traces_url = WithPath(v->value);
+  } else if (auto base = otel("endpoint", {"OTEL_EXPORTER_OTLP_ENDPOINT"})) {
+    c.endpoint = base->value;
+    c.traces_url = TracesUrlOf(base->value);
+  } else if (!c.endpoint.empty()) {
+    c.traces_url = TracesUrlOf(c.endpoint);
+  }
+  if (!c.endpoint.empty() && !IsHttpUrl(c.endpoint)) {
+    s.FailKey("endpoint",
+              "expected an http:// or https:// URL (OTLP/HTTP; gRPC is not "
+              "supported), got '" +
+                  c.endpoint + "'");
+  }
+  if (auto v =
+          otel("protocol", {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"})) {
+    if (Lower(v->value) == "grpc") {
+      fail("protocol", *v, "grpc is not supported; use http/protobuf (the OTLP/HTTP port, 4318)");
+    }
+    c.protocol = env_choice("protocol", *v, kOtlpProtocols);
+  }
+  if (!s.Present("headers")) {
+    for (std::string_view name :
+         {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"}) {
+      auto text = env(name);
+      if (!text || Trim(*text).empty()) continue;
+      std::string bad;
+      auto parsed = ParseKeyValueList(*text, bad);
+      if (!bad.empty()) s.FailKey("headers", "from " + std::string(name) + ": " + bad);
+      for (auto& [key, value] : parsed)
+        c.headers[Lower(key)] = std::move(value);  // the per-signal variable wins
+    }
+  }
+  if (auto v = otel("sampler", {"OTEL_TRACES_SAMPLER"})) {
+    c.sampler = env_choice("sampler", *v, kTraceSamplers);
+  }
+  if (auto v = otel("sampling_ratio", {"OTEL_TRACES_SAMPLER_ARG"});
+      v && (c.sampler == TraceSampler::kTraceIdRatio ||
+            c.sampler == TraceSampler::kParentBasedTraceIdRatio)) {
+    double ratio = -1;
+    std::istringstream in(v->value);
+    if (!(in >> ratio) || !in.eof() || ratio < 0 || ratio > 1) {
+      fail("sampling_ratio", *v, "expected a number between 0 and 1, got '" + v->value + "'");
+    }
+    c.sampling_ratio = ratio;
+  }
+  if (!s.Present("resource_attributes")) {
+    if (auto text = env("OTEL_RESOURCE_ATTRIBUTES"); text && !Trim(*text).empty()) {
+      std::string bad;
+      c.resource_attributes = ParseKeyValueList(*text, bad);
+      if (!bad.empty()) s.FailKey("resource_attributes", "from OTEL_RESOURCE_ATTRIBUTES: " + bad);
+    }
+  }
+  if (auto v = otel("service_name", {"OTEL_SERVICE_NAME"})) {
+    c.service_name = v->value;
+  } else if (auto it = c.resource_attributes.find("service.name");
+             !s.Present("service_name") && it != c.resource_attributes.end()) {
+    c.service_name = it->second;
+  }
+  c.resource_attributes.erase("service.name");  // service_name is the one place it lives
+  if (c.service_name.empty()) s.FailKey("service_name", "must not be empty");
+  if (auto v = otel("capture_content", {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"})) {
+    c.capture_content = env_bool("capture_content", *v);
+  }
+  if (auto v = otel("queue_size", {"OTEL_BSP_MAX_QUEUE_SIZE"})) {
+    c.queue_size = static_cast<int>(env_int("queue_size", *v, 1, 1'000'000));
+  }
+  if (auto v = otel("batch_size", {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE"})) {
+    c.batch_size = static_cast<int>(env_int("batch_size", *v, 1, 100'000));
+  }
+  if (auto v = otel("export_interval", {"OTEL_BSP_SCHEDULE_DELAY"})) {
+    c.export_interval = std::chrono::milliseconds(env_int("export_interval", *v, 1, 3'600'000));
+  }
+  if (auto v = otel("export_timeout",
+                    {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"})) {
+    c.export_timeout = std::chrono::milliseconds(env_int("export_timeout", *v, 1, 3'600'000));
+  }
+  if (c.batch_size > c.queue_size) {
+    s.FailKey("batch_size", "must not exceed queue_size (" + std::to_string(c.queue_size) + ")");
+  }
+  if (c.export_interval <= Duration::zero()) s.FailKey("export_interval", "must be positive");
+  if (c.export_timeout <= Duration::zero()) s.FailKey("export_timeout", "must be positive");
+
+  c.enabled = !c.disabled && !c.traces_url.empty();
+  c.metadata_host = gce::MetadataHost(env("GCE_METADATA_HOST"));
+  const bool has_authorization =
+      std::any_of(c.headers.begin(), c.headers.end(),
+                  [](const auto& header) { return Lower(header.first) == "authorization"; });
+  c.use_gcp_token =
+      c.gcp_auth == GcpAuth::kOn || (c.gcp_auth == GcpAuth::kAuto && !has_authorization &&
+                                     HostOf(c.traces_url).ends_with(".googleapis.com"));
+  // Google's OTLP endpoint files spans under the project in gcp.project_id.
+  if (c.use_gcp_token && !c.resource_attributes.contains("gcp.project_id")) {
+    if (auto project = env("GOOGLE_CLOUD_PROJECT"); project && !project->empty()) {
+      c.resource_attributes["gcp.project_id"] = *project;
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 #include "observability/trace.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 
 #include "common/random.hpp"
@@ -69,6 +71,7 @@ TraceContext ContinueTrace(std::string_view traceparent, std::string_view cloud_
   TraceContext t;
   bool continued = (!traceparent.empty() && ParseTraceparent(traceparent, t)) ||
                    (!cloud_trace.empty() && ParseCloudTrace(cloud_trace, t));
+  t.remote = continued;
   if (!continued) {
     FillRandomHex(t.trace_id.data(), 16);
     t.parent_span_id.fill('0');
@@ -88,6 +91,40 @@ std::string_view TraceContext::Traceparent(std::array<char, 55>& out) const {
   std::memcpy(p + 36, span_id.data(), 16);
   std::memcpy(p + 52, sampled ? "-01" : "-00", 3);
   return {out.data(), out.size()};
+}
+
+namespace {
+constexpr std::uint64_t kRandomnessRange = std::uint64_t{1} << 56;
+}  // namespace
+
+Sampler::Sampler(bool parent_based, Root root, double ratio)
+    : parent_based_(parent_based), root_(root) {
+  ratio = std::clamp(ratio, 0.0, 1.0);
+  // (1 - ratio) * 2^56, exact at both ends: 1 keeps every trace, 0 none.
+  threshold_ = ratio >= 1.0   ? 0
+               : ratio <= 0.0 ? kRandomnessRange
+                              : static_cast<std::uint64_t>(std::ceil(
+                                    (1.0 - ratio) * static_cast<double>(kRandomnessRange)));
+}
+
+std::uint64_t Sampler::RandomnessOf(std::string_view trace_id) {
+  if (trace_id.size() != 32) return 0;
+  std::uint64_t r = 0;
+  std::from_chars(trace_id.data() + 18, trace_id.data() + 32, r, 16);
+  return r;
+}
+
+bool Sampler::ShouldSample(const TraceContext& trace) const {
+  if (parent_based_ && trace.remote) return trace.sampled;
+  switch (root_) {
+    case Root::kAlwaysOn:
+      return true;
+    case Root::kAlwaysOff:
+      return false;
+    case Root::kTraceIdRatio:
+      return RandomnessOf(trace.TraceId()) >= threshold_;
+  }
+  return false;
 }
 
 std::string TraceContext::Traceparent() const {

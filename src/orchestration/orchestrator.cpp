@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/random.hpp"
+#include "orchestration/call_trace.hpp"
 #include "orchestration/retry.hpp"
 #include "providers/provider.hpp"
 #include "tokens/chat.hpp"
@@ -39,8 +40,9 @@ Result<void> PrepareChat(wire::ChatRequest& request, const Target& target) {
 // Feeds a provider's chunks to the client's writer, opening the response at the first one.
 class SinkToWriter final : public providers::ChunkSink {
  public:
-  SinkToWriter(StreamWriter& writer, Served& served, const RequestInfo& info, const Clock& clock)
-      : writer_(writer), served_(served), info_(info), clock_(clock) {}
+  SinkToWriter(StreamWriter& writer, Served& served, const RequestInfo& info, const Clock& clock,
+               CallTrace* trace)
+      : writer_(writer), served_(served), info_(info), clock_(clock), trace_(trace) {}
 
   // Set before each attempt: who is serving, if the first chunk comes from this attempt.
   void Attempt(const ModelRoute& route, const Target& target, SteadyTime started) {
@@ -72,6 +74,7 @@ class SinkToWriter final : public providers::ChunkSink {
       served_.upstream_time += first_byte_;
       served_.first_token = now - info_.start;
       route_->metrics.ObserveTimeToFirstToken(Seconds(served_.first_token));
+      if (trace_ != nullptr) trace_->FirstToken(now, served_.first_token);
       if (!co_await writer_.Begin(served_)) co_return false;
       counted_first_ = true;
     }
@@ -101,6 +104,7 @@ class SinkToWriter final : public providers::ChunkSink {
   Served& served_;
   const RequestInfo& info_;
   const Clock& clock_;
+  CallTrace* trace_;
   const ModelRoute* route_ = nullptr;
   const Target* target_ = nullptr;
   SteadyTime attempt_start_{};
@@ -150,8 +154,10 @@ bool Prepared(Call& call, Target& target, std::optional<Error>& error) {
 
 // Chat's cache lookup and store, out of its coroutine frame (see Prepared).
 bool FromCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
-               ChatResult& result) {
+               ChatResult& result, CallTrace* trace) {
+  const SteadyTime start = trace != nullptr ? std::chrono::steady_clock::now() : SteadyTime{};
   auto hit = cache.Get(key);
+  if (trace != nullptr) trace->CacheLookup(start, hit != nullptr);
   if (!hit) return false;
   result.response.raw = hit->body;
   result.served.model = route.name;
@@ -171,6 +177,12 @@ void ToCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
   cached->upstream_model = result.served.upstream_model;
   cached->answer_not_found = result.response.answer_not_found;
   cache.Put(key, std::move(cached), route.cache_ttl);
+}
+
+// The completion for the routing span, when capture_content asks for it.
+std::unique_ptr<ResponseFacts> FactsFor(const CallTrace& trace, const wire::ChatResponse& r) {
+  if (!trace.capture_content()) return nullptr;
+  return std::make_unique<ResponseFacts>(FactsOf(r, true));
 }
 
 // A retry's backoff; false when the request was cancelled meanwhile.
@@ -194,7 +206,8 @@ Orchestrator::Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* 
 // `started` (streams) says whether anything reached the client: then no other attempt is made.
 template <class T, class Call>
 asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const RequestInfo& info,
-                                             Served& served, Call& call, const bool* started) {
+                                             Served& served, Call& call, const bool* started,
+                                             CallTrace* trace) {
   const SteadyTime deadline = info.start + first.deadline;
   std::optional<Error> last_error;
   // Why the previous route gave up: its last failure, or open circuits.
@@ -242,6 +255,10 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       options.first_byte_deadline = std::min(deadline, now + route->timeout);
       options.deadline = Call::Stream() ? deadline : options.first_byte_deadline;
       options.traceparent = info.traceparent;
+      if (trace != nullptr) {
+        options.traceparent = trace->BeginAttempt(*route, target, attempts[sel.index] + 1,
+                                                  sel.permit.probe(), sel.refused.size());
+      }
       options.request_id = info.request_id;
       options.worker = info.worker;
 
@@ -262,9 +279,11 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
         served.provider = target.provider_name();
         served.upstream_model = target.upstream_model();
         served.target = &target;
+        if (trace != nullptr) trace->AttemptSucceeded(FactsOf(*result, false));
         co_return std::move(*result);
       }
       const ProviderError& err = result.error();
+      if (trace != nullptr) trace->AttemptFailed(err);
       served.upstream_time += call.Waited(elapsed);
       sel.permit.Settle(BreakerVerdict(err));
       target.metrics().Count(OutcomeOf(err));
@@ -297,17 +316,25 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
 
 asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& request,
                                                        const RequestInfo& info) {
+  const std::unique_ptr<CallTrace> trace =
+      CallTrace::Start(info, "chat", request.model, request.raw_body);
   auto route = routes_.Resolve(request.model);
-  if (!route) co_return route.error();
+  if (!route) {
+    if (trace) trace->Fail(Served{}, route.error());
+    co_return route.error();
+  }
   const ModelRoute& r = **route;
+  if (trace) trace->Resolved(r);
 
   ChatResult result;
   // The key is made again to store the answer rather than kept across the call: this frame
   // stays under the 1,020 bytes Asio recycles without a trip through malloc.
   const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
   if (cached) {
-    if (FromCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result)) {
+    if (FromCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result,
+                  trace.get())) {
       metrics_.cache_hits().Inc();
+      if (trace) trace->Finish(result.served);
       co_return result;
     }
     metrics_.cache_misses().Inc();
@@ -325,8 +352,12 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
 
-  auto response = co_await Run<wire::ChatResponse>(r, info, result.served, call, nullptr);
-  if (!response) co_return response.error();
+  auto response =
+      co_await Run<wire::ChatResponse>(r, info, result.served, call, nullptr, trace.get());
+  if (!response) {
+    if (trace) trace->Fail(result.served, response.error());
+    co_return response.error();
+  }
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
@@ -334,6 +365,7 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   if (cached && served_route == &r) {
     ToCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result);
   }
+  if (trace) trace->Finish(result.served, FactsFor(*trace, result.response).get());
   co_return result;
 }
 
@@ -342,11 +374,17 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
                                                        StreamWriter& writer, Served& served,
                                                        bool* started) {
   *started = false;
+  const std::unique_ptr<CallTrace> trace =
+      CallTrace::Start(info, "chat", request.model, request.raw_body);
   auto route = routes_.Resolve(request.model);
-  if (!route) co_return route.error();
+  if (!route) {
+    if (trace) trace->Fail(Served{}, route.error());
+    co_return route.error();
+  }
   const ModelRoute& r = **route;
+  if (trace) trace->Resolved(r);
 
-  SinkToWriter sink(writer, served, info, clock_);
+  SinkToWriter sink(writer, served, info, clock_, trace.get());
   struct Call {
     static bool Stream() { return true; }
     wire::ChatRequest& request;
@@ -366,9 +404,13 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
     Duration Waited(Duration elapsed) const { return sink.started() ? Duration::zero() : elapsed; }
   } call{request, sink, clock_};
 
-  auto summary = co_await Run<providers::StreamSummary>(r, info, served, call, sink.started_flag());
+  auto summary = co_await Run<providers::StreamSummary>(r, info, served, call, sink.started_flag(),
+                                                        trace.get());
   *started = sink.started();
-  if (!summary) co_return summary.error();
+  if (!summary) {
+    if (trace) trace->Fail(served, summary.error());
+    co_return summary.error();
+  }
   const ModelRoute* served_route = served.route != nullptr ? served.route : &r;
   served.usage = summary->usage;
   if (!served.usage.known && served.target != nullptr && request.parsed && sink.translated()) {
@@ -381,14 +423,20 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
     if (!co_await writer.Begin(served)) co_return Cancelled();
     *started = true;
   }
+  if (trace) trace->Finish(served);
   co_return Result<void>{};
 }
 
 asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest& request,
                                                          const RequestInfo& info) {
+  const std::unique_ptr<CallTrace> trace = CallTrace::Start(info, "embeddings", request.model);
   auto route = routes_.Resolve(request.model);
-  if (!route) co_return route.error();
+  if (!route) {
+    if (trace) trace->Fail(Served{}, route.error());
+    co_return route.error();
+  }
   const ModelRoute& r = **route;
+  if (trace) trace->Resolved(r);
   struct Call {
     static bool Stream() { return false; }
     wire::EmbeddingRequest& request;
@@ -401,12 +449,17 @@ asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest&
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
   EmbedResult result;
-  auto response = co_await Run<wire::EmbeddingResponse>(r, info, result.served, call, nullptr);
-  if (!response) co_return response.error();
+  auto response =
+      co_await Run<wire::EmbeddingResponse>(r, info, result.served, call, nullptr, trace.get());
+  if (!response) {
+    if (trace) trace->Fail(result.served, response.error());
+    co_return response.error();
+  }
   result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
   result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
+  if (trace) trace->Finish(result.served);
   co_return result;
 }
 

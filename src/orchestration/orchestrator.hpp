@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/error.hpp"
+#include "observability/trace.hpp"
 #include "orchestration/balancer.hpp"
 #include "orchestration/clock.hpp"
 #include "orchestration/response_cache.hpp"
@@ -31,10 +32,14 @@ struct RequestInfo {
   std::string_view tenant;  // partitions the response cache
   int worker = 0;
   SteadyTime start{};  // when the request arrived
+  // The request's trace (null: none); a sampled one gets the orchestrator's spans
+  // (call_trace.hpp). Must outlive the call.
+  const observability::TraceContext* trace = nullptr;
 };
 
 // Who answered, for response headers and accounting.
 struct ModelRoute;
+class CallTrace;
 
 // The names are views into the route table (routes and targets live as long as the
 // orchestrator), so a Served is cheap to copy and never allocates.
@@ -91,9 +96,11 @@ class Orchestrator {
   RouteTable& routes() { return routes_; }
 
  private:
+  // `trace` may be null (the request is not traced).
   template <class T, class Call>
   boost::asio::awaitable<Result<T>> Run(const ModelRoute& route, const RequestInfo& info,
-                                        Served& served, Call& call, const bool* started);
+                                        Served& served, Call& call, const bool* started,
+                                        CallTrace* trace);
 
   RouteTable& routes_;
   Metrics& metrics_;

@@ -4,6 +4,10 @@
 #include <set>
 #include <utility>
 
+#include <boost/asio/this_coro.hpp>
+
+#include "observability/ambient_span.hpp"
+#include "observability/tracer.hpp"
 #include "storage/checkpoint_id.hpp"
 #include "storage/glob.hpp"
 #include "storage/validation.hpp"
@@ -53,6 +57,47 @@ constexpr std::size_t kMaxFieldBytes = 256;
 StorageOutcome DeleteOutcome(const Result<bool>& result) {
   if (!result) return OutcomeOf(result.error());
   return *result ? StorageOutcome::kOk : StorageOutcome::kNotFound;
+}
+
+// The span of one backend call made for a traced request (docs/OPERATIONS.md#traces): the
+// operation, the database, which side of a failover, the outcome. Never keys or values.
+void RecordSpan(const observability::AmbientParent& parent, StorageOp op, std::string_view kind,
+                bool secondary, StorageOutcome outcome, const Error* error,
+                Clock::time_point start) {
+  observability::Tracer* tracer = observability::InstalledTracer();
+  if (tracer == nullptr) return;
+  const observability::UnixTime clock;
+  const auto id = observability::NewSpanId();
+  const std::string_view system = kind == "postgres"    ? "postgresql"
+                                  : kind == "firestore" ? "gcp.firestore"
+                                                        : kind;
+  const std::string_view operation = ToString(op);
+  const std::string_view outcome_name = ToString(outcome);
+  const observability::Attribute attributes[] = {
+      {"db.system.name", system},
+      {"db.operation.name", operation},
+      {"orchestra.storage.backend", secondary ? "secondary" : "primary"},
+      {"orchestra.storage.outcome", outcome_name},
+      {"error.type", error != nullptr ? ToString(error->code) : std::string_view()}};
+  observability::SpanRecord span;
+  span.trace_id = {parent.trace_id.data(), parent.trace_id.size()};
+  span.span_id = observability::View(id);
+  span.parent_span_id = {parent.span_id.data(), parent.span_id.size()};
+  span.sampled = parent.sampled;
+  const std::string name = "storage " + std::string(operation);
+  span.name = name;
+  // An embedded database is the process's own work; the others are calls to a server.
+  span.kind =
+      kind == "sqlite" ? observability::SpanKind::kInternal : observability::SpanKind::kClient;
+  span.start_unix_nano = clock.Of(start);
+  span.end_unix_nano = clock.now();
+  span.attributes = {attributes,
+                     error != nullptr ? std::size(attributes) : std::size(attributes) - 1};
+  if (error != nullptr) {
+    span.status = observability::SpanStatus::kError;
+    span.status_message = error->message;
+  }
+  tracer->Record(span);
 }
 
 // The tenant and the key or agent id every call names.
@@ -128,6 +173,15 @@ Result<T> StorageService::Reject(StorageOp op, Error error) {
 
 template <class T, class Fn>
 asio::awaitable<Result<T>> StorageService::Execute(StorageOp op, std::string_view tenant, Fn fn) {
+  // A traced request's call is a child of its server span, found by the coroutine chain that
+  // runs it (observability/ambient_span.hpp).
+  std::optional<observability::AmbientParent> traced;
+  asio::cancellation_slot owner;
+  if (observability::InstalledTracer() != nullptr) {
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    owner = state.slot();
+    traced = observability::AmbientParentOf(owner);
+  }
   const Clock::time_point issued = Clock::now();
   std::size_t index = active_.load();
   for (;;) {
@@ -154,6 +208,12 @@ asio::awaitable<Result<T>> StorageService::Execute(StorageOp op, std::string_vie
       }
     }
     metrics_.Record(index, op, outcome, seconds);
+    if (traced) {
+      const std::optional<Error> error = result ? std::nullopt : std::optional(result.error());
+      RecordSpan(*traced, op, backend.kind(), index == kSecondary, outcome,
+                 error ? &*error : nullptr, start);
+      observability::SetAmbientParent(owner, *traced);  // for the handler's next call
+    }
     const bool primary_down = !result && result.error().code == ErrorCode::kUnavailable &&
                               !queued_too_long && index == kPrimary;
     if (!primary_down || !backends_[kSecondary]) co_return result;

@@ -508,3 +508,92 @@ TEST(LoadConfig, DocumentsDefaultsAndChecks) {
 
 }  // namespace
 }  // namespace orchestra::config
+
+namespace orchestra::config {
+namespace {
+
+TEST(ParseTracing, OffUntilAnEndpointIsKnown) {
+  FakeEnv env;
+  Config c = ParseConfig("", "orchestra.yaml", env.Lookup());
+  EXPECT_FALSE(c.tracing.enabled);
+  c = ParseConfig("tracing: {endpoint: 'http://collector:4318'}\n", "orchestra.yaml", env.Lookup());
+  EXPECT_TRUE(c.tracing.enabled);
+  EXPECT_EQ(c.tracing.traces_url, "http://collector:4318/v1/traces");
+  EXPECT_EQ(c.tracing.protocol, OtlpProtocol::kHttpProtobuf);
+  EXPECT_EQ(c.tracing.sampler, TraceSampler::kParentBasedTraceIdRatio);
+  EXPECT_EQ(c.tracing.sampling_ratio, 1.0);
+  EXPECT_FALSE(c.tracing.use_gcp_token);
+}
+
+TEST(ParseTracing, ReadsTheStandardOpenTelemetryVariables) {
+  FakeEnv env;
+  env.vars["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector:4318/";
+  env.vars["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/json";
+  env.vars["OTEL_EXPORTER_OTLP_HEADERS"] = "Api-Key=a%2Cb, x-team = blue";
+  env.vars["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio";
+  env.vars["OTEL_TRACES_SAMPLER_ARG"] = "0.01";
+  env.vars["OTEL_SERVICE_NAME"] = "gateway";
+  env.vars["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment.name=prod,service.name=x";
+  Config c = ParseConfig("", "orchestra.yaml", env.Lookup());
+  EXPECT_TRUE(c.tracing.enabled);
+  EXPECT_EQ(c.tracing.traces_url, "http://collector:4318/v1/traces");
+  EXPECT_EQ(c.tracing.protocol, OtlpProtocol::kHttpJson);
+  EXPECT_EQ(c.tracing.headers.at("api-key"), "a,b");
+  EXPECT_EQ(c.tracing.headers.at("x-team"), "blue");
+  EXPECT_DOUBLE_EQ(c.tracing.sampling_ratio, 0.01);
+  EXPECT_EQ(c.tracing.service_name, "gateway");
+  EXPECT_EQ(c.tracing.resource_attributes.at("deployment.environment.name"), "prod");
+  EXPECT_FALSE(c.tracing.resource_attributes.contains("service.name"));
+
+  // The per-signal endpoint is used as it is; the file's keys beat the variables.
+  env.vars["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "https://traces.example/otlp";
+  c = ParseConfig("tracing: {sampling_ratio: 0.5}\n", "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.tracing.traces_url, "https://traces.example/otlp");
+  EXPECT_DOUBLE_EQ(c.tracing.sampling_ratio, 0.5);
+
+  env.vars["OTEL_SDK_DISABLED"] = "true";
+  EXPECT_FALSE(ParseConfig("", "orchestra.yaml", env.Lookup()).tracing.enabled);
+}
+
+TEST(ParseTracing, GooglesEndpointGetsTheMetadataServersToken) {
+  FakeEnv env;
+  env.vars["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://telemetry.googleapis.com";
+  env.vars["GOOGLE_CLOUD_PROJECT"] = "proj-1";
+  Config c = ParseConfig("", "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.tracing.traces_url, "https://telemetry.googleapis.com/v1/traces");
+  EXPECT_TRUE(c.tracing.use_gcp_token);
+  EXPECT_EQ(c.tracing.resource_attributes.at("gcp.project_id"), "proj-1");
+  // An Authorization header of its own: no token.
+  env.vars["OTEL_EXPORTER_OTLP_HEADERS"] = "authorization=Bearer%20x";
+  EXPECT_FALSE(ParseConfig("", "orchestra.yaml", env.Lookup()).tracing.use_gcp_token);
+  // Forced on for a collector that forwards it.
+  FakeEnv plain;
+  c = ParseConfig("tracing: {endpoint: 'http://c:4318', gcp_auth: on}\n", "orchestra.yaml",
+                  plain.Lookup());
+  EXPECT_TRUE(c.tracing.use_gcp_token);
+}
+
+TEST(ParseTracing, MistakesNameTheKeyOrTheVariable) {
+  EXPECT_NE(ErrorOf("tracing: {endpoint: 'collector:4317'}\n").find("tracing.endpoint"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("tracing: {sampling_ratio: 2}\n").find("tracing.sampling_ratio"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("tracing: {sampler: sometimes}\n").find("tracing.sampler"), std::string::npos);
+  EXPECT_NE(ErrorOf("tracing: {queue_size: 10, batch_size: 20}\n").find("tracing.batch_size"),
+            std::string::npos);
+  FakeEnv env;
+  env.vars["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc";
+  EXPECT_NE(ErrorOf("", env).find("OTEL_EXPORTER_OTLP_PROTOCOL"), std::string::npos);
+  FakeEnv ratio;
+  ratio.vars["OTEL_TRACES_SAMPLER_ARG"] = "lots";
+  EXPECT_NE(ErrorOf("", ratio).find("OTEL_TRACES_SAMPLER_ARG"), std::string::npos);
+  // A header's value may be a secret: a malformed list names the key only.
+  FakeEnv headers;
+  headers.vars["OTEL_EXPORTER_OTLP_HEADERS"] = "api-key=%zzsecret";
+  const std::string error = ErrorOf("", headers);
+  EXPECT_NE(error.find("api-key"), std::string::npos) << error;
+  EXPECT_EQ(error.find("secret"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace orchestra::config
