@@ -48,6 +48,7 @@ ApiKeys ApiKeys::FromConfig(const config::AuthConfig& auth, const config::EnvLoo
   for (const config::ApiKeyConfig& k : auth.keys) {
     Key key;
     key.principal.name = k.name;
+    key.principal.policy = k.policy;
     for (config::Scope s : k.scopes) {
       if (s == config::Scope::kUser) key.principal.user = true;
       if (s == config::Scope::kAdmin) key.principal.admin = true;

@@ -13,24 +13,25 @@ namespace orchestra {
 // What went wrong, in terms a caller can act on. Each code maps to one HTTP status and one
 // error type in api/errors.cpp, the only place that knows about HTTP.
 enum class ErrorCode : std::uint8_t {
-  kInvalidRequest,    // malformed or semantically wrong input (400)
-  kUnauthenticated,   // missing or wrong API key (401)
-  kPermissionDenied,  // key lacks the scope (403)
-  kNotFound,          // no such resource or model (404)
-  kMethodNotAllowed,  // path exists, method does not (405)
-  kNotImplemented,    // a method or protocol feature Orchestra does not implement (501)
-  kConflict,          // state does not allow the operation (409)
-  kPayloadTooLarge,   // body or value over its limit (413)
-  kUnprocessable,     // well-formed, but asks for what this model cannot do (422)
-  kHeadersTooLarge,   // request headers over their limit (431)
-  kRateLimited,       // a limit of ours or the upstream's (429)
-  kOverloaded,        // load shedding (503 + Retry-After)
-  kUnavailable,       // a dependency is down or we are draining (503)
-  kUpstreamError,     // the provider answered with an error (502, or its 4xx passed through)
-  kUpstreamTimeout,   // the provider did not answer in time (504)
-  kDeadlineExceeded,  // the request's own deadline passed (504)
-  kCancelled,         // the client went away; nothing is sent back
-  kInternal,          // a bug or an unexpected failure (500)
+  kInvalidRequest,     // malformed or semantically wrong input (400)
+  kUnauthenticated,    // missing or wrong API key (401)
+  kPermissionDenied,   // key lacks the scope (403)
+  kNotFound,           // no such resource or model (404)
+  kMethodNotAllowed,   // path exists, method does not (405)
+  kNotImplemented,     // a method or protocol feature Orchestra does not implement (501)
+  kConflict,           // state does not allow the operation (409)
+  kPayloadTooLarge,    // body or value over its limit (413)
+  kUnprocessable,      // well-formed, but asks for what this model cannot do (422)
+  kHeadersTooLarge,    // request headers over their limit (431)
+  kRateLimited,        // a rate limit of ours (429 rate_limit_exceeded)
+  kInsufficientQuota,  // a key's budget is spent (429 insufficient_quota, as OpenAI)
+  kOverloaded,         // load shedding (503 + Retry-After)
+  kUnavailable,        // a dependency is down or we are draining (503)
+  kUpstreamError,      // the provider answered with an error (502, or its 4xx passed through)
+  kUpstreamTimeout,    // the provider did not answer in time (504)
+  kDeadlineExceeded,   // the request's own deadline passed (504)
+  kCancelled,          // the client went away; nothing is sent back
+  kInternal,           // a bug or an unexpected failure (500)
 };
 
 std::string_view ToString(ErrorCode code);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "limits/policy.hpp"
+
 // Orchestra's typed configuration: the shape of orchestra.yaml (DESIGN.md §7). Loaded and
 // validated once at start-up by config/loader.hpp; afterwards shared read-only as
 // std::shared_ptr<const Config>. Every key is documented in docs/CONFIG.md.
@@ -46,6 +48,8 @@ struct ApiKeyConfig {
   std::string key_file;  // ... or in this file (Secret Manager mounts) ...
   std::string sha256;    // ... or only its SHA-256 (hex) is known
   std::vector<Scope> scopes{Scope::kUser};
+  // Its rate limits and budget (`limits`, `budget`); see loader.cpp's key policy schema.
+  limits::KeyPolicy policy;
 };
 
 struct AuthConfig {
@@ -187,6 +191,13 @@ struct ObservabilityConfig {
   std::uint16_t metrics_port = 0;  // derived from metrics_listen
 };
 
+// Per-key limits, budgets and spend (issue 13).
+struct LimitsConfig {
+  // How often settled spend is written to the storage backend and the fleet's spend read back
+  // for budget checks.
+  Duration spend_flush_interval = 1s;
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -195,6 +206,7 @@ struct Config {
   TasksConfig tasks;
   StorageConfig storage;
   ObservabilityConfig observability;
+  LimitsConfig limits;
   std::string source;  // where it was loaded from ("defaults" or a path)
   // The ORCHESTRA_* environment variables that override a key of this configuration (for
   // warning about those that override nothing, such as a misspelt one).

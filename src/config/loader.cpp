@@ -322,6 +322,64 @@ void Describe(V& v, ServerConfig& c) {
   v.Integer("retry_after", c.retry_after_s, 1, 3600);
 }
 
+// A key's policy (limits/policy.hpp) in YAML, the same shape as the admin key API:
+//   limits: {rpm, tpm, max_parallel, per_model: [{model, rpm, tpm, max_parallel}]}
+//   budget: {usd, period: day|week|month}
+constexpr std::array kBudgetPeriods{
+    std::pair<std::string_view, limits::BudgetPeriod>{"day", limits::BudgetPeriod::kDay},
+    std::pair<std::string_view, limits::BudgetPeriod>{"week", limits::BudgetPeriod::kWeek},
+    std::pair<std::string_view, limits::BudgetPeriod>{"month", limits::BudgetPeriod::kMonth}};
+constexpr std::int64_t kMaxRateLimit = 1'000'000'000'000;
+
+template <class V>
+void Describe(V& v, limits::RateLimits& c) {
+  v.Integer("rpm", c.rpm, 0, kMaxRateLimit);
+  v.Integer("tpm", c.tpm, 0, kMaxRateLimit);
+  v.Integer("max_parallel", c.max_parallel, 0, 10'000'000);
+}
+
+template <class V>
+void Describe(V& v, limits::ModelLimits& c) {
+  v.Text("model", c.model);
+  Describe(v, c.limits);
+}
+
+struct KeyLimitsFields {
+  limits::RateLimits& limits;
+  std::vector<limits::ModelLimits>& per_model;
+};
+
+template <class V>
+void Describe(V& v, KeyLimitsFields& c) {
+  Describe(v, c.limits);
+  v.List("per_model", c.per_model);
+}
+
+struct BudgetFields {
+  double usd = 0;
+  limits::BudgetPeriod period = limits::BudgetPeriod::kMonth;
+};
+
+template <class V>
+void Describe(V& v, BudgetFields& c) {
+  v.Real("usd", c.usd, 0, 1e12);
+  v.Choice("period", c.period, kBudgetPeriods);
+}
+
+template <class V>
+void DescribeKeyPolicy(V& v, limits::KeyPolicy& policy) {
+  KeyLimitsFields fields{policy.limits, policy.per_model};
+  v.Group("limits", fields);
+  BudgetFields budget;
+  if (policy.budget) budget = {policy.budget->usd, policy.budget->period};
+  v.Group("budget", budget);
+  if (budget.usd > 0) {
+    policy.budget = limits::Budget{budget.usd, budget.period};
+  } else {
+    policy.budget.reset();
+  }
+}
+
 template <class V>
 void Describe(V& v, ApiKeyConfig& c) {
   v.Text("name", c.name);
@@ -329,6 +387,7 @@ void Describe(V& v, ApiKeyConfig& c) {
   v.Text("key_file", c.key_file);
   v.Secret("sha256", c.sha256);
   v.Choices("scopes", c.scopes, kScopes);
+  DescribeKeyPolicy(v, c.policy);
 }
 
 template <class V>
@@ -457,6 +516,11 @@ void Describe(V& v, ObservabilityConfig& c) {
 }
 
 template <class V>
+void Describe(V& v, LimitsConfig& c) {
+  v.Time("spend_flush_interval", c.spend_flush_interval);
+}
+
+template <class V>
 void Describe(V& v, Config& c) {
   v.Group("server", c.server);
   v.Group("auth", c.auth);
@@ -465,6 +529,7 @@ void Describe(V& v, Config& c) {
   v.Group("tasks", c.tasks);
   v.Group("storage", c.storage);
   v.Group("observability", c.observability);
+  v.Group("limits", c.limits);
 }
 
 // --- The checks the Reader runs on each section once its keys are read. ----------------------
@@ -507,6 +572,28 @@ void Check(Section& k, ApiKeyConfig& key) {
   if (!key.sha256.empty() && (key.sha256.size() != 64 || !IsHex(key.sha256))) {
     k.FailKey("sha256", "expected 64 hexadecimal digits (the SHA-256 of the key)");
   }
+}
+
+void Check(Section& m, limits::ModelLimits& c) {
+  if (c.model.empty()) m.FailKey("model", "every per_model entry names a model");
+}
+
+void Check(Section& s, std::vector<limits::ModelLimits>& per_model) {
+  std::set<std::string> names;
+  for (const limits::ModelLimits& m : per_model) {
+    if (!names.insert(m.model).second)
+      s.FailKey("per_model", "model '" + m.model + "' is listed twice");
+  }
+}
+
+void Check(Section& b, BudgetFields& c) {
+  if (c.usd > 0 && !b.Present("period"))
+    b.FailKey("period", "a budget needs its period: day, week or month");
+}
+
+void Check(Section& s, LimitsConfig& c) {
+  if (c.spend_flush_interval < 10ms || c.spend_flush_interval > 1h)
+    s.FailKey("spend_flush_interval", "must be between 10ms and 1h");
 }
 
 void Check(Section& s, AuthConfig& c) {

@@ -116,6 +116,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"auth: {keys: [{name: a, sha256: abc}]}\n",
                 "auth.keys[0].sha256: expected 64 hexadecimal digits"},
         BadCase{"auth: {keys: [{name: a, key_env: K, scopes: [root]}]}\n", "unknown scope 'root'"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {rpm: -1}}]}\n",
+                "auth.keys[0].limits.rpm: must be between 0 and"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {rpn: 1}}]}\n",
+                "auth.keys[0].limits.rpn: unknown key (did you mean 'rpm'?)"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, budget: {usd: 5}}]}\n",
+                "auth.keys[0].budget.period: a budget needs its period"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, budget: {usd: 5, period: year}}]}\n",
+                "auth.keys[0].budget.period: expected one of day, week, month"},
+        BadCase{"auth: {keys: [{name: a, key_env: K, limits: {per_model: [{rpm: 1}]}}]}\n",
+                "auth.keys[0].limits.per_model[0].model: every per_model entry names a model"},
         BadCase{"providers: [{name: x, type: opnai}]\n", "(did you mean 'openai'?)"},
         BadCase{"providers: [{name: x, type: openai, base_url: ftp://h}]\n",
                 "providers[0].base_url: expected an http:// or https:// URL"},
@@ -126,6 +136,30 @@ INSTANTIATE_TEST_SUITE_P(
     [](const testing::TestParamInfo<BadCase>& param) {
       return "Case" + std::to_string(param.index);
     });
+
+TEST(ParseConfig, ReadsAKeysLimitsAndBudget) {
+  FakeEnv env;
+  Config c = ParseConfig(R"(
+auth:
+  keys:
+    - name: app
+      key_env: K
+      limits: {rpm: 600, tpm: 90000, max_parallel: 4, per_model: [{model: gpt-4o, rpm: 10, tpm: 1000}]}
+      budget: {usd: 25.5, period: week}
+    - {name: other, key_env: K2}
+)",
+                         "orchestra.yaml", env.Lookup());
+  ASSERT_EQ(c.auth.keys.size(), 2u);
+  const limits::KeyPolicy& p = c.auth.keys[0].policy;
+  EXPECT_EQ(p.limits, (limits::RateLimits{600, 90000, 4}));
+  ASSERT_EQ(p.per_model.size(), 1u);
+  EXPECT_EQ(p.per_model[0].model, "gpt-4o");
+  EXPECT_EQ(p.per_model[0].limits, (limits::RateLimits{10, 1000, 0}));
+  ASSERT_TRUE(p.budget);
+  EXPECT_EQ(p.budget->usd, 25.5);
+  EXPECT_EQ(p.budget->period, limits::BudgetPeriod::kWeek);
+  EXPECT_TRUE(c.auth.keys[1].policy.unrestricted());
+}
 
 TEST(ParseConfig, EnvironmentOverridesTheFile) {
   FakeEnv env;
