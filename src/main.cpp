@@ -26,6 +26,7 @@
 #include "api/ops.hpp"
 #include "api/pipeline.hpp"
 #include "api/router.hpp"
+#include "api/spend.hpp"
 #include "api/tasks.hpp"
 #include "api/token_counter.hpp"
 #include "auth/api_keys.hpp"
@@ -37,6 +38,8 @@
 #include "config/loader.hpp"
 #include "documents/service.hpp"
 #include "limits/load_shedder.hpp"
+#include "limits/rate_limiter.hpp"
+#include "limits/spend.hpp"
 #include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
 #include "net/server.hpp"
@@ -463,6 +466,14 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     }
     api::AddAdminKeyRoutes(router, key_service);
     auth::ModelAccess model_access;
+    // --- Spend and budgets (issue 13): settled spend is batched to the records' counters. ---
+    limits::SpendLedger::Options spend_options;
+    spend_options.flush_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg->limits.spend_flush_interval);
+    limits::SpendLedger spend(&storage->records(), spend_options);
+    spend.Start();
+    api::AddSpendRoutes(router, &storage->records(), spend);
+    // --- end spend ---
     api::AddOpenApiRoute(router, build::kVersion);  // describes every route, whenever added
 
     // Admission stages, in order: load shedding first (it refuses cheapest), the key's models,
@@ -472,11 +483,15 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
                                  cfg->server.max_loop_delay, cfg->server.max_memory_bytes},
                                 &loop_load, registry);
     limits::UsageRecorder usage(registry);
+    // --- Per-key limits (issue 13): rate limits before accounting. ---
+    limits::RateLimiter rate_limiter;
+    // Order: the cheapest refusal first (load), then who may call what, then limits and budget.
+    std::vector<limits::Stage*> stages{&shedder, &model_access, &rate_limiter, &spend, &usage};
+    // --- end per-key limits ---
     api::PipelineOptions pipeline_options;
     pipeline_options.access_log = cfg->observability.access_log;
     pipeline_options.log_probes = cfg->observability.log_probes;
-    api::Pipeline pipeline(router, keys, {&shedder, &model_access, &usage}, registry, logger,
-                           pipeline_options);
+    api::Pipeline pipeline(router, keys, std::move(stages), registry, logger, pipeline_options);
 
     const config::ServerConfig& s = cfg->server;
     const int retry_after = s.retry_after_s;

@@ -34,6 +34,7 @@ struct AdmissionState {
   static constexpr std::size_t kMaxStages = 6;
   limits::Request request;
   std::string model;  // the storage of request.model: the handler's body is gone by Settle
+  limits::RateHeaders rate_headers;  // request.rate_headers points here
   std::array<limits::Ticket, kMaxStages> tickets{};
   std::size_t admitted = 0;  // stages that admitted, in order
   bool decided = false;      // Admit ran (admitted or refused)

@@ -30,6 +30,7 @@ unsigned HttpStatus(const Error& e) {
     case ErrorCode::kHeadersTooLarge:
       return 431;
     case ErrorCode::kRateLimited:
+    case ErrorCode::kInsufficientQuota:
       return 429;
     case ErrorCode::kOverloaded:
       return 503;
@@ -62,6 +63,8 @@ unsigned HttpStatus(const Error& e) {
 }
 
 std::string_view ErrorType(const Error& e) {
+  // OpenAI's type for a spent quota, which its SDKs raise as their usual error.
+  if (e.code == ErrorCode::kInsufficientQuota) return "insufficient_quota";
   switch (HttpStatus(e)) {
     case 401:
       return "authentication_error";

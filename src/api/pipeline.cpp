@@ -1,6 +1,7 @@
 #include "api/pipeline.hpp"
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <optional>
 
@@ -9,6 +10,7 @@
 #include "api/errors.hpp"
 #include "api/request_spans.hpp"
 #include "common/random.hpp"
+#include "limits/rate_limiter.hpp"
 #include "observability/trace.hpp"
 #include "observability/tracer.hpp"
 
@@ -231,6 +233,8 @@ bool Pipeline::Admit(RequestContext& ctx, const RequestFacts& facts) {
   a.request.worker = ctx.exchange.worker_index();
   a.request.principal_id = &ctx.principal;
   a.request.policy = &ctx.principal.policy;
+  a.rate_headers = {};
+  a.request.rate_headers = &a.rate_headers;
   observability::Tracer* tracer = observability::TracerFor(ctx.trace);
   if (tracer != nullptr) a.traced_since = net::Clock::now();
   const bool admitted = AdmitFrom(ctx);
@@ -252,6 +256,7 @@ bool Pipeline::AdmitFrom(RequestContext& ctx) {
     }
     a.admitted = i + 1;
   }
+  WriteRateHeaders(a.rate_headers, ctx.response);
   return true;
 }
 
@@ -280,6 +285,7 @@ void Pipeline::Refuse(RequestContext& ctx, limits::Refusal& refusal) {
   rejected_.With({refusal.reason}).Inc();
   a.refused_by = refusal.reason;
   RenderError(refusal.error, ctx.response, refusal.error.retry_after_s);
+  WriteRateHeaders(a.rate_headers, ctx.response);
   // The stages that admitted give back what they reserved.
   limits::Outcome outcome;
   outcome.status = ctx.response.status;
@@ -292,6 +298,29 @@ void Pipeline::Refuse(RequestContext& ctx, limits::Refusal& refusal) {
   a.admitted = 0;
   a.pending = false;
   a.settled = true;
+}
+
+void Pipeline::WriteRateHeaders(const limits::RateHeaders& h, net::Response& response) {
+  // Formatted on the stack; AddHeader reuses the connection's header strings, so this does not
+  // allocate once a keep-alive connection has answered a request with these headers.
+  std::array<char, 32> buffer;
+  auto number = [&](std::int64_t v) {
+    return std::string_view(buffer.data(),
+                            std::to_chars(buffer.data(), buffer.data() + buffer.size(), v).ptr);
+  };
+  auto reset = [&](std::int64_t ms) {
+    return std::string_view(buffer.data(), limits::FormatResetDuration(ms, buffer.data()));
+  };
+  if (h.limit_requests > 0) {
+    response.AddHeader("x-ratelimit-limit-requests", number(h.limit_requests));
+    response.AddHeader("x-ratelimit-remaining-requests", number(h.remaining_requests));
+    response.AddHeader("x-ratelimit-reset-requests", reset(h.reset_requests_ms));
+  }
+  if (h.limit_tokens > 0) {
+    response.AddHeader("x-ratelimit-limit-tokens", number(h.limit_tokens));
+    response.AddHeader("x-ratelimit-remaining-tokens", number(h.remaining_tokens));
+    response.AddHeader("x-ratelimit-reset-tokens", reset(h.reset_tokens_ms));
+  }
 }
 
 void Pipeline::Settle(RequestContext& ctx) {

@@ -78,6 +78,8 @@ class Pipeline {
   // Runs the synchronous stages from `a.admitted` on; see Admit.
   bool AdmitFrom(RequestContext& ctx);
   void Refuse(RequestContext& ctx, limits::Refusal& refusal);
+  // OpenAI's x-ratelimit-* headers from what the rate-limit stage reported.
+  static void WriteRateHeaders(const limits::RateHeaders& h, net::Response& response);
   // `ctx` is null for a request answered before its context existed.
   void Record(const Route* route, net::Exchange& exchange, std::string_view request_id,
               const observability::TraceContext& trace, bool log_line,

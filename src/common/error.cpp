@@ -31,7 +31,9 @@ std::string_view ToString(ErrorCode code) {
     case ErrorCode::kHeadersTooLarge:
       return "headers_too_large";
     case ErrorCode::kRateLimited:
-      return "rate_limited";
+      return "rate_limit_exceeded";
+    case ErrorCode::kInsufficientQuota:
+      return "insufficient_quota";
     case ErrorCode::kOverloaded:
       return "overloaded";
     case ErrorCode::kUnavailable:

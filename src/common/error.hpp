@@ -26,7 +26,8 @@ enum class ErrorCode : std::uint8_t {
                           // the supported ones
   kUnprocessable,         // well-formed, but asks for what this model cannot do (422)
   kHeadersTooLarge,       // request headers over their limit (431)
-  kRateLimited,           // a limit of ours or the upstream's (429)
+  kRateLimited,           // a rate limit of ours (429 rate_limit_exceeded)
+  kInsufficientQuota,     // a key's budget is spent (429 insufficient_quota, as OpenAI)
   kOverloaded,            // load shedding (503 + Retry-After)
   kUnavailable,           // a dependency is down or we are draining (503)
   kUpstreamError,         // the provider answered with an error (502, or its 4xx passed through)

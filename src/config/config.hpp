@@ -266,6 +266,13 @@ struct TracingConfig {
   std::string metadata_host;  // $GCE_METADATA_HOST, else metadata.google.internal
 };
 
+// Per-key limits, budgets and spend (issue 13).
+struct LimitsConfig {
+  // How often settled spend is written to the storage backend and the fleet's spend read back
+  // for budget checks.
+  Duration spend_flush_interval = 1s;
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -276,13 +283,16 @@ struct Config {
   DocumentsConfig documents;
   ObservabilityConfig observability;
   TracingConfig tracing;
-  std::string source;  // where it was loaded from ("defaults" or a path)
-  // The ORCHESTRA_* environment variables that override a key of this configuration (for
-  // warning about those that override nothing, such as a misspelt one).
-  std::vector<std::string> env_names;
+};
 
-  const ProviderConfig* FindProvider(std::string_view name) const;
-  const ModelConfig* FindModel(std::string_view name) const;
+LimitsConfig limits;
+std::string source;  // where it was loaded from ("defaults" or a path)
+// The ORCHESTRA_* environment variables that override a key of this configuration (for
+// warning about those that override nothing, such as a misspelt one).
+std::vector<std::string> env_names;
+
+const ProviderConfig* FindProvider(std::string_view name) const;
+const ModelConfig* FindModel(std::string_view name) const;
 };
 
 std::string_view ToString(Scope s);

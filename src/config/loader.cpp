@@ -566,6 +566,11 @@ void Describe(V& v, TracingConfig& c) {
 }
 
 template <class V>
+void Describe(V& v, LimitsConfig& c) {
+  v.Time("spend_flush_interval", c.spend_flush_interval);
+}
+
+template <class V>
 void Describe(V& v, Config& c) {
   v.Group("server", c.server);
   v.Group("auth", c.auth);
@@ -576,6 +581,7 @@ void Describe(V& v, Config& c) {
   v.Group("documents", c.documents);
   v.Group("observability", c.observability);
   v.Group("tracing", c.tracing);
+  v.Group("limits", c.limits);
 }
 
 // --- The checks the Reader runs on each section once its keys are read. ----------------------
@@ -641,6 +647,28 @@ void Check(Section& k, ApiKeyConfig& key) {
   if (!key.sha256.empty() && (key.sha256.size() != 64 || !IsHex(key.sha256))) {
     k.FailKey("sha256", "expected 64 hexadecimal digits (the SHA-256 of the key)");
   }
+}
+
+void Check(Section& m, limits::ModelLimits& c) {
+  if (c.model.empty()) m.FailKey("model", "every per_model entry names a model");
+}
+
+void Check(Section& s, std::vector<limits::ModelLimits>& per_model) {
+  std::set<std::string> names;
+  for (const limits::ModelLimits& m : per_model) {
+    if (!names.insert(m.model).second)
+      s.FailKey("per_model", "model '" + m.model + "' is listed twice");
+  }
+}
+
+void Check(Section& b, BudgetFields& c) {
+  if (c.usd > 0 && !b.Present("period"))
+    b.FailKey("period", "a budget needs its period: day, week or month");
+}
+
+void Check(Section& s, LimitsConfig& c) {
+  if (c.spend_flush_interval < 10ms || c.spend_flush_interval > 1h)
+    s.FailKey("spend_flush_interval", "must be between 10ms and 1h");
 }
 
 void Check(Section& s, AuthConfig& c) {

@@ -28,6 +28,19 @@
 // `asynchronous()`, and the pipeline co_awaits its AdmitAsync instead of calling Admit.
 namespace orchestra::limits {
 
+// The state of the rate limits that applied to a request, for OpenAI's response headers
+// (`x-ratelimit-{limit,remaining,reset}-{requests,tokens}`). A stage that enforces rate limits
+// fills it at admission, also when it refuses; the pipeline writes the headers. A limit of 0:
+// no such limit applied (its headers are left out).
+struct RateHeaders {
+  std::int64_t limit_requests = 0;
+  std::int64_t remaining_requests = 0;
+  std::int64_t reset_requests_ms = 0;  // until another request would be admitted
+  std::int64_t limit_tokens = 0;
+  std::int64_t remaining_tokens = 0;
+  std::int64_t reset_tokens_ms = 0;  // until more tokens are available
+};
+
 // What admission knows of a request. The views are valid until Settle returns.
 struct Request {
   std::string_view principal;         // the API key's name (the tenant)
@@ -42,6 +55,8 @@ struct Request {
   // The key's limits, budget and allowed models (never null once the pipeline admits; an
   // unrestricted policy for keys without any).
   const KeyPolicy* policy = nullptr;
+  // Where a rate-limiting stage reports the limits' state (null: nobody wants the headers).
+  RateHeaders* rate_headers = nullptr;
 };
 
 // How an admitted request ended.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/text.hpp"
+#include "orchestration/default_prices.hpp"
 
 namespace orchestra::orchestration {
 namespace {
@@ -86,6 +87,11 @@ RouteTable::RouteTable(const config::Config& config, ProviderMap providers, Metr
       Target& target = TargetFor(*it->second, t.model, m.circuit_breaker);
       route->configured.targets.push_back(RouteTarget{&target, t.weight});
       prices_.try_emplace(target.label(), m.price);
+    }
+    // No configured price: the list price of the first target's model, when known.
+    if (route->price.input_per_mtok == 0 && route->price.output_per_mtok == 0 &&
+        !m.targets.empty()) {
+      if (auto listed = DefaultPrice(m.targets.front().model)) route->price = *listed;
     }
     if (!public_.emplace(route->name, route.get()).second) {
       throw std::invalid_argument("duplicate model name '" + m.name + "'");
@@ -373,6 +379,9 @@ Result<const ModelRoute*> RouteTable::MakeSynthetic(std::string_view name,
   route->timeout = defaults.timeout;
   route->deadline = defaults.deadline;
   if (auto it = prices_.find(target.label()); it != prices_.end()) route->price = it->second;
+  if (route->price.input_per_mtok == 0 && route->price.output_per_mtok == 0) {
+    if (auto listed = DefaultPrice(target.upstream_model())) route->price = *listed;
+  }
   route->cache_ttl = Duration{0};
   route->synthetic = true;
   route->metrics = metrics_.ForModel(route->name);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "orchestration/default_prices.hpp"
+
 namespace orchestra::orchestration {
 namespace {
 
@@ -93,6 +95,24 @@ TEST(Metrics, DefaultChildrenRecordNothingAndDoNotCrash) {
   ModelMetrics model;
   EXPECT_DOUBLE_EQ(CostUsd(Usage(1'000'000, 0), {3, 0}), 3.0);
   model.ObserveTimeToFirstToken(1);
+}
+
+}  // namespace
+}  // namespace orchestra::orchestration
+
+namespace orchestra::orchestration {
+namespace {
+
+TEST(DefaultPrice, ListPricesOfCommonModelsByTheLongestKnownName) {
+  auto mini = DefaultPrice("gpt-4o-mini-2024-07-18");
+  ASSERT_TRUE(mini);
+  EXPECT_DOUBLE_EQ(mini->input_per_mtok, 0.15);
+  EXPECT_DOUBLE_EQ(mini->output_per_mtok, 0.60);
+  EXPECT_DOUBLE_EQ(DefaultPrice("gpt-4o")->input_per_mtok, 2.50);
+  EXPECT_DOUBLE_EQ(DefaultPrice("claude-3-5-haiku-20241022")->output_per_mtok, 4.00);
+  EXPECT_DOUBLE_EQ(DefaultPrice("models/gemini-2.0-flash-lite")->input_per_mtok, 0.075);
+  EXPECT_FALSE(DefaultPrice("x"));
+  EXPECT_FALSE(DefaultPrice("local-extractive"));
 }
 
 }  // namespace
