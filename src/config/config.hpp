@@ -283,16 +283,14 @@ struct Config {
   DocumentsConfig documents;
   ObservabilityConfig observability;
   TracingConfig tracing;
-};
+  LimitsConfig limits;
+  std::string source;  // where it was loaded from ("defaults" or a path)
+  // The ORCHESTRA_* environment variables that override a key of this configuration (for
+  // warning about those that override nothing, such as a misspelt one).
+  std::vector<std::string> env_names;
 
-LimitsConfig limits;
-std::string source;  // where it was loaded from ("defaults" or a path)
-// The ORCHESTRA_* environment variables that override a key of this configuration (for
-// warning about those that override nothing, such as a misspelt one).
-std::vector<std::string> env_names;
-
-const ProviderConfig* FindProvider(std::string_view name) const;
-const ModelConfig* FindModel(std::string_view name) const;
+  const ProviderConfig* FindProvider(std::string_view name) const;
+  const ModelConfig* FindModel(std::string_view name) const;
 };
 
 std::string_view ToString(Scope s);

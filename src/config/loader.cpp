@@ -649,21 +649,12 @@ void Check(Section& k, ApiKeyConfig& key) {
   }
 }
 
-void Check(Section& m, limits::ModelLimits& c) {
-  if (c.model.empty()) m.FailKey("model", "every per_model entry names a model");
-}
-
 void Check(Section& s, std::vector<limits::ModelLimits>& per_model) {
   std::set<std::string> names;
   for (const limits::ModelLimits& m : per_model) {
     if (!names.insert(m.model).second)
       s.FailKey("per_model", "model '" + m.model + "' is listed twice");
   }
-}
-
-void Check(Section& b, BudgetFields& c) {
-  if (c.usd > 0 && !b.Present("period"))
-    b.FailKey("period", "a budget needs its period: day, week or month");
 }
 
 void Check(Section& s, LimitsConfig& c) {

@@ -398,7 +398,14 @@ asio::awaitable<void> Service::Watch(std::function<void(Result<void>)> loaded) {
       reload = !loaded_;
     }
     reload = reload || std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
-    Result<void> result = reload ? co_await Load() : co_await Poll();
+    // Not `reload ? co_await Load() : co_await Poll()`: GCC 12 destroys the temporary of the
+    // branch not taken too (a free() of garbage when the call ends).
+    Result<void> result;
+    if (reload) {
+      result = co_await Load();
+    } else {
+      result = co_await Poll();
+    }
     if (reload && result) last_load = std::chrono::steady_clock::now();
     // One line when polling starts failing and one when it recovers, not one per poll.
     if (!result && !failing) {

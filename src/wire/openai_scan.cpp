@@ -89,8 +89,11 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
   if (stream_options.present) {
     if (stream_options.kind == JsonKind::kObject) {
       std::string_view text = stream_options.In(body);
-      ScanJson(text, [&](std::string_view key, const JsonSpan& v) {
-        if (key == "include_usage") req.client_wants_usage = v.In(text) == "true";
+      std::string scratch;
+      ScanJson(text, [&](std::string_view raw_key, const JsonSpan& v) {
+        if (JsonMemberName(raw_key, scratch) == "include_usage") {
+          req.client_wants_usage = v.In(text) == "true";
+        }
       });
     } else if (stream_options.kind != JsonKind::kNull) {
       return Error(ErrorCode::kInvalidRequest, "'stream_options' must be an object",

@@ -316,6 +316,8 @@ std::uint64_t Memory(pid_t pid, std::string_view field) {
 // request's memory stays near the cap (the body's buffer never doubles past it).
 TEST_F(UpstreamFaultTest, AHugeBodyIsRefusedAtTheProvidersCapWithMemoryNearTheCap) {
   auto client = orchestra_->Client();
+  // The model files are mapped in the background after start: measure from after that.
+  orchestra_->process().WaitForLine("model files loaded");
   const std::uint64_t before = Memory(orchestra_->process().pid(), "VmRSS:");
   auto r = client->Request("POST", "/v1/chat/completions", Chat("huge", "big"));
   const std::uint64_t after = Memory(orchestra_->process().pid(), "VmHWM:");
