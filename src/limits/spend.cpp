@@ -90,9 +90,21 @@ std::string DayText(std::int64_t day) {
   unsigned m = 0;
   unsigned d = 0;
   CivilFromDays(day, y, m, d);
-  char buffer[16];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u", y, m, d);
-  return buffer;
+  // By hand, not snprintf: this runs at every request's settlement.
+  std::string text = "0000-00-00";
+  const auto put = [&text](std::size_t at, unsigned value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10)
+      text[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+  };
+  if (y < 0 || y > 9999) {
+    char buffer[24];
+    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u", y, m, d);
+    return buffer;
+  }
+  put(0, static_cast<unsigned>(y), 4);
+  put(5, m, 2);
+  put(8, d, 2);
+  return text;
 }
 
 std::optional<std::int64_t> ParseDay(std::string_view text) {
