@@ -162,9 +162,11 @@ RateLimiter::Bucket* RateLimiter::Find(std::string_view principal, std::string_v
   std::string_view id;
   const std::size_t length = principal.size() + 1 + model.size();
   if (length <= buffer.size()) {
-    std::memcpy(buffer.data(), principal.data(), principal.size());
+    // (memcpy from an empty view's null data is undefined: copy only what there is)
+    if (!principal.empty()) std::memcpy(buffer.data(), principal.data(), principal.size());
     buffer[principal.size()] = '\x1f';
-    std::memcpy(buffer.data() + principal.size() + 1, model.data(), model.size());
+    if (!model.empty())
+      std::memcpy(buffer.data() + principal.size() + 1, model.data(), model.size());
     id = std::string_view(buffer.data(), length);
   } else {
     long_id.append(principal).append(1, '\x1f').append(model);
