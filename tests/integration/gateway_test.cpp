@@ -843,6 +843,8 @@ TEST(TokenCounterApi, CountsWithTheEncodingOfTheModelOrTheOneNamed) {
                   "  - {name: old, targets: [{provider: up, model: gpt-4}]}\n"
                   "  - {name: sonnet, targets: [{provider: claude, model: claude-sonnet-4}]}\n";
   Orchestra server(o);
+  // The rank files load in the background after start (slowly in the ASan build).
+  server.process().WaitForLine("model files loaded", std::chrono::seconds(60));
   auto c = server.Client();
   auto count = [&](std::string_view body) {
     return c->Request("POST", "/utils/token_counter", body);

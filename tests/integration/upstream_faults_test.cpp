@@ -325,6 +325,9 @@ TEST_F(UpstreamFaultTest, AHugeBodyIsRefusedAtTheProvidersCapWithMemoryNearTheCa
   EXPECT_EQ(ErrorCodeOf(r.body), "upstream_error");
   EXPECT_NE(MessageOf(r.body).find("33554432"), std::string::npos) << r.body;
   constexpr std::uint64_t kCap = 32ULL << 20;
+#ifdef ORCHESTRA_SANITIZE
+  GTEST_SKIP() << "resident memory under AddressSanitizer (quarantine, shadow) says nothing";
+#endif
   EXPECT_LT(after - std::min(after, before), kCap + kCap / 4)
       << "resident " << before << " bytes before, peak " << after << " bytes after";
   auto g = client->Request("POST", "/v1/chat/completions", Chat("good", "after huge"));
