@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstring>
 
 #include <sys/random.h>
 
@@ -52,24 +53,35 @@ double RandomUnit() {
   return static_cast<double>(RandomU64() >> 11) * 0x1.0p-53;
 }
 
+namespace {
+
+// Eight hex digits from the 32 bits of `bits`, in one 64-bit word (a digit per byte), without a
+// table or a loop: the nibbles are spread one per byte, then each becomes '0'..'9' or 'a'..'f'.
+// The nibbles land in the bytes in a shuffled order, which is as random as any other for random
+// bits (this is only used for random identifiers).
+std::uint64_t HexDigits(std::uint64_t bits) {
+  std::uint64_t x = bits & 0xFFFFFFFFULL;
+  x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
+  x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
+  x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  // 1 in the bytes whose nibble is 10 or more: those become letters ('a' - '0' - 10 = 39).
+  const std::uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  return x + 0x3030303030303030ULL + letters * 39;
+}
+
+}  // namespace
+
 void FillRandomHex(char* out, std::size_t bytes) {
-  // Two hex digits per byte from one table lookup.
-  static constexpr auto kPairs = [] {
-    std::array<char, 512> t{};
-    constexpr char kDigits[] = "0123456789abcdef";
-    for (int b = 0; b < 256; ++b) {
-      t[static_cast<std::size_t>(2 * b)] = kDigits[b >> 4];
-      t[static_cast<std::size_t>(2 * b + 1)] = kDigits[b & 0xF];
-    }
-    return t;
-  }();
-  std::uint64_t word = 0;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    if (i % 8 == 0) word = RandomU64();
-    const auto b = static_cast<std::size_t>(word & 0xFF);
-    word >>= 8;
-    out[2 * i] = kPairs[2 * b];
-    out[2 * i + 1] = kPairs[2 * b + 1];
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    const std::uint64_t word = RandomU64();
+    const std::uint64_t digits[2] = {HexDigits(word), HexDigits(word >> 32)};
+    std::memcpy(out + 2 * i, digits, 16);
+  }
+  if (i < bytes) {
+    const std::uint64_t word = RandomU64();
+    const std::uint64_t digits[2] = {HexDigits(word), HexDigits(word >> 32)};
+    std::memcpy(out + 2 * i, digits, 2 * (bytes - i));
   }
 }
 

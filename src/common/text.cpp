@@ -7,6 +7,10 @@
 #include <numeric>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace orchestra {
 
 std::optional<std::chrono::nanoseconds> ParseDuration(std::string_view text) {
@@ -149,6 +153,21 @@ std::size_t JsonPlainPrefix(std::string_view text) {
   constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
   auto has_zero = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
   std::size_t i = 0;
+#if defined(__SSE2__)
+  // Sixteen bytes at a time where the text has them (every x86-64 has SSE2): the scanner calls
+  // this for every JSON string of every request.
+  const __m128i kControlMax = _mm_set1_epi8(0x1F);
+  const __m128i kQuote = _mm_set1_epi8('"');
+  const __m128i kBackslash = _mm_set1_epi8('\\');
+  for (; i + 16 <= text.size(); i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, kControlMax), kControlMax);
+    const __m128i stop = _mm_or_si128(
+        control, _mm_or_si128(_mm_cmpeq_epi8(v, kQuote), _mm_cmpeq_epi8(v, kBackslash)));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+    if (mask != 0) return i + static_cast<std::size_t>(std::countr_zero(mask));
+  }
+#endif
   for (; i + 8 <= text.size(); i += 8) {
     std::uint64_t w;
     std::memcpy(&w, text.data() + i, 8);
@@ -163,6 +182,15 @@ std::size_t JsonPlainPrefix(std::string_view text) {
     if (c < 0x20 || c == '"' || c == '\\') return i;
   }
   return i;
+}
+
+std::string JsonQuoted(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  AppendJsonEscaped(out, text);
+  out += '"';
+  return out;
 }
 
 void AppendJsonEscaped(std::string& out, std::string_view text) {

@@ -44,4 +44,7 @@ std::size_t JsonPlainPrefix(std::string_view text);
 // requires and any control character.
 void AppendJsonEscaped(std::string& out, std::string_view text);
 
+// `text` as a JSON string, quotes included.
+std::string JsonQuoted(std::string_view text);
+
 }  // namespace orchestra

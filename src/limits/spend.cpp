@@ -155,10 +155,20 @@ std::string_view ToString(BudgetPeriod period) {
   return "month";
 }
 
-std::string SpendCounterId(std::string_view key, std::string_view day, std::string_view model) {
-  std::string id;
+namespace {
+
+void AssignSpendCounterId(std::string& id, std::string_view key, std::string_view day,
+                          std::string_view model) {
+  id.clear();
   id.reserve(key.size() + day.size() + model.size() + 2);
   id.append(key).append(1, kSeparator).append(day).append(1, kSeparator).append(model);
+}
+
+}  // namespace
+
+std::string SpendCounterId(std::string_view key, std::string_view day, std::string_view model) {
+  std::string id;
+  AssignSpendCounterId(id, key, day, model);
   return id;
 }
 
@@ -267,11 +277,17 @@ void SpendLedger::Settle(const Request& request, const Ticket& /*ticket*/, const
   if (outcome.refused || outcome.model.empty() || outcome.cache_hit) return;
   if (!outcome.usage_known && outcome.cost_usd == 0) return;
   const std::int64_t today = DayOf(Now());
-  std::string id;
-  if (store_ != nullptr) id = SpendCounterId(request.principal, DayText(today), outcome.model);
+  // The counter's id in a per-thread buffer (Settle never suspends), so that a counter already
+  // pending costs no allocation.
+  thread_local std::string id;
+  if (store_ != nullptr) {
+    AssignSpendCounterId(id, request.principal, DayText(today), outcome.model);
+  }
   std::lock_guard lock(mutex_);
   if (store_ != nullptr) {
-    Totals& t = pending_[id];
+    auto pending = pending_.find(std::string_view(id));
+    if (pending == pending_.end()) pending = pending_.emplace(id, Totals{}).first;
+    Totals& t = pending->second;
     t.requests += 1;
     t.prompt_tokens += std::max<std::int64_t>(outcome.prompt_tokens, 0);
     t.completion_tokens += std::max<std::int64_t>(outcome.completion_tokens, 0);
@@ -289,11 +305,13 @@ void SpendLedger::FlushNow() {
 
 void SpendLedger::Flush() {
   if (store_ == nullptr) return;
-  std::map<std::string, Totals> batch;
+  std::map<std::string, Totals> batch;  // in id order, so that a failed write can requeue the rest
   std::unordered_map<std::string, std::map<std::int64_t, double>> flushed;  // by key
   {
     std::lock_guard lock(mutex_);
-    batch.swap(pending_);
+    for (auto& [id, totals] : pending_)
+      batch.emplace(id, totals);
+    pending_.clear();
     for (auto& [key, state] : keys_) {
       if (!state.unflushed.empty()) flushed[key] = state.unflushed;
     }

@@ -99,8 +99,8 @@ class SpendLedger final : public Stage {
   Options options_;
   std::mutex mutex_;
   std::unordered_map<std::string, KeyState, Hash, std::equal_to<>> keys_;
-  std::map<std::string, Totals> pending_;  // by counter id
-  std::mutex flush_mutex_;                 // one flush at a time
+  std::unordered_map<std::string, Totals, Hash, std::equal_to<>> pending_;  // by counter id
+  std::mutex flush_mutex_;                                                  // one flush at a time
   std::mutex run_mutex_;
   std::condition_variable wake_;
   bool stop_ = false;

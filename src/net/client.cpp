@@ -99,6 +99,9 @@ std::string Origin::Key() const {
 struct Upstreams::Shared {
   struct Entry {
     Origin origin;
+    // What every request's head has after its target, made once: " HTTP/1.1", Host, User-Agent
+    // and Accept-Encoding.
+    std::string head_lines;
     OriginOptions options;
     std::unique_ptr<ssl::context> tls;
     // DNS cache, shared by the workers (resolution is rare and off the request path).
@@ -563,7 +566,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       const bool reused = conn->uses > 0;
       conn->Arm(std::min(head_by, Clock::now() + e.options.first_byte_timeout));
       bool got_some = false;  // a byte of a response arrived
-      auto [ec, written] = co_await Write(*conn, e.origin, req);
+      auto [ec, written] = co_await Write(*conn, e, req);
       // The final response head: an interim response (1xx) is skipped, each into a fresh
       // parser; 101 is a protocol error (Orchestra never asks to switch protocols).
       for (int interim = 0; !ec; ++interim) {
@@ -588,23 +591,15 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       }
       if (!ec) break;
       const bool stale = reused && !got_some && !conn->timed_out && IsStaleConnectionError(ec);
-      Error err = ErrorFor(conn->timed_out, ec, "upstream request", e);
-      Discard(id, conn);
-      conn.reset();
-      if (stale && attempt == 0) continue;
-      co_return err;
-    }
-    Coding coding = Coding::kIdentity;
-    if (auto it = parser->get().find(http::field::content_encoding); it != parser->get().end()) {
-      coding = CodingOf(it->value());
-      if (coding == Coding::kUnknown) {
-        Error err = ErrorFor(conn->timed_out, MakeError(UpstreamFault::kUnknownEncoding),
-                             "upstream request", e);
-        err.message += " (Content-Encoding: " + std::string(it->value().substr(0, 64)) + ")";
+      if (stale && attempt == 0) {
         Discard(id, conn);
-        co_return err;
+        conn.reset();
+        continue;
       }
+      co_return Abandon(id, conn, ec, "upstream request");
     }
+    const Coding coding = CodingIn(parser->get());
+    if (coding == Coding::kUnknown) co_return UnknownCoding(id, conn, parser->get());
 
     if constexpr (kStream) {
       conn->Disarm();
@@ -614,33 +609,61 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       parser->get().body().cap = e.options.max_response_bytes;
       conn->Arm(std::min(req.deadline, Clock::now() + e.options.first_byte_timeout));
       std::size_t body_bytes = 0;
-      beast::error_code ec = co_await std::visit(
+      const beast::error_code ec = co_await std::visit(
           [&](auto& s) { return ReadHttp(s, conn->buffer, *parser, false, body_bytes); },
           conn->stream);
-      if (!ec && conn->buffer.size() > 0) ec = MakeError(UpstreamFault::kBytesAfterResponse);
-      IncomingResponse response;
-      if (!ec && coding != Coding::kIdentity) {
-        Inflater inflater(coding);
-        ec =
-            inflater.Decode(parser->get().body().text, response.body, e.options.max_response_bytes);
-        if (!ec && !inflater.ended()) ec = MakeError(UpstreamFault::kBadEncodedBody);
-        parser->get().base().erase(http::field::content_encoding);
-        parser->get().base().erase(http::field::content_length);
-      } else {
-        response.body = std::move(parser->get().body().text);
-      }
-      if (ec) {
-        Error err = ErrorFor(conn->timed_out, ec, "reading the upstream response", e);
-        Discard(id, conn);
-        co_return err;
-      }
-      conn->Disarm();
-      response.head.status = parser->get().result_int();
-      const bool keep_alive = parser->keep_alive();
-      response.head.fields = std::move(parser->get().base());
-      Finish(id, std::move(conn), keep_alive);
-      co_return response;
+      co_return TakeWhole(id, std::move(conn), *parser, coding, ec);
     }
+  }
+
+  // What follows is in plain functions, not in Exchange: locals of a coroutine live in its
+  // frame, and the frame must stay under the 1,020 bytes Asio recycles (docs/ARCHITECTURE.md).
+
+  // Closes `conn` after `ec` and says why.
+  Error Abandon(OriginId id, const std::shared_ptr<Conn>& conn, const beast::error_code& ec,
+                std::string_view what) {
+    Error err = ErrorFor(conn->timed_out, ec, what, entry(id));
+    Discard(id, conn);
+    return err;
+  }
+
+  static Coding CodingIn(const http::response_header<>& head) {
+    auto it = head.find(http::field::content_encoding);
+    return it == head.end() ? Coding::kIdentity : CodingOf(it->value());
+  }
+
+  Error UnknownCoding(OriginId id, const std::shared_ptr<Conn>& conn,
+                      const http::response_header<>& head) {
+    Error err = Abandon(id, conn, MakeError(UpstreamFault::kUnknownEncoding), "upstream request");
+    err.message +=
+        " (Content-Encoding: " + std::string(head[http::field::content_encoding].substr(0, 64)) +
+        ")";
+    return err;
+  }
+
+  // The whole response once its body was read (`ec`: how the read ended), decoded; the
+  // connection back to the pool when it ended cleanly.
+  Result<IncomingResponse> TakeWhole(OriginId id, std::shared_ptr<Conn> conn, WholeParser& parser,
+                                     Coding coding, beast::error_code ec) {
+    if (!ec && conn->buffer.size() > 0) ec = MakeError(UpstreamFault::kBytesAfterResponse);
+    IncomingResponse response;
+    if (!ec && coding != Coding::kIdentity) {
+      Inflater inflater(coding);
+      ec = inflater.Decode(parser.get().body().text, response.body,
+                           entry(id).options.max_response_bytes);
+      if (!ec && !inflater.ended()) ec = MakeError(UpstreamFault::kBadEncodedBody);
+      parser.get().base().erase(http::field::content_encoding);
+      parser.get().base().erase(http::field::content_length);
+    } else {
+      response.body = std::move(parser.get().body().text);
+    }
+    if (ec) return Abandon(id, conn, ec, "reading the upstream response");
+    conn->Disarm();
+    response.head.status = parser.get().result_int();
+    const bool keep_alive = parser.keep_alive();
+    response.head.fields = std::move(parser.get().base());
+    Finish(id, std::move(conn), keep_alive);
+    return response;
   }
 
   static void WakeWaiter(Pool& pool) {
@@ -815,8 +838,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   // Writes the request: the head into the connection's own buffer (requests run
   // concurrently), then head and body in one gathered write. Not a coroutine: it returns
   // WriteAll's awaitable, whose buffers live in the connection.
-  asio::awaitable<std::tuple<beast::error_code, std::size_t>> Write(Conn& conn,
-                                                                    const Origin& origin,
+  asio::awaitable<std::tuple<beast::error_code, std::size_t>> Write(Conn& conn, const Entry& e,
                                                                     const OutgoingRequest& req) {
     std::size_t length = 0;
     for (std::size_t i = 0; i < req.body_parts; ++i)
@@ -826,11 +848,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     head += http::to_string(req.method);
     head += ' ';
     head += req.target;
-    head += " HTTP/1.1\r\nHost: "sv;
-    head += origin.host_header;
-    // Compressed bodies are not asked for: decoding costs more CPU than the bytes cost on the
-    // way from an upstream (a gzip body that comes anyway is decoded).
-    head += "\r\nUser-Agent: orchestra\r\nAccept-Encoding: identity\r\n"sv;
+    head += e.head_lines;
     for (std::string_view h : req.headers) {
       head += h;
       head += "\r\n"sv;
@@ -991,6 +1009,10 @@ Upstreams::~Upstreams() = default;
 OriginId Upstreams::Register(const Origin& origin, const OriginOptions& options) {
   auto e = std::make_unique<Shared::Entry>();
   e->origin = origin;
+  // Compressed bodies are not asked for: decoding costs more CPU than the bytes cost on the way
+  // from an upstream (a gzip body that comes anyway is decoded).
+  e->head_lines = " HTTP/1.1\r\nHost: " + origin.host_header +
+                  "\r\nUser-Agent: orchestra\r\nAccept-Encoding: identity\r\n";
   e->options = options;
   if (origin.tls) {
     e->tls = std::make_unique<ssl::context>(ssl::context::tls_client);

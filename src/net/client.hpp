@@ -72,7 +72,8 @@ using OriginId = std::size_t;
 
 struct OutgoingRequest {
   http::verb method = http::verb::post;
-  std::string_view target;  // absolute path (and query), base path included
+  std::uint32_t body_parts = 0;  // of `body`; next to `method`, where it costs no room
+  std::string_view target;       // absolute path (and query), base path included
   // Extra header lines, each "Name: value" without CRLF; Host, Content-Length and
   // Content-Type are written by the client.
   boost::container::small_vector<std::string_view, 6> headers;  // no allocation up to 6
@@ -84,7 +85,6 @@ struct OutgoingRequest {
   // The body in up to eight pieces, written with one writev (a forwarded body with its model
   // value replaced is three pieces and never copied).
   std::array<std::string_view, 8> body{};
-  std::size_t body_parts = 0;
   Clock::time_point deadline = Clock::time_point::max();  // the whole exchange
   // The response head must have arrived by then (for a stream: its time to first byte; the body
   // may then run until `deadline`). Later than `deadline` means `deadline`.

@@ -205,9 +205,9 @@ Orchestrator::Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* 
 //   Duration Latency(Duration elapsed)            — what to feed the target's latency estimate
 // `started` (streams) says whether anything reached the client: then no other attempt is made.
 template <class T, class Call>
-asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const RequestInfo& info,
-                                             Served& served, Call& call, const bool* started,
-                                             CallTrace* trace) {
+asio::awaitable<Result<void>> Orchestrator::Run(const ModelRoute& first, const RequestInfo& info,
+                                                Served& served, Call& call, T& answer,
+                                                const bool* started, CallTrace* trace) {
   const SteadyTime deadline = info.start + first.deadline;
   std::optional<Error> last_error;
   // Why the previous route gave up: its last failure, or open circuits.
@@ -250,6 +250,7 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
       }
       providers::CallOptions options;
       options.upstream_model = target.upstream_model();
+      options.upstream_model_json = target.upstream_model_json();
       // A call must end within the route's timeout; a stream must start within it and may then
       // run for the rest of the request's deadline (a long generation is not an error).
       options.first_byte_deadline = std::min(deadline, now + route->timeout);
@@ -280,7 +281,8 @@ asio::awaitable<Result<T>> Orchestrator::Run(const ModelRoute& first, const Requ
         served.upstream_model = target.upstream_model();
         served.target = &target;
         if (trace != nullptr) trace->AttemptSucceeded(FactsOf(*result, false));
-        co_return std::move(*result);
+        answer = std::move(*result);
+        co_return Result<void>();
       }
       const ProviderError& err = result.error();
       if (trace != nullptr) trace->AttemptFailed(err);
@@ -352,13 +354,11 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
 
-  auto response =
-      co_await Run<wire::ChatResponse>(r, info, result.served, call, nullptr, trace.get());
-  if (!response) {
-    if (trace) trace->Fail(result.served, response.error());
-    co_return response.error();
+  auto ran = co_await Run(r, info, result.served, call, result.response, nullptr, trace.get());
+  if (!ran) {
+    if (trace) trace->Fail(result.served, ran.error());
+    co_return ran.error();
   }
-  result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
   result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
@@ -404,15 +404,15 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
     Duration Waited(Duration elapsed) const { return sink.started() ? Duration::zero() : elapsed; }
   } call{request, sink, clock_};
 
-  auto summary = co_await Run<providers::StreamSummary>(r, info, served, call, sink.started_flag(),
-                                                        trace.get());
+  providers::StreamSummary summary;
+  auto ran = co_await Run(r, info, served, call, summary, sink.started_flag(), trace.get());
   *started = sink.started();
-  if (!summary) {
-    if (trace) trace->Fail(served, summary.error());
-    co_return summary.error();
+  if (!ran) {
+    if (trace) trace->Fail(served, ran.error());
+    co_return ran.error();
   }
   const ModelRoute* served_route = served.route != nullptr ? served.route : &r;
-  served.usage = summary->usage;
+  served.usage = summary.usage;
   if (!served.usage.known && served.target != nullptr && request.parsed && sink.translated()) {
     served.usage = CountUsage(*served.target, request, sink.completion());
     if (served.usage.known && !co_await sink.WriteUsage(served.usage)) co_return Cancelled();
@@ -449,13 +449,11 @@ asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest&
     Duration Waited(Duration elapsed) const { return elapsed; }
   } call{request};
   EmbedResult result;
-  auto response =
-      co_await Run<wire::EmbeddingResponse>(r, info, result.served, call, nullptr, trace.get());
-  if (!response) {
-    if (trace) trace->Fail(result.served, response.error());
-    co_return response.error();
+  auto ran = co_await Run(r, info, result.served, call, result.response, nullptr, trace.get());
+  if (!ran) {
+    if (trace) trace->Fail(result.served, ran.error());
+    co_return ran.error();
   }
-  result.response = std::move(*response);
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
   result.served.cost_usd = CostUsd(result.response.usage, served_route->price);

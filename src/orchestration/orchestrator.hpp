@@ -96,11 +96,13 @@ class Orchestrator {
   RouteTable& routes() { return routes_; }
 
  private:
+  // The answer goes to `answer` rather than in the result: the result is kept in the frames of
+  // Run and of its caller, which must stay under the 1,020 bytes Asio recycles.
   // `trace` may be null (the request is not traced).
   template <class T, class Call>
-  boost::asio::awaitable<Result<T>> Run(const ModelRoute& route, const RequestInfo& info,
-                                        Served& served, Call& call, const bool* started,
-                                        CallTrace* trace);
+  boost::asio::awaitable<Result<void>> Run(const ModelRoute& route, const RequestInfo& info,
+                                           Served& served, Call& call, T& answer,
+                                           const bool* started, CallTrace* trace);
 
   RouteTable& routes_;
   Metrics& metrics_;

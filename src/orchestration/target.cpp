@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/text.hpp"
 #include "observability/log.hpp"
 
 namespace orchestra::orchestration {
@@ -12,6 +13,7 @@ Target::Target(providers::Provider& provider, std::string upstream_model,
                TargetMetrics metrics)
     : provider_(provider),
       upstream_model_(std::move(upstream_model)),
+      upstream_model_json_(JsonQuoted(upstream_model_)),
       label_(provider.name() + "/" + upstream_model_),
       clock_(clock),
       metrics_(metrics),

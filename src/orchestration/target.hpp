@@ -42,6 +42,8 @@ class Target {
   providers::Provider& provider() const { return provider_; }
   const std::string& provider_name() const { return provider_.name(); }
   const std::string& upstream_model() const { return upstream_model_; }
+  // upstream_model() as a JSON string, quotes included (CallOptions::upstream_model_json).
+  const std::string& upstream_model_json() const { return upstream_model_json_; }
   // "provider/model": the `target` label of orchestra_circuit_open and of logs.
   const std::string& label() const { return label_; }
   CircuitBreaker& breaker() { return breaker_; }
@@ -90,6 +92,7 @@ class Target {
  private:
   providers::Provider& provider_;
   std::string upstream_model_;
+  std::string upstream_model_json_;
   std::string label_;
   const Clock& clock_;
   TargetMetrics metrics_;

@@ -41,7 +41,11 @@ template <class T>
 using ProviderResult = boost::system::result<T, ProviderError>;
 
 struct CallOptions {
-  std::string_view upstream_model;                 // the provider's own name for the model
+  std::string_view upstream_model;  // the provider's own name for the model
+  // `upstream_model` as a JSON string, quotes included: made once per target (Target), so that a
+  // provider splicing it into a body neither escapes it per request nor keeps a copy on its
+  // coroutine frame while the request is written.
+  std::string_view upstream_model_json;
   std::chrono::steady_clock::time_point deadline;  // this attempt must end by then
   // The first byte of the answer must arrive by then: for a call, the same as `deadline`; for a
   // stream, the attempt timeout (the stream itself may then run until `deadline`).

@@ -100,8 +100,8 @@ void CheckChat(const std::string& body, std::string_view upstream_model) {
                  (stream ? json::serialize(*stream) : std::string("nothing")));
 
   // What the OpenAI-compatible provider sends (openai_provider.cpp: Forward and ChatStream).
-  const orchestra::providers::QuotedJson quoted(upstream_model);
-  orchestra::providers::Splice splices[2] = {{req.model_begin, req.model_end, quoted.view()}};
+  const std::string quoted = orchestra::JsonQuoted(upstream_model);
+  orchestra::providers::Splice splices[2] = {{req.model_begin, req.model_end, quoted}};
   std::size_t count = 1;
   if (req.stream) splices[count++] = orchestra::providers::IncludeUsage(req);
   orchestra::net::OutgoingRequest out;
@@ -176,8 +176,8 @@ void CheckEmbedding(const std::string& body, std::string_view upstream_model) {
     for (std::size_t i = 0; i < items.size(); ++i)
       FUZZ_CHECK(items[i].as_string() == req.inputs[i], "embeddings: input " + std::to_string(i));
   }
-  const orchestra::providers::QuotedJson quoted(upstream_model);
-  orchestra::providers::Splice splice[1] = {{req.model_begin, req.model_end, quoted.view()}};
+  const std::string quoted = orchestra::JsonQuoted(upstream_model);
+  orchestra::providers::Splice splice[1] = {{req.model_begin, req.model_end, quoted}};
   orchestra::net::OutgoingRequest out;
   orchestra::providers::AddSplicedBody(out, req.raw_body, splice);
   const std::string spliced = Joined(out);

@@ -49,6 +49,12 @@ class ChunkForwarder final : public EventDecoder {
   wire::Usage usage_;
 };
 
+// A caller that did not say the upstream model as JSON (CallOptions::upstream_model_json).
+ProviderError NoModelJson() {
+  return ProviderError{
+      Error(ErrorCode::kInternal, "openai provider: the call names no upstream model")};
+}
+
 }  // namespace
 
 OpenAIProvider::OpenAIProvider(const config::ProviderConfig& config, net::Upstreams& upstreams,
@@ -65,19 +71,27 @@ asio::awaitable<ProviderResult<Response>> OpenAIProvider::Forward(std::string_vi
                                                                   std::size_t model_begin,
                                                                   std::size_t model_end,
                                                                   const CallOptions& options) {
-  if (auto unusable = Unusable()) co_return *unusable;
+  // No local but `out` before the co_await: each would take room in the frame.
+  if (!UnusableReason().empty()) co_return *Unusable();
+  if (options.upstream_model_json.empty()) co_return NoModelJson();
   net::OutgoingRequest out = NewRequest(target, options);
-  const QuotedJson model(options.upstream_model);
-  Splice splice[] = {{model_begin, model_end, model.view()}};
-  AddSplicedBody(out, raw_body, splice);
+  AddSplicedBody(out, raw_body, model_begin, model_end, options.upstream_model_json);
 
-  auto body = Answer(co_await client(options).Send(origin_id(), out));
-  if (!body) co_return body.error();
-  Response result;
-  result.usage = wire::openai::ScanUsage(*body);
-  result.model = std::string(options.upstream_model);
-  result.raw = std::move(*body);
-  co_return result;
+  // Two statements: the temporaries of one holding a co_await live in the frame.
+  Result<net::IncomingResponse> sent = co_await client(options).Send(origin_id(), out);
+  co_return Forwarded<Response>(std::move(sent), options.upstream_model);
+}
+
+template <class Response>
+ProviderResult<Response> OpenAIProvider::Forwarded(Result<net::IncomingResponse>&& sent,
+                                                   std::string_view upstream_model) const {
+  ProviderResult<std::string> body = Answer(std::move(sent));
+  if (!body) return body.error();
+  ProviderResult<Response> result;
+  result->usage = wire::openai::ScanUsage(*body);
+  result->model = std::string(upstream_model);
+  result->raw = std::move(*body);
+  return result;
 }
 
 asio::awaitable<ProviderResult<wire::ChatResponse>> OpenAIProvider::Chat(
@@ -89,13 +103,13 @@ asio::awaitable<ProviderResult<wire::ChatResponse>> OpenAIProvider::Chat(
 asio::awaitable<ProviderResult<StreamSummary>> OpenAIProvider::ChatStream(
     const wire::ChatRequest& request, const CallOptions& options, ChunkSink& sink) {
   if (auto unusable = Unusable()) co_return *unusable;
+  if (options.upstream_model_json.empty()) co_return NoModelJson();
   net::OutgoingRequest out = NewRequest(chat_target_, options);
   out.headers.push_back("Accept: text/event-stream");
-  const QuotedJson model(options.upstream_model);
   // Usage is always asked for, to count tokens; the usage chunk reaches the client only if the
   // client asked for it too (the sink decides).
   boost::container::static_vector<Splice, 2> splices{
-      {request.model_begin, request.model_end, model.view()}, IncludeUsage(request)};
+      {request.model_begin, request.model_end, options.upstream_model_json}, IncludeUsage(request)};
   AddSplicedBody(out, request.raw_body, splices);
   ChunkForwarder decoder;
   co_return co_await Stream(out, options, decoder, sink);

@@ -32,6 +32,12 @@ class OpenAIProvider final : public HttpProvider {
                                                            std::size_t model_begin,
                                                            std::size_t model_end,
                                                            const CallOptions& options);
+  // Forward's answer from what the client returned. A plain function rather than part of
+  // Forward: its locals would otherwise sit in Forward's coroutine frame, which must stay under
+  // the 1,020 bytes Asio recycles (docs/ARCHITECTURE.md).
+  template <class Response>
+  ProviderResult<Response> Forwarded(Result<net::IncomingResponse>&& sent,
+                                     std::string_view upstream_model) const;
 
   std::string chat_target_;        // <base path>/chat/completions
   std::string embeddings_target_;  // <base path>/embeddings

@@ -91,6 +91,30 @@ TEST(JsonPlainPrefix, FindsTheFirstByteNeedingAnEscapeAtEveryPosition) {
   EXPECT_EQ(JsonPlainPrefix(""), 0u);
 }
 
+TEST(JsonPlainPrefix, AgreesWithAByteByByteScanOnEveryLengthAndOffset) {
+  // Lengths and offsets around the 8- and 16-byte steps, every kind of byte (0x80 and up are
+  // plain: UTF-8).
+  std::uint32_t seed = 7;
+  auto next = [&seed] { return seed = seed * 1664525u + 1013904223u; };
+  const std::string bytes{'a', '"',    '\\',   '\0',   '\x01', '\x1f',
+                          ' ', '\x7f', '\x80', '\xff', '\xc3', '~'};
+  for (int round = 0; round < 3000; ++round) {
+    std::string text(next() % 70, 'x');
+    for (char& c : text) {
+      if (next() % 23 == 0) c = bytes[next() % bytes.size()];
+    }
+    const std::size_t offset = text.empty() ? 0 : next() % text.size();
+    const std::string_view view = std::string_view(text).substr(offset);
+    std::size_t expected = 0;
+    while (expected < view.size()) {
+      const auto c = static_cast<unsigned char>(view[expected]);
+      if (c < 0x20 || c == '"' || c == '\\') break;
+      ++expected;
+    }
+    ASSERT_EQ(JsonPlainPrefix(view), expected) << round;
+  }
+}
+
 TEST(PercentDecode, DecodesEscapesAndRefusesBrokenOnes) {
   EXPECT_EQ(PercentDecode("a%20b"), "a b");
   EXPECT_EQ(PercentDecode("%41%62"), "Ab");

@@ -15,8 +15,8 @@ namespace {
 std::string Spliced(const std::string& body, std::string_view upstream_model) {
   auto req = wire::openai::ScanChatRequest(body);
   EXPECT_TRUE(req) << req.error().message;
-  const QuotedJson model(upstream_model);
-  Splice splices[] = {{req->model_begin, req->model_end, model.view()}, IncludeUsage(*req)};
+  const std::string model = JsonQuoted(upstream_model);
+  Splice splices[] = {{req->model_begin, req->model_end, model}, IncludeUsage(*req)};
   net::OutgoingRequest out;
   AddSplicedBody(out, req->raw_body, splices);
   std::string sent;
