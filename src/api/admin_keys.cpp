@@ -4,6 +4,7 @@
 
 #include "api/context.hpp"
 #include "api/json_body.hpp"
+#include "api/query.hpp"
 #include "common/text.hpp"
 
 namespace orchestra::api {
@@ -32,38 +33,14 @@ struct ListQuery {
 
 // limit (1..100, default 20) and cursor; anything else is refused.
 Result<ListQuery> ParseListQuery(std::string_view query) {
+  static constexpr std::string_view kNames[] = {"limit", "cursor"};
+  auto params = QueryParams::Parse(query, kNames);
+  if (!params) return params.error();
+  auto limit = params->Integer("limit", kDefaultListLimit, 1, kMaxListLimit);
+  if (!limit) return limit.error();
   ListQuery q;
-  bool seen[2] = {false, false};
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const std::size_t eq = part.find('=');
-    auto name = PercentDecode(part.substr(0, eq), PlusSign::kSpace);
-    auto value =
-        PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), PlusSign::kSpace);
-    if (!name || !value) return Invalid("malformed percent-encoding in the query string", "");
-    const int index = *name == "limit" ? 0 : (*name == "cursor" ? 1 : -1);
-    if (index < 0) {
-      const std::string shown(ShownName(*name));
-      return Invalid("unknown query parameter '" + shown + "' (expected limit, cursor)", shown);
-    }
-    if (seen[index]) return Invalid(*name + " is given more than once", *name);
-    seen[index] = true;
-    if (index == 1) {
-      q.cursor = std::move(*value);
-      continue;
-    }
-    int limit = 0;
-    const auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), limit);
-    if (value->empty() || ec != std::errc() || end != value->data() + value->size() || limit < 1 ||
-        limit > kMaxListLimit) {
-      return Invalid("limit must be an integer from 1 to " + std::to_string(kMaxListLimit),
-                     "limit");
-    }
-    q.limit = limit;
-  }
+  q.limit = static_cast<int>(*limit);
+  if (const std::string* cursor = params->Get("cursor")) q.cursor = *cursor;
   return q;
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 
 #include "api/context.hpp"
 #include "api/json_body.hpp"
+#include "api/query.hpp"
 #include "api/request_info.hpp"
 #include "documents/multipart.hpp"
 
@@ -277,30 +279,14 @@ asio::awaitable<void> Upload(Service& service, RequestContext& ctx) {
 
 // offset and limit from the query string (whole numbers; anything else is a 400).
 Result<std::pair<std::size_t, std::size_t>> Paging(std::string_view query) {
-  std::size_t offset = 0;
-  std::size_t limit = kDefaultListLimit;
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const std::size_t eq = part.find('=');
-    const std::string_view name = part.substr(0, eq);
-    const std::string_view value = eq == std::string_view::npos ? "" : part.substr(eq + 1);
-    std::size_t* target = name == "offset" ? &offset : name == "limit" ? &limit : nullptr;
-    if (target == nullptr) {
-      return Invalid("unknown query parameter '" + std::string(name.substr(0, 64)) + "'",
-                     name.substr(0, 64));
-    }
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), *target);
-    if (ec != std::errc() || end != value.data() + value.size() || value.empty()) {
-      return Invalid(std::string(name) + " must be a whole number", name);
-    }
-  }
-  if (limit < 1 || limit > kMaxListLimit) {
-    return Invalid("limit must be between 1 and " + std::to_string(kMaxListLimit), "limit");
-  }
-  return std::pair{offset, limit};
+  static constexpr std::string_view kNames[] = {"offset", "limit"};
+  auto params = QueryParams::Parse(query, kNames);
+  if (!params) return params.error();
+  auto offset = params->Integer("offset", 0, 0, std::numeric_limits<std::int64_t>::max());
+  if (!offset) return offset.error();
+  auto limit = params->Integer("limit", kDefaultListLimit, 1, kMaxListLimit);
+  if (!limit) return limit.error();
+  return std::pair{static_cast<std::size_t>(*offset), static_cast<std::size_t>(*limit)};
 }
 
 asio::awaitable<void> List(Service& service, RequestContext& ctx) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "api/context.hpp"
+#include "api/query.hpp"
 #include "common/text.hpp"
 
 namespace orchestra::api {
@@ -29,14 +30,6 @@ bool Failed(RequestContext& ctx, const Result<T>& r) {
   return true;
 }
 
-// A query-string component (form encoding: '+' is a space); false on a broken escape.
-bool DecodeQueryComponent(std::string_view in, std::string& out) {
-  auto decoded = PercentDecode(in, PlusSign::kSpace);
-  if (!decoded) return false;
-  out = std::move(*decoded);
-  return true;
-}
-
 struct KeysQuery {
   std::string pattern;
   bool pattern_given = false;
@@ -47,55 +40,18 @@ struct KeysQuery {
 // pattern (glob, default every key), limit (1..kMaxListLimit, default 100), cursor (default the
 // start). Unknown or repeated parameters are refused, so that a typo cannot widen a listing.
 Result<KeysQuery> ParseKeysQuery(std::string_view query) {
+  static constexpr std::string_view kNames[] = {"pattern", "limit", "cursor"};
+  auto params = QueryParams::Parse(query, kNames);
+  if (!params) return params.error();
+  auto limit = params->Integer("limit", kDefaultListLimit, 1, storage::kMaxListLimit);
+  if (!limit) return limit.error();
   KeysQuery q;
-  bool seen[3] = {false, false, false};
-  std::string name;
-  std::string value;
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const std::size_t eq = part.find('=');
-    if (!DecodeQueryComponent(part.substr(0, eq), name)) {
-      return Invalid("malformed percent-encoding in the query string");
-    }
-    int index = -1;
-    if (name == "pattern") {
-      index = 0;
-    } else if (name == "limit") {
-      index = 1;
-    } else if (name == "cursor") {
-      index = 2;
-    }
-    if (index < 0) {
-      const std::string shown(ShownName(name));
-      return Invalid("unknown query parameter '" + shown + "' (expected pattern, limit, cursor)",
-                     shown);
-    }
-    if (seen[index]) return Invalid(name + " is given more than once", name);
-    seen[index] = true;
-    const std::string_view raw = eq == std::string_view::npos ? "" : part.substr(eq + 1);
-    if (!DecodeQueryComponent(raw, value)) {
-      return Invalid("malformed percent-encoding in " + name, name);
-    }
-    if (index == 0) {
-      q.pattern = std::move(value);
-      q.pattern_given = true;
-    } else if (index == 2) {
-      q.cursor = std::move(value);
-    } else {
-      int limit = 0;
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-      if (value.empty() || ec != std::errc() || end != value.data() + value.size() || limit < 1 ||
-          limit > storage::kMaxListLimit) {
-        return Invalid(
-            "limit must be an integer from 1 to " + std::to_string(storage::kMaxListLimit),
-            "limit");
-      }
-      q.limit = limit;
-    }
+  q.limit = static_cast<int>(*limit);
+  if (const std::string* pattern = params->Get("pattern")) {
+    q.pattern = *pattern;
+    q.pattern_given = true;
   }
+  if (const std::string* cursor = params->Get("cursor")) q.cursor = *cursor;
   return q;
 }
 

@@ -7,6 +7,7 @@
 
 #include "api/context.hpp"
 #include "api/json_body.hpp"
+#include "api/query.hpp"
 #include "common/text.hpp"
 
 namespace orchestra::api {
@@ -44,34 +45,14 @@ Result<int> PercentFromBody(const JsonBody& body) {
 // The query of traffic-shift: green_traffic_percentage, required, and nothing else (a typo must
 // not pass for a shift to 0).
 Result<int> PercentFromQuery(std::string_view query) {
-  std::optional<int> percent;
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const std::size_t eq = part.find('=');
-    auto name = PercentDecode(part.substr(0, eq), PlusSign::kSpace);
-    if (!name) return Invalid("malformed percent-encoding in the query string", "");
-    if (*name != kPercent) {
-      const std::string shown(ShownName(*name));
-      return Invalid("unknown query parameter '" + shown + "' (expected green_traffic_percentage)",
-                     shown);
-    }
-    if (percent) return Invalid("green_traffic_percentage is given more than once", kPercent);
-    auto value =
-        PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), PlusSign::kSpace);
-    if (!value) return BadPercent();
-    int p = -1;
-    const auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), p);
-    if (value->empty() || ec != std::errc() || end != value->data() + value->size() || p < 0 ||
-        p > 100) {
-      return BadPercent();
-    }
-    percent = p;
-  }
-  if (!percent) return Invalid("green_traffic_percentage is required in the query", kPercent);
-  return *percent;
+  static constexpr std::string_view kNames[] = {kPercent};
+  auto params = QueryParams::Parse(query, kNames);
+  if (!params) return params.error();
+  if (params->Get(kPercent) == nullptr)
+    return Invalid("green_traffic_percentage is required in the query", kPercent);
+  auto percent = params->Integer(kPercent, 0, 0, 100);
+  if (!percent) return BadPercent();
+  return static_cast<int>(*percent);
 }
 
 void AppendJsonString(std::string& out, std::string_view text) {

@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "api/context.hpp"
+#include "api/query.hpp"
 #include "common/text.hpp"
 
 namespace orchestra::api {
@@ -32,47 +33,26 @@ constexpr std::array<std::string_view, 5> kParams{"key", "model", "from", "to", 
 constexpr std::array<std::string_view, 3> kGroups{"key", "model", "day"};
 
 Result<SpendQuery> ParseSpendQuery(std::string_view query) {
+  auto params = QueryParams::Parse(query, kParams);
+  if (!params) return params.error();
   SpendQuery q;
-  std::array<bool, kParams.size()> seen{};
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const std::size_t eq = part.find('=');
-    auto name = PercentDecode(part.substr(0, eq), PlusSign::kSpace);
-    auto value =
-        PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), PlusSign::kSpace);
-    if (!name || !value) return Invalid("malformed percent-encoding in the query string", "");
-    const auto it = std::find(kParams.begin(), kParams.end(), *name);
-    if (it == kParams.end()) {
-      std::string shown = name->substr(0, 64);
-      std::string message =
-          "unknown query parameter '" + shown + "' (expected key, model, from, to, group_by)";
-      if (auto near = ClosestMatch(*name, kParams))
+  if (const std::string* key = params->Get("key")) q.key = *key;
+  if (const std::string* model = params->Get("model")) q.model = *model;
+  if (const std::string* group = params->Get("group_by")) {
+    if (std::find(kGroups.begin(), kGroups.end(), *group) == kGroups.end()) {
+      std::string message = "group_by must be key, model or day";
+      if (auto near = ClosestMatch(*group, kGroups))
         message += "; did you mean '" + std::string(*near) + "'?";
-      return Invalid(std::move(message), shown);
+      return Invalid(std::move(message), "group_by");
     }
-    const auto index = static_cast<std::size_t>(it - kParams.begin());
-    if (seen[index]) return Invalid("query parameter '" + *name + "' is repeated", *name);
-    seen[index] = true;
-    if (*name == "key") {
-      q.key = std::move(*value);
-    } else if (*name == "model") {
-      q.model = std::move(*value);
-    } else if (*name == "group_by") {
-      if (std::find(kGroups.begin(), kGroups.end(), *value) == kGroups.end()) {
-        std::string message = "group_by must be key, model or day";
-        if (auto near = ClosestMatch(*value, kGroups))
-          message += "; did you mean '" + std::string(*near) + "'?";
-        return Invalid(std::move(message), "group_by");
-      }
-      q.group_by = std::move(*value);
-    } else {
-      auto day = limits::ParseDay(*value);
-      if (!day) return Invalid(*name + " must be a day as YYYY-MM-DD (UTC)", *name);
-      (*name == "from" ? q.from : q.to) = *day;
-    }
+    q.group_by = *group;
+  }
+  for (std::string_view name : {"from", "to"}) {
+    const std::string* text = params->Get(name);
+    if (text == nullptr) continue;
+    auto day = limits::ParseDay(*text);
+    if (!day) return Invalid(std::string(name) + " must be a day as YYYY-MM-DD (UTC)", name);
+    (name == "from" ? q.from : q.to) = *day;
   }
   if (q.from && q.to && *q.from > *q.to) return Invalid("from is after to", "from");
   return q;
