@@ -28,6 +28,9 @@ bench/gateway_vs_nginx.sh "$build" 10
 echo "== the gateway's instructions per proxied request (callgrind)"
 bench/gateway_instructions.sh "$build"
 
+echo "== coroutine frames on the proxied path against Asio's 1,020-byte recycling limit"
+bench/frame_sizes.sh "$build" || true
+
 echo "== memory endpoints on SQLite, Redis and PostgreSQL"
 bench/storage_bench.sh "$build" 10 64
 

@@ -261,13 +261,7 @@ asio::awaitable<ProviderResult<StreamSummary>> HttpProvider::Stream(const net::O
   if (!opened) co_return FromNet(opened.error());
   net::ResponseStream& stream = **opened;
   if (stream.head().status < 200 || stream.head().status >= 300) {
-    std::string body;
-    while (body.size() < kMaxErrorBody) {
-      auto piece = co_await stream.Read();
-      if (!piece || piece->empty()) break;
-      body.append(*piece);
-    }
-    co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(body));
+    co_return co_await StatusFailure(stream);
   }
 
   StreamSummary summary;
@@ -275,27 +269,16 @@ asio::awaitable<ProviderResult<StreamSummary>> HttpProvider::Stream(const net::O
   net::SseParser parser;
   net::SseEvent event;
   std::vector<wire::ChatChunk> chunks;
-  auto failed = [&](const EventDecoder::Failure& f) {
-    ProviderError e;
-    e.kind = f.malformed ? FailureKind::kProtocol : FailureKind::kStatus;
-    e.status = f.error.upstream_status > 0 ? f.error.upstream_status : 502;
-    e.error = Error(ErrorCode::kUpstreamError,
-                    "provider " + config_.name +
-                        (f.malformed ? " sent a malformed event: " : " failed mid-stream: ") +
-                        Redacted(f.error.message));
-    e.error.upstream_status = f.malformed ? 0 : e.status;
-    return e;
-  };
   while (!decoder.done()) {
     auto piece = co_await stream.Read();
     if (!piece) co_return FromNet(piece.error());
     if (piece->empty()) break;
     if (!parser.Feed(*piece)) {
-      co_return failed({Error(ErrorCode::kUpstreamError, "an oversized event"), true});
+      co_return StreamFailed({Error(ErrorCode::kUpstreamError, "an oversized event"), true});
     }
     while (!decoder.done() && parser.Next(event)) {
       auto fed = decoder.Feed(event, chunks);
-      if (!fed) co_return failed(fed.error());
+      if (!fed) co_return StreamFailed(fed.error());
       for (std::size_t i = 0; i < *fed; ++i) {
         wire::ChatChunk& chunk = chunks[i];
         ++summary.chunks;
@@ -304,21 +287,44 @@ asio::awaitable<ProviderResult<StreamSummary>> HttpProvider::Stream(const net::O
       }
     }
   }
-  std::optional<wire::ChatChunk> last;
-  if (!decoder.Complete(last)) {
-    ProviderError cut;
-    cut.kind = FailureKind::kProtocol;
-    cut.error =
-        Error(ErrorCode::kUpstreamError, "provider " + config_.name + " ended the stream before " +
-                                             std::string(decoder.end_marker()));
-    co_return cut;
-  }
-  if (last) {
+  if (!decoder.Complete(chunks)) co_return StreamCut(decoder);
+  if (!chunks.empty()) {
     ++summary.chunks;
-    if (!co_await sink.OnChunk(*last)) co_return ClientGone();
+    if (!co_await sink.OnChunk(chunks.front())) co_return ClientGone();
   }
   summary.usage = decoder.usage();
   co_return summary;
+}
+
+asio::awaitable<ProviderError> HttpProvider::StatusFailure(net::ResponseStream& stream) const {
+  std::string body;
+  while (body.size() < kMaxErrorBody) {
+    auto piece = co_await stream.Read();
+    if (!piece || piece->empty()) break;
+    body.append(*piece);
+  }
+  co_return FromStatus(stream.head(), wire::ErrorMessageFromBody(body));
+}
+
+ProviderError HttpProvider::StreamCut(const EventDecoder& decoder) const {
+  ProviderError cut;
+  cut.kind = FailureKind::kProtocol;
+  cut.error =
+      Error(ErrorCode::kUpstreamError, "provider " + config_.name + " ended the stream before " +
+                                           std::string(decoder.end_marker()));
+  return cut;
+}
+
+ProviderError HttpProvider::StreamFailed(const EventDecoder::Failure& f) const {
+  ProviderError e;
+  e.kind = f.malformed ? FailureKind::kProtocol : FailureKind::kStatus;
+  e.status = f.error.upstream_status > 0 ? f.error.upstream_status : 502;
+  e.error = Error(ErrorCode::kUpstreamError,
+                  "provider " + config_.name +
+                      (f.malformed ? " sent a malformed event: " : " failed mid-stream: ") +
+                      Redacted(f.error.message));
+  e.error.upstream_status = f.malformed ? 0 : e.status;
+  return e;
 }
 
 ProviderError HttpProvider::ClientGone() {

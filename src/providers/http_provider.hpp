@@ -35,9 +35,9 @@ class EventDecoder {
   virtual bool done() const = 0;
   // How the end of a whole stream is named in errors ("[DONE]").
   virtual std::string_view end_marker() const { return "its end"; }
-  // At the end of the body: whether the stream was whole (else it was cut), and a last chunk
-  // to emit (the usage chunk of a translated stream), if any.
-  virtual bool Complete(std::optional<wire::ChatChunk>& last) = 0;
+  // At the end of the body: whether the stream was whole (else it was cut), and in `out`
+  // (emptied first) a last chunk to emit (the usage chunk of a translated stream), if any.
+  virtual bool Complete(std::vector<wire::ChatChunk>& out) = 0;
   virtual wire::Usage usage() const = 0;
 };
 
@@ -65,9 +65,10 @@ class TranslatedEvents final : public EventDecoder {
     return out.size();
   }
   bool done() const override { return kEndsAtMarker && decoder_.finished(); }
-  bool Complete(std::optional<wire::ChatChunk>& last) override {
+  bool Complete(std::vector<wire::ChatChunk>& out) override {
+    out.clear();
     if (!decoder_.finished()) return false;
-    last = decoder_.Finish();
+    if (auto last = decoder_.Finish()) out.push_back(std::move(*last));
     return true;
   }
   wire::Usage usage() const override { return decoder_.usage(); }
@@ -117,6 +118,12 @@ class HttpProvider : public Provider {
   static ProviderError Invalid(Error error);
   // The client went away while a stream was being read.
   static ProviderError ClientGone();
+  // Stream's pieces that need not be in its coroutine frame (which must stay under the 1,020
+  // bytes Asio recycles): an error status's answer, read to a bound; a stream that ended before
+  // `decoder` saw its end; a mid-stream failure.
+  boost::asio::awaitable<ProviderError> StatusFailure(net::ResponseStream& stream) const;
+  ProviderError StreamCut(const EventDecoder& decoder) const;
+  ProviderError StreamFailed(const EventDecoder::Failure& failure) const;
   // An answer the adapter could not read.
   ProviderError Unreadable(const Error& error) const;
   // Upstream text on its way to a client, with this provider's secrets (its key, the values of

@@ -41,7 +41,10 @@ class ChunkForwarder final : public EventDecoder {
   }
   bool done() const override { return done_; }
   std::string_view end_marker() const override { return "[DONE]"; }
-  bool Complete(std::optional<wire::ChatChunk>& /*last*/) override { return done_; }
+  bool Complete(std::vector<wire::ChatChunk>& out) override {
+    out.clear();
+    return done_;
+  }
   wire::Usage usage() const override { return usage_; }
 
  private:
