@@ -608,6 +608,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     model_versions.Stop();    // its watcher calls the storage
     document_service.Stop();  // its poller calls the storage (and saves the snapshots)
     key_service.Stop();       // so does this one
+    spend.Stop();             // its flusher writes to the storage: the last spend is written
     // Joins the storage threads while the workers' io_contexts still exist: a call abandoned
     // by the drain (a backend that stopped answering) still posts its completion to one when
     // it returns, bounded by storage.operation_timeout.

@@ -25,9 +25,7 @@ Result<QueryParams> QueryParams::Parse(std::string_view query,
     if (part.empty()) continue;
     const std::size_t eq = part.find('=');
     auto name = PercentDecode(part.substr(0, eq), PlusSign::kSpace);
-    auto value =
-        PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), PlusSign::kSpace);
-    if (!name || !value) return Invalid("malformed percent-encoding in the query string", "");
+    if (!name) return Invalid("malformed percent-encoding in the query string", "");
     const auto known = std::find(names.begin(), names.end(), *name);
     if (known == names.end()) {
       const std::string shown(ShownName(*name));
@@ -43,6 +41,9 @@ Result<QueryParams> QueryParams::Parse(std::string_view query,
     }
     if (out.Get(*known) != nullptr)
       return Invalid(std::string(*known) + " is given more than once", *known);
+    auto value =
+        PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), PlusSign::kSpace);
+    if (!value) return Invalid("malformed percent-encoding in " + std::string(*known), *known);
     out.values_.emplace_back(*known, std::move(*value));
   }
   return out;

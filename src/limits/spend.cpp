@@ -176,14 +176,23 @@ SpendLedger::SpendLedger(storage::RecordStore* store, Options options)
     : store_(store), options_(std::move(options)) {}
 
 SpendLedger::~SpendLedger() {
+  // No last flush here: by the time main's scope unwinds, the storage's own workers may be
+  // stopped (main calls Stop() before that).
+  StopThread();
+}
+
+void SpendLedger::StopThread() {
   {
     std::lock_guard lock(run_mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // No last flush here: by the time main's scope unwinds, the storage's own workers may be
-  // stopped. The spend of the last flush interval before a shutdown is lost (documented).
+}
+
+void SpendLedger::Stop() {
+  StopThread();
+  FlushNow();
 }
 
 std::int64_t SpendLedger::Now() const {

@@ -57,10 +57,14 @@ class SpendLedger final : public Stage {
 
   // `store` may be null (nothing persisted: budgets per process). It must outlive the ledger.
   SpendLedger(storage::RecordStore* store, Options options);
-  ~SpendLedger() override;  // stops the flusher (what settled since its last flush is lost)
+  ~SpendLedger() override;  // Stop() without the last flush
 
   // Loads the current periods' spend and starts the flusher thread.
   void Start();
+  // Stops the flusher thread and writes what settled since its last flush. Call it while the
+  // store still runs (before the storage is shut down): a flush whose storage call can never
+  // complete would hold the thread, and the process's exit, forever. Idempotent.
+  void Stop();
 
   std::string_view name() const override { return "budget"; }
   std::optional<Refusal> Admit(const Request& request, Ticket& ticket) override;
@@ -91,6 +95,7 @@ class SpendLedger final : public Stage {
   };
 
   std::int64_t Now() const;
+  void StopThread();
   double PeriodSpendLocked(KeyState& state, BudgetPeriod period, std::int64_t today);
   void Flush();
   void Run();

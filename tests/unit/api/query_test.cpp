@@ -30,7 +30,9 @@ TEST(QueryParams, RefusesUnknownRepeatedAndBrokenParameters) {
   EXPECT_EQ(repeated.error().param, "limit");
   EXPECT_NE(repeated.error().message.find("more than once"), std::string::npos);
 
-  EXPECT_FALSE(QueryParams::Parse("cursor=%zz", kNames));
+  auto broken = QueryParams::Parse("cursor=%zz", kNames);
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().param, "cursor");
   EXPECT_FALSE(QueryParams::Parse("%=1", kNames));
   // An encoded name is the name it decodes to.
   auto encoded = QueryParams::Parse("%6Cimit=3", kNames);
