@@ -33,6 +33,13 @@ endif()
 if(ORCHESTRA_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
                       -fno-omit-frame-pointer)
+  # g++ 12 at -O1 with the sanitizers reports the Error inside a coroutine's
+  # `co_return Result<void>{}` as maybe uninitialized (it is not: the variant holds monostate);
+  # the warning is known to misfire under sanitizer instrumentation. The Release build, which
+  # keeps it, is the one that judges uninitialized reads (with -Werror).
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    add_compile_options(-Wno-maybe-uninitialized)
+  endif()
   add_link_options(-fsanitize=address,undefined)
   add_compile_definitions(ORCHESTRA_SANITIZE=1)
 endif()

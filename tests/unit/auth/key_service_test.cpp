@@ -2,12 +2,6 @@
 // revoke store and do to the live table; bad input writes nothing; names are taken once;
 // principals outlive a change; a second instance follows the change log; a restart reloads.
 
-// g++ 12 at -O1 with the sanitizers (the ASan build) reports the Error inside a
-// `co_return Result<void>{}` of the in-memory record store as maybe uninitialized; it is not.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "auth/key_service.hpp"
 
 #include <chrono>

@@ -3,12 +3,6 @@
 // conflicts with a concurrent writer, persistence across a restart, and propagation to another
 // instance through the change log.
 
-// g++ 12 at -O1 with the sanitizers (the ASan build) reports the Error inside a
-// `co_return Result<void>{}` of the in-memory record store as maybe uninitialized; it is not.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "versions/service.hpp"
 
 #include <atomic>
