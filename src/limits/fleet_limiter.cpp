@@ -10,7 +10,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/sha.h>
@@ -359,6 +358,7 @@ void FleetLimiter::StartWorker(int index, asio::any_io_executor executor) {
   auto w = std::make_unique<Worker>();
   w->executor = executor;
   w->pipe = std::make_unique<storage::RedisPipe>(std::move(executor), options_.endpoint);
+  w->pipe->Connect();  // before the first request, which would otherwise wait for it
   workers_.at(static_cast<std::size_t>(index)) = std::move(w);
 }
 
@@ -678,75 +678,76 @@ void FleetLimiter::QueueSettle(int worker_index, std::string tail) {
     if (w->flushing) return;
     w->flushing = true;
   }
-  // Posted, not run here: the flush starts once the loop is free (after the response is on its
-  // way), and takes whatever settled meanwhile with it.
-  asio::post(w->executor, [this, w] {
-    asio::co_spawn(
-        w->executor,
-        [this, w]() -> asio::awaitable<void> {
-          for (;;) {
-            std::vector<std::string> batch;
-            {
-              std::lock_guard lock(w->mutex);
-              if (w->queue.empty()) {
-                w->flushing = false;
-                co_return;
-              }
-              while (!w->queue.empty() && batch.size() < options_.settle_batch) {
-                batch.push_back(std::move(w->queue.front()));
-                w->queue.pop_front();
-              }
-              w->sending = batch.size();
+  // On the worker's own thread (the pipeline settles there) the flush starts here and writes at
+  // once, before the response goes out, so the next request of the client, whichever instance
+  // takes it, finds this one settled in Redis (budgets stop within one request). From then on the
+  // flush takes whatever settles while its batch is on the way: batching under load, one write
+  // per settlement at rest. From another thread it starts on the worker's loop.
+  asio::co_spawn(
+      w->executor,
+      [this, w]() -> asio::awaitable<void> {
+        for (;;) {
+          std::vector<std::string> batch;
+          {
+            std::lock_guard lock(w->mutex);
+            if (w->queue.empty()) {
+              w->flushing = false;
+              co_return;
             }
-            std::string wire;
-            for (const std::string& call : batch)
-              AppendScriptCall(wire, SettleScript(), true, kKeys + kSettleArgs + 1, call);
-            auto result =
-                co_await w->pipe->Call(std::move(wire), batch.size(), options_.settle_timeout);
-            if (result) {
-              std::string again;
-              std::size_t n = 0;
-              for (std::size_t i = 0; i < batch.size(); ++i) {
-                const storage::RedisValue& r = (*result)[i];
-                if (IsNoScript(r)) {
-                  AppendScriptCall(again, SettleScript(), false, kKeys + kSettleArgs + 1, batch[i]);
-                  ++n;
-                } else if (r.is_error()) {
-                  BackendError("settle", Error(ErrorCode::kInternal, "redis: " + r.text));
-                }
-              }
-              if (n > 0) {
-                auto retried = co_await w->pipe->Call(std::move(again), n, options_.settle_timeout);
-                if (!retried) BackendError("settle", retried.error());
-              }
-              std::lock_guard lock(w->mutex);
-              w->sending = 0;
-              continue;
+            while (!w->queue.empty() && batch.size() < options_.settle_batch) {
+              batch.push_back(std::move(w->queue.front()));
+              w->queue.pop_front();
             }
-            BackendError("settle", result.error());
-            if (result.error().code == ErrorCode::kDeadlineExceeded) {
-              std::lock_guard lock(w->mutex);
-              w->sending = 0;
-              continue;  // maybe applied: not sent again
-            }
-            // Never sent, or the connection broke: again after a pause, oldest first.
-            {
-              std::lock_guard lock(w->mutex);
-              w->sending = 0;
-              for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
-                if (w->queue.size() >= options_.max_queued_settles) {
-                  if (settle_dropped_ != nullptr) settle_dropped_->Inc();
-                  continue;
-                }
-                w->queue.push_front(std::move(*it));
-              }
-            }
-            asio::steady_timer pause(w->executor, std::chrono::milliseconds(250));
-            co_await pause.async_wait(kAsTuple);
+            w->sending = batch.size();
           }
-        },
-        asio::detached);
-  });
+          std::string wire;
+          for (const std::string& call : batch)
+            AppendScriptCall(wire, SettleScript(), true, kKeys + kSettleArgs + 1, call);
+          auto result =
+              co_await w->pipe->Call(std::move(wire), batch.size(), options_.settle_timeout);
+          if (result) {
+            std::string again;
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+              const storage::RedisValue& r = (*result)[i];
+              if (IsNoScript(r)) {
+                AppendScriptCall(again, SettleScript(), false, kKeys + kSettleArgs + 1, batch[i]);
+                ++n;
+              } else if (r.is_error()) {
+                BackendError("settle", Error(ErrorCode::kInternal, "redis: " + r.text));
+              }
+            }
+            if (n > 0) {
+              auto retried = co_await w->pipe->Call(std::move(again), n, options_.settle_timeout);
+              if (!retried) BackendError("settle", retried.error());
+            }
+            std::lock_guard lock(w->mutex);
+            w->sending = 0;
+            continue;
+          }
+          BackendError("settle", result.error());
+          if (result.error().code == ErrorCode::kDeadlineExceeded) {
+            std::lock_guard lock(w->mutex);
+            w->sending = 0;
+            continue;  // maybe applied: not sent again
+          }
+          // Never sent, or the connection broke: again after a pause, oldest first.
+          {
+            std::lock_guard lock(w->mutex);
+            w->sending = 0;
+            for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+              if (w->queue.size() >= options_.max_queued_settles) {
+                if (settle_dropped_ != nullptr) settle_dropped_->Inc();
+                continue;
+              }
+              w->queue.push_front(std::move(*it));
+            }
+          }
+          asio::steady_timer pause(w->executor, std::chrono::milliseconds(250));
+          co_await pause.async_wait(kAsTuple);
+        }
+      },
+      asio::detached);
 }
 
 }  // namespace orchestra::limits

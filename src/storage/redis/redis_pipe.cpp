@@ -349,6 +349,10 @@ RedisPipe::~RedisPipe() {
   Close();
 }
 
+void RedisPipe::Connect() {
+  if (!state_->closed && state_->phase == State::Phase::kDisconnected) state_->Kick();
+}
+
 void RedisPipe::Close() {
   state_->closed = true;
   state_->Fail(state_->generation, "closed");

@@ -80,6 +80,8 @@ class RedisPipe {
   boost::asio::awaitable<Result<Replies>> Call(std::string wire, std::size_t replies,
                                                std::chrono::microseconds timeout, Late late = {});
 
+  // Starts connecting now (when not connected), so that the first call does not wait for it.
+  void Connect();
   // Closes the connection; pending calls fail.
   void Close();
   bool connected() const;
