@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <random>
+#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -32,8 +33,13 @@ constexpr std::uint64_t kLeasedKey = 1ULL << 61;
 constexpr std::uint64_t kLeasedModel = 1ULL << 60;
 constexpr std::uint64_t kSlotMask = (1ULL << 48) - 1;
 
-// The window of RateLimiter::Window, in a Redis hash per bucket: h (the newest slot), rs and ts
-// (the sums), r<slot> and t<slot> (the slots' counts). ARGV[1]: the time in ms, '' for TIME.
+// The windows of RateLimiter::Window, in one Redis hash per key: for each bucket (prefix 'k:' for
+// the key's own, 'm:<model>:' per model) the fields <p>h (the newest slot), <p>rs and <p>ts (the
+// sums), <p>r<slot> and <p>t<slot> (the slots' counts). ARGV[1]: the time in ms, '' for TIME.
+// Each redis.call in a script costs a few microseconds (far more than the Lua around it), so both
+// buckets are read with one HMGET (with the current slot's counts), changed in Lua and written
+// back with one HSET; expired leases are swept and expiries refreshed only when a window moved
+// (at most every 250 ms).
 constexpr std::string_view kWindowLua = R"lua(
 local N, SLOT_MS = 241, 250
 local now
@@ -44,35 +50,81 @@ else
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local slot = math.floor(now / SLOT_MS)
--- Moves a bucket to the present, dropping the slots that left the window; returns the requests
--- and tokens sums and the newest slot.
-local function advance(key)
-  local v = redis.call('HMGET', key, 'h', 'rs', 'ts')
-  local head = tonumber(v[1])
-  if head == nil or slot - head >= N then
-    if head ~= nil then redis.call('DEL', key) end
-    redis.call('HSET', key, 'h', slot, 'rs', 0, 'ts', 0)
-    return 0, 0, slot
-  end
-  local rs, ts = tonumber(v[2]) or 0, tonumber(v[3]) or 0
-  if head >= slot then return rs, ts, head end
+-- Deletes bucket p's slots from..to; returns the requests and tokens they held.
+local function drop(key, p, from, to)
   local fields = {}
-  for s = head + 1, slot do
-    fields[#fields + 1] = 'r' .. (s - N)
-    fields[#fields + 1] = 't' .. (s - N)
+  for s = from, to do
+    fields[#fields + 1] = p .. 'r' .. s
+    fields[#fields + 1] = p .. 't' .. s
   end
   local old = redis.call('HMGET', key, unpack(fields))
-  local gone = {}
+  local gone, r, t = {}, 0, 0
   for i = 1, #fields, 2 do
-    local r, t = tonumber(old[i]), tonumber(old[i + 1])
-    if r then rs = rs - r; gone[#gone + 1] = fields[i] end
-    if t then ts = ts - t; gone[#gone + 1] = fields[i + 1] end
+    local x, y = tonumber(old[i]), tonumber(old[i + 1])
+    if x then r = r + x; gone[#gone + 1] = fields[i] end
+    if y then t = t + y; gone[#gone + 1] = fields[i + 1] end
   end
   if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
-  redis.call('HSET', key, 'h', slot, 'rs', rs, 'ts', ts)
-  return rs, ts, slot
+  return r, t
 end
--- Milliseconds until the window has room for `amount` more under `limit`.
+-- Reads buckets (by prefix) and moves each to the present, dropping the slots that left its
+-- window (written at once; the rest waits for save). b.r, b.t: the newest slot's counts.
+local function load(key, prefixes)
+  local fields = {}
+  for _, p in ipairs(prefixes) do
+    fields[#fields + 1] = p .. 'h'
+    fields[#fields + 1] = p .. 'rs'
+    fields[#fields + 1] = p .. 'ts'
+    fields[#fields + 1] = p .. 'r' .. slot
+    fields[#fields + 1] = p .. 't' .. slot
+  end
+  local v = redis.call('HMGET', key, unpack(fields))
+  local out = {}
+  for i, p in ipairs(prefixes) do
+    local o = (i - 1) * 5
+    local b = {p = p}
+    local head = tonumber(v[o + 1])
+    if head == nil or slot - head >= N then
+      if head ~= nil then drop(key, p, head - N + 1, head) end
+      b.rs, b.ts, b.cur, b.r, b.t, b.moved = 0, 0, slot, 0, 0, true
+    else
+      b.rs, b.ts = tonumber(v[o + 2]) or 0, tonumber(v[o + 3]) or 0
+      if head >= slot then
+        b.cur, b.moved = head, false
+        if head == slot then
+          b.r, b.t = tonumber(v[o + 4]) or 0, tonumber(v[o + 5]) or 0
+        else
+          local c = redis.call('HMGET', key, p .. 'r' .. head, p .. 't' .. head)
+          b.r, b.t = tonumber(c[1]) or 0, tonumber(c[2]) or 0
+        end
+      else
+        local r, t = drop(key, p, head + 1 - N, slot - N)
+        b.rs, b.ts = b.rs - r, b.ts - t
+        b.cur, b.moved, b.r, b.t = slot, true, 0, 0
+      end
+    end
+    out[i] = b
+  end
+  return out
+end
+local function save(key, buckets)
+  local args, moved = {}, false
+  for _, b in ipairs(buckets) do
+    local p = b.p
+    args[#args + 1] = p .. 'h'; args[#args + 1] = b.cur
+    args[#args + 1] = p .. 'rs'; args[#args + 1] = b.rs
+    args[#args + 1] = p .. 'ts'; args[#args + 1] = b.ts
+    args[#args + 1] = p .. 'r' .. b.cur; args[#args + 1] = b.r
+    args[#args + 1] = p .. 't' .. b.cur; args[#args + 1] = b.t
+    moved = moved or b.moved
+    b.moved = false
+  end
+  if #args == 0 then return end
+  redis.call('HSET', key, unpack(args))
+  if moved then redis.call('PEXPIRE', key, 120000) end
+end
+-- Milliseconds until the window (fields `p`<slot>, as saved) has room for `amount` more under
+-- `limit`.
 local function wait_ms(key, p, sum, amount, limit, cur)
   if sum + amount <= limit then return 0 end
   local fields = {}
@@ -87,68 +139,79 @@ local function wait_ms(key, p, sum, amount, limit, cur)
 end
 )lua";
 
-// KEYS: key bucket, key leases, model bucket, model leases, budget counter.
+// KEYS: the key's hash, key leases, model leases, budget counter.
 // ARGV: now, estimate, lease member, lease ms, key rpm tpm max_parallel, model rpm tpm
-// max_parallel, budget usd ('' none), budget seed, budget expiry (unix ms), flags (1 key, 2 model).
+// max_parallel, budget usd ('' none), budget seed, budget expiry (unix ms), flags (1 key, 2 model),
+// the model bucket's prefix.
 // → {verdict (0 admitted, 1 rate limit, 2 budget), which (1 key, 2 model), what (1 parallel,
 //    2 rpm, 3 tpm, 4 tpm never), wait ms, slot, spent, then per bucket (key, model): requests
 //    sum, requests reset ms, tokens sum, tokens reset ms}
 constexpr std::string_view kAdmitLua = R"lua(
 local est = tonumber(ARGV[2])
 local flags = tonumber(ARGV[14])
-local buckets = {}
-local function bucket(which, key, leases, a)
-  return {which = which, key = key, leases = leases, rpm = tonumber(ARGV[a]),
-          tpm = tonumber(ARGV[a + 1]), mp = tonumber(ARGV[a + 2])}
+local prefixes, specs = {}, {}
+if flags % 2 == 1 then
+  prefixes[#prefixes + 1] = 'k:'
+  specs[#specs + 1] = {which = 1, leases = KEYS[2], a = 5}
 end
-if flags % 2 == 1 then buckets[#buckets + 1] = bucket(1, KEYS[1], KEYS[2], 5) end
-if math.floor(flags / 2) % 2 == 1 then buckets[#buckets + 1] = bucket(2, KEYS[3], KEYS[4], 8) end
-for _, b in ipairs(buckets) do
-  b.rs, b.ts, b.cur = advance(b.key)
+if math.floor(flags / 2) % 2 == 1 then
+  prefixes[#prefixes + 1] = ARGV[15]
+  specs[#specs + 1] = {which = 2, leases = KEYS[3], a = 8}
+end
+local buckets = {}
+if #prefixes > 0 then buckets = load(KEYS[1], prefixes) end
+local moved = false
+for i, b in ipairs(buckets) do
+  local spec = specs[i]
+  b.which, b.leases = spec.which, spec.leases
+  b.rpm, b.tpm, b.mp = tonumber(ARGV[spec.a]), tonumber(ARGV[spec.a + 1]), tonumber(ARGV[spec.a + 2])
   b.inflight = 0
   if b.mp > 0 then
-    redis.call('ZREMRANGEBYSCORE', b.leases, '-inf', now)
+    if b.moved then
+      redis.call('ZREMRANGEBYSCORE', b.leases, '-inf', now)
+      b.swept = true
+    end
     b.inflight = redis.call('ZCARD', b.leases)
   end
+  moved = moved or b.moved
 end
+if moved then save(KEYS[1], buckets) end
 local verdict, which, what, wait = 0, 0, 0, 0
 for _, b in ipairs(buckets) do
   if b.mp > 0 and b.inflight >= b.mp then
     verdict, what, wait = 1, 1, 1000
   elseif b.rpm > 0 and b.rs + 1 > b.rpm then
-    verdict, what, wait = 1, 2, wait_ms(b.key, 'r', b.rs, 1, b.rpm, b.cur)
+    verdict, what, wait = 1, 2, wait_ms(KEYS[1], b.p .. 'r', b.rs, 1, b.rpm, b.cur)
   elseif b.tpm > 0 and est > 0 and b.ts + est > b.tpm then
     if est > b.tpm then
       verdict, what, wait = 1, 4, N * SLOT_MS
     else
-      verdict, what, wait = 1, 3, wait_ms(b.key, 't', b.ts, est, b.tpm, b.cur)
+      verdict, what, wait = 1, 3, wait_ms(KEYS[1], b.p .. 't', b.ts, est, b.tpm, b.cur)
     end
   end
   if verdict ~= 0 then which = b.which; break end
 end
 local spent = ''
 if verdict == 0 and ARGV[11] ~= '' then
-  spent = redis.call('GET', KEYS[5])
+  spent = redis.call('GET', KEYS[4])
   if not spent then
     spent = ARGV[12]
-    redis.call('SET', KEYS[5], spent, 'PXAT', ARGV[13])
+    redis.call('SET', KEYS[4], spent, 'PXAT', ARGV[13])
   end
   if tonumber(spent) >= tonumber(ARGV[11]) then verdict = 2 end
 end
 if verdict == 0 then
   for _, b in ipairs(buckets) do
-    redis.call('HINCRBY', b.key, 'r' .. b.cur, 1)
-    redis.call('HINCRBY', b.key, 'rs', 1)
-    b.rs = b.rs + 1
-    if est > 0 then
-      redis.call('HINCRBY', b.key, 't' .. b.cur, est)
-      redis.call('HINCRBY', b.key, 'ts', est)
-      b.ts = b.ts + est
-    end
-    redis.call('PEXPIRE', b.key, 120000)
+    b.r, b.rs = b.r + 1, b.rs + 1
+    if est > 0 then b.t, b.ts = b.t + est, b.ts + est end
+  end
+  save(KEYS[1], buckets)
+  for _, b in ipairs(buckets) do
     if b.mp > 0 then
       redis.call('ZADD', b.leases, now + tonumber(ARGV[4]), ARGV[3])
-      redis.call('PEXPIRE', b.leases, tonumber(ARGV[4]) + 1000)
+      if b.inflight == 0 or b.swept then
+        redis.call('PEXPIRE', b.leases, tonumber(ARGV[4]) + 1000)
+      end
     end
   end
 end
@@ -157,53 +220,65 @@ for _, b in ipairs(buckets) do
   local at = 3 + 4 * b.which
   out[at] = b.rs
   if b.rpm > 0 then
-    out[at + 1] = wait_ms(b.key, 'r', b.rs, (b.rpm - b.rs > 0) and 0 or 1, b.rpm, b.cur)
+    out[at + 1] = wait_ms(KEYS[1], b.p .. 'r', b.rs, (b.rpm - b.rs > 0) and 0 or 1, b.rpm, b.cur)
   end
   out[at + 2] = b.ts
   if b.tpm > 0 then
-    out[at + 3] = wait_ms(b.key, 't', b.ts, (b.tpm - b.ts > 0) and 0 or 1, b.tpm, b.cur)
+    out[at + 3] = wait_ms(KEYS[1], b.p .. 't', b.ts, (b.tpm - b.ts > 0) and 0 or 1, b.tpm, b.cur)
   end
 end
 return out
 )lua";
 
 // KEYS: as admission. ARGV: now, admitted slot, tokens correction, refused ('1'), lease member,
-// flags (1 key charged, 2 model charged, 4 key leased, 8 model leased, 16 spend), cost.
+// flags (1 key charged, 2 model charged, 4 key leased, 8 model leased, 16 spend), cost, the model
+// bucket's prefix.
 constexpr std::string_view kSettleLua = R"lua(
 local admitted = tonumber(ARGV[2])
 local delta = tonumber(ARGV[3])
 local refused = ARGV[4] == '1'
 local flags = tonumber(ARGV[6])
 local function bit(n) return math.floor(flags / n) % 2 == 1 end
--- RateLimiter::Window::Correct.
-local function correct(key, p, cur, d)
+-- RateLimiter::Window::Correct on a loaded bucket ('r' requests, 't' tokens).
+local function correct(b, p, d)
   if d == 0 then return end
-  if admitted > cur - N and admitted <= cur then
-    local f = p .. admitted
-    local s = tonumber(redis.call('HGET', key, f)) or 0
+  local sum = p .. 's'
+  if admitted > b.cur - N and admitted <= b.cur then
+    local s
+    if admitted == b.cur then
+      s = b[p]
+    else
+      s = tonumber(redis.call('HGET', KEYS[1], b.p .. p .. admitted)) or 0
+    end
     local nxt = math.max(s + d, 0)
-    if nxt ~= s then
-      redis.call('HSET', key, f, nxt)
-      redis.call('HINCRBY', key, p .. 's', nxt - s)
+    b[sum] = b[sum] + (nxt - s)
+    if admitted == b.cur then
+      b[p] = nxt
+    else
+      redis.call('HSET', KEYS[1], b.p .. p .. admitted, nxt)
     end
   elseif d > 0 then
-    redis.call('HINCRBY', key, p .. cur, d)
-    redis.call('HINCRBY', key, p .. 's', d)
+    b[p] = b[p] + d
+    b[sum] = b[sum] + d
   end
 end
-local function settle(key, leases, charged, leased)
-  if charged then
-    local _, _, cur = advance(key)
-    if refused then correct(key, 'r', cur, -1) end
-    correct(key, 't', cur, delta)
-    redis.call('PEXPIRE', key, 120000)
-  end
-  if leased then redis.call('ZREM', leases, ARGV[5]) end
+local prefixes = {}
+if refused or delta ~= 0 then
+  if bit(1) then prefixes[#prefixes + 1] = 'k:' end
+  if bit(2) then prefixes[#prefixes + 1] = ARGV[8] end
 end
-settle(KEYS[1], KEYS[2], bit(1), bit(4))
-settle(KEYS[3], KEYS[4], bit(2), bit(8))
-if bit(16) and tonumber(ARGV[7]) > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('INCRBYFLOAT', KEYS[5], ARGV[7])
+if #prefixes > 0 then
+  local buckets = load(KEYS[1], prefixes)
+  for _, b in ipairs(buckets) do
+    if refused then correct(b, 'r', -1) end
+    correct(b, 't', delta)
+  end
+  save(KEYS[1], buckets)
+end
+if bit(4) then redis.call('ZREM', KEYS[2], ARGV[5]) end
+if bit(8) then redis.call('ZREM', KEYS[3], ARGV[5]) end
+if bit(16) and tonumber(ARGV[7]) > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[7])
 end
 return 1
 )lua";
@@ -275,9 +350,8 @@ struct Tail {
   }
 };
 
-constexpr std::size_t kKeys = 5;
-constexpr std::size_t kAdmitArgs = 14;
-constexpr std::size_t kSettleArgs = 7;
+constexpr std::size_t kKeys = 4;
+constexpr std::size_t kSettleArgs = 8;
 constexpr std::int64_t kMsPerDay = 86'400'000;
 
 bool IsNoScript(const storage::RedisValue& v) {
@@ -314,17 +388,19 @@ struct FleetLimiter::Worker {
   std::unique_ptr<storage::RedisPipe> pipe;
   asio::any_io_executor executor;
   std::mutex mutex;
+  std::thread::id thread;         // the event loop's
   std::deque<std::string> queue;  // settle calls' tails
   std::size_t sending = 0;        // of them, in the batch on its way
+  std::size_t urgent = 0;         // spend settlements written on their own, not yet answered
   bool flushing = false;
 };
 
 struct FleetLimiter::Keys {
-  std::string key_bucket;
+  std::string hash;  // the key's windows
   std::string key_leases;
-  std::string model_bucket;
   std::string model_leases;
-  std::string budget;  // of the current period; the key's name when it has no budget
+  std::string model_prefix;  // of the model bucket's fields in `hash`
+  std::string budget;        // of the current period; the key's name when it has no budget
   std::int64_t budget_expires_ms = 0;
 };
 
@@ -356,6 +432,7 @@ FleetLimiter::~FleetLimiter() = default;
 
 void FleetLimiter::StartWorker(int index, asio::any_io_executor executor) {
   auto w = std::make_unique<Worker>();
+  w->thread = std::this_thread::get_id();
   w->executor = executor;
   w->pipe = std::make_unique<storage::RedisPipe>(std::move(executor), options_.endpoint);
   w->pipe->Connect();  // before the first request, which would otherwise wait for it
@@ -377,7 +454,7 @@ std::size_t FleetLimiter::queued_settles() const {
   for (const auto& w : workers_) {
     if (!w) continue;
     std::lock_guard lock(w->mutex);
-    n += w->queue.size() + w->sending;
+    n += w->queue.size() + w->sending + w->urgent;
   }
   return n;
 }
@@ -385,10 +462,10 @@ std::size_t FleetLimiter::queued_settles() const {
 FleetLimiter::Keys FleetLimiter::KeysFor(const Request& request, std::int64_t now_ms) const {
   Keys k;
   const std::string base = options_.prefix + "{" + Lengthed(request.principal) + "}:";
-  k.key_bucket = base + "k";
+  k.hash = base + "w";
   k.key_leases = base + "kl";
-  k.model_bucket = base + "m:" + std::string(request.model);
   k.model_leases = base + "ml:" + std::string(request.model);
+  k.model_prefix = "m:" + std::string(request.model) + ":";
   if (request.policy != nullptr && request.policy->budget) {
     const BudgetPeriod period = request.policy->budget->period;
     const std::int64_t start = PeriodStart(period, DayOf(now_ms));
@@ -465,9 +542,8 @@ asio::awaitable<std::optional<Refusal>> FleetLimiter::AdmitAsync(const Request& 
 
   Tail tail;
   tail.Add(static_cast<std::int64_t>(kKeys));
-  tail.Add(keys.key_bucket);
+  tail.Add(keys.hash);
   tail.Add(keys.key_leases);
-  tail.Add(keys.model_bucket);
   tail.Add(keys.model_leases);
   tail.Add(keys.budget);
   if (options_.clock) {
@@ -500,6 +576,7 @@ asio::awaitable<std::optional<Refusal>> FleetLimiter::AdmitAsync(const Request& 
   }
   tail.Add(static_cast<std::int64_t>((key_limits != nullptr ? 1 : 0) |
                                      (model_limits != nullptr ? 2 : 0)));
+  tail.Add(keys.model_prefix);
   const std::size_t argc = tail.count;
 
   const std::uint64_t leased =
@@ -516,9 +593,8 @@ asio::awaitable<std::optional<Refusal>> FleetLimiter::AdmitAsync(const Request& 
     }
     Tail t;
     t.Add(static_cast<std::int64_t>(kKeys));
-    t.Add(keys.key_bucket);
+    t.Add(keys.hash);
     t.Add(keys.key_leases);
-    t.Add(keys.model_bucket);
     t.Add(keys.model_leases);
     t.Add(keys.budget);
     if (clocked) {
@@ -534,6 +610,7 @@ asio::awaitable<std::optional<Refusal>> FleetLimiter::AdmitAsync(const Request& 
         ((charged & kChargedKey) != 0 ? 1 : 0) | ((charged & kChargedModel) != 0 ? 2 : 0) |
         ((leased & kLeasedKey) != 0 ? 4 : 0) | ((leased & kLeasedModel) != 0 ? 8 : 0)));
     t.Add(std::string_view("0"));
+    t.Add(keys.model_prefix);
     QueueSettle(worker_index, std::move(t.text));
   };
 
@@ -628,13 +705,16 @@ void FleetLimiter::Settle(const Request& request, const Ticket& ticket, const Ou
            std::max<std::int64_t>(outcome.completion_tokens, 0);
   }
   const bool fleet = ticket.lease != 0;
+  if (fleet && !spends && !outcome.refused && used == ticket.amount &&
+      (ticket.token & (kLeasedKey | kLeasedModel)) == 0) {
+    return;  // the estimate was right and nothing is held: nothing to correct
+  }
   const std::int64_t now_ms = NowMs();
   const Keys keys = KeysFor(request, now_ms);
   Tail t;
   t.Add(static_cast<std::int64_t>(kKeys));
-  t.Add(keys.key_bucket);
+  t.Add(keys.hash);
   t.Add(keys.key_leases);
-  t.Add(keys.model_bucket);
   t.Add(keys.model_leases);
   t.Add(keys.budget);
   if (options_.clock) {
@@ -658,14 +738,47 @@ void FleetLimiter::Settle(const Request& request, const Ticket& ticket, const Ou
   char cost[40];
   std::snprintf(cost, sizeof cost, "%.17g", spends ? outcome.cost_usd : 0.0);
   t.Add(std::string_view(cost));
-  QueueSettle(request.worker, std::move(t.text));
+  t.Add(keys.model_prefix);
+  QueueSettle(request.worker, std::move(t.text), spends);
 }
 
-void FleetLimiter::QueueSettle(int worker_index, std::string tail) {
+void FleetLimiter::QueueSettle(int worker_index, std::string tail, bool urgent) {
   const auto index = static_cast<std::size_t>(worker_index);
   Worker* w = index < workers_.size() ? workers_[index].get() : nullptr;
   if (w == nullptr) {
     if (settle_dropped_ != nullptr) settle_dropped_->Inc();
+    return;
+  }
+  if (urgent && std::this_thread::get_id() == w->thread) {
+    // Spend: written now, pipelined past any batch on its way, so that the client's next request
+    // finds it in Redis wherever it lands. A failure leaves it to the queue (and its retries).
+    {
+      std::lock_guard lock(w->mutex);
+      ++w->urgent;
+    }
+    asio::co_spawn(
+        w->executor,
+        [this, w, worker_index, call = std::move(tail)]() mutable -> asio::awaitable<void> {
+          std::string wire;
+          AppendScriptCall(wire, SettleScript(), true, kKeys + kSettleArgs + 1, call);
+          auto result = co_await w->pipe->Call(std::move(wire), 1, options_.settle_timeout);
+          if (result && IsNoScript((*result)[0])) {
+            std::string eval;
+            AppendScriptCall(eval, SettleScript(), false, kKeys + kSettleArgs + 1, call);
+            result = co_await w->pipe->Call(std::move(eval), 1, options_.settle_timeout);
+          }
+          if (result) {
+            if ((*result)[0].is_error())
+              BackendError("settle", Error(ErrorCode::kInternal, "redis: " + (*result)[0].text));
+          } else if (result.error().code == ErrorCode::kDeadlineExceeded) {
+            BackendError("settle", result.error());  // maybe applied: not sent again
+          } else if (!w->pipe->closed()) {
+            QueueSettle(worker_index, std::move(call));
+          }
+          std::lock_guard lock(w->mutex);
+          --w->urgent;
+        },
+        asio::detached);
     return;
   }
   {
@@ -724,6 +837,13 @@ void FleetLimiter::QueueSettle(int worker_index, std::string tail) {
             std::lock_guard lock(w->mutex);
             w->sending = 0;
             continue;
+          }
+          if (w->pipe->closed()) {  // shutting down: what is left is not sent
+            std::lock_guard lock(w->mutex);
+            w->sending = 0;
+            w->queue.clear();
+            w->flushing = false;
+            co_return;
           }
           BackendError("settle", result.error());
           if (result.error().code == ErrorCode::kDeadlineExceeded) {

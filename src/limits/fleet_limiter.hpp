@@ -100,7 +100,8 @@ class FleetLimiter final : public Stage {
  private:
   struct Keys;
   Keys KeysFor(const Request& request, std::int64_t now_ms) const;
-  void QueueSettle(int worker, std::string tail);
+  // `urgent`: it carries spend; on the worker's thread it is written at once, not behind a batch.
+  void QueueSettle(int worker, std::string tail, bool urgent = false);
   void BackendError(std::string_view op, const Error& error);
   std::int64_t NowMs() const;
 

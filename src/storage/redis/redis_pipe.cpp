@@ -358,6 +358,10 @@ void RedisPipe::Close() {
   state_->Fail(state_->generation, "closed");
 }
 
+bool RedisPipe::closed() const {
+  return state_->closed;
+}
+
 bool RedisPipe::connected() const {
   return state_->phase == State::Phase::kReady;
 }

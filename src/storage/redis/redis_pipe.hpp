@@ -85,6 +85,7 @@ class RedisPipe {
   // Closes the connection; pending calls fail.
   void Close();
   bool connected() const;
+  bool closed() const;
 
   struct State;
 
