@@ -34,5 +34,12 @@ bench/frame_sizes.sh "$build" || true
 echo "== memory endpoints on SQLite, Redis and PostgreSQL"
 bench/storage_bench.sh "$build" 10 64
 
+echo "== per-key limits: admission + settlement in process (target <= 2 us p50) and in Redis"
+"$build/orchestra_bench_limits"
+"$build/orchestra_bench_fleet_limits" 20000 | grep -v '^cmdstat\|^# Commandstats\|^$'
+
+echo "== per-key limits through the gateway: off, in process, in Redis (target >= 90 % of off)"
+bench/limits_throughput.sh "$build" 10
+
 echo "== vector index: search p50/p99 and recall at 100,000 384-d vectors, insert and build rates, memory"
 "$build/orchestra_bench_vector" --benchmark_filter='^(Hnsw|Flat)'

@@ -35,8 +35,9 @@ build_packages=(
 # tests skip, saying so.
 # clang and its runtime libraries (libFuzzer, ASan, UBSan) build the fuzz targets of tests/fuzz
 # (`make fuzz`; `make test` runs each briefly).
+# HAProxy fronts three instances in the fleet-wide limits test (tests/integration/fleet_limits_test.cpp).
 test_packages=(
-  prometheus redis-server postgresql openssl curl procps
+  prometheus redis-server postgresql openssl curl procps haproxy
   shellcheck yamllint clang-format openjdk-17-jre-headless clang libclang-rt-14-dev
 )
 bench_packages=(wrk nginx-light hyperfine python3 valgrind)

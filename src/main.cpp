@@ -37,6 +37,7 @@
 #include "common/random.hpp"
 #include "config/loader.hpp"
 #include "documents/service.hpp"
+#include "limits/fleet_limiter.hpp"
 #include "limits/load_shedder.hpp"
 #include "limits/rate_limiter.hpp"
 #include "limits/spend.hpp"
@@ -51,6 +52,7 @@
 #include "orchestration/orchestrator.hpp"
 #include "providers/factory.hpp"
 #include "providers/local/local_provider.hpp"
+#include "storage/redis/redis_pipe.hpp"
 #include "storage/storage.hpp"
 #include "versions/service.hpp"
 #include <signal.h>
@@ -485,8 +487,30 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     limits::UsageRecorder usage(registry);
     // --- Per-key limits (issue 13): rate limits before accounting. ---
     limits::RateLimiter rate_limiter;
+    // Fleet-wide in Redis when configured (limits.backend; docs/OPERATIONS.md "Limits across
+    // instances"): one connection per worker, opened by the server's worker init below.
+    std::unique_ptr<limits::FleetLimiter> fleet_limiter;
+    if (!cfg->limits.effective_redis_url.empty()) {
+      limits::FleetLimiter::Options fleet;
+      fleet.endpoint = storage::ParseRedisUrl(cfg->limits.effective_redis_url);
+      fleet.timeout =
+          std::chrono::duration_cast<std::chrono::microseconds>(cfg->limits.backend_timeout);
+      fleet.on_error = cfg->limits.on_backend_error == config::OnBackendError::kDeny
+                           ? limits::FleetLimiter::OnError::kDeny
+                           : limits::FleetLimiter::OnError::kAllow;
+      fleet.inflight_lease =
+          std::chrono::duration_cast<std::chrono::milliseconds>(cfg->limits.inflight_lease);
+      fleet.period_spend = [&spend](std::string_view key, limits::BudgetPeriod period) {
+        return spend.PeriodSpend(key, period);
+      };
+      fleet_limiter =
+          std::make_unique<limits::FleetLimiter>(cfg->server.threads, std::move(fleet), &registry);
+    }
+    limits::Stage* rate_stage = fleet_limiter != nullptr
+                                    ? static_cast<limits::Stage*>(fleet_limiter.get())
+                                    : static_cast<limits::Stage*>(&rate_limiter);
     // Order: the cheapest refusal first (load), then who may call what, then limits and budget.
-    std::vector<limits::Stage*> stages{&shedder, &model_access, &rate_limiter, &spend, &usage};
+    std::vector<limits::Stage*> stages{&shedder, &model_access, rate_stage, &spend, &usage};
     // --- end per-key limits ---
     api::PipelineOptions pipeline_options;
     pipeline_options.access_log = cfg->observability.access_log;
@@ -501,8 +525,9 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     net::Server server(
         ServerOptionsFor(s, &fd_exhausted.With({"accept"}), &loop_load),
         [&pipeline](net::Exchange& ex) { return pipeline.Handle(ex); }, render_error,
-        [&gateway](int worker, boost::asio::io_context& context) {
+        [&gateway, &fleet_limiter](int worker, boost::asio::io_context& context) {
           gateway.upstreams.CreateClient(worker, context);
+          if (fleet_limiter != nullptr) fleet_limiter->StartWorker(worker, context.get_executor());
         });
     health.SetLiveness([&server] { return server.LoopsResponsive(std::chrono::seconds(5)); });
     for (const auto& provider : gateway.providers) {
@@ -604,6 +629,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const int abandoned = server.active_requests();
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
+    if (fleet_limiter != nullptr) fleet_limiter->StopWorkers();  // likewise
     if (metrics_server) metrics_server->Stop();
     model_versions.Stop();    // its watcher calls the storage
     document_service.Stop();  // its poller calls the storage (and saves the snapshots)

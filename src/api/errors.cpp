@@ -112,7 +112,8 @@ void RenderError(const Error& e, net::Response& response, int default_retry_afte
   response.content_type = "application/json";
   response.body = ErrorJson(e);
   if (e.code == ErrorCode::kOverloaded || e.code == ErrorCode::kRateLimited ||
-      (e.code == ErrorCode::kUpstreamError && e.upstream_status == 429)) {
+      (e.code == ErrorCode::kUpstreamError && e.upstream_status == 429) ||
+      (e.code == ErrorCode::kUnavailable && e.retry_after_s > 0)) {
     int seconds = e.retry_after_s > 0 ? e.retry_after_s : default_retry_after_s;
     response.AddHeader("Retry-After", std::to_string(seconds));
   }

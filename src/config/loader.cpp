@@ -271,6 +271,13 @@ constexpr std::array kChunkingStrategies{
     std::pair<std::string_view, ChunkingStrategy>{"tokens", ChunkingStrategy::kTokens},
     std::pair<std::string_view, ChunkingStrategy>{"markdown_headings",
                                                   ChunkingStrategy::kMarkdownHeadings}};
+constexpr std::array kLimitsBackends{
+    std::pair<std::string_view, LimitsBackend>{"auto", LimitsBackend::kAuto},
+    std::pair<std::string_view, LimitsBackend>{"local", LimitsBackend::kLocal},
+    std::pair<std::string_view, LimitsBackend>{"redis", LimitsBackend::kRedis}};
+constexpr std::array kOnBackendErrors{
+    std::pair<std::string_view, OnBackendError>{"allow", OnBackendError::kAllow},
+    std::pair<std::string_view, OnBackendError>{"deny", OnBackendError::kDeny}};
 constexpr std::array kLogFormats{std::pair<std::string_view, LogFormat>{"json", LogFormat::kJson},
                                  std::pair<std::string_view, LogFormat>{"text", LogFormat::kText}};
 constexpr std::array kLogLevels{
@@ -568,6 +575,11 @@ void Describe(V& v, TracingConfig& c) {
 template <class V>
 void Describe(V& v, LimitsConfig& c) {
   v.Time("spend_flush_interval", c.spend_flush_interval);
+  v.Choice("backend", c.backend, kLimitsBackends);
+  v.Url("redis_url", c.redis_url);
+  v.Choice("on_backend_error", c.on_backend_error, kOnBackendErrors);
+  v.Time("backend_timeout", c.backend_timeout);
+  v.Time("inflight_lease", c.inflight_lease);
 }
 
 template <class V>
@@ -660,6 +672,12 @@ void Check(Section& s, std::vector<limits::ModelLimits>& per_model) {
 void Check(Section& s, LimitsConfig& c) {
   if (c.spend_flush_interval < 10ms || c.spend_flush_interval > 1h)
     s.FailKey("spend_flush_interval", "must be between 10ms and 1h");
+  if (c.backend_timeout < 100us || c.backend_timeout > 1s)
+    s.FailKey("backend_timeout", "must be between 100us and 1s (admission waits this long)");
+  if (c.inflight_lease < 1s || c.inflight_lease > 24h)
+    s.FailKey("inflight_lease", "must be between 1s and 24h");
+  if (!c.redis_url.empty() && c.redis_url.rfind("redis://", 0) != 0)
+    s.FailKey("redis_url", "must start with redis://");
 }
 
 void Check(Section& s, AuthConfig& c) {
@@ -1438,6 +1456,20 @@ void Validate(Config& c, const std::string& source) {
     throw ConfigError(source + ": server.listen: refusing to listen on " + c.server.listen +
                       " without API keys; configure auth.keys, or set auth.disabled: true to "
                       "serve without authentication");
+  }
+  // Fleet-wide limits live in Redis: the one limits name, else the storage's.
+  LimitsConfig& l = c.limits;
+  l.effective_redis_url.clear();
+  if (l.backend != LimitsBackend::kLocal) {
+    if (!l.redis_url.empty()) {
+      l.effective_redis_url = l.redis_url;
+    } else if (c.storage.backend == StorageBackend::kRedis) {
+      l.effective_redis_url = c.storage.url;
+    } else if (l.backend == LimitsBackend::kRedis) {
+      throw ConfigError(source +
+                        ": limits.backend: redis needs limits.redis_url (storage.backend is " +
+                        std::string(ToString(c.storage.backend)) + ", not redis)");
+    }
   }
   DocumentsConfig& d = c.documents;
   if (d.embedding_model.empty()) {

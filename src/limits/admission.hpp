@@ -93,6 +93,7 @@ struct Refusal {
 struct Ticket {
   std::int64_t amount = 0;
   std::uint64_t token = 0;
+  std::uint64_t lease = 0;  // a reservation held elsewhere (the fleet limiter's, in Redis)
 };
 
 class Stage {

@@ -16,14 +16,6 @@ constexpr std::uint64_t kChargedKey = 1ULL << 63;
 constexpr std::uint64_t kChargedModel = 1ULL << 62;
 constexpr std::uint64_t kSlotMask = kChargedModel - 1;
 
-const ModelLimits* PerModel(const KeyPolicy& policy, std::string_view model) {
-  if (model.empty()) return nullptr;
-  for (const ModelLimits& m : policy.per_model) {
-    if (m.model == model && m.limits.any()) return &m;
-  }
-  return nullptr;
-}
-
 std::int64_t Remaining(std::int64_t limit, std::int64_t used) {
   return std::max<std::int64_t>(limit - used, 0);
 }
@@ -77,24 +69,38 @@ Verdict Check(const RateLimits& limits, const RateLimiter::Window& requests,
 
 Refusal MakeRefusal(const Verdict& v, bool per_model, std::string_view model,
                     std::int64_t estimate) {
+  return RateLimitRefusal(v.what, v.limit, v.wait_ms, v.never, per_model, model, estimate);
+}
+
+}  // namespace
+
+const ModelLimits* FindModelLimits(const KeyPolicy& policy, std::string_view model) {
+  if (model.empty()) return nullptr;
+  for (const ModelLimits& m : policy.per_model) {
+    if (m.model == model && m.limits.any()) return &m;
+  }
+  return nullptr;
+}
+
+Refusal RateLimitRefusal(std::string_view what, std::int64_t limit, std::int64_t wait_ms,
+                         bool never, bool per_model, std::string_view model,
+                         std::int64_t estimate) {
   std::string message;
-  if (v.never) {
+  if (never) {
     message = "this request's estimated " + std::to_string(estimate) +
-              " tokens exceed the limit of " + std::to_string(v.limit) + " tokens per minute";
+              " tokens exceed the limit of " + std::to_string(limit) + " tokens per minute";
   } else {
-    message = "rate limit reached: " + std::to_string(v.limit) + " " + v.what;
+    message = "rate limit reached: " + std::to_string(limit) + " " + std::string(what);
   }
   if (per_model) {
     message += " for model '" + std::string(model) + "'";
   }
   message += " on this API key";
-  if (!v.never) message += "; retry after the time in Retry-After";
+  if (!never) message += "; retry after the time in Retry-After";
   Error error(ErrorCode::kRateLimited, std::move(message));
-  error.retry_after_s = static_cast<int>(std::max<std::int64_t>((v.wait_ms + 999) / 1000, 1));
+  error.retry_after_s = static_cast<int>(std::max<std::int64_t>((wait_ms + 999) / 1000, 1));
   return Refusal{std::move(error), "rate_limit"};
 }
-
-}  // namespace
 
 std::int64_t RateLimiter::WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -184,7 +190,7 @@ std::optional<Refusal> RateLimiter::Admit(const Request& request, Ticket& ticket
   if (request.policy == nullptr) return std::nullopt;
   const KeyPolicy& policy = *request.policy;
   const RateLimits* key_limits = policy.limits.any() ? &policy.limits : nullptr;
-  const ModelLimits* model_limits = PerModel(policy, request.model);
+  const ModelLimits* model_limits = FindModelLimits(policy, request.model);
   if (key_limits == nullptr && model_limits == nullptr) return std::nullopt;
 
   const std::int64_t now_ms = clock_();

@@ -95,6 +95,15 @@ class RateLimiter final : public Stage {
   std::array<Shard, kShards> shards_;
 };
 
+// The per-model limits of `policy` for `model` (the client's name), or null.
+const ModelLimits* FindModelLimits(const KeyPolicy& policy, std::string_view model);
+
+// The 429 rate_limit_exceeded refusal naming the limit `what` ("requests per minute", "tokens
+// per minute", "parallel requests") of `limit`, with Retry-After from `wait_ms`; `never`: the
+// request's estimate alone exceeds the tokens limit.
+Refusal RateLimitRefusal(std::string_view what, std::int64_t limit, std::int64_t wait_ms,
+                         bool never, bool per_model, std::string_view model, std::int64_t estimate);
+
 // OpenAI's form of a duration in the x-ratelimit-reset-* headers: "250ms", "1.5s", "1m0.25s".
 // Writes into `out` (at least 32 bytes) and returns the length.
 std::size_t FormatResetDuration(std::int64_t ms, char* out);

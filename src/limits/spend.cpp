@@ -172,6 +172,16 @@ std::string SpendCounterId(std::string_view key, std::string_view day, std::stri
   return id;
 }
 
+Refusal BudgetRefusal(const Budget& budget, double spent) {
+  char amount[64];
+  std::snprintf(amount, sizeof amount, "%.4f of its %.4f USD", spent, budget.usd);
+  Error error(ErrorCode::kInsufficientQuota,
+              "this API key has spent its budget for the " + std::string(ToString(budget.period)) +
+                  " (" + amount + "); it is refused until the next " +
+                  std::string(ToString(budget.period)) + " begins (UTC) or its budget is raised");
+  return Refusal{std::move(error), "budget"};
+}
+
 SpendLedger::SpendLedger(storage::RecordStore* store, Options options)
     : store_(store), options_(std::move(options)) {}
 
@@ -273,13 +283,7 @@ std::optional<Refusal> SpendLedger::Admit(const Request& request, Ticket& /*tick
   const Budget& budget = *request.policy->budget;
   const double spent = PeriodSpend(request.principal, budget.period);
   if (spent < budget.usd) return std::nullopt;
-  char amount[64];
-  std::snprintf(amount, sizeof amount, "%.4f of its %.4f USD", spent, budget.usd);
-  Error error(ErrorCode::kInsufficientQuota,
-              "this API key has spent its budget for the " + std::string(ToString(budget.period)) +
-                  " (" + amount + "); it is refused until the next " +
-                  std::string(ToString(budget.period)) + " begins (UTC) or its budget is raised");
-  return Refusal{std::move(error), "budget"};
+  return BudgetRefusal(budget, spent);
 }
 
 void SpendLedger::Settle(const Request& request, const Ticket& /*ticket*/, const Outcome& outcome) {

@@ -43,6 +43,9 @@ std::optional<std::int64_t> ParseDay(std::string_view text);
 std::int64_t PeriodStart(BudgetPeriod period, std::int64_t day);
 std::string_view ToString(BudgetPeriod period);
 
+// The 429 insufficient_quota refusal of a key that spent `spent` of its `budget`.
+Refusal BudgetRefusal(const Budget& budget, double spent);
+
 inline constexpr std::string_view kSpendCollection = "spend";
 // A spend counter's id: key \x1f day \x1f model.
 std::string SpendCounterId(std::string_view key, std::string_view day, std::string_view model);

@@ -476,6 +476,49 @@ TEST(ParseConfig, VertexGetsItsOwnAddress) {
 }
 
 // documents (issue 14): defaults resolved on load, and what is refused.
+TEST(LoadConfig, LimitsAreFleetWideOnRedisUnlessSaidOtherwise) {
+  FakeEnv env;
+  LoadOptions o;
+  o.env = env.Lookup();
+  // In process by default (SQLite).
+  EXPECT_TRUE(LoadConfig(o)->limits.effective_redis_url.empty());
+  // The storage's Redis when the storage is Redis...
+  env.vars["ORCHESTRA_STORAGE_BACKEND"] = "redis";
+  env.vars["ORCHESTRA_STORAGE_URL"] = "redis://10.0.0.1:6380/2";
+  auto on_redis = LoadConfig(o);
+  EXPECT_EQ(on_redis->limits.effective_redis_url, "redis://10.0.0.1:6380/2");
+  EXPECT_EQ(on_redis->limits.on_backend_error, OnBackendError::kAllow);
+  EXPECT_EQ(on_redis->limits.backend_timeout, std::chrono::milliseconds(5));
+  // ... unless local is asked for.
+  env.vars["ORCHESTRA_LIMITS_BACKEND"] = "local";
+  EXPECT_TRUE(LoadConfig(o)->limits.effective_redis_url.empty());
+  // Its own Redis, with PostgreSQL storage.
+  env.vars["ORCHESTRA_STORAGE_BACKEND"] = "postgres";
+  env.vars["ORCHESTRA_STORAGE_URL"] = "postgresql://u@h/db";
+  env.vars["ORCHESTRA_LIMITS_BACKEND"] = "redis";
+  try {
+    LoadConfig(o);
+    ADD_FAILURE() << "limits.backend: redis without a Redis was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("limits.backend: redis needs limits.redis_url"),
+              std::string::npos)
+        << e.what();
+  }
+  env.vars["ORCHESTRA_LIMITS_REDIS_URL"] = "redis://lim:6379";
+  env.vars["ORCHESTRA_LIMITS_ON_BACKEND_ERROR"] = "deny";
+  auto own = LoadConfig(o);
+  EXPECT_EQ(own->limits.effective_redis_url, "redis://lim:6379");
+  EXPECT_EQ(own->limits.on_backend_error, OnBackendError::kDeny);
+  // Mistakes name the key.
+  EXPECT_NE(ErrorOf("limits: {backend: redus}\n").find("limits.backend"), std::string::npos);
+  EXPECT_NE(ErrorOf("limits: {on_backend_error: maybe}\n").find("limits.on_backend_error"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("limits: {backend_timeout: 5s}\n").find("limits.backend_timeout"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("limits: {redis_url: 'http://x'}\n").find("limits.redis_url"),
+            std::string::npos);
+}
+
 TEST(LoadConfig, DocumentsDefaultsAndChecks) {
   FakeEnv env;
   LoadOptions o;
