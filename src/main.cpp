@@ -178,6 +178,8 @@ struct Gateway {
       o.address = ParseRedisUrl(url, "cache.redis_url");
       o.workers = workers;
       o.max_connections = cfg.cache.redis_connections;
+      // No entry is larger than a shard's budget (the in-process tier's 16th): nor is a reply.
+      o.max_reply_bytes = cfg.cache.max_bytes / 16 + 4096;
       cache_redis = std::make_unique<net::RedisClient>(std::move(o));
       orchestration::RedisCacheTier::Options t;
       t.lookup_timeout = cfg.cache.redis_timeout;

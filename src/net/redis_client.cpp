@@ -51,8 +51,9 @@ struct RedisClient::Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Reads one whole reply.
-  asio::awaitable<Result<Reply>> Read() {
+  // Reads one whole reply of at most `max_bytes` bytes.
+  asio::awaitable<Result<Reply>> Read(std::size_t max_bytes) {
+    std::size_t read = 0;
     while (true) {
       void* raw = nullptr;
       if (reader == nullptr || redisReaderGetReply(reader, &raw) != REDIS_OK) {
@@ -86,6 +87,8 @@ struct RedisClient::Connection {
       }
       auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), kAsTuple);
       if (ec) co_return Unavailable("read failed: " + ec.message());
+      read += n;
+      if (read > max_bytes) co_return Error(ErrorCode::kInternal, "redis: reply too large");
       if (redisReaderFeed(reader, buffer.data(), n) != REDIS_OK) {
         co_return Error(ErrorCode::kInternal, "redis: malformed reply");
       }
@@ -153,7 +156,7 @@ asio::awaitable<Result<std::unique_ptr<RedisClient::Connection>>> RedisClient::C
     auto [wec, n] = co_await asio::async_write(conn->socket, asio::buffer(setup_), kAsTuple);
     if (wec) co_return Unavailable("write failed: " + wec.message());
     for (int i = 0; i < setup_replies_; ++i) {
-      auto reply = co_await conn->Read();
+      auto reply = co_await conn->Read(options_.max_reply_bytes);
       if (!reply) co_return reply.error();
       if (reply->kind != Reply::Kind::kStatus) {
         co_return Unavailable("AUTH or SELECT refused: " + reply->text);
@@ -173,7 +176,7 @@ asio::awaitable<Result<RedisClient::Reply>> RedisClient::Exchange(Worker& /*w*/,
   }
   auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(request), kAsTuple);
   if (ec) co_return Unavailable("write failed: " + ec.message());
-  co_return co_await conn->Read();
+  co_return co_await conn->Read(options_.max_reply_bytes);
 }
 
 asio::awaitable<Result<RedisClient::Reply>> RedisClient::Command(int worker, std::string request,

@@ -42,6 +42,9 @@ class RedisClient {
     RedisAddress address;
     int workers = 1;
     int max_connections = 8;  // per worker
+    // A reply larger than this is refused (kInternal) and its connection closed: a value that
+    // is not ours must not make the process buffer up to Redis's 512 MB.
+    std::size_t max_reply_bytes = 64ULL << 20;
   };
   explicit RedisClient(Options options);
   ~RedisClient();

@@ -118,6 +118,21 @@ TEST(RedisClient, ACommandFindingEveryConnectionBusyDoesNotWait) {
   EXPECT_NE(second.error().message.find("busy"), std::string::npos) << second.error().message;
 }
 
+TEST(RedisClient, AReplyLargerThanAllowedIsRefused) {
+  RedisServer& redis = RedisServer::Shared();
+  RedisClient::Options o = For(redis);
+  o.max_reply_bytes = 64 * 1024;
+  RedisClient client(std::move(o));
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await client.Set(0, "rc-test:large", std::string(100'000, 'x'), 60s, 1s));
+    EXPECT_TRUE(co_await client.Set(0, "rc-test:small", "small", 60s, 1s));
+    auto large = co_await client.Get(0, "rc-test:large", 1s);
+    EXPECT_FALSE(large);
+    auto small = co_await client.Get(0, "rc-test:small", 1s);  // on a new connection
+    EXPECT_TRUE(small && *small && **small == "small");
+  });
+}
+
 TEST(RedisClient, FormatsRespArraysOfBulkStrings) {
   EXPECT_EQ(FormatRedisCommand({"GET", "k"}), "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
   EXPECT_EQ(FormatRedisCommand({"SET", ""}), "*2\r\n$3\r\nSET\r\n$0\r\n\r\n");
