@@ -24,19 +24,21 @@ RedisClient::Options For(const RedisServer& redis, int max_connections = 8) {
   return o;
 }
 
-// Runs `body` as a coroutine on a fresh io_context until it ends.
+// Runs `body` as a coroutine on a fresh io_context until it ends, then closes the client's
+// connections (they belong to that io_context).
 template <class F>
-void RunCoroutine(F body) {
+void RunCoroutine(RedisClient& client, F body) {
   asio::io_context io;
   asio::co_spawn(io, body(), asio::detached);
   io.run();
+  client.ReleaseConnections();
 }
 
 TEST(RedisClient, SetsAndGetsBytesAsTheyAre) {
   RedisServer& redis = RedisServer::Shared();
   RedisClient client(For(redis));
   const std::string value("binary\r\n\0value$-1\r\n", 20);
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunCoroutine(client, [&]() -> asio::awaitable<void> {
     auto set = co_await client.Set(0, "rc-test:bytes", value, 60s, 1s);
     EXPECT_TRUE(set) << set.error().message;
     auto got = co_await client.Get(0, "rc-test:bytes", 1s);
@@ -49,7 +51,7 @@ TEST(RedisClient, SetsAndGetsBytesAsTheyAre) {
 TEST(RedisClient, ValuesExpireWithTheirTtl) {
   RedisServer& redis = RedisServer::Shared();
   RedisClient client(For(redis));
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunCoroutine(client, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await client.Set(0, "rc-test:ttl", "v", 30ms, 1s));
     asio::steady_timer t(co_await asio::this_coro::executor, 300ms);
     co_await t.async_wait(asio::use_awaitable);
@@ -63,7 +65,7 @@ TEST(RedisClient, ValuesExpireWithTheirTtl) {
 TEST(RedisClient, AStalledRedisTimesOutAndItsLateReplyAnswersNothingElse) {
   RedisServer redis;
   RedisClient client(For(redis));
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunCoroutine(client, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await client.Set(0, "a", "value of a", 60s, 1s));
     EXPECT_TRUE(co_await client.Set(0, "b", "value of b", 60s, 1s));
     redis.Pause();
@@ -85,7 +87,7 @@ TEST(RedisClient, AnUnreachableRedisIsUnavailable) {
   RedisServer redis;
   RedisClient client(For(redis));
   redis.Stop();
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunCoroutine(client, [&]() -> asio::awaitable<void> {
     auto got = co_await client.Get(0, "a", 1s);
     EXPECT_FALSE(got);
     if (!got) {
@@ -110,6 +112,7 @@ TEST(RedisClient, ACommandFindingEveryConnectionBusyDoesNotWait) {
       io, [&]() -> asio::awaitable<void> { second = co_await client.Get(0, "a", 300ms); },
       asio::detached);
   io.run();
+  client.ReleaseConnections();
   redis.Resume();
   ASSERT_FALSE(first);
   EXPECT_EQ(first.error().code, ErrorCode::kDeadlineExceeded);
@@ -123,7 +126,7 @@ TEST(RedisClient, AReplyLargerThanAllowedIsRefused) {
   RedisClient::Options o = For(redis);
   o.max_reply_bytes = 64 * 1024;
   RedisClient client(std::move(o));
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunCoroutine(client, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await client.Set(0, "rc-test:large", std::string(100'000, 'x'), 60s, 1s));
     EXPECT_TRUE(co_await client.Set(0, "rc-test:small", "small", 60s, 1s));
     auto large = co_await client.Get(0, "rc-test:large", 1s);
