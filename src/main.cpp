@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "api/admin_keys.hpp"
@@ -35,6 +36,7 @@
 #include "auth/model_access.hpp"
 #include "build_info.hpp"
 #include "common/random.hpp"
+#include "common/redis_url.hpp"
 #include "config/loader.hpp"
 #include "documents/service.hpp"
 #include "limits/fleet_limiter.hpp"
@@ -43,6 +45,7 @@
 #include "limits/spend.hpp"
 #include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
+#include "net/redis_client.hpp"
 #include "net/server.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -50,6 +53,7 @@
 #include "observability/tracer.hpp"
 #include "orchestration/call_trace.hpp"
 #include "orchestration/orchestrator.hpp"
+#include "orchestration/redis_cache_tier.hpp"
 #include "providers/factory.hpp"
 #include "providers/local/local_provider.hpp"
 #include "storage/redis/redis_pipe.hpp"
@@ -130,6 +134,25 @@ Command ParseCommandLine(int argc, char** argv) {
   return cmd;
 }
 
+// The Redis of the response cache's shared tier: cache.redis_url, else the storage's Redis;
+// none when cache.shared is off or no model is cached.
+std::string SharedCacheUrl(const config::Config& cfg) {
+  const bool any_cached = std::any_of(cfg.models.begin(), cfg.models.end(), [](const auto& m) {
+    return m.cache_ttl > config::Duration{0};
+  });
+  if (!cfg.cache.shared || !any_cached) return {};
+  if (!cfg.cache.redis_url.empty()) return cfg.cache.redis_url;
+  if (cfg.storage.backend == config::StorageBackend::kRedis) return cfg.storage.url;
+  return {};
+}
+
+orchestration::ResponseCache::Options CacheOptionsFor(const config::CacheConfig& c) {
+  orchestration::ResponseCache::Options o;
+  o.max_bytes = c.max_bytes;
+  o.max_entries = static_cast<std::size_t>(c.max_entries);
+  return o;
+}
+
 // The gateway's services, built from the configuration the same way for `serve` and
 // `check-config` (which builds them to prove every route resolves, and opens no connection):
 // the providers and their origins in the connection pools, the route table, the orchestrator
@@ -138,7 +161,9 @@ Command ParseCommandLine(int argc, char** argv) {
 struct Gateway {
   Gateway(const config::Config& cfg, const config::EnvLookup& env,
           observability::Registry& registry, int workers)
-      : upstreams(workers), metrics(registry) {
+      : upstreams(workers),
+        metrics(registry),
+        cache(CacheOptionsFor(cfg.cache), orchestration::RealClock()) {
     for (const config::ProviderConfig& p : cfg.providers) {
       providers.push_back(providers::MakeProvider(p, upstreams, env));
       provider_map[p.name] = providers.back().get();
@@ -148,7 +173,23 @@ struct Gateway {
       route_options.local_models.emplace_back(m);
     routes = std::make_unique<orchestration::RouteTable>(cfg, provider_map, metrics,
                                                          orchestration::RealClock(), route_options);
-    orchestrator = std::make_unique<orchestration::Orchestrator>(*routes, metrics, &cache);
+    // The response cache's shared tier (docs/CONFIG.md#response-cache): only when some model is
+    // cached. Connections open lazily (and at start-up on each worker: WarmSharedCache).
+    if (const std::string url = SharedCacheUrl(cfg); !url.empty()) {
+      net::RedisClient::Options o;
+      o.address = ParseRedisUrl(url, "cache.redis_url");
+      o.workers = workers;
+      o.max_connections = cfg.cache.redis_connections;
+      // No entry is larger than a shard's budget (the in-process tier's 16th): nor is a reply.
+      o.max_reply_bytes = cfg.cache.max_bytes / 16 + 4096;
+      cache_redis = std::make_unique<net::RedisClient>(std::move(o));
+      orchestration::RedisCacheTier::Options t;
+      t.lookup_timeout = cfg.cache.redis_timeout;
+      t.write_timeout = cfg.cache.redis_write_timeout;
+      cache_tier = std::make_unique<orchestration::RedisCacheTier>(*cache_redis, metrics, t);
+    }
+    orchestrator = std::make_unique<orchestration::Orchestrator>(
+        *routes, metrics, &cache, orchestration::RealClock(), cache_tier.get());
     tasks = std::make_unique<tasks::Service>(*orchestrator, cfg.tasks);
   }
 
@@ -158,6 +199,8 @@ struct Gateway {
   orchestration::Metrics metrics;
   std::unique_ptr<orchestration::RouteTable> routes;
   orchestration::ResponseCache cache;
+  std::unique_ptr<net::RedisClient> cache_redis;  // null: no shared tier
+  std::unique_ptr<orchestration::RedisCacheTier> cache_tier;
   std::unique_ptr<orchestration::Orchestrator> orchestrator;
   std::unique_ptr<tasks::Service> tasks;
 };
@@ -224,6 +267,31 @@ api::NamedCheck ProviderWarmer(providers::Provider& provider, net::Server& serve
               detail = *r;
             }
             co_return detail + " (" + std::to_string(server.threads()) + " workers)";
+          }};
+}
+
+// Opens a connection to the shared cache's Redis on one worker; a failure is logged (the
+// cache then misses; requests are served all the same). `client` outlives the event loops.
+boost::asio::awaitable<void> WarmSharedCache(net::RedisClient& client, int worker) {
+  auto warmed = co_await client.Warm(worker, std::chrono::seconds(2));
+  if (!warmed && worker == 0) {
+    observability::Log(Severity::kWarning, "response cache: Redis unreachable",
+                       {{"error", warmed.error().message}});
+  }
+}
+
+// POST /warmup's check of the shared cache: a connection on every worker. `server` and `client`
+// outlive the health checks that hold the warmer.
+api::NamedCheck SharedCacheWarmer(net::RedisClient& client, net::Server& server) {
+  return {"response cache redis",
+          [&client, &server]() -> boost::asio::awaitable<Result<std::string>> {
+            for (int w = 0; w < server.threads(); ++w) {
+              auto r = co_await boost::asio::co_spawn(server.context(w),
+                                                      client.Warm(w, std::chrono::seconds(2)),
+                                                      boost::asio::use_awaitable);
+              if (!r) co_return r.error();
+            }
+            co_return std::to_string(server.threads()) + " workers connected";
           }};
 }
 
@@ -528,12 +596,28 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
         [&gateway, &fleet_limiter](int worker, boost::asio::io_context& context) {
           gateway.upstreams.CreateClient(worker, context);
           if (fleet_limiter != nullptr) fleet_limiter->StartWorker(worker, context.get_executor());
+          // The shared cache's first lookups find a connection open (a lookup that must
+          // connect first may not fit in cache.redis_timeout on a distant Redis).
+          if (gateway.cache_redis) {
+            boost::asio::co_spawn(context, WarmSharedCache(*gateway.cache_redis, worker),
+                                  boost::asio::detached);
+          }
         });
     health.SetLiveness([&server] { return server.LoopsResponsive(std::chrono::seconds(5)); });
     for (const auto& provider : gateway.providers) {
       if (provider->type() != config::ProviderType::kLocal) {
         health.AddWarmer(ProviderWarmer(*provider, server));
       }
+    }
+    if (gateway.cache_redis) {
+      health.AddWarmer(SharedCacheWarmer(*gateway.cache_redis, server));
+      const RedisAddress& a = gateway.cache_redis->address();
+      observability::Log(
+          Severity::kInfo, "response cache: shared tier on Redis",
+          {{"redis", a.host + ":" + std::to_string(a.port)},
+           {"db", a.db},
+           {"timeout_ms",
+            std::chrono::duration<double, std::milli>(cfg->cache.redis_timeout).count()}});
     }
 
     std::uint16_t port = 0;
@@ -630,6 +714,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
     if (fleet_limiter != nullptr) fleet_limiter->StopWorkers();  // likewise
+    if (gateway.cache_redis) gateway.cache_redis->ReleaseConnections();  // likewise
     if (metrics_server) metrics_server->Stop();
     model_versions.Stop();    // its watcher calls the storage
     document_service.Stop();  // its poller calls the storage (and saves the snapshots)

@@ -32,7 +32,11 @@ void AddServedHeaders(net::Response& response, const Served& served, std::int64_
   response.AddHeader("x-orchestra-provider", served.provider);
   response.AddHeader("x-orchestra-model", served.upstream_model);
   response.AddHeader("x-orchestra-overhead-us", std::to_string(overhead_us));
-  if (served.cache_hit) response.AddHeader("x-orchestra-cache", "hit");
+  if (served.cache_hit) {
+    response.AddHeader("x-orchestra-cache", "hit");
+  } else if (served.cache_miss) {
+    response.AddHeader("x-orchestra-cache", "miss");
+  }
 }
 
 // Writes a chat stream as server-sent events in OpenAI's shape.

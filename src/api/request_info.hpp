@@ -14,6 +14,12 @@ inline orchestration::RequestInfo InfoFor(RequestContext& ctx, std::string_view 
   info.traceparent = traceparent;
   info.request_id = ctx.request_id;
   info.tenant = ctx.tenant();
+  if (const std::string_view cc = ctx.request.Header(boost::beast::http::field::cache_control);
+      !cc.empty()) {
+    const orchestration::CacheDirectives directives = orchestration::ParseCacheControl(cc);
+    info.cache_read = directives.read;
+    info.cache_write = directives.write;
+  }
   info.worker = ctx.exchange.worker_index();
   info.start = ctx.request.start;
   info.trace = &ctx.trace;

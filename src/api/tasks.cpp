@@ -110,6 +110,11 @@ void Reply(RequestContext& ctx, json::object body, std::string_view model_id,
   usage["completion_tokens"] = served.usage.completion_tokens;
   usage["total_tokens"] = served.usage.total_tokens;
   body["usage"] = std::move(usage);
+  if (served.cache_hit) {
+    ctx.response.AddHeader("x-orchestra-cache", "hit");
+  } else if (served.cache_miss) {
+    ctx.response.AddHeader("x-orchestra-cache", "miss");
+  }
   ctx.served = served;
   ctx.Json(json::serialize(body));
 }

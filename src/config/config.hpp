@@ -135,7 +135,20 @@ struct ModelConfig {
   Duration deadline = 120s;  // whole request, all attempts and fallbacks
   CircuitBreakerConfig circuit_breaker;
   PriceConfig price;
-  Duration cache_ttl = 0s;  // > 0 caches identical non-streaming requests
+  Duration cache_ttl = 0s;  // > 0 caches identical requests (streamed ones too) this long
+};
+
+// The response cache (docs/CONFIG.md#response-cache): the in-process tier's bounds, and the
+// tier shared by every instance, on Redis.
+struct CacheConfig {
+  std::uint64_t max_bytes = 64ULL << 20;  // in-process: bodies and chunks, plus per-entry overhead
+  int max_entries = 10'000;
+  // The shared tier: "" means storage.url when storage.backend is redis, else none.
+  std::string redis_url;
+  bool shared = true;                 // false: in-process only, even with Redis
+  Duration redis_timeout = 5ms;       // a lookup slower than this is a miss
+  Duration redis_write_timeout = 1s;  // writes are off the request's path
+  int redis_connections = 8;          // per worker thread
 };
 
 // The built-in local provider's models are "local-<name>" (local-extractive, local-embed): a
@@ -298,6 +311,7 @@ struct Config {
   std::vector<ModelConfig> models;
   TasksConfig tasks;
   StorageConfig storage;
+  CacheConfig cache;
   DocumentsConfig documents;
   ObservabilityConfig observability;
   TracingConfig tracing;

@@ -573,6 +573,17 @@ void Describe(V& v, TracingConfig& c) {
 }
 
 template <class V>
+void Describe(V& v, CacheConfig& c) {
+  v.Bytes("max_bytes", c.max_bytes, 0);
+  v.Integer("max_entries", c.max_entries, 1, 100'000'000);
+  v.Url("redis_url", c.redis_url);
+  v.Flag("shared", c.shared);
+  v.Time("redis_timeout", c.redis_timeout);
+  v.Time("redis_write_timeout", c.redis_write_timeout);
+  v.Integer("redis_connections", c.redis_connections, 1, 256);
+}
+
+template <class V>
 void Describe(V& v, LimitsConfig& c) {
   v.Time("spend_flush_interval", c.spend_flush_interval);
   v.Choice("backend", c.backend, kLimitsBackends);
@@ -590,6 +601,7 @@ void Describe(V& v, Config& c) {
   v.List("models", c.models);
   v.Group("tasks", c.tasks);
   v.Group("storage", c.storage);
+  v.Group("cache", c.cache);
   v.Group("documents", c.documents);
   v.Group("observability", c.observability);
   v.Group("tracing", c.tracing);
@@ -800,6 +812,22 @@ void CheckFirestore(Section& s, StorageConfig& c) {
   if (!f.endpoint.empty() && !f.endpoint.starts_with("https://") &&
       !f.endpoint.starts_with("http://")) {
     fs.FailKey("endpoint", "expected https://host[:port], got '" + f.endpoint + "'");
+  }
+}
+
+void Check(Section& s, CacheConfig& c) {
+  if (c.redis_url.rfind("rediss://", 0) == 0) {
+    s.FailKey("redis_url",
+              "TLS to Redis (rediss://) is not supported; reach Redis over a private network "
+              "with redis://host:port[/db]");
+  } else if (!c.redis_url.empty() && c.redis_url.rfind("redis://", 0) != 0) {
+    s.FailKey("redis_url", "expected redis://host:port[/db]");
+  }
+  if (c.redis_timeout < 1ms || c.redis_timeout > 10s) {
+    s.FailKey("redis_timeout", "between 1ms and 10s (a lookup waits at most this long)");
+  }
+  if (c.redis_write_timeout < 1ms || c.redis_write_timeout > 60s) {
+    s.FailKey("redis_write_timeout", "between 1ms and 60s");
   }
 }
 

@@ -37,6 +37,26 @@ Result<void> PrepareChat(wire::ChatRequest& request, const Target& target) {
   return request.Parse();
 }
 
+// A stream's events as the client receives them (OpenAI's chunk JSON), for the cache.
+struct Recording {
+  std::vector<CachedChunk> chunks;
+  std::size_t bytes = 0;
+  std::size_t limit = 0;
+  bool overflow = false;
+
+  void Add(const wire::ChatChunk& chunk) {
+    if (overflow) return;
+    std::string payload = chunk.raw.empty() ? wire::openai::EncodeChatChunk(chunk) : chunk.raw;
+    bytes += payload.size() + 64;
+    if (bytes > limit) {
+      overflow = true;
+      chunks.clear();
+      return;
+    }
+    chunks.push_back({std::move(payload), chunk.usage_only});
+  }
+};
+
 // Feeds a provider's chunks to the client's writer, opening the response at the first one.
 class SinkToWriter final : public providers::ChunkSink {
  public:
@@ -51,7 +71,19 @@ class SinkToWriter final : public providers::ChunkSink {
     attempt_start_ = started;
   }
 
+  // Keeps what the client is sent, for the cache, up to `limit` bytes.
+  void Record(std::size_t limit) {
+    recording_ = std::make_unique<Recording>();
+    recording_->limit = limit;
+  }
+  // The stream as recorded, or null when nothing was recorded or it outgrew its limit.
+  std::unique_ptr<Recording> TakeRecording() {
+    if (!recording_ || recording_->overflow || recording_->chunks.empty()) return nullptr;
+    return std::move(recording_);
+  }
+
   asio::awaitable<bool> OnChunk(wire::ChatChunk& chunk) override {
+    if (recording_) recording_->Add(chunk);
     // A translated stream's text, for counting its tokens when the provider reports no usage.
     if (chunk.raw.empty()) {
       translated_ = true;
@@ -94,6 +126,7 @@ class SinkToWriter final : public providers::ChunkSink {
     chunk.created = last_.created;
     chunk.usage = usage;
     chunk.usage_only = true;
+    if (recording_) recording_->Add(chunk);
     co_return co_await writer_.Write(chunk);
   }
   Duration first_byte() const { return first_byte_; }
@@ -112,6 +145,7 @@ class SinkToWriter final : public providers::ChunkSink {
   bool started_ = false;
   bool counted_first_ = false;
   bool translated_ = false;
+  std::unique_ptr<Recording> recording_;  // only for cached models
   static constexpr std::size_t kMaxCountedCompletion = 4 << 20;
   std::string completion_;
   struct {
@@ -152,31 +186,50 @@ bool Prepared(Call& call, Target& target, std::optional<Error>& error) {
   return false;
 }
 
-// Chat's cache lookup and store, out of its coroutine frame (see Prepared).
-bool FromCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
-               ChatResult& result, CallTrace* trace) {
-  const SteadyTime start = trace != nullptr ? std::chrono::steady_clock::now() : SteadyTime{};
-  auto hit = cache.Get(key);
-  if (trace != nullptr) trace->CacheLookup(start, hit != nullptr);
-  if (!hit) return false;
-  result.response.raw = hit->body;
+// A cached answer's content and who gave it, as a Chat result.
+void ServeCached(const CachedResponse& hit, const ModelRoute& route, ChatResult& result) {
+  result.response.raw = hit.body;
   result.served.model = route.name;
-  result.served.provider = hit->provider;
-  result.served.upstream_model = hit->upstream_model;
+  result.served.route = &route;
+  result.served.provider = hit.provider;
+  result.served.upstream_model = hit.upstream_model;
   result.served.cache_hit = true;
-  result.response.answer_not_found = hit->answer_not_found;
-  return true;
+  result.served.cache_miss = false;
+  result.response.answer_not_found = hit.answer_not_found;
 }
 
-void ToCache(ResponseCache& cache, const CacheKey& key, const ModelRoute& route,
-             const ChatResult& result) {
+std::shared_ptr<const CachedResponse> ChatToCache(const ChatResult& result) {
   auto cached = std::make_shared<CachedResponse>();
   cached->body = result.response.raw.empty() ? wire::openai::EncodeChatResponse(result.response)
                                              : result.response.raw;
   cached->provider = result.served.provider;
   cached->upstream_model = result.served.upstream_model;
   cached->answer_not_found = result.response.answer_not_found;
-  cache.Put(key, std::move(cached), route.cache_ttl);
+  cached->usage = result.response.usage;
+  return cached;
+}
+
+// An entry from the shared tier, its names replaced by views into the route's targets (which
+// outlive every request). Null when no target of the route has that provider and model any
+// more: the configuration changed since it was stored.
+std::shared_ptr<const CachedResponse> Intern(const ModelRoute& route, StoredResponse& stored) {
+  for (const RouteTarget& t : route.plan().targets) {
+    if (t.target->provider_name() != stored.provider ||
+        t.target->upstream_model() != stored.upstream_model) {
+      continue;
+    }
+    auto out = std::make_shared<CachedResponse>(std::move(stored.response));
+    out->provider = t.target->provider_name();
+    out->upstream_model = t.target->upstream_model();
+    return out;
+  }
+  return nullptr;
+}
+
+std::int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // The completion for the routing span, when capture_content asks for it.
@@ -196,8 +249,91 @@ asio::awaitable<bool> Pause(Duration delay) {
 }  // namespace
 
 Orchestrator::Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
-                           const Clock& clock)
-    : routes_(routes), metrics_(metrics), cache_(cache), clock_(clock), balancer_(clock) {}
+                           const Clock& clock, SharedCacheTier* shared)
+    : routes_(routes),
+      metrics_(metrics),
+      cache_(cache),
+      shared_(shared),
+      clock_(clock),
+      balancer_(clock) {}
+
+asio::awaitable<std::shared_ptr<const CachedResponse>> Orchestrator::Lookup(const ModelRoute& route,
+                                                                            const RequestInfo& info,
+                                                                            std::string_view body,
+                                                                            CallTrace* trace) {
+  using R = Metrics::CacheResult;
+  const SteadyTime start = trace != nullptr ? std::chrono::steady_clock::now() : SteadyTime{};
+  const CacheKey key = MakeCacheKey(route.name, info.tenant, body);
+  std::shared_ptr<const CachedResponse> hit = cache_->Get(key);
+  metrics_.memory_cache(hit ? R::kHit : R::kMiss).Inc();
+  if (!hit && shared_ != nullptr) {
+    auto value = co_await shared_->Get(info.worker, SharedCacheKey(key));
+    if (!value) {
+      metrics_.shared_cache(R::kError).Inc();
+    } else if (*value) {
+      // A value that is not ours, damaged, expired by our clock or from a target the route no
+      // longer has is a miss.
+      std::unique_ptr<StoredResponse> stored = DecodeCachedResponse(**value);
+      const std::int64_t left_ms = stored ? stored->expires_unix_ms - UnixMs() : 0;
+      if (left_ms > 0) hit = Intern(route, *stored);
+      if (hit) {
+        cache_->Put(key, hit,
+                    std::min<Duration>(route.cache_ttl, std::chrono::milliseconds(left_ms)));
+      }
+    }
+    if (value) metrics_.shared_cache(hit ? R::kHit : R::kMiss).Inc();
+  }
+  if (trace != nullptr) trace->CacheLookup(start, hit != nullptr);
+  co_return hit;
+}
+
+asio::awaitable<void> Orchestrator::Store(const ModelRoute& route, const RequestInfo& info,
+                                          std::string_view body,
+                                          std::shared_ptr<const CachedResponse> response) {
+  const CacheKey key = MakeCacheKey(route.name, info.tenant, body);
+  if (response->payload_bytes() > cache_->max_entry_bytes()) co_return;
+  if (shared_ != nullptr) {
+    const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(route.cache_ttl);
+    if (ttl.count() > 0) {
+      shared_->Put(co_await asio::this_coro::executor, info.worker, SharedCacheKey(key),
+                   EncodeCachedResponse(*response, UnixMs() + ttl.count()), ttl);
+    }
+  }
+  cache_->Put(key, std::move(response), route.cache_ttl);
+}
+
+asio::awaitable<bool> Orchestrator::ReplayFromCache(const ModelRoute& route,
+                                                    const RequestInfo& info, std::string_view body,
+                                                    StreamWriter& writer, Served& served,
+                                                    bool* started, CallTrace* trace,
+                                                    Result<void>& outcome) {
+  std::shared_ptr<const CachedResponse> hit = co_await Lookup(route, info, body, trace);
+  if (!hit || !hit->stream) co_return false;
+  served.model = route.name;
+  served.route = &route;
+  served.provider = hit->provider;
+  served.upstream_model = hit->upstream_model;
+  served.cache_hit = true;
+  served.cache_miss = false;
+  metrics_.cache_hits().Inc();
+  if (!co_await writer.Begin(served)) {
+    outcome = Cancelled();
+    co_return true;
+  }
+  *started = true;
+  wire::ChatChunk chunk;
+  for (const CachedChunk& c : hit->chunks) {
+    chunk.raw = c.payload;
+    chunk.usage_only = c.usage_only;
+    if (!co_await writer.Write(chunk)) {
+      outcome = Cancelled();
+      co_return true;
+    }
+  }
+  if (trace != nullptr) trace->Finish(served);
+  outcome = Result<void>{};
+  co_return true;
+}
 
 // The attempt loop shared by every kind of call. `call` provides:
 //   Result<void> Prepare(Target&)                 — before an attempt on a target
@@ -333,11 +469,16 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   // stays under the 1,020 bytes Asio recycles without a trip through malloc.
   const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
   if (cached) {
-    if (FromCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result,
-                  trace.get())) {
-      metrics_.cache_hits().Inc();
-      if (trace) trace->Finish(result.served);
-      co_return result;
+    result.served.cache_miss = true;
+    if (info.cache_read) {
+      std::shared_ptr<const CachedResponse> hit =
+          co_await Lookup(r, info, request.raw_body, trace.get());
+      if (hit && !hit->stream) {
+        ServeCached(*hit, r, result);
+        metrics_.cache_hits().Inc();
+        if (trace) trace->Finish(result.served);
+        co_return result;
+      }
     }
     metrics_.cache_misses().Inc();
   }
@@ -362,8 +503,8 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   const ModelRoute* served_route = result.served.route != nullptr ? result.served.route : &r;
   result.served.usage = result.response.usage;
   result.served.cost_usd = CostUsd(result.response.usage, served_route->price);
-  if (cached && served_route == &r) {
-    ToCache(*cache_, MakeCacheKey(r.name, info.tenant, request.raw_body), r, result);
+  if (cached && info.cache_write && served_route == &r) {
+    co_await Store(r, info, request.raw_body, ChatToCache(result));
   }
   if (trace) trace->Finish(result.served, FactsFor(*trace, result.response).get());
   co_return result;
@@ -384,7 +525,21 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
   const ModelRoute& r = **route;
   if (trace) trace->Resolved(r);
 
+  const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
+  if (cached) {
+    served.cache_miss = true;
+    if (info.cache_read) {
+      Result<void> replayed;
+      if (co_await ReplayFromCache(r, info, request.raw_body, writer, served, started, trace.get(),
+                                   replayed)) {
+        co_return replayed;
+      }
+    }
+    metrics_.cache_misses().Inc();
+  }
+
   SinkToWriter sink(writer, served, info, clock_, trace.get());
+  if (cached && info.cache_write) sink.Record(cache_->max_entry_bytes());
   struct Call {
     static bool Stream() { return true; }
     wire::ChatRequest& request;
@@ -422,6 +577,19 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
     // An upstream that ended its stream without a single chunk: answer the head anyway.
     if (!co_await writer.Begin(served)) co_return Cancelled();
     *started = true;
+  }
+  if (cached && info.cache_write && served_route == &r) {
+    // A stream that ended normally: replayed as it was sent (usage chunk included; a client
+    // that did not ask for usage has a different body, so a different entry).
+    if (std::unique_ptr<Recording> recording = sink.TakeRecording()) {
+      auto entry = std::make_shared<CachedResponse>();
+      entry->stream = true;
+      entry->chunks = std::move(recording->chunks);
+      entry->provider = served.provider;
+      entry->upstream_model = served.upstream_model;
+      entry->usage = served.usage;
+      co_await Store(r, info, request.raw_body, std::move(entry));
+    }
   }
   if (trace) trace->Finish(served);
   co_return Result<void>{};

@@ -30,6 +30,10 @@ struct RequestInfo {
   std::string_view traceparent;  // ours, propagated upstream
   std::string_view request_id;
   std::string_view tenant;  // partitions the response cache
+  // The client's Cache-Control (ParseCacheControl): may the answer come from the cache, and may
+  // it be stored there.
+  bool cache_read = true;
+  bool cache_write = true;
   int worker = 0;
   SteadyTime start{};  // when the request arrived
   // The request's trace (null: none); a sampled one gets the orchestrator's spans
@@ -52,6 +56,7 @@ struct Served {
   wire::Usage usage;
   double cost_usd = 0;
   bool cache_hit = false;
+  bool cache_miss = false;  // the model is cached, but this answer did not come from the cache
   const ModelRoute* route = nullptr;  // the route that answered (for its price)
   const Target* target = nullptr;     // the target that answered (null for a cache hit)
 };
@@ -78,9 +83,10 @@ struct EmbedResult {
 
 class Orchestrator {
  public:
-  // `routes`, `metrics`, `cache` (may be null) and `clock` must outlive the orchestrator.
+  // `routes`, `metrics`, `cache` (may be null), `clock` and `shared` (the cache tier shared by
+  // every instance; may be null, and is used only with `cache`) must outlive the orchestrator.
   Orchestrator(RouteTable& routes, Metrics& metrics, ResponseCache* cache,
-               const Clock& clock = RealClock());
+               const Clock& clock = RealClock(), SharedCacheTier* shared = nullptr);
 
   boost::asio::awaitable<Result<ChatResult>> Chat(wire::ChatRequest& request,
                                                   const RequestInfo& info);
@@ -103,10 +109,27 @@ class Orchestrator {
   boost::asio::awaitable<Result<void>> Run(const ModelRoute& route, const RequestInfo& info,
                                            Served& served, Call& call, T& answer,
                                            const bool* started, CallTrace* trace);
+  // The cached answer for this request: memory first, then the shared tier (a shared hit is
+  // kept in memory for the rest of its life). Null: a miss.
+  boost::asio::awaitable<std::shared_ptr<const CachedResponse>> Lookup(const ModelRoute& route,
+                                                                       const RequestInfo& info,
+                                                                       std::string_view body,
+                                                                       CallTrace* trace);
+  // Stores an answer in memory and, without waiting for it, in the shared tier (a coroutine
+  // only to learn the caller's executor; it never suspends).
+  boost::asio::awaitable<void> Store(const ModelRoute& route, const RequestInfo& info,
+                                     std::string_view body,
+                                     std::shared_ptr<const CachedResponse> response);
+  // A streamed request answered from the cache, replayed into `writer`: false on a miss.
+  boost::asio::awaitable<bool> ReplayFromCache(const ModelRoute& route, const RequestInfo& info,
+                                               std::string_view body, StreamWriter& writer,
+                                               Served& served, bool* started, CallTrace* trace,
+                                               Result<void>& outcome);
 
   RouteTable& routes_;
   Metrics& metrics_;
   ResponseCache* cache_;
+  SharedCacheTier* shared_;
   const Clock& clock_;
   Balancer balancer_;
 };

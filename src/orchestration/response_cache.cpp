@@ -6,6 +6,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/text.hpp"
+
 namespace orchestra::orchestration {
 namespace {
 
@@ -35,7 +37,195 @@ std::uint64_t Load64(const std::uint8_t* p) {
   return v;
 }
 
+constexpr std::string_view kMagic = "OrC1";
+constexpr std::uint8_t kFlagNotFound = 1;
+constexpr std::uint8_t kFlagUsageKnown = 2;
+constexpr std::uint8_t kFlagUsageEstimated = 4;
+constexpr std::uint8_t kKnownFlags = 7;
+// Accounted per stream chunk besides its payload.
+constexpr std::size_t kChunkOverhead = 40;
+
+void PutVarint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+void PutString(std::string& out, std::string_view s) {
+  PutVarint(out, s.size());
+  out += s;
+}
+
+// Reads the record front to back; any read past the end sets `ok` false for good.
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+
+  std::uint8_t Byte() {
+    if (in.empty()) {
+      ok = false;
+      return 0;
+    }
+    const auto b = static_cast<std::uint8_t>(in.front());
+    in.remove_prefix(1);
+    return b;
+  }
+  std::uint64_t Varint() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      const std::uint8_t b = Byte();
+      if (!ok) return 0;
+      v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    ok = false;  // longer than 10 bytes
+    return 0;
+  }
+  std::string_view String() {
+    const std::uint64_t n = Varint();
+    if (!ok || n > in.size()) {
+      ok = false;
+      return {};
+    }
+    std::string_view s = in.substr(0, n);
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (x != b[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::size_t CachedResponse::payload_bytes() const {
+  std::size_t n = body.size() + provider.size() + upstream_model.size();
+  for (const CachedChunk& c : chunks)
+    n += c.payload.size() + kChunkOverhead;
+  return n;
+}
+
+std::string EncodeCachedResponse(const CachedResponse& r, std::int64_t expires_unix_ms) {
+  std::string out;
+  out.reserve(32 + r.payload_bytes());
+  out += kMagic;
+  out += static_cast<char>(r.stream ? 1 : 0);
+  std::uint8_t flags = 0;
+  if (r.answer_not_found) flags |= kFlagNotFound;
+  if (r.usage.known) flags |= kFlagUsageKnown;
+  if (r.usage.estimated) flags |= kFlagUsageEstimated;
+  out += static_cast<char>(flags);
+  const auto expires = static_cast<std::uint64_t>(expires_unix_ms);
+  for (int i = 0; i < 8; ++i)
+    out += static_cast<char>((expires >> (8 * i)) & 0xFF);
+  PutVarint(out, static_cast<std::uint64_t>(std::max<std::int64_t>(r.usage.prompt_tokens, 0)));
+  PutVarint(out, static_cast<std::uint64_t>(std::max<std::int64_t>(r.usage.completion_tokens, 0)));
+  PutVarint(out, static_cast<std::uint64_t>(std::max<std::int64_t>(r.usage.total_tokens, 0)));
+  PutString(out, r.provider);
+  PutString(out, r.upstream_model);
+  if (r.stream) {
+    PutVarint(out, r.chunks.size());
+    for (const CachedChunk& c : r.chunks) {
+      out += static_cast<char>(c.usage_only ? 1 : 0);
+      PutString(out, c.payload);
+    }
+  } else {
+    PutString(out, r.body);
+  }
+  return out;
+}
+
+std::unique_ptr<StoredResponse> DecodeCachedResponse(std::string_view value) {
+  if (value.substr(0, kMagic.size()) != kMagic) return nullptr;
+  Reader in{value.substr(kMagic.size())};
+  auto out = std::make_unique<StoredResponse>();
+  CachedResponse& r = out->response;
+  const std::uint8_t form = in.Byte();
+  const std::uint8_t flags = in.Byte();
+  if (!in.ok || form > 1 || (flags & ~kKnownFlags) != 0) return nullptr;
+  r.stream = form == 1;
+  r.answer_not_found = (flags & kFlagNotFound) != 0;
+  r.usage.known = (flags & kFlagUsageKnown) != 0;
+  r.usage.estimated = (flags & kFlagUsageEstimated) != 0;
+  std::uint64_t expires = 0;
+  for (int i = 0; i < 8; ++i)
+    expires |= static_cast<std::uint64_t>(in.Byte()) << (8 * i);
+  out->expires_unix_ms = static_cast<std::int64_t>(expires);
+  constexpr std::uint64_t kMaxTokens = std::uint64_t{1} << 52;
+  const std::uint64_t counts[3] = {in.Varint(), in.Varint(), in.Varint()};
+  for (std::uint64_t c : counts) {
+    if (c > kMaxTokens) return nullptr;
+  }
+  r.usage.prompt_tokens = static_cast<std::int64_t>(counts[0]);
+  r.usage.completion_tokens = static_cast<std::int64_t>(counts[1]);
+  r.usage.total_tokens = static_cast<std::int64_t>(counts[2]);
+  out->provider = std::string(in.String());
+  out->upstream_model = std::string(in.String());
+  if (r.stream) {
+    const std::uint64_t n = in.Varint();
+    // Every chunk takes at least two bytes: a count beyond that is damage, not a reason to
+    // reserve memory.
+    if (!in.ok || n > in.in.size() / 2) return nullptr;
+    r.chunks.reserve(n);
+    for (std::uint64_t i = 0; i < n && in.ok; ++i) {
+      const std::uint8_t usage_only = in.Byte();
+      if (usage_only > 1) return nullptr;
+      r.chunks.push_back({std::string(in.String()), usage_only == 1});
+    }
+  } else {
+    r.body = std::string(in.String());
+  }
+  if (!in.ok || !in.in.empty() || out->provider.empty()) return nullptr;
+  r.provider = out->provider;
+  r.upstream_model = out->upstream_model;
+  return out;
+}
+
+std::string SharedCacheKey(const CacheKey& key) {
+  return "o:rc:" + HexEncode(key);
+}
+
+CacheDirectives ParseCacheControl(std::string_view header) {
+  CacheDirectives d;
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    std::string_view directive = Trim(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    std::string_view value;
+    if (const auto eq = directive.find('='); eq != std::string_view::npos) {
+      value = Trim(directive.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+        value = value.substr(1, value.size() - 2);
+      }
+      directive = Trim(directive.substr(0, eq));
+    }
+    if (EqualsNoCase(directive, "no-store")) {
+      d.read = false;
+      d.write = false;
+    } else if (EqualsNoCase(directive, "no-cache") ||
+               (EqualsNoCase(directive, "max-age") && value == "0")) {
+      d.read = false;
+    }
+  }
+  return d;
+}
 
 CacheKey MakeCacheKey(std::string_view route, std::string_view partition, std::string_view body) {
   // One context per thread, reset by each DigestInit: no allocation per key.
@@ -106,8 +296,7 @@ std::shared_ptr<const CachedResponse> ResponseCache::Get(const CacheKey& key) {
 void ResponseCache::Put(const CacheKey& key, std::shared_ptr<const CachedResponse> response,
                         Duration ttl) {
   if (!response || ttl <= Duration{0}) return;
-  const std::size_t bytes = kEntryOverhead + response->body.size() + response->provider.size() +
-                            response->upstream_model.size();
+  const std::size_t bytes = kEntryOverhead + response->payload_bytes();
   if (bytes > max_bytes_per_shard_) return;
   const SteadyTime expires = clock_.Now() + ttl;
   Shard& shard = ShardFor(key);

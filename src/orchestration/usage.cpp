@@ -85,6 +85,24 @@ Metrics::Metrics(observability::Registry& registry)
                           "Requests that moved on to a fallback model, by the failure "
                           "before.",
                           {"cause"});
+  auto& tiers = registry.AddCounter("orchestra_cache_tier_requests_total",
+                                    "Response cache lookups by tier (memory, then redis) and "
+                                    "result (hit, miss, error).",
+                                    {"tier", "result"});
+  auto& writes = registry.AddCounter("orchestra_cache_shared_writes_total",
+                                     "Writes to the shared response cache tier, by result (ok, "
+                                     "error, dropped).",
+                                     {"result"});
+  constexpr std::array<std::string_view, 3> kResults = {"hit", "miss", "error"};
+  constexpr std::array<std::string_view, 3> kWrites = {"ok", "error", "dropped"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    // The in-process tier cannot fail: its error child would only ever read 0.
+    if (static_cast<CacheResult>(i) != CacheResult::kError) {
+      memory_cache_[i] = &tiers.With({"memory", kResults[i]});
+    }
+    shared_cache_[i] = &tiers.With({"redis", kResults[i]});
+    shared_writes_[i] = &writes.With({kWrites[i]});
+  }
   for (std::size_t i = 0; i < kCauseCount; ++i) {
     const std::string_view label = CauseName(static_cast<Cause>(i));
     retries_[i] = &retries.With({label});

@@ -68,6 +68,9 @@ struct ModelMetrics {
 //       status_429|status_5xx|status_4xx|connect|timeout|protocol|circuit_open)
 //   orchestra_circuit_open{target}                              gauge (target: provider/model)
 //   orchestra_cache_requests_total{result}                      counter (result: hit|miss)
+//   orchestra_cache_tier_requests_total{tier,result}            counter (tier: memory|redis;
+//       result: hit|miss|error — error: the shared tier did not answer in time or failed)
+//   orchestra_cache_shared_writes_total{result}                 counter (ok|error|dropped)
 // Tokens and cost are counted at settlement (limits/usage_recorder.hpp), where the API key is
 // known. ForTarget and ForModel take the families' locks: start-up, or when a synthetic route is
 // made.
@@ -102,6 +105,18 @@ class Metrics {
   }
   observability::Counter& cache_hits() const { return cache_hits_; }
   observability::Counter& cache_misses() const { return cache_misses_; }
+  enum class CacheResult : std::uint8_t { kHit, kMiss, kError };
+  // kHit or kMiss (the in-process tier has no errors).
+  observability::Counter& memory_cache(CacheResult r) const {
+    return *memory_cache_[static_cast<std::size_t>(r)];
+  }
+  observability::Counter& shared_cache(CacheResult r) const {
+    return *shared_cache_[static_cast<std::size_t>(r)];
+  }
+  enum class WriteResult : std::uint8_t { kOk, kError, kDropped };
+  observability::Counter& shared_cache_writes(WriteResult r) const {
+    return *shared_writes_[static_cast<std::size_t>(r)];
+  }
 
  private:
   observability::Family<observability::Counter>& upstream_requests_;
@@ -113,6 +128,9 @@ class Metrics {
   observability::Family<observability::Counter>& cache_requests_;
   observability::Counter& cache_hits_;
   observability::Counter& cache_misses_;
+  std::array<observability::Counter*, 3> memory_cache_{};
+  std::array<observability::Counter*, 3> shared_cache_{};
+  std::array<observability::Counter*, 3> shared_writes_{};
 };
 
 }  // namespace orchestra::orchestration

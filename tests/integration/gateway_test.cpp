@@ -483,6 +483,7 @@ TEST_F(GatewayTest, ACachedNotFoundAnswerStaysNotFound) {
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.Json().at("found"), false) << r.body;
     EXPECT_EQ(r.Json().at("answer"), "") << r.body;
+    EXPECT_EQ(r.Header("x-orchestra-cache"), i == 0 ? "miss" : "hit");
   }
   EXPECT_EQ(Metric(Metrics(), R"(orchestra_cache_requests_total{result="hit"})"), 1);
 }

@@ -6,6 +6,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/redis_url.hpp"
 #include "common/text.hpp"
 #include "storage/checkpoint_id.hpp"
 #include "storage/validation.hpp"
@@ -240,67 +241,18 @@ class RedisBackend::Connection {
 };
 
 std::unique_ptr<RedisBackend> RedisBackend::Create(const RedisOptions& options) {
-  std::string_view url = options.url;
-  const auto fail = [&](const std::string& why) {
-    return std::runtime_error("storage: bad Redis url '" + options.url + "': " + why +
-                              " (expected redis://[[user]:password@]host[:port][/db])");
-  };
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) throw fail("it must start with redis://");
-  url.remove_prefix(kScheme.size());
+  RedisAddress address = ParseRedisUrl(options.url, "storage");
   std::unique_ptr<RedisBackend> backend(new RedisBackend());
   RedisBackend* self = backend.get();
   backend->pool_.emplace("redis", static_cast<std::size_t>(std::max(1, options.pool_size)),
                          ConnectionPool<Connection>::Hooks{
                              .open = [self](Deadline deadline) { return self->Open(deadline); },
                              .reusable = [](const Connection& c) { return !c.broken; }});
-  const auto slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    std::string_view db = url.substr(slash + 1);
-    if (!db.empty()) {
-      std::uint64_t n = 0;
-      if (!ParseU64(db, n) || n > 1'000'000) throw fail("the database must be a number");
-      backend->db_ = static_cast<int>(n);
-    }
-  }
-  const auto at = authority.rfind('@');
-  if (at != std::string_view::npos) {
-    const std::string_view userinfo = authority.substr(0, at);
-    const auto colon = userinfo.find(':');
-    auto decode = [&](std::string_view part) {
-      auto decoded = PercentDecode(part);
-      if (!decoded) throw fail("malformed percent-encoding in the user or password");
-      return std::move(*decoded);
-    };
-    if (colon == std::string_view::npos) {
-      backend->password_ = decode(userinfo);  // redis://secret@host
-    } else {
-      backend->user_ = decode(userinfo.substr(0, colon));
-      backend->password_ = decode(userinfo.substr(colon + 1));
-    }
-    authority.remove_prefix(at + 1);
-  }
-  std::string_view host = authority;
-  std::string_view port;
-  if (!host.empty() && host[0] == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) throw fail("unterminated [ in the host");
-    port = host.substr(close + 1);
-    host = host.substr(1, close - 1);
-    if (!port.empty() && port[0] != ':') throw fail("junk after the host");
-    if (!port.empty()) port.remove_prefix(1);
-  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-    port = host.substr(colon + 1);
-    host = host.substr(0, colon);
-  }
-  if (host.empty()) throw fail("no host");
-  backend->host_ = std::string(host);
-  if (!port.empty()) {
-    std::uint64_t n = 0;
-    if (!ParseU64(port, n) || n == 0 || n > 65535) throw fail("bad port");
-    backend->port_ = static_cast<int>(n);
-  }
+  backend->host_ = std::move(address.host);
+  backend->port_ = address.port;
+  backend->user_ = std::move(address.user);
+  backend->password_ = std::move(address.password);
+  backend->db_ = address.db;
   return backend;
 }
 

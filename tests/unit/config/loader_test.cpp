@@ -39,6 +39,25 @@ TEST(ParseConfig, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c.storage.backend, StorageBackend::kSqlite);
   EXPECT_EQ(c.storage.path, "./data/orchestra.db");
   EXPECT_EQ(c.observability.log_format, LogFormat::kJson);
+  EXPECT_EQ(c.cache.redis_url, "");
+  EXPECT_TRUE(c.cache.shared);
+  EXPECT_EQ(c.cache.redis_timeout, 5ms);
+  EXPECT_EQ(c.cache.max_bytes, 64u << 20);
+  EXPECT_EQ(c.cache.max_entries, 10'000);
+}
+
+TEST(ParseConfig, ReadsTheCacheSection) {
+  FakeEnv env;
+  Config c = ParseConfig(
+      "cache: {redis_url: 'redis://:pw@10.0.0.8:6380/3', redis_timeout: 2ms, shared: false,\n"
+      "        max_bytes: 1MiB, max_entries: 50, redis_connections: 2}\n",
+      "orchestra.yaml", env.Lookup());
+  EXPECT_EQ(c.cache.redis_url, "redis://:pw@10.0.0.8:6380/3");
+  EXPECT_EQ(c.cache.redis_timeout, 2ms);
+  EXPECT_FALSE(c.cache.shared);
+  EXPECT_EQ(c.cache.max_bytes, 1u << 20);
+  EXPECT_EQ(c.cache.max_entries, 50);
+  EXPECT_EQ(c.cache.redis_connections, 2);
 }
 
 TEST(ParseConfig, ReadsTheDesignShape) {
@@ -110,6 +129,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"storage: {backend: sqlit}\n", "(did you mean 'sqlite'?)"},
         BadCase{"storage: {backend: redis, url: 'rediss://h:6378'}\n",
                 "storage.url: TLS to Redis (rediss://) is not supported"},
+        BadCase{"cache: {redis_url: 'rediss://h:6378'}\n",
+                "cache.redis_url: TLS to Redis (rediss://) is not supported"},
+        BadCase{"cache: {redis_url: 'h:6379'}\n",
+                "cache.redis_url: expected redis://host:port[/db]"},
+        BadCase{"cache: {redis_timeout: 0s}\n", "cache.redis_timeout: between 1ms and 10s"},
+        BadCase{"cache: {redis_connections: 0}\n", "cache.redis_connections: must be between"},
+        BadCase{"cache: {redis_tiemout: 5ms}\n", "(did you mean 'redis_timeout'?)"},
         BadCase{"storage: {backend: redis, url: 'h:6379'}\n",
                 "storage.url: expected redis://host:port[/db], got 'h:6379'"},
         BadCase{"observability: {log_format: xml}\n", "observability.log_format: expected one of"},

@@ -177,5 +177,151 @@ TEST(ResponseCache, ConcurrentUseKeepsItsBounds) {
   EXPECT_LE(cache.entries(), 64u);
 }
 
+// --- The shared tier's value format -----------------------------------------------------------
+
+CachedResponse BodyAnswer() {
+  CachedResponse r;
+  r.body = R"({"id":"chatcmpl-1","choices":[{"message":{"content":"hi"}}]})";
+  r.provider = "openai";
+  r.upstream_model = "gpt-4o-mini";
+  r.answer_not_found = true;
+  r.usage = {12, 3, 15, true, false};
+  return r;
+}
+
+CachedResponse StreamAnswer() {
+  CachedResponse r;
+  r.stream = true;
+  r.chunks = {{R"({"choices":[{"delta":{"content":"a"}}]})", false},
+              {R"({"choices":[{"delta":{"content":"b"}}]})", false},
+              {R"({"choices":[],"usage":{"prompt_tokens":1}})", true}};
+  r.provider = "up";
+  r.upstream_model = "echo-1";
+  r.usage = {1, 2, 3, true, true};
+  return r;
+}
+
+TEST(SharedCacheFormat, ABodyAnswerRoundTrips) {
+  const std::string value = EncodeCachedResponse(BodyAnswer(), 1'700'000'000'123);
+  auto decoded = DecodeCachedResponse(value);
+  ASSERT_NE(decoded, nullptr);
+  const CachedResponse& r = decoded->response;
+  EXPECT_FALSE(r.stream);
+  EXPECT_EQ(r.body, BodyAnswer().body);
+  EXPECT_EQ(r.provider, "openai");
+  EXPECT_EQ(r.upstream_model, "gpt-4o-mini");
+  EXPECT_TRUE(r.answer_not_found);
+  EXPECT_EQ(r.usage.prompt_tokens, 12);
+  EXPECT_EQ(r.usage.completion_tokens, 3);
+  EXPECT_EQ(r.usage.total_tokens, 15);
+  EXPECT_TRUE(r.usage.known);
+  EXPECT_FALSE(r.usage.estimated);
+  EXPECT_EQ(decoded->expires_unix_ms, 1'700'000'000'123);
+  // The views point into the decoded record itself.
+  EXPECT_EQ(r.provider.data(), decoded->provider.data());
+}
+
+TEST(SharedCacheFormat, AStreamAnswerRoundTripsChunkByChunk) {
+  auto decoded = DecodeCachedResponse(EncodeCachedResponse(StreamAnswer(), 42));
+  ASSERT_NE(decoded, nullptr);
+  const CachedResponse& r = decoded->response;
+  ASSERT_TRUE(r.stream);
+  ASSERT_EQ(r.chunks.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(r.chunks[i].payload, StreamAnswer().chunks[i].payload);
+    EXPECT_EQ(r.chunks[i].usage_only, i == 2);
+  }
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_TRUE(r.usage.estimated);
+}
+
+TEST(SharedCacheFormat, IsCompact) {
+  const CachedResponse r = BodyAnswer();
+  const std::string value = EncodeCachedResponse(r, 42);
+  // Magic, form, flags, expiry, three one-byte counts, three one-byte lengths.
+  EXPECT_EQ(value.size(),
+            4 + 2 + 8 + 3 + 3 + r.body.size() + r.provider.size() + r.upstream_model.size());
+}
+
+TEST(SharedCacheFormat, EveryTruncationIsAMiss) {
+  for (const CachedResponse& r : {BodyAnswer(), StreamAnswer()}) {
+    const std::string value = EncodeCachedResponse(r, 42);
+    for (std::size_t n = 0; n < value.size(); ++n)
+      EXPECT_EQ(DecodeCachedResponse(std::string_view(value).substr(0, n)), nullptr) << n;
+  }
+}
+
+TEST(SharedCacheFormat, ForeignOrDamagedValuesAreMisses) {
+  const std::string good = EncodeCachedResponse(BodyAnswer(), 42);
+  ASSERT_NE(DecodeCachedResponse(good), nullptr);
+  EXPECT_EQ(DecodeCachedResponse(""), nullptr);
+  EXPECT_EQ(DecodeCachedResponse(R"({"id":"chatcmpl-1"})"), nullptr);  // not ours
+  EXPECT_EQ(DecodeCachedResponse(good + "x"), nullptr);                // bytes left over
+  std::string other_version = good;
+  other_version[3] = '2';
+  EXPECT_EQ(DecodeCachedResponse(other_version), nullptr);
+  std::string bad_form = good;
+  bad_form[4] = 2;
+  EXPECT_EQ(DecodeCachedResponse(bad_form), nullptr);
+  std::string bad_flags = good;
+  bad_flags[5] = static_cast<char>(0x80);
+  EXPECT_EQ(DecodeCachedResponse(bad_flags), nullptr);
+  // A stream claiming more chunks than its bytes could hold reserves nothing and is refused.
+  std::string huge = EncodeCachedResponse(CachedResponse{.provider = "p", .stream = true}, 42);
+  huge.pop_back();  // the chunk count (0)
+  huge += "\xff\xff\xff\xff\x0f";
+  EXPECT_EQ(DecodeCachedResponse(huge), nullptr);
+  // An over-long varint.
+  std::string endless = good.substr(0, 14) + std::string(11, '\x80');
+  EXPECT_EQ(DecodeCachedResponse(endless), nullptr);
+}
+
+TEST(SharedCacheFormat, KeysAreHexAndApartPerTenant) {
+  const std::string a = SharedCacheKey(MakeCacheKey("m", "alice", "{}"));
+  const std::string b = SharedCacheKey(MakeCacheKey("m", "bob", "{}"));
+  EXPECT_EQ(a.size(), 5u + 64u);
+  EXPECT_TRUE(a.starts_with("o:rc:"));
+  EXPECT_NE(a, b);
+}
+
+TEST(ResponseCache, StreamChunksCountAgainstTheByteBudget) {
+  ManualClock clock;
+  ResponseCache cache(OneShard(100, 4096), clock);
+  auto big = std::make_shared<CachedResponse>(StreamAnswer());
+  big->chunks.assign(100, {std::string(100, 'x'), false});
+  cache.Put(Key(1), big, 60s);
+  EXPECT_EQ(cache.Get(Key(1)), nullptr);
+  EXPECT_LT(cache.max_entry_bytes(), big->payload_bytes());
+}
+
+// --- Cache-Control ----------------------------------------------------------------------------
+
+TEST(CacheControl, DirectivesFromTheClient) {
+  struct Case {
+    std::string_view header;
+    bool read;
+    bool write;
+  };
+  const Case cases[] = {
+      {"", true, true},
+      {"no-store", false, false},
+      {"No-Store", false, false},
+      {"no-cache", false, true},
+      {" max-age=60 , no-cache ", false, true},
+      {"max-age=0", false, true},
+      {"max-age=\"0\"", false, true},
+      {"max-age=60", true, true},
+      {"no-cache, no-store", false, false},
+      {"private, must-revalidate", true, true},
+      {"no-storex", true, true},
+      {",,,=", true, true},
+  };
+  for (const Case& c : cases) {
+    const CacheDirectives d = ParseCacheControl(c.header);
+    EXPECT_EQ(d.read, c.read) << c.header;
+    EXPECT_EQ(d.write, c.write) << c.header;
+  }
+}
+
 }  // namespace
 }  // namespace orchestra::orchestration
