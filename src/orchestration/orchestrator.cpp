@@ -302,6 +302,31 @@ asio::awaitable<void> Orchestrator::Store(const ModelRoute& route, const Request
   cache_->Put(key, std::move(response), route.cache_ttl);
 }
 
+asio::awaitable<bool> Orchestrator::ChatFromCache(const ModelRoute& route, const RequestInfo& info,
+                                                  std::string_view body, ChatResult& result,
+                                                  CallTrace* trace) {
+  std::shared_ptr<const CachedResponse> hit = co_await Lookup(route, info, body, trace);
+  if (!hit || hit->stream) co_return false;
+  ServeCached(*hit, route, result);
+  co_return true;
+}
+
+const ModelRoute* Orchestrator::RouteFor(std::string_view model, CallTrace* trace) {
+  auto route = routes_.Resolve(model);
+  if (!route) {
+    if (trace != nullptr) trace->Fail(Served{}, route.error());
+    return nullptr;
+  }
+  if (trace != nullptr) trace->Resolved(**route);
+  return *route;
+}
+
+Error Orchestrator::Unroutable(std::string_view model) {
+  auto route = routes_.Resolve(model);
+  return route ? Error(ErrorCode::kInternal, "the route table changed during a request")
+               : route.error();
+}
+
 asio::awaitable<bool> Orchestrator::ReplayFromCache(const ModelRoute& route,
                                                     const RequestInfo& info, std::string_view body,
                                                     StreamWriter& writer, Served& served,
@@ -456,13 +481,9 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
                                                        const RequestInfo& info) {
   const std::unique_ptr<CallTrace> trace =
       CallTrace::Start(info, "chat", request.model, request.raw_body);
-  auto route = routes_.Resolve(request.model);
-  if (!route) {
-    if (trace) trace->Fail(Served{}, route.error());
-    co_return route.error();
-  }
-  const ModelRoute& r = **route;
-  if (trace) trace->Resolved(r);
+  const ModelRoute* const route = RouteFor(request.model, trace.get());
+  if (route == nullptr) co_return Unroutable(request.model);
+  const ModelRoute& r = *route;
 
   ChatResult result;
   // The key is made again to store the answer rather than kept across the call: this frame
@@ -470,15 +491,10 @@ asio::awaitable<Result<ChatResult>> Orchestrator::Chat(wire::ChatRequest& reques
   const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
   if (cached) {
     result.served.cache_miss = true;
-    if (info.cache_read) {
-      std::shared_ptr<const CachedResponse> hit =
-          co_await Lookup(r, info, request.raw_body, trace.get());
-      if (hit && !hit->stream) {
-        ServeCached(*hit, r, result);
-        metrics_.cache_hits().Inc();
-        if (trace) trace->Finish(result.served);
-        co_return result;
-      }
+    if (info.cache_read && co_await ChatFromCache(r, info, request.raw_body, result, trace.get())) {
+      metrics_.cache_hits().Inc();
+      if (trace) trace->Finish(result.served);
+      co_return result;
     }
     metrics_.cache_misses().Inc();
   }
@@ -517,13 +533,9 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
   *started = false;
   const std::unique_ptr<CallTrace> trace =
       CallTrace::Start(info, "chat", request.model, request.raw_body);
-  auto route = routes_.Resolve(request.model);
-  if (!route) {
-    if (trace) trace->Fail(Served{}, route.error());
-    co_return route.error();
-  }
-  const ModelRoute& r = **route;
-  if (trace) trace->Resolved(r);
+  const ModelRoute* const route = RouteFor(request.model, trace.get());
+  if (route == nullptr) co_return Unroutable(request.model);
+  const ModelRoute& r = *route;
 
   const bool cached = cache_ != nullptr && r.cache_ttl > Duration::zero();
   if (cached) {
@@ -598,13 +610,9 @@ asio::awaitable<Result<void>> Orchestrator::ChatStream(wire::ChatRequest& reques
 asio::awaitable<Result<EmbedResult>> Orchestrator::Embed(wire::EmbeddingRequest& request,
                                                          const RequestInfo& info) {
   const std::unique_ptr<CallTrace> trace = CallTrace::Start(info, "embeddings", request.model);
-  auto route = routes_.Resolve(request.model);
-  if (!route) {
-    if (trace) trace->Fail(Served{}, route.error());
-    co_return route.error();
-  }
-  const ModelRoute& r = **route;
-  if (trace) trace->Resolved(r);
+  const ModelRoute* const route = RouteFor(request.model, trace.get());
+  if (route == nullptr) co_return Unroutable(request.model);
+  const ModelRoute& r = *route;
   struct Call {
     static bool Stream() { return false; }
     wire::EmbeddingRequest& request;

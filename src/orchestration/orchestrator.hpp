@@ -120,6 +120,16 @@ class Orchestrator {
   boost::asio::awaitable<void> Store(const ModelRoute& route, const RequestInfo& info,
                                      std::string_view body,
                                      std::shared_ptr<const CachedResponse> response);
+  // A non-streamed request answered from the cache into `result`: false on a miss.
+  boost::asio::awaitable<bool> ChatFromCache(const ModelRoute& route, const RequestInfo& info,
+                                             std::string_view body, ChatResult& result,
+                                             CallTrace* trace);
+  // The route `model` names (the trace told either way), or null. A plain function, as is
+  // Unroutable: the Result would otherwise sit in the caller's coroutine frame, which must stay
+  // under the 1,020 bytes Asio recycles.
+  const ModelRoute* RouteFor(std::string_view model, CallTrace* trace);
+  // Why `model` has no route (RouteFor returned null).
+  Error Unroutable(std::string_view model);
   // A streamed request answered from the cache, replayed into `writer`: false on a miss.
   boost::asio::awaitable<bool> ReplayFromCache(const ModelRoute& route, const RequestInfo& info,
                                                std::string_view body, StreamWriter& writer,
