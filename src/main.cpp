@@ -423,7 +423,8 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
       observability::Log(Severity::kWarning,
                          "documents are not served on the firestore backend yet (issue 16)");
     }
-    api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
+    api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models(),
+                         documents_served ? &document_service : nullptr);
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
                        providers::LocalProvider::Models(),
                        documents_served ? &document_service : nullptr);

@@ -593,6 +593,19 @@ asio::awaitable<Result<SearchResult>> Service::Search(std::string tenant, Search
   co_return out;
 }
 
+asio::awaitable<Result<Retrieval>> Service::Retrieve(std::string tenant, SearchRequest request,
+                                                     std::string answer_model,
+                                                     orchestration::RequestInfo info) {
+  auto found = co_await Search(std::move(tenant), std::move(request), std::move(info));
+  if (!found) co_return found.error();
+  Retrieval out;
+  out.numbered = !config::IsLocalModelName(answer_model);
+  out.context = ContextFromPassages(PassageTexts(found->results), out.numbered);
+  out.hits = std::move(found->results);
+  out.served = std::move(found->served);
+  co_return out;
+}
+
 asio::awaitable<Result<std::string>> Service::ReadImport(std::string path) {
   if (!import_dir_) {
     co_return Error(ErrorCode::kNotFound, "no documents.import_dir is configured", "file_path");

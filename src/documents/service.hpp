@@ -119,6 +119,15 @@ struct SearchResult {
   orchestration::Served served;  // the query's embedding (none in keyword mode)
 };
 
+// What a retrieval-augmented answer is given (Service::Retrieve).
+struct Retrieval {
+  std::vector<Hit> hits;  // in rank order; their ids are the answer's citations
+  // The hits' passages for the answering model (ContextFromPassages); "" when nothing matched.
+  std::string context;
+  bool numbered = false;         // "[1] …": the model is an LLM that may cite them by number
+  orchestration::Served served;  // the query's embedding (none in keyword mode)
+};
+
 inline constexpr std::size_t kMaxSearchLimit = 100;
 inline constexpr std::size_t kMaxQueryBytes = 16 * 1024;
 
@@ -173,6 +182,12 @@ class Service {
   boost::asio::awaitable<Result<void>> Delete(std::string tenant, std::string document_id);
   boost::asio::awaitable<Result<SearchResult>> Search(std::string tenant, SearchRequest request,
                                                       orchestration::RequestInfo info);
+  // Search, and the hits as the context `answer_model` is to answer from: numbered passages for
+  // an LLM asked to cite them, plain ones for the extractive local model, which would otherwise
+  // quote the numbers. The one retrieval of /answer-question and the chat `documents` option.
+  boost::asio::awaitable<Result<Retrieval>> Retrieve(std::string tenant, SearchRequest request,
+                                                     std::string answer_model,
+                                                     orchestration::RequestInfo info);
   // The bytes of a file under documents.import_dir (ImportDir::Read), read on the maintenance
   // thread. kNotFound when no import_dir is configured.
   boost::asio::awaitable<Result<std::string>> ReadImport(std::string path);
