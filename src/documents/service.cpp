@@ -665,7 +665,14 @@ asio::awaitable<Result<void>> Service::SyncDocument(std::string tenant, std::str
     const std::uint64_t stamp = Stamp(tenant, id);
     auto existing = co_await records_.Get(tenant, kDocumentsCollection, id);
     if (!existing) co_return existing.error();
-    if (!Latest(tenant, id, stamp)) co_return Result<void>{};  // a later read applies
+    if (!Latest(tenant, id, stamp)) {
+      // A later read applies. Not for this instance's own write, which must be searchable
+      // when its request returns: the later read (the poller's, which saw the change) may
+      // still be loading pages, so read again, later than it, and apply that now (the poller
+      // then finds itself superseded). Seen on Firestore, whose slower reads widen the window.
+      if (prepared) continue;
+      co_return Result<void>{};
+    }
     if (!*existing) {
       if (t.index->Remove(id)) t.dirty = true;
       co_return Result<void>{};

@@ -18,7 +18,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "common/random.hpp"
 #include "integration/orchestra_process.hpp"
+#include "services/firestore_emulator.hpp"
 #include "services/postgres_server.hpp"
 #include "services/redis_server.hpp"
 
@@ -27,10 +29,11 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
+using services::FirestoreEmulator;
 using services::PostgresServer;
 using services::RedisServer;
 
-enum class Backend { kSqlite, kRedis, kPostgres };
+enum class Backend { kSqlite, kRedis, kPostgres, kFirestore };
 
 std::string Name(Backend b) {
   switch (b) {
@@ -40,6 +43,8 @@ std::string Name(Backend b) {
       return "redis";
     case Backend::kPostgres:
       return "postgres";
+    case Backend::kFirestore:
+      return "firestore";
   }
   return "?";
 }
@@ -152,6 +157,11 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
     } else if (GetParam() == Backend::kPostgres) {
       postgres_ = std::make_unique<PostgresServer>();
       url_ = postgres_->url();
+    } else if (GetParam() == Backend::kFirestore) {
+      std::string why;
+      if (!FirestoreEmulator::AvailableForTests(why)) GTEST_SKIP() << why;
+      emulator_host_ = FirestoreEmulator::Shared().host();
+      url_ = "docs" + RandomHex(6);  // a root collection of this test's own
     }
   }
   OrchestraOptions Options(const std::string& documents = "") const {
@@ -159,6 +169,8 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
         "server:\n  max_body_bytes: 1048576\nstorage:\n  backend: " + Name(GetParam()) + "\n";
     if (GetParam() == Backend::kSqlite) {
       yaml += "  path: " + data_.path() + "/data/orchestra.db\n";
+    } else if (GetParam() == Backend::kFirestore) {
+      yaml += "  firestore: {project: demo-orchestra, root: " + url_ + "}\n";
     } else {
       yaml += "  url: " + url_ + "\n";
     }
@@ -167,6 +179,7 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
     OrchestraOptions o;
     o.config_yaml = yaml;
     o.env = {{"TEST_ALPHA_KEY", "alpha-key-1"}, {"TEST_BETA_KEY", "beta-key-2"}};
+    if (!emulator_host_.empty()) o.env["FIRESTORE_EMULATOR_HOST"] = emulator_host_;
     return o;
   }
   // Waits for /startupz (the indexes are loaded).
@@ -183,6 +196,7 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<PostgresServer> postgres_;
   std::string url_;
+  std::string emulator_host_;
 };
 
 std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
@@ -190,7 +204,8 @@ std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DocumentsApi,
-                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres),
+                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres,
+                                           Backend::kFirestore),
                          ParamName);
 
 TEST_P(DocumentsApi, IngestSearchAnswerDeleteAndRestart) {
