@@ -32,6 +32,7 @@
 #include "documents/records.hpp"
 #include "documents/tenant_index.hpp"
 #include "orchestration/orchestrator.hpp"
+#include "storage/change_follower.hpp"
 #include "storage/record_store.hpp"
 
 namespace orchestra::observability {
@@ -253,6 +254,8 @@ class Service {
   boost::asio::awaitable<Result<void>> ReconcileTenant(const std::string& tenant,
                                                        bool with_snapshots);
   boost::asio::awaitable<Result<void>> Poll();
+  // The follower's refresh: the documents the log names, synced (failures to retry_).
+  boost::asio::awaitable<Result<void>> SyncChanged(std::vector<storage::Change> changes);
   boost::asio::awaitable<void> SweepOrphans();
   boost::asio::awaitable<void> Run();
   Result<void> SaveDirtySnapshots();
@@ -277,7 +280,8 @@ class Service {
   observability::Counter* sync_errors_ = nullptr;
 
   // Maintenance thread only.
-  std::int64_t sequence_ = 0;  // the change log read so far
+  storage::ChangeFollower follower_;  // the documents' records in the change log
+  Result<void> poll_error_;           // the last sync that failed during a poll
   std::uint64_t stamp_counter_ = 0;
   std::unordered_map<std::string, std::uint64_t> stamps_;  // "<tenant>\n<id>" → latest read
   std::set<std::pair<std::string, std::string>> retry_;    // syncs to try again
