@@ -43,3 +43,10 @@ bench/limits_throughput.sh "$build" 10
 
 echo "== vector index: search p50/p99 and recall at 100,000 384-d vectors, insert and build rates, memory"
 "$build/orchestra_bench_vector" --benchmark_filter='^(Hnsw|Flat)'
+
+echo "== documents through HTTP: ingest rate, search p50/p99 and memory at 100,000 chunks, start-up with them"
+if [[ -x "$build/orchestra_bench_documents" ]]; then
+  ORCHESTRA_BINARY="$here/$build/orchestra" "$build/orchestra_bench_documents" 100000 2000 2
+else
+  echo "(not built: it needs the tests, ORCHESTRA_BUILD_TESTS)"
+fi

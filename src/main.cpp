@@ -475,28 +475,20 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     };
     documents::Service document_service(storage->records(), *gateway.orchestrator,
                                         std::move(document_options), &registry);
-    // Not on Firestore yet: its RecordStore works, but every record batch there writes one
-    // change-log head document (a few batches a second fleet-wide, OPERATIONS.md), too slow for
-    // ingestion, and documents on it are untested. There the service is not started, the
-    // /documents routes are absent and /answer-question's use_documents is 501.
-    const bool documents_served = cfg->storage.backend != config::StorageBackend::kFirestore;
-    if (documents_served) {
-      document_service.Start();
-      health.AddWarmer(
-          {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
-             if (!document_service.ready())
-               co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
-             co_return document_service.LoadStatus();
-           }});
-      api::AddDocumentRoutes(router, document_service);
-    } else {
-      observability::Log(Severity::kWarning,
-                         "documents are not served on the firestore backend yet (issue 16)");
-    }
-    api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models());
+    // On every backend (Firestore too: its record batches take turns on the change log's head,
+    // a few a second fleet-wide, which bounds ingestion there; docs/OPERATIONS.md).
+    document_service.Start();
+    health.AddWarmer(
+        {"documents", [&document_service]() -> boost::asio::awaitable<Result<std::string>> {
+           if (!document_service.ready())
+             co_return Error(ErrorCode::kUnavailable, document_service.LoadStatus());
+           co_return document_service.LoadStatus();
+         }});
+    api::AddDocumentRoutes(router, document_service);
+    api::AddOpenAIRoutes(router, *gateway.orchestrator, providers::LocalProvider::Models(),
+                         &document_service);
     api::AddTaskRoutes(router, *gateway.tasks, *gateway.orchestrator,
-                       providers::LocalProvider::Models(),
-                       documents_served ? &document_service : nullptr);
+                       providers::LocalProvider::Models(), &document_service);
     api::AddTokenCounterRoute(router, *gateway.routes);
     for (const api::ModelStatus& m :
          api::ListModels(*gateway.routes, providers::LocalProvider::Models())) {
@@ -659,7 +651,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     }
     server.Start();
     serving.store(true);
-    if (!documents_served || document_service.ready()) health.MarkStarted();
+    if (document_service.ready()) health.MarkStarted();
     const std::string address =
         (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +
         std::to_string(port);

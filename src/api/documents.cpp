@@ -329,37 +329,10 @@ asio::awaitable<void> Search(Service& service, RequestContext& ctx) {
   if (Failed(ctx, body)) co_return;
   documents::SearchRequest request;
   auto query = body->RequiredString("query");
-  auto limit = Whole(*body, "limit", 1, documents::kMaxSearchLimit);
-  auto threshold = body->OptionalNumber("score_threshold");
-  auto id = body->OptionalString("document_id");
-  auto metadata = body->OptionalObject("metadata");
-  auto mode = body->OptionalString("mode");
+  auto options = ReadSearchOptions(*body, request);
   auto model = body->OptionalString("embedding_model");
-  if (Failed(ctx, query) || Failed(ctx, limit) || Failed(ctx, threshold) || Failed(ctx, id) ||
-      Failed(ctx, metadata) || Failed(ctx, mode) || Failed(ctx, model)) {
-    co_return;
-  }
-  if (*threshold && !(**threshold >= -1 && **threshold <= 1)) {
-    ctx.Fail(Invalid("score_threshold must be between -1 and 1", "score_threshold"));
-    co_return;
-  }
-  if (*mode) {
-    auto m = documents::ParseSearchMode(**mode);
-    if (!m) {
-      ctx.Fail(Invalid("mode must be hybrid, vector or keyword", "mode"));
-      co_return;
-    }
-    request.mode = *m;
-  }
-  if (*metadata) {
-    json::value v = json::parse(**metadata);  // the scanner validated it
-    for (const auto& [key, value] : v.as_object())
-      request.metadata.emplace_back(std::string(key), value);
-  }
+  if (Failed(ctx, query) || Failed(ctx, options) || Failed(ctx, model)) co_return;
   request.query = std::move(*query);
-  request.limit = limit->value_or(5);
-  request.score_threshold = *threshold;
-  request.document_id = *id;
   request.embedding_model = model->value_or("");
   std::array<char, 55> trace;
   auto result = co_await service.Search(std::string(ctx.tenant()), request,
@@ -378,6 +351,44 @@ asio::awaitable<void> Search(Service& service, RequestContext& ctx) {
 }
 
 }  // namespace
+
+Result<void> ReadSearchOptions(const JsonBody& body, documents::SearchRequest& request) {
+  auto limit = Whole(body, "limit", 1, documents::kMaxSearchLimit);
+  auto threshold = body.OptionalNumber("score_threshold");
+  auto id = body.OptionalString("document_id");
+  auto metadata = body.OptionalObject("metadata");
+  auto mode = body.OptionalString("mode");
+  if (!limit) return limit.error();
+  if (!threshold) return threshold.error();
+  if (!id) return id.error();
+  if (!metadata) return metadata.error();
+  if (!mode) return mode.error();
+  if (*threshold && !(**threshold >= -1 && **threshold <= 1)) {
+    return Invalid("score_threshold must be between -1 and 1", "score_threshold");
+  }
+  if (*mode) {
+    auto m = documents::ParseSearchMode(**mode);
+    if (!m) return Invalid("mode must be hybrid, vector or keyword", "mode");
+    request.mode = *m;
+  }
+  if (*metadata) {
+    json::value v = json::parse(**metadata);  // the scanner validated it
+    for (const auto& [key, value] : v.as_object())
+      request.metadata.emplace_back(std::string(key), value);
+  }
+  if (*limit) request.limit = **limit;
+  if (*threshold) request.score_threshold = *threshold;
+  if (*id) request.document_id = std::move(*id);
+  return {};
+}
+
+json::array Citations(const std::vector<documents::Hit>& hits) {
+  json::array out;
+  out.reserve(hits.size());
+  for (const documents::Hit& h : hits)
+    out.emplace_back(h.id);
+  return out;
+}
 
 json::object HitJson(const documents::Hit& h) {
   json::object o;

@@ -2,9 +2,12 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include "api/json_body.hpp"
 #include "api/router.hpp"
 #include "common/error.hpp"
 #include "documents/service.hpp"
@@ -36,5 +39,14 @@ void AddDocumentRoutes(Router& router, documents::Service& service);
 
 // A search hit in the API's shape (shared with /answer-question's `sources`).
 boost::json::object HitJson(const documents::Hit& hit);
+
+// The search options of /documents/search, shared with the retrieval-augmented requests
+// (/answer-question's members, the chat `documents` object): limit (1 to kMaxSearchLimit),
+// score_threshold (-1 to 1), document_id, metadata, mode. Those present are set in `request`;
+// kInvalidRequest naming the member otherwise.
+Result<void> ReadSearchOptions(const JsonBody& body, documents::SearchRequest& request);
+
+// The ids of the chunks an answer was given (`citations`), in rank order.
+boost::json::array Citations(const std::vector<documents::Hit>& hits);
 
 }  // namespace orchestra::api

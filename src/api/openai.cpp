@@ -5,11 +5,15 @@
 #include <map>
 #include <memory>
 
+#include <boost/json/serialize.hpp>
+
 #include "api/context.hpp"
+#include "api/documents.hpp"
 #include "api/json_body.hpp"
 #include "api/request_info.hpp"
 #include "auth/key_record.hpp"
 #include "common/text.hpp"
+#include "wire/codec_util.hpp"
 #include "wire/openai_codec.hpp"
 #include "wire/openai_scan.hpp"
 
@@ -40,10 +44,13 @@ void AddServedHeaders(net::Response& response, const Served& served, std::int64_
 }
 
 // Writes a chat stream as server-sent events in OpenAI's shape.
+// With `citations` (the chat `documents` option's chunk ids as a JSON array), the chunk that
+// ends a choice (finish_reason set) carries them as a top-level `citations` member; a stream that
+// never says so gets them in a chunk of their own (no choices) before [DONE].
 class SseWriter final : public orchestration::StreamWriter {
  public:
-  SseWriter(RequestContext& ctx, bool client_wants_usage)
-      : ctx_(ctx), client_wants_usage_(client_wants_usage) {}
+  SseWriter(RequestContext& ctx, bool client_wants_usage, std::string_view citations)
+      : ctx_(ctx), client_wants_usage_(client_wants_usage), citations_(citations) {}
 
   asio::awaitable<bool> Begin(const Served& served) override {
     ctx_.response.status = 200;
@@ -62,11 +69,24 @@ class SseWriter final : public orchestration::StreamWriter {
     } else {
       buffer_ += wire::openai::EncodeChatChunk(chunk);
     }
+    if (!citations_.empty()) Cite(chunk);
     buffer_ += "\n\n";
     co_return co_await ctx_.exchange.WriteChunk(buffer_);
   }
 
   asio::awaitable<void> Finish() {
+    if (!citations_.empty() && !cited_) {
+      buffer_ = R"(data: {"id":)";
+      wire::AppendJsonString(buffer_, id_);
+      buffer_ += R"(,"object":"chat.completion.chunk","created":)";
+      buffer_ += std::to_string(created_);
+      buffer_ += R"(,"model":)";
+      wire::AppendJsonString(buffer_, model_);
+      buffer_ += R"(,"choices":[],"citations":)";
+      buffer_ += citations_;
+      buffer_ += "}\n\n";
+      co_await ctx_.exchange.WriteChunk(buffer_);
+    }
     co_await ctx_.exchange.WriteChunk("data: [DONE]\n\n");
     co_await ctx_.exchange.EndStream();
   }
@@ -80,9 +100,34 @@ class SseWriter final : public orchestration::StreamWriter {
   }
 
  private:
+  // buffer_ holds "data: " + the chunk's JSON: the citations go in when the chunk ends a choice;
+  // otherwise its id, created and model are kept for the chunk Finish may have to send.
+  void Cite(const wire::ChatChunk& chunk) {
+    const std::string_view json = std::string_view(buffer_).substr(6);
+    const bool ends =
+        chunk.raw.empty() ? !chunk.finish_reason.empty() : wire::openai::ChunkFinishesAChoice(json);
+    if (ends) {
+      wire::AppendMember(buffer_, "citations", citations_);
+      cited_ = true;
+    } else if (id_.empty()) {
+      if (chunk.raw.empty()) {
+        id_ = chunk.id;
+        created_ = chunk.created;
+        model_ = chunk.model;
+      } else {
+        wire::openai::ChunkIdentity(json, id_, created_, model_);
+      }
+    }
+  }
+
   RequestContext& ctx_;
   bool client_wants_usage_;
+  std::string_view citations_;  // "" without the documents option
+  bool cited_ = false;
   std::string buffer_;
+  std::string id_;
+  std::int64_t created_ = 0;
+  std::string model_;
 };
 
 // Admission's token estimate before the body is tokenized: a JSON body carries about one token
@@ -95,8 +140,9 @@ std::int64_t EstimateTokens(std::string_view body) {
 // no writer, and both stay under the 1,020 bytes Asio recycles without a trip through malloc.
 asio::awaitable<void> StreamCompletion(orchestration::Orchestrator& orchestrator,
                                        RequestContext& ctx, wire::ChatRequest& request,
-                                       const orchestration::RequestInfo& info) {
-  SseWriter writer(ctx, request.client_wants_usage);
+                                       const orchestration::RequestInfo& info,
+                                       std::string_view citations = {}) {
+  SseWriter writer(ctx, request.client_wants_usage, citations);
   bool started = false;
   auto streamed = co_await orchestrator.ChatStream(request, info, writer, ctx.served, &started);
   if (ctx.exchange.client_gone()) co_return;
@@ -110,11 +156,148 @@ asio::awaitable<void> StreamCompletion(orchestration::Orchestrator& orchestrator
   }
 }
 
+// A non-streamed chat completion's answer; with `citations` (the documents option's chunk ids),
+// they are added to the body as a top-level member.
+void ReplyChat(RequestContext& ctx, orchestration::ChatResult& result,
+               std::string_view citations = {}) {
+  std::string body = result.response.raw.empty() ? wire::openai::EncodeChatResponse(result.response)
+                                                 : std::move(result.response.raw);
+  if (!citations.empty()) wire::AppendMember(body, "citations", citations);
+  AddServedHeaders(ctx.response, result.served, OverheadUs(ctx.request, result.served));
+  ctx.served = std::move(result.served);
+  ctx.Json(std::move(body));
+}
+
+// The chat `documents` option (docs/API.md): `true`, `false`, null or
+// {enabled?, query?, document_id?, limit?, score_threshold?, mode?, metadata?}. Sets `search`
+// and returns true when retrieval is asked for; kInvalidRequest naming `documents.<member>`.
+Result<bool> ReadDocumentsOption(const wire::ChatRequest& request,
+                                 documents::SearchRequest& search) {
+  const std::string_view value =
+      std::string_view(request.raw_body)
+          .substr(request.documents_begin, request.documents_end - request.documents_begin);
+  if (value == "true") return true;
+  if (value == "false" || value == "null") return false;
+  if (value.front() != '{') {
+    return Error(ErrorCode::kInvalidRequest, "documents must be true, false or an object",
+                 "documents");
+  }
+  auto named = [](Error e) {
+    e.param = e.param.empty() ? "documents" : "documents." + e.param;
+    return e;
+  };
+  auto body = JsonBody::Parse(
+      value, {"enabled", "query", "document_id", "limit", "score_threshold", "mode", "metadata"});
+  if (!body) return named(body.error());
+  const std::optional<std::string_view> enabled = body->Raw("enabled");
+  if (enabled && *enabled != "true" && *enabled != "false" && *enabled != "null") {
+    return named(Error(ErrorCode::kInvalidRequest, "enabled must be true or false", "enabled"));
+  }
+  auto query = body->OptionalString("query");
+  if (!query) return named(query.error());
+  if (auto options = ReadSearchOptions(*body, search); !options) return named(options.error());
+  if (*query) {
+    if (query->value().empty()) {
+      return named(Error(ErrorCode::kInvalidRequest, "query must not be empty", "query"));
+    }
+    search.query = std::move(**query);
+  }
+  return !enabled || *enabled != "false";
+}
+
+// The text of the conversation's last user message: what is searched for when the option
+// names no query.
+Result<std::string> LastUserText(wire::ChatRequest request) {
+  if (auto parsed = request.Parse(); !parsed) return parsed.error();
+  for (auto m = request.messages.rbegin(); m != request.messages.rend(); ++m) {
+    if (m->role == "user" && !m->content.empty()) return std::move(m->content);
+  }
+  return Error(ErrorCode::kInvalidRequest,
+               "documents: no user message with text to search for (or give documents.query)",
+               "documents");
+}
+
+// How the retrieved passages reach the model: as the first message, a system one. An LLM is
+// told what they are and to cite them by their numbers; the extractive local model reads its
+// context from system messages and gets the passages alone.
+std::string ContextMessage(const documents::Retrieval& found) {
+  if (found.context.empty()) return {};
+  if (!found.numbered) return found.context;
+  return "Passages from the user's documents that may help with this conversation. Use them "
+         "where they are relevant and cite them by number, like [1].\n\n" +
+         found.context;
+}
+
+// A chat completion with the `documents` option: admitted like any other, then the caller's
+// documents are searched (documents::Service::Retrieve, as /answer-question does), the passages
+// go in as a system message, the option itself is removed (providers never see it), and the
+// answer carries the chunk ids as `citations` (streams: on the chunk that ends a choice).
+asio::awaitable<void> ChatWithDocuments(orchestration::Orchestrator& orchestrator,
+                                        documents::Service* documents, RequestContext& ctx,
+                                        wire::ChatRequest request) {
+  documents::SearchRequest search;
+  auto enabled = ReadDocumentsOption(request, search);
+  if (!enabled) {
+    ctx.Fail(enabled.error());
+    co_return;
+  }
+  if (*enabled && documents == nullptr) {
+    ctx.Fail(Error(ErrorCode::kNotImplemented, "documents are not served here", "documents"));
+    co_return;
+  }
+  if (*enabled && search.query.empty()) {
+    auto text = LastUserText(request);
+    if (!text) {
+      ctx.Fail(text.error());
+      co_return;
+    }
+    search.query = std::move(*text);
+  }
+  bool admitted = ctx.Admit({request.model, EstimateTokens(request.raw_body), request.stream});
+  if (ctx.admission_pending()) admitted = co_await ctx.CompleteAdmission();
+  if (!admitted) co_return;
+  std::array<char, 55> traceparent_buffer;
+  const orchestration::RequestInfo info = InfoFor(ctx, ctx.trace.Traceparent(traceparent_buffer));
+  ctx.exchange.WatchClientDisconnect();
+
+  std::string message;
+  std::string citations;
+  if (*enabled) {
+    auto found = co_await documents->Retrieve(std::string(ctx.tenant()), std::move(search),
+                                              request.model, info);
+    if (!found) {
+      ctx.Fail(found.error());
+      co_return;
+    }
+    message = ContextMessage(*found);
+    citations = boost::json::serialize(Citations(found->hits));
+  }
+  auto forwarded = wire::openai::WithoutDocuments(request, message);
+  if (!forwarded) {
+    ctx.Fail(forwarded.error());
+    co_return;
+  }
+  if (!forwarded->stream) {
+    auto result = co_await orchestrator.Chat(*forwarded, info);
+    if (!result) {
+      ctx.Fail(result.error());
+      co_return;
+    }
+    ReplyChat(ctx, *result, citations);
+    co_return;
+  }
+  co_await StreamCompletion(orchestrator, ctx, *forwarded, info, citations);
+}
+
 asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
-                                      RequestContext& ctx) {
+                                      documents::Service* documents, RequestContext& ctx) {
   auto request = wire::openai::ScanChatRequest(ctx.exchange.TakeBody());
   if (!request) {
     ctx.Fail(request.error());
+    co_return;
+  }
+  if (request->documents_end != 0) {
+    co_await ChatWithDocuments(orchestrator, documents, ctx, std::move(*request));
     co_return;
   }
   bool admitted = ctx.Admit({request->model, EstimateTokens(request->raw_body), request->stream});
@@ -131,12 +314,7 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
       ctx.Fail(result.error());
       co_return;
     }
-    std::string body = result->response.raw.empty()
-                           ? wire::openai::EncodeChatResponse(result->response)
-                           : std::move(result->response.raw);
-    AddServedHeaders(ctx.response, result->served, OverheadUs(ctx.request, result->served));
-    ctx.served = std::move(result->served);
-    ctx.Json(std::move(body));
+    ReplyChat(ctx, *result);
     co_return;
   }
 
@@ -237,10 +415,13 @@ std::string ModelList(const std::vector<ModelStatus>& models) {
 }  // namespace
 
 void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
-                     const std::vector<std::string_view>& local_models) {
+                     const std::vector<std::string_view>& local_models,
+                     documents::Service* documents) {
   router
       .Add(http::verb::post, "/v1/chat/completions",
-           [&orchestrator](RequestContext& ctx) { return ChatCompletions(orchestrator, ctx); })
+           [&orchestrator, documents](RequestContext& ctx) {
+             return ChatCompletions(orchestrator, documents, ctx);
+           })
       .admits_in_handler = true;
   router
       .Add(http::verb::post, "/v1/embeddings",

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "api/router.hpp"
+#include "documents/service.hpp"
 #include "orchestration/orchestrator.hpp"
 
 // The OpenAI-compatible API (docs/API.md): POST /v1/chat/completions (JSON or, with
@@ -31,8 +32,11 @@ std::vector<ModelStatus> ListModels(const orchestration::RouteTable& routes,
                                     const std::vector<std::string_view>& local_models);
 
 // `orchestrator` must outlive the router. `local_models` are listed by /v1/models besides the
-// configured ones.
+// configured ones. With `documents` (which must outlive the router too), a chat completion may
+// carry Orchestra's `documents` option (retrieval from the caller's documents, answered with
+// `citations`); without it such a request is 501. The option is never forwarded upstream.
 void AddOpenAIRoutes(Router& router, orchestration::Orchestrator& orchestrator,
-                     const std::vector<std::string_view>& local_models);
+                     const std::vector<std::string_view>& local_models,
+                     documents::Service* documents = nullptr);
 
 }  // namespace orchestra::api

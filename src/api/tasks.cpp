@@ -235,13 +235,10 @@ struct Handlers {
     auto context = body->OptionalString("context");
     auto max_tokens = Count(*body, "max_tokens", kMaxTokensLimit);
     auto model = ModelOf(*body);
-    auto document_id = body->OptionalString("document_id");
-    auto limit = Count(*body, "limit", static_cast<std::int64_t>(documents::kMaxSearchLimit));
-    auto threshold = Number(*body, "score_threshold", -1, 1, std::nullopt);
-    auto mode = body->OptionalString("mode");
+    documents::SearchRequest search;
+    auto options = ReadSearchOptions(*body, search);
     if (Failed(ctx, question) || Failed(ctx, context) || Failed(ctx, max_tokens) ||
-        Failed(ctx, model) || Failed(ctx, document_id) || Failed(ctx, limit) ||
-        Failed(ctx, threshold) || Failed(ctx, mode)) {
+        Failed(ctx, model) || Failed(ctx, options)) {
       co_return;
     }
     const std::optional<std::string_view> use = body->Raw("use_documents");
@@ -251,7 +248,12 @@ struct Handlers {
       co_return;
     }
     const bool use_documents = use && *use == "true";
-    if (!use_documents && (*document_id || *limit || *threshold || *mode)) {
+    auto given = [&](std::string_view name) {
+      const std::optional<std::string_view> raw = body->Raw(name);
+      return raw && *raw != "null";
+    };
+    if (!use_documents &&
+        (given("document_id") || given("limit") || given("score_threshold") || given("mode"))) {
       ctx.Fail(Error(ErrorCode::kInvalidRequest,
                      "document_id, limit, score_threshold and mode need use_documents: true",
                      "use_documents"));
@@ -276,35 +278,17 @@ struct Handlers {
         ctx.Fail(Error(ErrorCode::kInvalidRequest, "question must not be empty", "question"));
         co_return;
       }
-      documents::SearchRequest search;
       search.query = request.question;
-      search.limit = static_cast<std::size_t>(limit->value_or(5));
-      search.score_threshold = *threshold;
-      search.document_id = *document_id;
-      if (*mode) {
-        auto m = documents::ParseSearchMode(**mode);
-        if (!m) {
-          ctx.Fail(
-              Error(ErrorCode::kInvalidRequest, "mode must be hybrid, vector or keyword", "mode"));
-          co_return;
-        }
-        search.mode = *m;
-      }
-      auto found = co_await documents->Search(std::string(ctx.tenant()), std::move(search), info);
+      auto found = co_await documents->Retrieve(std::string(ctx.tenant()), std::move(search),
+                                                request.model, info);
       if (Failed(ctx, found)) co_return;
       ctx.served = found->served;  // the query's embedding, until the answer's call replaces it
-      // Numbered passages for a model asked to cite them; plain ones for the extractive local
-      // model, which would otherwise quote the numbers.
-      const bool numbered = !config::IsLocalModelName(request.model);
-      std::string retrieved =
-          documents::ContextFromPassages(documents::PassageTexts(found->results), numbered);
-      request.context =
-          request.context.empty() ? std::move(retrieved) : request.context + "\n\n" + retrieved;
-      for (const documents::Hit& hit : found->results) {
-        citations.emplace_back(hit.id);
+      request.context = request.context.empty() ? std::move(found->context)
+                                                : request.context + "\n\n" + found->context;
+      citations = Citations(found->hits);
+      for (const documents::Hit& hit : found->hits)
         sources.push_back(HitJson(hit));
-      }
-      if (found->results.empty()) {
+      if (found->hits.empty()) {
         // Nothing to answer from: say so without asking a model to invent an answer.
         json::object out;
         out["answer"] = "";

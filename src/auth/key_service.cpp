@@ -22,7 +22,6 @@ using observability::Severity;
 using storage::kSystemTenant;
 
 constexpr int kWriteAttempts = 4;
-constexpr int kChangesPage = 500;
 
 Error NoSuchKey(std::string_view id) {
   std::string shown(id.substr(0, 64));
@@ -37,7 +36,21 @@ Error NameTaken(std::string_view name) {
 }  // namespace
 
 KeyService::KeyService(storage::RecordStore& records, ApiKeys& keys, KeyServiceOptions options)
-    : records_(records), keys_(keys), options_(std::move(options)) {
+    : records_(records),
+      keys_(keys),
+      options_(std::move(options)),
+      follower_(
+          records,
+          [](const storage::Change& c) {
+            return c.tenant == kSystemTenant && c.collection == kKeysCollection;
+          },
+          [this](std::vector<storage::Change> changes) -> asio::awaitable<Result<void>> {
+            for (const storage::Change& c : changes) {
+              if (auto refreshed = co_await Refresh(c.id); !refreshed) co_return refreshed.error();
+            }
+            co_return Result<void>{};
+          },
+          [this] { return ReloadAll(); }) {
   for (const Principal* p : keys_.configured())
     reserved_names_.push_back(p->name);
 }
@@ -245,11 +258,7 @@ asio::awaitable<Result<void>> KeyService::Refresh(const std::string& id) {
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<void>> KeyService::Load() {
-  // The cursor is taken before the listing: a change made during it is read again by the next
-  // poll, and version order makes reading it twice harmless.
-  auto latest = co_await records_.LatestSequence();
-  if (!latest) co_return latest.error();
+asio::awaitable<Result<void>> KeyService::ReloadAll() {
   std::set<std::string, std::less<>> seen;
   std::string cursor;
   do {
@@ -278,41 +287,11 @@ asio::awaitable<Result<void>> KeyService::Load() {
     }
   }
   PublishLocked();
-  cursor_ = *latest;
-  loaded_ = true;
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<void>> KeyService::Poll() {
-  for (;;) {
-    std::int64_t from = 0;
-    {
-      std::lock_guard lock(mutex_);
-      from = cursor_;
-    }
-    auto changes = co_await records_.ChangesSince(from, kChangesPage);
-    if (!changes) {
-      if (changes.error().code == ErrorCode::kConflict) co_return co_await Load();
-      co_return changes.error();
-    }
-    std::vector<std::string> ids;
-    for (const storage::Change& c : *changes) {
-      if (c.tenant != kSystemTenant || c.collection != kKeysCollection) continue;
-      if (std::find(ids.begin(), ids.end(), c.id) == ids.end()) ids.push_back(c.id);
-    }
-    for (const std::string& id : ids) {
-      if (auto refreshed = co_await Refresh(id); !refreshed) co_return refreshed.error();
-    }
-    if (!changes->empty()) {
-      std::lock_guard lock(mutex_);
-      cursor_ = std::max(cursor_, changes->back().sequence);
-    }
-    if (static_cast<int>(changes->size()) < kChangesPage) co_return Result<void>{};
-  }
-}
-
 asio::awaitable<void> KeyService::Watch(std::function<void(Result<void>)> loaded) {
-  auto first = co_await Load();
+  auto first = co_await follower_.Load();
   auto last_load = std::chrono::steady_clock::now();
   bool failing = !first;
   loaded(std::move(first));
@@ -321,19 +300,15 @@ asio::awaitable<void> KeyService::Watch(std::function<void(Result<void>)> loaded
     timer_->expires_after(options_.poll_interval);
     co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
     if (stopping_) break;
-    bool reload = false;
-    {
-      std::lock_guard lock(mutex_);
-      reload = !loaded_;
-    }
-    reload = reload || std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
-    // Not `reload ? co_await Load() : co_await Poll()`: GCC 12 destroys the temporary of the
+    const bool reload = !follower_.loaded() ||
+                        std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
+    // Not `reload ? co_await ….Load() : co_await ….Poll()`: GCC 12 destroys the temporary of the
     // branch not taken too (a free() of garbage when the call ends).
     Result<void> result;
     if (reload) {
-      result = co_await Load();
+      result = co_await follower_.Load();
     } else {
-      result = co_await Poll();
+      result = co_await follower_.Poll();
     }
     if (reload && result) last_load = std::chrono::steady_clock::now();
     if (!result && !failing) {

@@ -20,6 +20,7 @@
 #include "auth/api_keys.hpp"
 #include "auth/key_record.hpp"
 #include "common/error.hpp"
+#include "storage/change_follower.hpp"
 #include "storage/record_store.hpp"
 
 // Virtual API keys (issue 13, docs/API.md "Admin: API keys"): the admin operations on the
@@ -107,8 +108,8 @@ class KeyService {
   void Apply(const std::string& id, std::int64_t version, const std::optional<KeyRecord>& record,
              bool publish = true);
   void PublishLocked();
-  boost::asio::awaitable<Result<void>> Load();
-  boost::asio::awaitable<Result<void>> Poll();
+  // Every stored key read again (the follower's reload).
+  boost::asio::awaitable<Result<void>> ReloadAll();
   boost::asio::awaitable<Result<void>> Refresh(const std::string& id);
   boost::asio::awaitable<void> Watch(std::function<void(Result<void>)> loaded);
   double Now() const;
@@ -121,9 +122,8 @@ class KeyService {
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, Entry, std::less<>> entries_;
   std::set<std::string, std::less<>> revoked_;
-  std::int64_t cursor_ = 0;
-  bool loaded_ = false;
   std::uint64_t polls_ = 0;
+  storage::ChangeFollower follower_;  // the keys' records in the change log
 
   boost::asio::io_context context_;
   std::unique_ptr<boost::asio::steady_timer> timer_;

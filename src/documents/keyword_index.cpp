@@ -329,22 +329,34 @@ std::vector<KeywordHit> KeywordIndex::Search(std::string_view query, std::size_t
 
   std::vector<KeywordHit> hits;
   hits.reserve(touched.size());
-  for (std::uint32_t slot : touched) {
-    const std::uint64_t id = chunks_[slot].id;
-    if (filter && !filter(id)) continue;
-    hits.push_back({id, score[slot]});
-  }
+  for (std::uint32_t slot : touched)
+    hits.push_back({chunks_[slot].id, score[slot]});
   auto better = [](const KeywordHit& a, const KeywordHit& x) {
     return a.score > x.score || (a.score == x.score && a.id < x.id);
   };
-  if (hits.size() > k) {
-    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
-                      better);
-    hits.resize(k);
-  } else {
-    std::sort(hits.begin(), hits.end(), better);
+  if (!filter) {
+    if (hits.size() > k) {
+      std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
+                        better);
+      hits.resize(k);
+    } else {
+      std::sort(hits.begin(), hits.end(), better);
+    }
+    return hits;
   }
-  return hits;
+  // The filter is asked of candidates best first, only until k are accepted: a common word
+  // matches most chunks, and asking about every one of them (a hash lookup each, in the
+  // caller) cost more than the scoring (bench/documents_bench.cpp).
+  auto worse = [&](const KeywordHit& a, const KeywordHit& x) { return better(x, a); };
+  std::make_heap(hits.begin(), hits.end(), worse);
+  std::vector<KeywordHit> out;
+  out.reserve(std::min(k, hits.size()));
+  for (auto end = hits.end(); end != hits.begin() && out.size() < k; --end) {
+    std::pop_heap(hits.begin(), end, worse);
+    const KeywordHit& best = *(end - 1);
+    if (filter(best.id)) out.push_back(best);
+  }
+  return out;
 }
 
 std::size_t KeywordIndex::MemoryBytes() const {

@@ -25,8 +25,8 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t kMaxPageBytes = 256 * 1024;
 constexpr int kRecordListLimit = 500;
-constexpr int kPageListLimit = 8;  // pages are large: a few per round trip
-constexpr int kChangesLimit = 1000;
+constexpr int kPageListLimit = 8;    // pages are large: a few per round trip
+constexpr int kChangesLimit = 1000;  // change-log entries read at a time
 constexpr int kCommitAttempts = 8;
 constexpr int kSyncAttempts = 4;
 constexpr std::size_t kLoadBatchChunks = 4096;  // chunks per TenantIndex::Put while loading
@@ -92,7 +92,19 @@ std::string ContextFromPassages(const std::vector<std::string>& passages, bool n
 
 Service::Service(storage::RecordStore& records, orchestration::Orchestrator& orchestrator,
                  Options options, observability::Registry* metrics)
-    : records_(records), orchestrator_(orchestrator), options_(std::move(options)) {
+    : records_(records),
+      orchestrator_(orchestrator),
+      options_(std::move(options)),
+      follower_(
+          records, [](const storage::Change& c) { return c.collection == kDocumentsCollection; },
+          [this](std::vector<storage::Change> changes) { return SyncChanged(std::move(changes)); },
+          [this]() -> asio::awaitable<Result<void>> {
+            observability::Log(Severity::kWarning,
+                               "documents: the change log was truncated past the last read; "
+                               "reconciling every document with the store");
+            co_return co_await Reconcile(false);
+          },
+          kChangesLimit) {
   if (!options_.config.import_dir.empty()) {
     import_dir_ = std::make_unique<ImportDir>(options_.config.import_dir);
   }
@@ -593,6 +605,19 @@ asio::awaitable<Result<SearchResult>> Service::Search(std::string tenant, Search
   co_return out;
 }
 
+asio::awaitable<Result<Retrieval>> Service::Retrieve(std::string tenant, SearchRequest request,
+                                                     std::string answer_model,
+                                                     orchestration::RequestInfo info) {
+  auto found = co_await Search(std::move(tenant), std::move(request), std::move(info));
+  if (!found) co_return found.error();
+  Retrieval out;
+  out.numbered = !config::IsLocalModelName(answer_model);
+  out.context = ContextFromPassages(PassageTexts(found->results), out.numbered);
+  out.hits = std::move(found->results);
+  out.served = std::move(found->served);
+  co_return out;
+}
+
 asio::awaitable<Result<std::string>> Service::ReadImport(std::string path) {
   if (!import_dir_) {
     co_return Error(ErrorCode::kNotFound, "no documents.import_dir is configured", "file_path");
@@ -652,7 +677,14 @@ asio::awaitable<Result<void>> Service::SyncDocument(std::string tenant, std::str
     const std::uint64_t stamp = Stamp(tenant, id);
     auto existing = co_await records_.Get(tenant, kDocumentsCollection, id);
     if (!existing) co_return existing.error();
-    if (!Latest(tenant, id, stamp)) co_return Result<void>{};  // a later read applies
+    if (!Latest(tenant, id, stamp)) {
+      // A later read applies. Not for this instance's own write, which must be searchable
+      // when its request returns: the later read (the poller's, which saw the change) may
+      // still be loading pages, so read again, later than it, and apply that now (the poller
+      // then finds itself superseded). Seen on Firestore, whose slower reads widen the window.
+      if (prepared) continue;
+      co_return Result<void>{};
+    }
     if (!*existing) {
       if (t.index->Remove(id)) t.dirty = true;
       co_return Result<void>{};
@@ -818,42 +850,38 @@ asio::awaitable<Result<void>> Service::Reconcile(bool with_snapshots) {
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<void>> Service::Poll() {
-  std::set<std::pair<std::string, std::string>> to_sync = std::move(retry_);
-  retry_.clear();
-  for (;;) {
-    auto changes = co_await records_.ChangesSince(sequence_, kChangesLimit);
-    if (!changes) {
-      if (changes.error().code != ErrorCode::kConflict) {
-        retry_ = std::move(to_sync);
-        co_return changes.error();
-      }
-      // The log moved past what was read: compare everything with the store.
-      auto latest = co_await records_.LatestSequence();
-      if (!latest) co_return latest.error();
-      observability::Log(Severity::kWarning,
-                         "documents: the change log was truncated past the last read; "
-                         "reconciling every document with the store");
-      if (auto ok = co_await Reconcile(false); !ok) co_return ok.error();
-      sequence_ = *latest;
-      break;
+asio::awaitable<Result<void>> Service::SyncChanged(std::vector<storage::Change> changes) {
+  // Each document brought up to date; one that cannot be now is tried again at the next poll
+  // (retry_), and the log is read on past it.
+  for (const storage::Change& c : changes) {
+    auto ok = co_await SyncDocument(c.tenant, c.id, nullptr);
+    if (!ok) {
+      retry_.emplace(c.tenant, c.id);
+      if (sync_errors_ != nullptr) sync_errors_->Inc();
+      poll_error_ = ok.error();
     }
-    for (const storage::Change& c : *changes) {
-      sequence_ = std::max(sequence_, c.sequence);
-      if (c.collection == kDocumentsCollection) to_sync.emplace(c.tenant, c.id);
-    }
-    if (changes->size() < static_cast<std::size_t>(kChangesLimit)) break;
   }
-  Result<void> result;
-  for (const auto& [tenant, id] : to_sync) {
+  co_return Result<void>{};
+}
+
+asio::awaitable<Result<void>> Service::Poll() {
+  std::set<std::pair<std::string, std::string>> to_retry = std::move(retry_);
+  retry_.clear();
+  poll_error_ = {};
+  auto polled = co_await follower_.Poll();
+  if (!polled) {
+    retry_.insert(to_retry.begin(), to_retry.end());
+    co_return polled.error();
+  }
+  for (const auto& [tenant, id] : to_retry) {
     auto ok = co_await SyncDocument(tenant, id, nullptr);
     if (!ok) {
       retry_.emplace(tenant, id);
       if (sync_errors_ != nullptr) sync_errors_->Inc();
-      result = ok.error();
+      poll_error_ = ok.error();
     }
   }
-  co_return result;
+  co_return poll_error_;
 }
 
 asio::awaitable<void> Service::SweepOrphans() {
@@ -914,14 +942,9 @@ asio::awaitable<void> Service::Run() {
   const auto started = std::chrono::steady_clock::now();
   // Where the poller starts: read before the load, so what changes during it is applied after.
   for (;;) {
-    auto latest = co_await records_.LatestSequence();
-    Result<void> loaded = Error(ErrorCode::kUnavailable, "");
-    if (latest) {
-      sequence_ = *latest;
-      loaded = co_await Reconcile(true);
-    } else {
-      loaded = latest.error();
-    }
+    // The start-up load reads the snapshots; the follower's own reload (a lost log) does not.
+    auto loaded = co_await follower_.Load(
+        [this]() -> asio::awaitable<Result<void>> { co_return co_await Reconcile(true); });
     if (loaded || stopping_.load()) break;
     observability::Log(Severity::kWarning, "documents: loading failed; retrying in 1s",
                        {{"error", loaded.error().message}});

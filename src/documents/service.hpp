@@ -32,6 +32,7 @@
 #include "documents/records.hpp"
 #include "documents/tenant_index.hpp"
 #include "orchestration/orchestrator.hpp"
+#include "storage/change_follower.hpp"
 #include "storage/record_store.hpp"
 
 namespace orchestra::observability {
@@ -119,6 +120,15 @@ struct SearchResult {
   orchestration::Served served;  // the query's embedding (none in keyword mode)
 };
 
+// What a retrieval-augmented answer is given (Service::Retrieve).
+struct Retrieval {
+  std::vector<Hit> hits;  // in rank order; their ids are the answer's citations
+  // The hits' passages for the answering model (ContextFromPassages); "" when nothing matched.
+  std::string context;
+  bool numbered = false;         // "[1] …": the model is an LLM that may cite them by number
+  orchestration::Served served;  // the query's embedding (none in keyword mode)
+};
+
 inline constexpr std::size_t kMaxSearchLimit = 100;
 inline constexpr std::size_t kMaxQueryBytes = 16 * 1024;
 
@@ -173,6 +183,12 @@ class Service {
   boost::asio::awaitable<Result<void>> Delete(std::string tenant, std::string document_id);
   boost::asio::awaitable<Result<SearchResult>> Search(std::string tenant, SearchRequest request,
                                                       orchestration::RequestInfo info);
+  // Search, and the hits as the context `answer_model` is to answer from: numbered passages for
+  // an LLM asked to cite them, plain ones for the extractive local model, which would otherwise
+  // quote the numbers. The one retrieval of /answer-question and the chat `documents` option.
+  boost::asio::awaitable<Result<Retrieval>> Retrieve(std::string tenant, SearchRequest request,
+                                                     std::string answer_model,
+                                                     orchestration::RequestInfo info);
   // The bytes of a file under documents.import_dir (ImportDir::Read), read on the maintenance
   // thread. kNotFound when no import_dir is configured.
   boost::asio::awaitable<Result<std::string>> ReadImport(std::string path);
@@ -238,6 +254,8 @@ class Service {
   boost::asio::awaitable<Result<void>> ReconcileTenant(const std::string& tenant,
                                                        bool with_snapshots);
   boost::asio::awaitable<Result<void>> Poll();
+  // The follower's refresh: the documents the log names, synced (failures to retry_).
+  boost::asio::awaitable<Result<void>> SyncChanged(std::vector<storage::Change> changes);
   boost::asio::awaitable<void> SweepOrphans();
   boost::asio::awaitable<void> Run();
   Result<void> SaveDirtySnapshots();
@@ -262,7 +280,8 @@ class Service {
   observability::Counter* sync_errors_ = nullptr;
 
   // Maintenance thread only.
-  std::int64_t sequence_ = 0;  // the change log read so far
+  storage::ChangeFollower follower_;  // the documents' records in the change log
+  Result<void> poll_error_;           // the last sync that failed during a poll
   std::uint64_t stamp_counter_ = 0;
   std::unordered_map<std::string, std::uint64_t> stamps_;  // "<tenant>\n<id>" → latest read
   std::set<std::pair<std::string, std::string>> retry_;    // syncs to try again

@@ -25,7 +25,6 @@ using storage::kSystemTenant;
 
 // A write that loses to a concurrent writer is read and tried again this many times in all.
 constexpr int kWriteAttempts = 4;
-constexpr int kChangesPage = 500;
 
 // Client-supplied text in a message: bounded.
 std::string Quoted(std::string_view name) {
@@ -59,7 +58,22 @@ Error NoDeployment(const ModelRecord& record) {
 
 Service::Service(storage::RecordStore& records, orchestration::RouteTable& routes,
                  ServiceOptions options)
-    : records_(records), routes_(routes), options_(std::move(options)) {}
+    : records_(records),
+      routes_(routes),
+      options_(std::move(options)),
+      follower_(
+          records,
+          [](const storage::Change& c) {
+            return c.tenant == kSystemTenant && c.collection == kCollection;
+          },
+          [this](std::vector<storage::Change> changes) -> asio::awaitable<Result<void>> {
+            for (const storage::Change& c : changes) {
+              // On an error the follower's cursor stays: the next poll reads these again.
+              if (auto refreshed = co_await Refresh(c.id); !refreshed) co_return refreshed.error();
+            }
+            co_return Result<void>{};
+          },
+          [this] { return ReloadAll(); }) {}
 
 Service::~Service() {
   Stop();
@@ -315,11 +329,7 @@ asio::awaitable<Result<void>> Service::Refresh(std::string_view model_id) {
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<void>> Service::Load() {
-  // The cursor is taken before the listing: a change made during it is seen again by the next
-  // poll, and applying in version order makes seeing it twice harmless.
-  auto latest = co_await records_.LatestSequence();
-  if (!latest) co_return latest.error();
+asio::awaitable<Result<void>> Service::ReloadAll() {
   std::set<std::string, std::less<>> seen;
   std::string cursor;
   do {
@@ -344,46 +354,14 @@ asio::awaitable<Result<void>> Service::Load() {
     for (const auto& [model, applied] : applied_) {
       if (!seen.contains(model)) gone.push_back(model);
     }
-    cursor_ = *latest;
-    loaded_ = true;
   }
   for (const std::string& model : gone)
     Apply(model, 0, std::nullopt);
   co_return Result<void>{};
 }
 
-asio::awaitable<Result<void>> Service::Poll() {
-  for (;;) {
-    std::int64_t from = 0;
-    {
-      std::lock_guard lock(mutex_);
-      from = cursor_;
-    }
-    auto changes = co_await records_.ChangesSince(from, kChangesPage);
-    if (!changes) {
-      // The log no longer reaches back to the cursor: start over from the records themselves.
-      if (changes.error().code == ErrorCode::kConflict) co_return co_await Load();
-      co_return changes.error();
-    }
-    std::vector<std::string> models;
-    for (const storage::Change& c : *changes) {
-      if (c.tenant != kSystemTenant || c.collection != kCollection) continue;
-      if (std::find(models.begin(), models.end(), c.id) == models.end()) models.push_back(c.id);
-    }
-    for (const std::string& model : models) {
-      // On an error the cursor stays, and the next poll reads these changes again.
-      if (auto refreshed = co_await Refresh(model); !refreshed) co_return refreshed.error();
-    }
-    if (!changes->empty()) {
-      std::lock_guard lock(mutex_);
-      cursor_ = std::max(cursor_, changes->back().sequence);
-    }
-    if (static_cast<int>(changes->size()) < kChangesPage) co_return Result<void>{};
-  }
-}
-
 asio::awaitable<void> Service::Watch(std::function<void(Result<void>)> loaded) {
-  auto first = co_await Load();
+  auto first = co_await follower_.Load();
   auto last_load = std::chrono::steady_clock::now();
   bool failing = !first;
   loaded(std::move(first));
@@ -392,19 +370,15 @@ asio::awaitable<void> Service::Watch(std::function<void(Result<void>)> loaded) {
     timer_->expires_after(options_.poll_interval);
     co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
     if (stopping_) break;
-    bool reload = false;
-    {
-      std::lock_guard lock(mutex_);
-      reload = !loaded_;
-    }
-    reload = reload || std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
-    // Not `reload ? co_await Load() : co_await Poll()`: GCC 12 destroys the temporary of the
+    const bool reload = !follower_.loaded() ||
+                        std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
+    // Not `reload ? co_await ….Load() : co_await ….Poll()`: GCC 12 destroys the temporary of the
     // branch not taken too (a free() of garbage when the call ends).
     Result<void> result;
     if (reload) {
-      result = co_await Load();
+      result = co_await follower_.Load();
     } else {
-      result = co_await Poll();
+      result = co_await follower_.Poll();
     }
     if (reload && result) last_load = std::chrono::steady_clock::now();
     // One line when polling starts failing and one when it recovers, not one per poll.

@@ -18,6 +18,7 @@
 
 #include "common/error.hpp"
 #include "orchestration/route_table.hpp"
+#include "storage/change_follower.hpp"
 #include "storage/record_store.hpp"
 #include "versions/record.hpp"
 
@@ -108,9 +109,9 @@ class Service {
   // applied already.
   void Apply(std::string_view model_id, std::int64_t version,
              const std::optional<ModelRecord>& record);
-  boost::asio::awaitable<Result<void>> Load();
+  // Every stored record read again (the follower's reload).
+  boost::asio::awaitable<Result<void>> ReloadAll();
   boost::asio::awaitable<void> Watch(std::function<void(Result<void>)> loaded);
-  boost::asio::awaitable<Result<void>> Poll();
   boost::asio::awaitable<Result<void>> Refresh(std::string_view model_id);
   Error NotConfigured(std::string_view model_id) const;
   double Now() const;
@@ -125,9 +126,8 @@ class Service {
     bool warned = false;  // logged that this record cannot be applied here
   };
   std::map<std::string, Applied, std::less<>> applied_;
-  std::int64_t cursor_ = 0;  // the change log is read after this sequence
-  bool loaded_ = false;
   std::uint64_t polls_ = 0;
+  storage::ChangeFollower follower_;  // the model versions' records in the change log
 
   // The watcher.
   boost::asio::io_context context_;

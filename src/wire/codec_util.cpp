@@ -224,6 +224,22 @@ void AppendJsonString(std::string& out, std::string_view text) {
   out += '"';
 }
 
+void AppendMember(std::string& object_json, std::string_view name, std::string_view value_json) {
+  const std::size_t close = object_json.rfind('}');
+  if (close == std::string::npos) return;
+  std::size_t before = close;
+  while (before > 0 && (object_json[before - 1] == ' ' || object_json[before - 1] == '\n' ||
+                        object_json[before - 1] == '\r' || object_json[before - 1] == '\t')) {
+    --before;
+  }
+  std::string member;
+  if (before > 0 && object_json[before - 1] != '{') member += ',';
+  AppendJsonString(member, name);
+  member += ':';
+  member += value_json;
+  object_json.insert(before, member);
+}
+
 std::string NewChatCompletionId() {
   return "chatcmpl-" + RandomHex(12);
 }

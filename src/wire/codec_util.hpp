@@ -48,6 +48,9 @@ std::optional<DataUrl> ParseDataUrl(std::string_view url);
 void AppendJsonFloat(std::string& out, float value);
 // Appends `text` as a JSON string, quotes included.
 void AppendJsonString(std::string& out, std::string_view text);
+// Adds the member `name`: `value_json` (JSON text) last in `object_json`, a JSON object (trailing
+// whitespace allowed), keeping the rest as it is. Not for a name the object already has.
+void AppendMember(std::string& object_json, std::string_view name, std::string_view value_json);
 
 // Fresh identifiers in OpenAI's shapes: "chatcmpl-" + 24 hex digits, "call_" + 24 hex digits.
 std::string NewChatCompletionId();

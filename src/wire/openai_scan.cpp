@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/json_scan.hpp"
+#include "wire/codec_util.hpp"
 
 namespace orchestra::wire::openai {
 
@@ -53,8 +54,9 @@ Result<std::string> RoutedModel(std::string_view body, const JsonSpan& model) {
 
 Result<ChatRequest> ScanChatRequest(std::string body) {
   ChatRequest req;
-  constexpr std::array<std::string_view, 4> kNames{"model", "stream", "stream_options", "messages"};
-  std::array<JsonSpan, 4> spans{};
+  constexpr std::array<std::string_view, 5> kNames{"model", "stream", "stream_options", "messages",
+                                                   "documents"};
+  std::array<JsonSpan, 5> spans{};
   if (auto scanned = ScanRoutedMembers(body, kNames, spans); !scanned) return scanned.error();
   const JsonSpan& model = spans[0];
   const JsonSpan& stream = spans[1];
@@ -102,11 +104,79 @@ Result<ChatRequest> ScanChatRequest(std::string body) {
     req.stream_options_begin = stream_options.begin;
     req.stream_options_end = stream_options.end;
   }
+  if (spans[4].present) {
+    req.documents_begin = spans[4].begin;
+    req.documents_end = spans[4].end;
+  }
   req.model = std::move(*name);
   req.model_begin = model.begin;
   req.model_end = model.end;
   req.raw_body = std::move(body);
   return req;
+}
+
+Result<ChatRequest> WithoutDocuments(const ChatRequest& request, std::string_view system_message) {
+  const std::string& body = request.raw_body;
+  constexpr std::size_t kNone = std::string::npos;
+  std::size_t name_begin = kNone;
+  std::size_t value_end = 0;
+  std::size_t messages_open = kNone;
+  std::string scratch;
+  // The body was scanned before (ScanChatRequest): valid, each routed member once.
+  ScanJson(body, [&](std::string_view raw_key, const JsonSpan& v) {
+    const std::string_view key = JsonMemberName(raw_key, scratch);
+    if (key == "documents") {
+      // raw_key views the body: the member starts at its name's opening quote.
+      name_begin = static_cast<std::size_t>(raw_key.data() - body.data()) - 1;
+      value_end = v.end;
+    } else if (key == "messages" && v.kind == JsonKind::kArray) {
+      messages_open = v.begin;
+    }
+  });
+  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+  // The member and one comma next to it: the one after it, else (the last member) the one
+  // before it; none when it is the only member.
+  std::size_t cut_begin = name_begin;
+  std::size_t cut_end = value_end;
+  if (name_begin != kNone) {
+    std::size_t after = value_end;
+    while (after < body.size() && is_space(body[after]))
+      ++after;
+    if (after < body.size() && body[after] == ',') {
+      cut_end = after + 1;
+    } else {
+      std::size_t before = name_begin;
+      while (before > 0 && is_space(body[before - 1]))
+        --before;
+      if (before > 0 && body[before - 1] == ',') cut_begin = before - 1;
+    }
+  }
+  std::string inserted;
+  if (!system_message.empty() && messages_open != kNone) {
+    inserted = R"({"role":"system","content":)";
+    AppendJsonString(inserted, system_message);
+    inserted += "},";
+  }
+  std::string out;
+  out.reserve(body.size() + inserted.size());
+  auto insert_at = inserted.empty() ? kNone : messages_open + 1;
+  std::size_t at = 0;
+  auto copy_to = [&](std::size_t end) {
+    if (insert_at != kNone && insert_at <= end) {
+      out.append(body, at, insert_at - at);
+      out += inserted;
+      at = insert_at;
+      insert_at = kNone;
+    }
+    out.append(body, at, end - at);
+    at = end;
+  };
+  if (name_begin != kNone) {
+    copy_to(cut_begin);
+    at = cut_end;
+  }
+  copy_to(body.size());
+  return ScanChatRequest(std::move(out));
 }
 
 namespace {
@@ -204,6 +274,39 @@ ChunkFacts ScanChunk(std::string_view data) {
     facts.usage_only = !c.empty() && c.front() == ']' && usage.present;
   }
   return facts;
+}
+
+bool ChunkFinishesAChoice(std::string_view data) {
+  // "finish_reason" is a member name wherever it is followed by ':' (an escaped quote would put
+  // it inside a longer string); the chunks come from a provider, not a client.
+  constexpr std::string_view kKey = "\"finish_reason\"";
+  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+  for (std::size_t at = data.find(kKey); at != std::string_view::npos;
+       at = data.find(kKey, at + 1)) {
+    if (at > 0 && data[at - 1] == '\\') continue;
+    std::size_t i = at + kKey.size();
+    while (i < data.size() && is_space(data[i]))
+      ++i;
+    if (i >= data.size() || data[i] != ':') continue;
+    ++i;
+    while (i < data.size() && is_space(data[i]))
+      ++i;
+    if (i < data.size() && data[i] == '"') return true;
+  }
+  return false;
+}
+
+void ChunkIdentity(std::string_view data, std::string& id, std::int64_t& created,
+                   std::string& model) {
+  ScanJson(data, [&](std::string_view key, const JsonSpan& v) {
+    if (key == "id" && v.kind == JsonKind::kString) {
+      if (auto s = DecodeJsonString(v.In(data))) id = std::move(*s);
+    } else if (key == "model" && v.kind == JsonKind::kString) {
+      if (auto s = DecodeJsonString(v.In(data))) model = std::move(*s);
+    } else if (key == "created" && v.kind == JsonKind::kNumber) {
+      if (auto n = JsonInteger(v.In(data))) created = *n;
+    }
+  });
 }
 
 }  // namespace orchestra::wire::openai

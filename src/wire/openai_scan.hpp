@@ -28,6 +28,12 @@ Result<std::string> RoutedModel(std::string_view body, const JsonSpan& model);
 // contents are checked by whoever parses them (ParseChatMessages) or by the upstream.
 Result<ChatRequest> ScanChatRequest(std::string body);
 
+// `request` without its "documents" member and, when `system_message` is not empty, with it as
+// a system message before the client's messages (the retrieved passages of the chat `documents`
+// option); scanned again, so every span matches the new text. The rest of the body is kept as
+// the client wrote it.
+Result<ChatRequest> WithoutDocuments(const ChatRequest& request, std::string_view system_message);
+
 // `usage` of an OpenAI-format response or chunk (prompt/completion/total tokens), if present.
 Usage ScanUsage(std::string_view json);
 
@@ -39,5 +45,12 @@ struct ChunkFacts {
   bool valid = false;       // well-formed JSON object
 };
 ChunkFacts ScanChunk(std::string_view data);
+
+// Whether a streamed chunk ends a choice: a `finish_reason` that is a string (not null).
+bool ChunkFinishesAChoice(std::string_view data);
+// A streamed chunk's top-level id, created and model (what a chunk Orchestra adds to the stream
+// repeats); members that are absent leave their argument as it is.
+void ChunkIdentity(std::string_view data, std::string& id, std::int64_t& created,
+                   std::string& model);
 
 }  // namespace orchestra::wire::openai

@@ -63,6 +63,11 @@ struct ChatRequest {
   std::size_t model_end = 0;             //   in raw_body, quotes included
   std::size_t stream_options_begin = 0;  // the top-level "stream_options" value, when present
   std::size_t stream_options_end = 0;
+  // The top-level "documents" value (Orchestra's retrieval option, docs/API.md), when present
+  // (documents_end != 0). Orchestra's own: the edge removes it (openai::WithoutDocuments)
+  // before the request goes anywhere, so no provider ever sees it.
+  std::size_t documents_begin = 0;
+  std::size_t documents_end = 0;
 
   // --- The native fields, filled by Parse() from raw_body, only when a provider that
   // translates is about to be called (Provider::ForwardsRawBody() is false); a request built

@@ -4,6 +4,7 @@
 // used as citations; deletion that holds across a restart; tenants that never see each other's
 // documents, also by guessed ids; and the bad inputs of the upload and import routes.
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +18,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "common/random.hpp"
 #include "integration/orchestra_process.hpp"
+#include "services/firestore_emulator.hpp"
 #include "services/postgres_server.hpp"
 #include "services/redis_server.hpp"
 
@@ -26,10 +29,11 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
+using services::FirestoreEmulator;
 using services::PostgresServer;
 using services::RedisServer;
 
-enum class Backend { kSqlite, kRedis, kPostgres };
+enum class Backend { kSqlite, kRedis, kPostgres, kFirestore };
 
 std::string Name(Backend b) {
   switch (b) {
@@ -39,6 +43,8 @@ std::string Name(Backend b) {
       return "redis";
     case Backend::kPostgres:
       return "postgres";
+    case Backend::kFirestore:
+      return "firestore";
   }
   return "?";
 }
@@ -151,6 +157,11 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
     } else if (GetParam() == Backend::kPostgres) {
       postgres_ = std::make_unique<PostgresServer>();
       url_ = postgres_->url();
+    } else if (GetParam() == Backend::kFirestore) {
+      std::string why;
+      if (!FirestoreEmulator::AvailableForTests(why)) GTEST_SKIP() << why;
+      emulator_host_ = FirestoreEmulator::Shared().host();
+      url_ = "docs" + RandomHex(6);  // a root collection of this test's own
     }
   }
   OrchestraOptions Options(const std::string& documents = "") const {
@@ -158,6 +169,8 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
         "server:\n  max_body_bytes: 1048576\nstorage:\n  backend: " + Name(GetParam()) + "\n";
     if (GetParam() == Backend::kSqlite) {
       yaml += "  path: " + data_.path() + "/data/orchestra.db\n";
+    } else if (GetParam() == Backend::kFirestore) {
+      yaml += "  firestore: {project: demo-orchestra, root: " + url_ + "}\n";
     } else {
       yaml += "  url: " + url_ + "\n";
     }
@@ -166,6 +179,7 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
     OrchestraOptions o;
     o.config_yaml = yaml;
     o.env = {{"TEST_ALPHA_KEY", "alpha-key-1"}, {"TEST_BETA_KEY", "beta-key-2"}};
+    if (!emulator_host_.empty()) o.env["FIRESTORE_EMULATOR_HOST"] = emulator_host_;
     return o;
   }
   // Waits for /startupz (the indexes are loaded).
@@ -182,6 +196,7 @@ class DocumentsApi : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<PostgresServer> postgres_;
   std::string url_;
+  std::string emulator_host_;
 };
 
 std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
@@ -189,7 +204,8 @@ std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DocumentsApi,
-                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres),
+                         ::testing::Values(Backend::kSqlite, Backend::kRedis, Backend::kPostgres,
+                                           Backend::kFirestore),
                          ParamName);
 
 TEST_P(DocumentsApi, IngestSearchAnswerDeleteAndRestart) {
@@ -696,6 +712,211 @@ TEST(DocumentsImport, WithoutImportDirTheRouteIsNotFound) {
   auto r = server.Client()->Request("POST", "/documents/process", R"({"file_path":"/etc/passwd"})");
   EXPECT_EQ(r.status, 404) << r.body;
   EXPECT_EQ(r.body.find("root:"), std::string::npos);
+}
+
+// The chat equivalent of use_documents: /v1/chat/completions with Orchestra's `documents`
+// option, against the test upstream (which echoes the last user message and records the request
+// it got). The upstream gets the passages as a system message and never the option; the answer
+// carries the chunk ids as `citations`, streamed too; tenants never retrieve each other's chunks.
+class ChatDocuments : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OrchestraOptions o;
+    o.config_yaml = "storage:\n  backend: sqlite\n  path: " + data_.path() +
+                    "/orchestra.db\n"
+                    "providers:\n"
+                    "  - {name: up, type: openai, base_url: '" +
+                    upstream_.base_url() +
+                    "/v1', api_key_env: TEST_UPSTREAM_KEY}\n"
+                    "models:\n"
+                    "  - {name: llm, targets: [{provider: up, model: echo}]}\n" +
+                    std::string(kKeys);
+    o.env = {{"TEST_ALPHA_KEY", "alpha-key-1"},
+             {"TEST_BETA_KEY", "beta-key-2"},
+             {"TEST_UPSTREAM_KEY", "sk-upstream"}};
+    server_ = std::make_unique<Orchestra>(o);
+    auto c = server_->Client();
+    for (int i = 0; i < 300 && c->Request("GET", "/startupz").status != 200; ++i)
+      std::this_thread::sleep_for(50ms);
+    alpha_ = std::make_unique<Api>(*server_, "alpha-key-1");
+    beta_ = std::make_unique<Api>(*server_, "beta-key-2");
+    alpha_->Ok(alpha_->Post("/documents", R"({"document_id":"plants","content_type":"markdown",)"
+                                          R"("content":)" +
+                                              Quoted(kPlants) + "}"));
+    alpha_->Ok(alpha_->Post("/documents",
+                            R"({"document_id":"trains","content":)" + Quoted(kTrains) + "}"));
+    beta_->Ok(beta_->Post("/documents", R"({"document_id":"secret","content":"The Nightjar )"
+                                        R"(launch code is 4417-ALPHA-ZULU."})"));
+  }
+
+  static std::string Chat(std::string_view question, std::string_view more) {
+    return R"({"model":"llm","messages":[{"role":"user","content":)" + Quoted(question) + "}]" +
+           std::string(more) + "}";
+  }
+  // The body the upstream last received, parsed.
+  json::object Sent() {
+    json::value last = upstream_.LastRequest();
+    return json::parse(last.at("body").as_string()).as_object();
+  }
+  // The chunk ids /documents/search finds for the query with the same options.
+  std::vector<std::string> SearchIds(Api& api, const std::string& query, const std::string& more) {
+    auto o = api.Ok(api.Post("/documents/search", "{\"query\":" + Quoted(query) + more + "}"));
+    std::vector<std::string> ids;
+    for (const json::value& hit : o["results"].as_array())
+      ids.emplace_back(hit.at("id").as_string());
+    return ids;
+  }
+  static std::vector<std::string> Ids(const json::value& citations) {
+    std::vector<std::string> ids;
+    for (const json::value& id : citations.as_array())
+      ids.emplace_back(id.as_string());
+    return ids;
+  }
+
+  TempDir data_;
+  TestUpstream upstream_;
+  std::unique_ptr<Orchestra> server_;
+  std::unique_ptr<Api> alpha_;
+  std::unique_ptr<Api> beta_;
+};
+
+TEST_F(ChatDocuments, ThePassagesGoUpstreamAsContextAndTheAnswerCitesThem) {
+  const std::string question = "What do roots absorb from the soil?";
+  auto r = alpha_->Post("/v1/chat/completions", Chat(question, R"(,"documents":{"limit":2})"));
+  json::object out = alpha_->Ok(r);
+  EXPECT_EQ(out["choices"].at(0).at("message").at("content").as_string(), "echo: " + question);
+  const std::vector<std::string> cited = Ids(out["citations"]);
+  EXPECT_EQ(cited, SearchIds(*alpha_, question, R"(,"limit":2)"));
+  ASSERT_FALSE(cited.empty());
+
+  json::object sent = Sent();
+  EXPECT_FALSE(sent.contains("documents")) << json::serialize(sent);
+  const json::array& messages = sent["messages"].as_array();
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[0].at("role"), "system");
+  const std::string context(messages[0].at("content").as_string());
+  EXPECT_NE(context.find("[1] "), std::string::npos) << context;
+  EXPECT_NE(context.find("absorb water and minerals"), std::string::npos) << context;
+  EXPECT_EQ(messages[1].at("content").as_string(), question);
+
+  // documents.query searches for something else than the last message; document_id narrows.
+  out = alpha_->Ok(alpha_->Post(
+      "/v1/chat/completions",
+      Chat("Tell me more.", R"(,"documents":{"query":"steam railway","document_id":"trains"})")));
+  EXPECT_EQ(Ids(out["citations"]),
+            SearchIds(*alpha_, "steam railway", R"(,"document_id":"trains")"));
+  EXPECT_NE(std::string(Sent()["messages"].at(0).at("content").as_string()).find("Stockton"),
+            std::string::npos);
+
+  // Turned off (false, null, enabled: false): forwarded without the option, no citations.
+  for (const char* off : {R"(,"documents":false)", R"(,"documents":null)",
+                          R"(,"documents":{"enabled":false,"limit":3})"}) {
+    out = alpha_->Ok(alpha_->Post("/v1/chat/completions", Chat(question, off)));
+    EXPECT_FALSE(out.contains("citations")) << off;
+    sent = Sent();
+    EXPECT_FALSE(sent.contains("documents")) << off;
+    EXPECT_EQ(sent["messages"].as_array().size(), 1u) << off;
+  }
+
+  // The extractive local model answers from the passages themselves.
+  out = alpha_->Ok(alpha_->Post(
+      "/v1/chat/completions",
+      R"({"model":"local-extractive","documents":true,"messages":[{"role":"user","content":)" +
+          Quoted(question) + "}]}"));
+  EXPECT_NE(std::string(out["choices"].at(0).at("message").at("content").as_string())
+                .find("water and minerals"),
+            std::string::npos)
+      << json::serialize(out);
+  EXPECT_FALSE(Ids(out["citations"]).empty());
+}
+
+TEST_F(ChatDocuments, StreamsWithTheCitationsOnTheChunkThatEnds) {
+  const std::string question = "What do roots absorb from the soil?";
+  const std::vector<std::string> expected = SearchIds(*alpha_, question, "");
+  std::vector<std::string> events;
+  auto c = server_->Client();
+  auto streamed = c->Stream(
+      "POST", "/v1/chat/completions",
+      Chat(question, R"(,"stream":true,"stream_options":{"include_usage":true},"documents":true)"),
+      {{"Authorization", "Bearer alpha-key-1"}}, [&](std::string_view data) {
+        events.emplace_back(data);
+        return true;
+      });
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  int cited = 0;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    json::object chunk = json::parse(events[i]).as_object();
+    const json::array& choices = chunk["choices"].as_array();
+    if (!choices.empty() && choices[0].at("delta").as_object().contains("content")) {
+      text += choices[0].at("delta").at("content").as_string();
+    }
+    if (chunk.contains("citations")) {
+      ++cited;
+      ASSERT_FALSE(choices.empty()) << events[i];
+      EXPECT_TRUE(choices[0].at("finish_reason").is_string()) << events[i];
+      EXPECT_EQ(Ids(chunk["citations"]), expected);
+    }
+  }
+  EXPECT_EQ(cited, 1);
+  EXPECT_EQ(text, "echo: " + question);
+  json::object sent = Sent();
+  EXPECT_FALSE(sent.contains("documents"));
+  EXPECT_EQ(sent["stream"], true);
+  EXPECT_EQ(sent["messages"].at(0).at("role"), "system");
+  EXPECT_NE(std::string(sent["messages"].at(0).at("content").as_string()).find("minerals"),
+            std::string::npos);
+}
+
+TEST_F(ChatDocuments, ATenantNeverRetrievesAnothersChunks) {
+  // Alpha asks about beta's document: alpha's own chunks (or none) come back, never beta's.
+  auto out = alpha_->Ok(alpha_->Post(
+      "/v1/chat/completions", Chat("What is the Nightjar launch code?", R"(,"documents":true)")));
+  const std::vector<std::string> beta_ids =
+      SearchIds(*beta_, "What is the Nightjar launch code?", "");
+  ASSERT_FALSE(beta_ids.empty());
+  for (const std::string& id : Ids(out["citations"])) {
+    EXPECT_EQ(std::find(beta_ids.begin(), beta_ids.end(), id), beta_ids.end()) << id;
+  }
+  EXPECT_EQ(json::serialize(Sent()).find("4417"), std::string::npos);
+  // By beta's document id: nothing found, nothing added.
+  out = alpha_->Ok(alpha_->Post(
+      "/v1/chat/completions",
+      Chat("What is the Nightjar launch code?", R"(,"documents":{"document_id":"secret"})")));
+  EXPECT_TRUE(out["citations"].as_array().empty());
+  EXPECT_EQ(Sent()["messages"].as_array().size(), 1u);
+  // Beta finds its own.
+  out = beta_->Ok(beta_->Post("/v1/chat/completions",
+                              Chat("What is the Nightjar launch code?", R"(,"documents":true)")));
+  EXPECT_EQ(Ids(out["citations"]), beta_ids);
+  EXPECT_NE(json::serialize(Sent()).find("4417"), std::string::npos);
+}
+
+TEST_F(ChatDocuments, BadOptionsAreA400AndReachNoUpstream) {
+  upstream_.Reset();
+  for (const auto& [more, param] : std::vector<std::pair<std::string, std::string>>{
+           {R"(,"documents":"yes")", "documents"},
+           {R"(,"documents":{"limit":0})", "documents.limit"},
+           {R"(,"documents":{"limit":1.5})", "documents.limit"},
+           {R"(,"documents":{"score_threshold":2})", "documents.score_threshold"},
+           {R"(,"documents":{"mode":"psychic"})", "documents.mode"},
+           {R"(,"documents":{"enabled":"yes"})", "documents.enabled"},
+           {R"(,"documents":{"top_k":3})", "documents.top_k"},
+           {R"(,"documents":{"query":""})", "documents.query"},
+           {R"(,"documents":true,"d\u006fcuments":false)", "documents"},
+       }) {
+    EXPECT_EQ(ErrorParam(alpha_->Post("/v1/chat/completions", Chat("roots?", more)), 400), param)
+        << more;
+  }
+  // No user text to search for.
+  EXPECT_EQ(ErrorParam(alpha_->Post("/v1/chat/completions",
+                                    R"({"model":"llm","documents":true,"messages":)"
+                                    R"([{"role":"system","content":"Be brief."}]})"),
+                       400),
+            "documents");
+  EXPECT_TRUE(upstream_.LastRequest().is_null());
 }
 
 }  // namespace

@@ -53,22 +53,8 @@ std::string Name(Backend b) {
   return "?";
 }
 
-// Whether the Firestore emulator can run here; when not, says so loudly (once) for the caller
-// to skip.
 bool FirestoreAvailable(std::string& why) {
-  static const std::string missing = [] {
-    std::string reason;
-    if (FirestoreEmulator::Available(&reason)) return std::string();
-    std::fprintf(stderr,
-                 "\n**********************************************************************\n"
-                 "*** FIRESTORE EMULATOR MISSING: the Firestore tests are SKIPPED.\n"
-                 "*** %s\n"
-                 "**********************************************************************\n\n",
-                 reason.c_str());
-    return reason;
-  }();
-  why = "Firestore emulator missing: " + missing;
-  return missing.empty();
+  return FirestoreEmulator::AvailableForTests(why);
 }
 
 // A root collection of its own for each server a test starts against the shared emulator.

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -150,6 +151,22 @@ std::vector<ProcStat> SessionMembers(pid_t sid) {
 }
 
 }  // namespace
+
+bool FirestoreEmulator::AvailableForTests(std::string& why) {
+  static const std::string missing = [] {
+    std::string reason;
+    if (Available(&reason)) return std::string();
+    std::fprintf(stderr,
+                 "\n**********************************************************************\n"
+                 "*** FIRESTORE EMULATOR MISSING: the Firestore tests are SKIPPED.\n"
+                 "*** %s\n"
+                 "**********************************************************************\n\n",
+                 reason.c_str());
+    return reason;
+  }();
+  why = "Firestore emulator missing: " + missing;
+  return missing.empty();
+}
 
 bool FirestoreEmulator::Available(std::string* why) {
   const std::string gcloud = GcloudBinary();

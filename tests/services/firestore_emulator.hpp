@@ -19,6 +19,11 @@ namespace orchestra::testing::services {
 
 class FirestoreEmulator {
  public:
+  // For a test about to use the emulator: whether it can run here; when not, `why` is the
+  // reason to skip with, and the process says so loudly on stderr (once), with the words
+  // "FIRESTORE EMULATOR MISSING" that CTest's ONE_PROCESS groups report as skipped.
+  static bool AvailableForTests(std::string& why);
+
   // Whether the emulator can run on this machine; when not, `why` says what is missing.
   // $ORCHESTRA_GCLOUD names the gcloud binary (default: found in /usr/bin, /usr/lib/google-
   // cloud-sdk/bin, /usr/local/bin).

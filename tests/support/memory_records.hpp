@@ -24,6 +24,9 @@ class MemoryRecords final : public storage::RecordStore {
 
   // Makes every call fail with kUnavailable (a backend that is down).
   bool down = false;
+  // The log keeps nothing before this sequence: ChangesSince from further back is kConflict,
+  // as from a real log past its retention.
+  std::int64_t oldest_kept = 0;
 
   Awaitable<Result<std::int64_t>> Put(std::string_view tenant, std::string_view collection,
                                       std::string_view id, std::string_view value,
@@ -105,6 +108,9 @@ class MemoryRecords final : public storage::RecordStore {
                                                                int limit) override {
     std::lock_guard lock(mutex_);
     if (down) co_return Down();
+    if (sequence + 1 < oldest_kept) {
+      co_return Error(ErrorCode::kConflict, "the change log no longer reaches back there");
+    }
     std::vector<storage::Change> out;
     for (const auto& c : log_) {
       if (c.sequence > sequence && static_cast<int>(out.size()) < limit) out.push_back(c);

@@ -111,6 +111,34 @@ TEST(KeywordIndex, ReplaceRemoveAndFilter) {
   EXPECT_TRUE(index.Contains(9));
 }
 
+// A word in every chunk makes every chunk a candidate: the filter (a hash lookup in the
+// caller) is asked of the best ones only, until enough are accepted, and the result is what
+// filtering all of them would give.
+TEST(KeywordIndex, AsksTheFilterOnlyOfTheBestCandidates) {
+  KeywordIndex index;
+  for (std::uint64_t id = 0; id < 20000; ++id) {
+    // Term frequency rising with id % 100: a spread of scores, with ties.
+    std::string text = "common";
+    for (std::uint64_t r = 0; r < id % 100; ++r)
+      text += " common";
+    index.Add(id, text + " filler" + std::to_string(id % 7));
+  }
+  std::size_t asked = 0;
+  const IdFilter even = [&](std::uint64_t id) {
+    ++asked;
+    return id % 2 == 0;
+  };
+  const auto hits = index.Search("common", 10, even);
+  // The 200 best (id % 100 == 99) are odd, then 10 of the next 200 are taken: 210 asked, not
+  // 20,000.
+  EXPECT_EQ(asked, 210u);
+  const auto all = index.Search("common", 20000);
+  std::vector<KeywordHit> expected;
+  for (const KeywordHit& h : all)
+    if (h.id % 2 == 0 && expected.size() < 10) expected.push_back(h);
+  EXPECT_EQ(hits, expected);
+}
+
 // Deleting most chunks rebuilds the postings: memory follows the live chunks, and searches see
 // exactly the survivors.
 TEST(KeywordIndex, DeletionsAreCompacted) {

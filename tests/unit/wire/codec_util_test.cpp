@@ -150,5 +150,17 @@ TEST(Ids, HaveOpenAIShapes) {
   EXPECT_GT(UnixNow(), 1'700'000'000);
 }
 
+TEST(AppendMember, AddsTheMemberLastAndKeepsTheRestAsItIs) {
+  std::string body = R"({"id":"c1","choices":[{"a":{}}]})";
+  AppendMember(body, "citations", R"(["x","y"])");
+  EXPECT_EQ(body, R"({"id":"c1","choices":[{"a":{}}],"citations":["x","y"]})");
+  std::string spaced = "{\"id\": 1 }\n";
+  AppendMember(spaced, "citations", "[]");
+  EXPECT_EQ(spaced, "{\"id\": 1,\"citations\":[] }\n");
+  std::string empty = "{ }";
+  AppendMember(empty, "n", "1");
+  EXPECT_EQ(empty, R"({"n":1 })");
+}
+
 }  // namespace
 }  // namespace orchestra::wire

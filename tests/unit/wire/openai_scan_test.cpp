@@ -147,5 +147,83 @@ TEST(OpenAIScanChatRequest, RefusesARoutedMemberGivenTwice) {
   }
 }
 
+// The chat `documents` option is Orchestra's own: given twice (even escaped) it is refused like
+// the routed members, since the search it drives must be the one the client meant.
+TEST(OpenAIScanChatRequest, FindsTheDocumentsOptionAndRefusesItTwice) {
+  auto req = ScanChatRequest(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"documents":{"limit":2}})");
+  ASSERT_TRUE(req) << req.error().message;
+  EXPECT_EQ(req->raw_body.substr(req->documents_begin, req->documents_end - req->documents_begin),
+            R"({"limit":2})");
+  auto none = ScanChatRequest(R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->documents_end, 0u);
+  auto twice = ScanChatRequest(
+      R"({"model":"m","documents":true,"messages":[{}],"d\u006fcuments":{"document_id":"x"}})");
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().param, "documents");
+}
+
+TEST(OpenAIWithoutDocuments, RemovesTheMemberWhereverItIsAndKeepsTheRestAsWritten) {
+  for (const auto& [body, expected] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"documents":true,"model":"m","messages":[{"role":"user","content":"q"}]})",
+            R"({"model":"m","messages":[{"role":"user","content":"q"}]})"},
+           {R"({"model":"m", "d\u006fcuments" : {"limit":3} ,"messages":[1],"temperature":0.70})",
+            R"({"model":"m", "messages":[1],"temperature":0.70})"},
+           {R"({"model":"m","messages":[1],"documents":null})", R"({"model":"m","messages":[1]})"},
+           {"{\"model\":\"m\",\"messages\":[1],\n  \"documents\": false\n}",
+            "{\"model\":\"m\",\"messages\":[1]\n}"},
+       }) {
+    auto req = ScanChatRequest(body);
+    ASSERT_TRUE(req) << body;
+    auto out = WithoutDocuments(*req, "");
+    ASSERT_TRUE(out) << body;
+    EXPECT_EQ(out->raw_body, expected);
+    EXPECT_EQ(out->documents_end, 0u);
+  }
+}
+
+TEST(OpenAIWithoutDocuments, PutsTheContextFirstAsASystemMessageAndRescans) {
+  auto req = ScanChatRequest(
+      R"({"messages": [{"role":"system","content":"Be brief."},{"role":"user","content":"q"}],)"
+      R"("stream":true,"documents":{"limit":1},"model":"m"})");
+  ASSERT_TRUE(req);
+  auto out = WithoutDocuments(*req, "[1] \"Quoted\"\npassage");
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->raw_body,
+            R"({"messages": [{"role":"system","content":"[1] \"Quoted\"\npassage"},)"
+            R"({"role":"system","content":"Be brief."},{"role":"user","content":"q"}],)"
+            R"("stream":true,"model":"m"})");
+  EXPECT_TRUE(out->stream);
+  EXPECT_EQ(out->model, "m");
+  EXPECT_EQ(out->raw_body.substr(out->model_begin, out->model_end - out->model_begin), "\"m\"");
+  ASSERT_TRUE(out->Parse());
+  ASSERT_EQ(out->messages.size(), 3u);
+  EXPECT_EQ(out->messages[0].role, "system");
+  EXPECT_EQ(out->messages[0].content, "[1] \"Quoted\"\npassage");
+}
+
+TEST(OpenAIChunkFinishesAChoice, OnlyAStringFinishReasonEndsAChoice) {
+  EXPECT_TRUE(ChunkFinishesAChoice(
+      R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason" : "stop"}]})"));
+  EXPECT_FALSE(ChunkFinishesAChoice(
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})"));
+  EXPECT_FALSE(ChunkFinishesAChoice(
+      R"({"choices":[{"delta":{"content":"say \"finish_reason\":\"stop\""}}]})"));
+  EXPECT_FALSE(ChunkFinishesAChoice(R"({"choices":[],"usage":{"prompt_tokens":1}})"));
+}
+
+TEST(OpenAIChunkIdentity, ReadsIdCreatedAndModel) {
+  std::string id = "before";
+  std::int64_t created = 0;
+  std::string model;
+  ChunkIdentity(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+                R"("model":"gpt-x","choices":[]})",
+                id, created, model);
+  EXPECT_EQ(id, "chatcmpl-1");
+  EXPECT_EQ(created, 1700000000);
+  EXPECT_EQ(model, "gpt-x");
+}
+
 }  // namespace
 }  // namespace orchestra::wire::openai
