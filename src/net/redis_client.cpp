@@ -1,10 +1,3 @@
-// g++ 12 at -O1 with the sanitizers (the ASan build) reports the Error inside a
-// `co_return Result<void>{}` as maybe uninitialized; it is not (the same false positive as in
-// tests/unit/auth/key_service_test.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "net/redis_client.hpp"
 
 #include <array>

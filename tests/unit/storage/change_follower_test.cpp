@@ -14,13 +14,6 @@
 
 #include "support/memory_records.hpp"
 
-// g++ 12 at -O1 with the sanitizers (the ASan build) reports the Error inside a
-// `co_return Result<void>{}` of a coroutine lambda as maybe uninitialized; it is not (as in
-// tests/unit/auth/key_service_test.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace orchestra::storage {
 namespace {
 
