@@ -552,7 +552,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     std::unique_ptr<limits::FleetLimiter> fleet_limiter;
     if (!cfg->limits.effective_redis_url.empty()) {
       limits::FleetLimiter::Options fleet;
-      fleet.endpoint = storage::ParseRedisUrl(cfg->limits.effective_redis_url);
+      fleet.endpoint = ParseRedisUrl(cfg->limits.effective_redis_url, "limits.redis_url");
       fleet.timeout =
           std::chrono::duration_cast<std::chrono::microseconds>(cfg->limits.backend_timeout);
       fleet.on_error = cfg->limits.on_backend_error == config::OnBackendError::kDeny
@@ -705,7 +705,7 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     const int abandoned = server.active_requests();
     server.Stop();
     gateway.upstreams.ReleaseClients();  // before the workers' io_contexts go with the server
-    if (fleet_limiter != nullptr) fleet_limiter->StopWorkers();  // likewise
+    if (fleet_limiter != nullptr) fleet_limiter->StopWorkers();          // likewise
     if (gateway.cache_redis) gateway.cache_redis->ReleaseConnections();  // likewise
     if (metrics_server) metrics_server->Stop();
     model_versions.Stop();    // its watcher calls the storage

@@ -24,12 +24,6 @@ using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
-bool ParseNumber(std::string_view text, std::uint64_t& out) {
-  if (text.empty()) return false;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && end == text.data() + text.size();
-}
-
 RedisValue Convert(const redisReply* r) {
   RedisValue v;
   switch (r->type) {
@@ -66,64 +60,6 @@ Error Unavailable(std::string message) {
 }
 
 }  // namespace
-
-RedisEndpoint ParseRedisUrl(std::string_view url_in) {
-  const auto fail = [&](const std::string& why) {
-    return std::runtime_error("bad Redis url: " + why +
-                              " (expected redis://[[user]:password@]host[:port][/db])");
-  };
-  std::string_view url = url_in;
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) throw fail("it must start with redis://");
-  url.remove_prefix(kScheme.size());
-  RedisEndpoint e;
-  const auto slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    std::string_view db = url.substr(slash + 1);
-    if (!db.empty()) {
-      std::uint64_t n = 0;
-      if (!ParseNumber(db, n) || n > 1'000'000) throw fail("the database must be a number");
-      e.db = static_cast<int>(n);
-    }
-  }
-  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-    const std::string_view userinfo = authority.substr(0, at);
-    auto decode = [&](std::string_view part) {
-      auto decoded = PercentDecode(part);
-      if (!decoded) throw fail("malformed percent-encoding in the user or password");
-      return std::move(*decoded);
-    };
-    if (const auto colon = userinfo.find(':'); colon == std::string_view::npos) {
-      e.password = decode(userinfo);
-    } else {
-      e.user = decode(userinfo.substr(0, colon));
-      e.password = decode(userinfo.substr(colon + 1));
-    }
-    authority.remove_prefix(at + 1);
-  }
-  std::string_view host = authority;
-  std::string_view port;
-  if (!host.empty() && host[0] == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) throw fail("unterminated [ in the host");
-    port = host.substr(close + 1);
-    host = host.substr(1, close - 1);
-    if (!port.empty() && port[0] != ':') throw fail("junk after the host");
-    if (!port.empty()) port.remove_prefix(1);
-  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-    port = host.substr(colon + 1);
-    host = host.substr(0, colon);
-  }
-  if (host.empty()) throw fail("no host");
-  e.host = std::string(host);
-  if (!port.empty()) {
-    std::uint64_t n = 0;
-    if (!ParseNumber(port, n) || n == 0 || n > 65535) throw fail("bad port");
-    e.port = static_cast<std::uint16_t>(n);
-  }
-  return e;
-}
 
 void AppendCommand(std::string& wire, std::span<const std::string_view> args) {
   char number[24];

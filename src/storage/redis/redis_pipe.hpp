@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/error.hpp"
+#include "common/redis_url.hpp"
 
 // A non-blocking Redis connection on one event loop: commands are written pipelined on one TCP
 // connection and their replies matched in order (RESP2, parsed by hiredis's reader), so a caller
@@ -28,16 +29,8 @@
 // io_context.
 namespace orchestra::storage {
 
-struct RedisEndpoint {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 6379;
-  std::string user;
-  std::string password;
-  int db = 0;
-};
-
-// redis://[[user]:password@]host[:port][/db]; std::runtime_error naming what is wrong.
-RedisEndpoint ParseRedisUrl(std::string_view url);
+// Where a pipe connects: common/redis_url.hpp's ParseRedisUrl reads it from a redis:// URL.
+using RedisEndpoint = RedisAddress;
 
 // A reply, converted from hiredis's.
 struct RedisValue {
