@@ -234,7 +234,7 @@ std::string ContextMessage(const documents::Retrieval& found) {
 // answer carries the chunk ids as `citations` (streams: on the chunk that ends a choice).
 asio::awaitable<void> ChatWithDocuments(orchestration::Orchestrator& orchestrator,
                                         documents::Service* documents, RequestContext& ctx,
-                                        wire::ChatRequest request) {
+                                        wire::ChatRequest& request) {
   documents::SearchRequest search;
   auto enabled = ReadDocumentsOption(request, search);
   if (!enabled) {
@@ -297,15 +297,16 @@ asio::awaitable<void> ChatCompletions(orchestration::Orchestrator& orchestrator,
     co_return;
   }
   if (request->documents_end != 0) {
-    co_await ChatWithDocuments(orchestrator, documents, ctx, std::move(*request));
+    // By reference: a ChatRequest passed by value would sit in this frame, which must stay
+    // under the 1,020 bytes Asio recycles (bench/frame_sizes.sh).
+    co_await ChatWithDocuments(orchestrator, documents, ctx, *request);
     co_return;
   }
   bool admitted = ctx.Admit({request->model, EstimateTokens(request->raw_body), request->stream});
   if (ctx.admission_pending()) admitted = co_await ctx.CompleteAdmission();
   if (!admitted) co_return;
   std::array<char, 55> traceparent_buffer;
-  const std::string_view traceparent = ctx.trace.Traceparent(traceparent_buffer);
-  const orchestration::RequestInfo info = InfoFor(ctx, traceparent);
+  const orchestration::RequestInfo info = InfoFor(ctx, ctx.trace.Traceparent(traceparent_buffer));
   ctx.exchange.WatchClientDisconnect();
 
   if (!request->stream) {
