@@ -293,8 +293,14 @@ void SpendLedger::Settle(const Request& request, const Ticket& /*ticket*/, const
   // The counter's id in a per-thread buffer (Settle never suspends), so that a counter already
   // pending costs no allocation.
   thread_local std::string id;
+  thread_local std::int64_t day = -1;
+  thread_local std::string day_text;
   if (store_ != nullptr) {
-    AssignSpendCounterId(id, request.principal, DayText(today), outcome.model);
+    if (day != today) {
+      day = today;
+      day_text = DayText(today);
+    }
+    AssignSpendCounterId(id, request.principal, day_text, outcome.model);
   }
   std::lock_guard lock(mutex_);
   if (store_ != nullptr) {
@@ -308,7 +314,12 @@ void SpendLedger::Settle(const Request& request, const Ticket& /*ticket*/, const
   }
   auto it = keys_.find(request.principal);
   if (it == keys_.end()) it = keys_.emplace(std::string(request.principal), KeyState{}).first;
-  it->second.unflushed[today] += outcome.cost_usd;
+  std::map<std::int64_t, double>& unflushed = it->second.unflushed;
+  if (!unflushed.empty() && unflushed.rbegin()->first == today) {
+    unflushed.rbegin()->second += outcome.cost_usd;  // the usual case: no search
+  } else {
+    unflushed[today] += outcome.cost_usd;
+  }
 }
 
 void SpendLedger::FlushNow() {
