@@ -344,10 +344,12 @@ observability::TracerOptions TracerOptionsFor(const config::Config& cfg,
       extra.try_emplace("faas.version", *revision);
     }
   }
-  for (auto& [key, value] : extra) {
+  for (auto& entry : extra) {
+    // Not a structured binding: clang (the fuzz build) cannot capture one in a lambda.
+    const std::string& key = entry.first;
     const bool known = std::any_of(o.resource.begin(), o.resource.end(),
                                    [&](const auto& kv) { return kv.first == key; });
-    if (!known) o.resource.emplace_back(key, value);
+    if (!known) o.resource.emplace_back(key, entry.second);
   }
   o.scope_version = build::kVersion;
   o.queue_size = static_cast<std::size_t>(t.queue_size);
