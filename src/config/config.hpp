@@ -26,7 +26,7 @@ struct ServerConfig {
   int max_inflight = 0;  // resolved at load: 0 → half the file-descriptor limit (2 per request)
   // Load shedding by delay: a worker whose smoothed queueing delay exceeds this sheds requests
   // (with a probability rising to 1 at twice it). 0 disables it.
-  Duration max_loop_delay = 10ms;
+  Duration max_loop_delay = 25ms;
   // Above this resident memory every new request is shed. Resolved at load: 0 → 90 % of the
   // cgroup memory limit when there is one, else no bound.
   std::uint64_t max_memory_bytes = 0;
