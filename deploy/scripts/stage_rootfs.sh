@@ -19,6 +19,8 @@
 #
 #   stage_rootfs.sh BINARY CONFIG ROOTFS [MODELS]
 set -euo pipefail
+# A failing command under `set -e` otherwise ends the script without a word.
+trap 'echo "stage_rootfs.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 if [[ $# -ne 3 && $# -ne 4 ]]; then
   echo "usage: stage_rootfs.sh BINARY CONFIG ROOTFS [MODELS]" >&2
@@ -60,7 +62,9 @@ fi
 runtime_sonames=(libpq.so.5)
 runtime_libs=()
 for soname in "${runtime_sonames[@]}"; do
-  path=$(ldconfig -p | awk -v n="$soname" '$1 == n && $NF ~ /^\// { print $NF; exit }')
+  # awk reads to the end: leaving early would kill ldconfig with SIGPIPE once its listing
+  # outgrows the pipe buffer, and pipefail would end the script.
+  path=$(ldconfig -p | awk -v n="$soname" '$1 == n && $NF ~ /^\// && path == "" { path = $NF } END { print path }')
   [[ -n $path ]] || { echo "stage_rootfs.sh: $soname is not installed (it is loaded at run time)" >&2; exit 1; }
   runtime_libs+=("$path")
   ldd_out+=$'\n'"$(ldd "$path")"
