@@ -11,7 +11,6 @@
 namespace orchestra::observability {
 namespace {
 
-std::atomic<std::uint64_t> next_generation{1};
 std::atomic<Logger*> installed_logger{nullptr};
 
 constexpr std::string_view SeverityName(Severity s) {
@@ -86,9 +85,7 @@ void WriteAll(int fd, std::string_view text) {
 }  // namespace
 
 Logger::Logger(LoggerOptions options)
-    : options_(std::move(options)),
-      min_severity_(static_cast<int>(options_.level)),
-      generation_(next_generation.fetch_add(1)) {
+    : options_(std::move(options)), min_severity_(static_cast<int>(options_.level)) {
   running_ = true;
   writer_ = std::thread([this] { WriterLoop(); });
 }
@@ -96,22 +93,6 @@ Logger::Logger(LoggerOptions options)
 Logger::~Logger() {
   Stop();
   if (installed_logger.load() == this) installed_logger.store(nullptr);
-}
-
-Logger::Buffer& Logger::ThreadBuffer() {
-  struct Slot {
-    std::uint64_t generation = 0;
-    Buffer* buffer = nullptr;
-  };
-  thread_local Slot slot;
-  if (slot.generation != generation_) {
-    auto buffer = std::make_unique<Buffer>();
-    slot.buffer = buffer.get();
-    slot.generation = generation_;
-    std::lock_guard lock(buffers_mutex_);
-    buffers_.push_back(std::move(buffer));
-  }
-  return *slot.buffer;
 }
 
 void Logger::BeginLine(std::string& out, Severity severity, std::string_view message,
@@ -172,7 +153,7 @@ void Logger::Write(Severity severity, std::string_view message, const LogContext
   Buffer* buffer = nullptr;
   std::unique_lock<std::mutex> lock;
   if (running_.load(std::memory_order_acquire)) {
-    buffer = &ThreadBuffer();
+    buffer = &buffers_.Local();
     lock = std::unique_lock(buffer->mutex);
     out = &buffer->text;
   }
@@ -273,17 +254,16 @@ void Logger::Access(const AccessRecord& r, const LogContext& ctx) {
 
 std::size_t Logger::Drain(std::string& scratch) {
   scratch.clear();
-  std::lock_guard lock(buffers_mutex_);
-  for (auto& b : buffers_) {
-    std::lock_guard buffer_lock(b->mutex);
-    if (b->text.empty()) continue;
+  buffers_.ForEach([&scratch](std::size_t, Buffer& b) {
+    std::lock_guard buffer_lock(b.mutex);
+    if (b.text.empty()) return;
     if (scratch.empty()) {
-      scratch.swap(b->text);
+      scratch.swap(b.text);
     } else {
-      scratch += b->text;
-      b->text.clear();
+      scratch += b.text;
+      b.text.clear();
     }
-  }
+  });
   return scratch.size();
 }
 

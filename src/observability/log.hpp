@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/thread_buffers.hpp"
 #include "config/config.hpp"
 
 // Structured logs on stdout: JSON lines with Cloud Logging's fields, or text for terminals.
@@ -93,7 +94,6 @@ class Logger {
     std::string text;
   };
 
-  Buffer& ThreadBuffer();
   void Write(Severity severity, std::string_view message, const LogContext* ctx,
              std::initializer_list<LogField> fields, std::string_view raw_json_tail);
   void BeginLine(std::string& out, Severity severity, std::string_view message,
@@ -104,9 +104,7 @@ class Logger {
 
   LoggerOptions options_;
   int min_severity_;
-  std::uint64_t generation_;
-  std::mutex buffers_mutex_;
-  std::vector<std::unique_ptr<Buffer>> buffers_;
+  ThreadBuffers<Buffer> buffers_;
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::condition_variable flushed_;

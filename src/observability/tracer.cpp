@@ -12,8 +12,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-std::atomic<std::uint64_t> next_generation{1};
-
 constexpr std::size_t kFrameHeader = 4;
 
 void AppendFrame(std::string& frames, std::string_view span) {
@@ -42,8 +40,7 @@ std::string_view NextFrame(std::string_view frames, std::size_t& at) {
 Tracer::Tracer(TracerOptions options, SpanSink& sink, Registry& registry)
     : options_(std::move(options)),
       sink_(sink),
-      encoder_(options_.protocol, options_.resource, "orchestra", options_.scope_version),
-      generation_(next_generation.fetch_add(1)) {
+      encoder_(options_.protocol, options_.resource, "orchestra", options_.scope_version) {
   if (options_.batch_size == 0) options_.batch_size = 1;
   auto& exported = registry.AddCounter("orchestra_trace_spans_exported_total",
                                        "Spans the trace collector accepted.", {});
@@ -78,22 +75,6 @@ std::string_view Tracer::GenAiProviderName(std::string_view provider) const {
   return {};
 }
 
-Tracer::Buffer& Tracer::ThreadBuffer() {
-  struct Slot {
-    std::uint64_t generation = 0;
-    Buffer* buffer = nullptr;
-  };
-  thread_local Slot slot;
-  if (slot.generation != generation_) {
-    auto buffer = std::make_unique<Buffer>();
-    slot.buffer = buffer.get();
-    slot.generation = generation_;
-    std::lock_guard lock(buffers_mutex_);
-    buffers_.push_back(std::move(buffer));
-  }
-  return *slot.buffer;
-}
-
 void Tracer::Record(const SpanRecord& span) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     dropped_shutdown_->Inc();
@@ -103,7 +84,7 @@ void Tracer::Record(const SpanRecord& span) {
   thread_local std::string scratch;
   scratch.clear();
   otlp::AppendSpan(options_.protocol, span, scratch);
-  Buffer& b = ThreadBuffer();
+  Buffer& b = buffers_.Local();
   bool full_batch = false;
   {
     std::lock_guard lock(b.mutex);
@@ -123,19 +104,17 @@ void Tracer::Record(const SpanRecord& span) {
 
 std::size_t Tracer::Drain(std::vector<std::string>& taken) {
   std::size_t spans = 0;
-  std::lock_guard lock(buffers_mutex_);
-  if (taken.size() < buffers_.size()) taken.resize(buffers_.size());
-  for (std::size_t i = 0; i < buffers_.size(); ++i) {
-    Buffer& b = *buffers_[i];
+  buffers_.ForEach([&](std::size_t i, Buffer& b) {
     std::lock_guard buffer_lock(b.mutex);
-    if (b.spans == 0) continue;
+    if (b.spans == 0) return;
     spans += b.spans;
     b.spans = 0;
     // Swapped, not copied, so the worker's lock is held for an instant; the worker gets back
     // the capacity its previous frames had, cleared.
+    if (taken.size() <= i) taken.resize(i + 1);
     taken[i].clear();
     taken[i].swap(b.frames);
-  }
+  });
   return spans;
 }
 

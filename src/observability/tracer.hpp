@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/thread_buffers.hpp"
 #include "observability/metrics.hpp"
 #include "observability/otlp.hpp"
 #include "observability/span.hpp"
@@ -96,7 +97,6 @@ class Tracer {
     std::size_t spans = 0;
   };
 
-  Buffer& ThreadBuffer();
   void ExportLoop();
   // Swaps every thread's buffer with taken[i]; returns the number of spans taken.
   std::size_t Drain(std::vector<std::string>& taken);
@@ -108,7 +108,6 @@ class Tracer {
   TracerOptions options_;
   SpanSink& sink_;
   otlp::RequestEncoder encoder_;
-  std::uint64_t generation_;
   Counter* exported_;
   Counter* dropped_queue_full_;
   Counter* dropped_export_failed_;
@@ -116,8 +115,7 @@ class Tracer {
   Counter* exports_ok_;
   Counter* exports_failed_;
 
-  std::mutex buffers_mutex_;
-  std::vector<std::unique_ptr<Buffer>> buffers_;  // guarded by buffers_mutex_
+  ThreadBuffers<Buffer> buffers_;
 
   std::mutex wake_mutex_;
   std::condition_variable wake_;
