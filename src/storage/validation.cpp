@@ -119,6 +119,10 @@ std::string EncodeKeysetCursor(std::string_view last_key) {
   return "k" + HexEncode(bytes);
 }
 
+std::string CursorAfter(std::string_view id) {
+  return EncodeKeysetCursor(id);
+}
+
 Result<std::string> DecodeKeysetCursor(std::string_view cursor) {
   if (cursor.empty()) return std::string();
   std::string key;
