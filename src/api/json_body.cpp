@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/utf8.hpp"
+
 namespace orchestra::api {
 namespace {
 
@@ -17,7 +19,7 @@ Error Invalid(std::string message, std::string_view param = {}) {
 
 Result<JsonBody> JsonBody::Parse(std::string_view body,
                                  std::initializer_list<std::string_view> names) {
-  if (!IsUtf8(body)) return Invalid("request body is not valid UTF-8");
+  if (!utf8::IsValid(body)) return Invalid("request body is not valid UTF-8");
   JsonBody out;
   out.body_ = body;
   for (std::string_view name : names) {
@@ -163,43 +165,8 @@ Result<std::optional<double>> JsonBody::OptionalNumber(std::string_view name) co
   return std::optional<double>(v);
 }
 
-bool IsUtf8(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* const end = p + text.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned char lo = 0x80;  // bounds of the second byte (overlongs, surrogates, > U+10FFFF)
-    unsigned char hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (static_cast<std::size_t>(end - p) < len) return false;
-    if (p[1] < lo || p[1] > hi) return false;
-    for (std::size_t i = 2; i < len; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-    }
-    p += len;
-  }
-  return true;
-}
-
 std::string_view ShownName(std::string_view name) {
-  if (!IsUtf8(name)) return "?";
+  if (!utf8::IsValid(name)) return "?";
   if (name.size() <= kMaxEchoedName) return name;
   std::size_t end = kMaxEchoedName;
   while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80)

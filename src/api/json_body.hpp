@@ -54,9 +54,6 @@ class JsonBody {
   std::size_t count_ = 0;
 };
 
-// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), without allocating.
-bool IsUtf8(std::string_view text);
-
 // A client-supplied name (a member, a query parameter) as an error message may echo it: at most
 // 64 bytes, cut at a character boundary; "?" when it is not UTF-8.
 std::string_view ShownName(std::string_view name);

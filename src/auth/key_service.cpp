@@ -2,14 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <future>
 #include <limits>
 #include <utility>
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "observability/log.hpp"
 
@@ -50,7 +44,11 @@ KeyService::KeyService(storage::RecordStore& records, ApiKeys& keys, KeyServiceO
             }
             co_return Result<void>{};
           },
-          [this] { return ReloadAll(); }) {
+          [this] { return ReloadAll(); }),
+      watcher_(follower_, {.poll_interval = options_.poll_interval,
+                           .reload_interval = options_.reload_interval,
+                           .subject = "api keys",
+                           .kept = "keys stay as last read"}) {
   for (const Principal* p : keys_.configured())
     reserved_names_.push_back(p->name);
 }
@@ -288,80 +286,6 @@ asio::awaitable<Result<void>> KeyService::ReloadAll() {
   }
   PublishLocked();
   co_return Result<void>{};
-}
-
-asio::awaitable<void> KeyService::Watch(std::function<void(Result<void>)> loaded) {
-  auto first = co_await follower_.Load();
-  auto last_load = std::chrono::steady_clock::now();
-  bool failing = !first;
-  loaded(std::move(first));
-  timer_ = std::make_unique<asio::steady_timer>(context_);
-  while (!stopping_) {
-    timer_->expires_after(options_.poll_interval);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stopping_) break;
-    const bool reload = !follower_.loaded() ||
-                        std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
-    // Not `reload ? co_await ….Load() : co_await ….Poll()`: GCC 12 destroys the temporary of the
-    // branch not taken too (a free() of garbage when the call ends).
-    Result<void> result;
-    if (reload) {
-      result = co_await follower_.Load();
-    } else {
-      result = co_await follower_.Poll();
-    }
-    if (reload && result) last_load = std::chrono::steady_clock::now();
-    if (!result && !failing) {
-      Log(Severity::kWarning, "api keys: cannot read changes from storage; keys stay as last read",
-          {{"error", result.error().message}});
-    } else if (result && failing) {
-      Log(Severity::kInfo, "api keys: reading changes from storage again");
-    }
-    failing = !result;
-    std::lock_guard lock(mutex_);
-    ++polls_;
-  }
-  timer_.reset();
-}
-
-Result<void> KeyService::Start() {
-  if (thread_.joinable()) return {};
-  auto first = std::make_shared<std::promise<Result<void>>>();
-  auto report = [first](Result<void> r) {
-    try {
-      first->set_value(std::move(r));
-    } catch (const std::future_error&) {
-    }
-  };
-  auto loaded = first->get_future();
-  asio::co_spawn(context_, Watch(report), [report](std::exception_ptr e) {
-    if (!e) return;
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      what = ex.what();
-    }
-    Log(Severity::kError, "api keys: watcher failed; keys no longer follow storage",
-        {{"error", what}});
-    report(Error(ErrorCode::kInternal, "api keys watcher failed: " + what));
-  });
-  thread_ = std::thread([this] { context_.run(); });
-  return loaded.get();
-}
-
-void KeyService::Stop() {
-  if (!thread_.joinable()) return;
-  asio::post(context_, [this] {
-    stopping_ = true;
-    if (timer_) timer_->cancel();
-  });
-  thread_.join();
-}
-
-std::uint64_t KeyService::polls() const {
-  std::lock_guard lock(mutex_);
-  return polls_;
 }
 
 }  // namespace orchestra::auth

@@ -10,17 +10,15 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "auth/api_keys.hpp"
 #include "auth/key_record.hpp"
 #include "common/error.hpp"
 #include "storage/change_follower.hpp"
+#include "storage/follower_thread.hpp"
 #include "storage/record_store.hpp"
 
 // Virtual API keys (issue 13, docs/API.md "Admin: API keys"): the admin operations on the
@@ -86,12 +84,12 @@ class KeyService {
   // Loads every stored key into the table, then follows the change log on a watcher thread;
   // returns once the first load is done, with its error if it failed (the watcher keeps
   // trying). Call once, before taking requests.
-  Result<void> Start();
+  Result<void> Start() { return watcher_.Start(); }
   // Stops the watcher and joins it. Idempotent.
-  void Stop();
+  void Stop() { watcher_.Stop(); }
 
   // Completed polls of the change log (tests wait on it).
-  std::uint64_t polls() const;
+  std::uint64_t polls() const { return watcher_.polls(); }
 
  private:
   struct Entry {
@@ -111,7 +109,6 @@ class KeyService {
   // Every stored key read again (the follower's reload).
   boost::asio::awaitable<Result<void>> ReloadAll();
   boost::asio::awaitable<Result<void>> Refresh(const std::string& id);
-  boost::asio::awaitable<void> Watch(std::function<void(Result<void>)> loaded);
   double Now() const;
 
   storage::RecordStore& records_;
@@ -122,13 +119,8 @@ class KeyService {
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, Entry, std::less<>> entries_;
   std::set<std::string, std::less<>> revoked_;
-  std::uint64_t polls_ = 0;
   storage::ChangeFollower follower_;  // the keys' records in the change log
-
-  boost::asio::io_context context_;
-  std::unique_ptr<boost::asio::steady_timer> timer_;
-  std::thread thread_;
-  bool stopping_ = false;  // on the watcher's thread
+  storage::FollowerThread watcher_;
 };
 
 }  // namespace orchestra::auth

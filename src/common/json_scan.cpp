@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "common/text.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra {
 namespace json_scan_detail {
@@ -228,21 +229,8 @@ std::optional<std::string> DecodeJsonString(std::string_view raw) {
             i += 6;
           }
         }
-        if (cp < 0x80) {
-          out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-          out += static_cast<char>(0xC0 | (cp >> 6));
-          out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-          out += static_cast<char>(0xE0 | (cp >> 12));
-          out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-          out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-          out += static_cast<char>(0xF0 | (cp >> 18));
-          out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-          out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-          out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
+        // An unpaired surrogate becomes U+FFFD: the decoded text is always valid UTF-8.
+        utf8::Append(out, cp);
         break;
       }
       default:

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/utf8.hpp"
 #include "documents/markdown.hpp"
-#include "documents/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

@@ -4,8 +4,8 @@
 #include <array>
 #include <cctype>
 
+#include "common/utf8.hpp"
 #include "documents/html.hpp"
-#include "documents/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

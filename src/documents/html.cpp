@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

@@ -6,7 +6,7 @@
 #include <boost/json.hpp>
 
 #include "common/random.hpp"
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 #include "wire/codec_util.hpp"
 
 namespace orchestra::documents {

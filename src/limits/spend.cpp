@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "observability/log.hpp"
+#include "storage/validation.hpp"
 
 namespace orchestra::limits {
 namespace {
@@ -214,13 +215,18 @@ std::int64_t SpendLedger::Now() const {
 
 void SpendLedger::Start() {
   if (store_ != nullptr) {
-    // What every key spent in the periods that may still be current.
+    // What every key spent in the periods that may still be current. Ids sort by key, then
+    // day: at a key's first day older than that, the listing jumps to the key's oldest current
+    // day, so start-up reads each key's last month, not its whole history.
     const std::int64_t oldest = DayOf(Now()) - kLongestPeriodDays;
+    // Small pages while keys' old days come up (each key's first id is its oldest).
+    constexpr int kSkipping = 64;
     std::string cursor;
+    int limit = kSkipping;
     try {
       do {
-        auto page = RunSync(store_->Counters(storage::kSystemTenant, kSpendCollection, "",
-                                             storage::kMaxRecordListLimit, cursor));
+        auto page =
+            RunSync(store_->Counters(storage::kSystemTenant, kSpendCollection, "", limit, cursor));
         if (!page) {
           observability::Log(observability::Severity::kWarning,
                              "spend: cannot load spend from storage; budgets count from zero "
@@ -228,17 +234,26 @@ void SpendLedger::Start() {
                              {{"error", page.error().message}});
           break;
         }
-        std::lock_guard lock(mutex_);
-        for (const storage::Counter& c : page->counters) {
-          auto id = ParseCounterId(c.id);
-          if (!id) continue;
-          auto day = ParseDay(id->day);
-          if (!day || *day < oldest) continue;
-          auto it = keys_.find(id->key);
-          if (it == keys_.end()) it = keys_.emplace(std::string(id->key), KeyState{}).first;
-          it->second.stored[*day] += CostField(c);
+        std::string jump;
+        {
+          std::lock_guard lock(mutex_);
+          for (const storage::Counter& c : page->counters) {
+            auto id = ParseCounterId(c.id);
+            if (!id) continue;
+            auto day = ParseDay(id->day);
+            if (day && *day < oldest) {
+              // "key\x1f<oldest>" sorts just before the key's first current id.
+              jump = storage::CursorAfter(std::string(id->key) + kSeparator + DayText(oldest));
+              break;
+            }
+            if (!day) continue;
+            auto it = keys_.find(id->key);
+            if (it == keys_.end()) it = keys_.emplace(std::string(id->key), KeyState{}).first;
+            it->second.stored[*day] += CostField(c);
+          }
         }
-        cursor = std::move(page->next_cursor);
+        limit = jump.empty() ? storage::kMaxRecordListLimit : kSkipping;
+        cursor = jump.empty() ? std::move(page->next_cursor) : std::move(jump);
       } while (!cursor.empty());
     } catch (const std::exception& e) {
       observability::Log(observability::Severity::kWarning, "spend: loading failed",
@@ -378,7 +393,10 @@ void SpendLedger::Flush() {
   }
   for (const std::string& key : names) {
     std::map<std::int64_t, double> stored;
-    std::string cursor;
+    // From the oldest day a budget period can hold: ids sort by day (ISO dates), and
+    // "key\x1f<day>" sorts just before that day's first id, so the history before it, which
+    // grows for as long as the key is used, is never read.
+    std::string cursor = storage::CursorAfter(key + kSeparator + DayText(oldest));
     bool ok = true;
     do {
       Result<storage::CounterPage> page = Error(ErrorCode::kUnavailable, "not read");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/utf8.hpp"
+
 namespace orchestra::storage {
 namespace {
 
@@ -17,69 +19,10 @@ bool IsAsciiAlnum(char32_t c) {
 // not alphanumeric is escaped ("\" + non-alphanumeric is that character in an ARE).
 void AppendRegexChar(std::string& out, char32_t c) {
   if (c < 0x80 && !IsAsciiAlnum(c)) out.push_back('\\');
-  AppendUtf8(out, c);
+  utf8::Append(out, c);
 }
 
 }  // namespace
-
-bool DecodeUtf8(std::string_view text, std::u32string& out) {
-  out.clear();
-  out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto b0 = static_cast<unsigned char>(text[i]);
-    if (b0 < 0x80) {
-      out.push_back(b0);
-      ++i;
-      continue;
-    }
-    int extra = 0;
-    char32_t c = 0;
-    char32_t min = 0;
-    if ((b0 & 0xE0) == 0xC0) {
-      extra = 1, c = b0 & 0x1F, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-      extra = 2, c = b0 & 0x0F, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-      extra = 3, c = b0 & 0x07, min = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + extra >= text.size()) return false;
-    for (int k = 1; k <= extra; ++k) {
-      const auto b = static_cast<unsigned char>(text[i + k]);
-      if ((b & 0xC0) != 0x80) return false;
-      c = (c << 6) | (b & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return false;
-    out.push_back(c);
-    i += extra + 1;
-  }
-  return true;
-}
-
-bool IsValidUtf8(std::string_view text) {
-  std::u32string scratch;
-  return DecodeUtf8(text, scratch);
-}
-
-void AppendUtf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
 
 std::string EscapeRedisGlob(std::string_view text) {
   std::string out;
@@ -98,7 +41,7 @@ Result<Glob> Glob::Parse(std::string_view pattern) {
     return BadPattern("longer than " + std::to_string(kMaxPatternBytes) + " bytes");
   }
   std::u32string chars;
-  if (!DecodeUtf8(pattern, chars)) return BadPattern("not valid UTF-8");
+  if (!utf8::DecodeAll(pattern, chars)) return BadPattern("not valid UTF-8");
   if (chars.empty()) chars.push_back(U'*');
 
   Glob glob;
@@ -161,7 +104,7 @@ Result<Glob> Glob::Parse(std::string_view pattern) {
       ++i;
     }
     if (e.kind == Kind::kChar && in_prefix) {
-      AppendUtf8(glob.prefix_, e.c);
+      utf8::Append(glob.prefix_, e.c);
     } else {
       in_prefix = false;
     }
@@ -193,7 +136,7 @@ bool Glob::MatchesOne(const Element& e, char32_t c) {
 
 bool Glob::Matches(std::string_view text) const {
   std::u32string s;
-  if (!DecodeUtf8(text, s)) return false;
+  if (!utf8::DecodeAll(text, s)) return false;
   // Greedy matching with one backtrack point (the last star): O(pattern × text).
   std::size_t p = 0;
   std::size_t t = 0;
@@ -224,7 +167,7 @@ std::string Glob::ToRedisMatch(std::string_view key_namespace) const {
   for (const Element& e : elements_) {
     if (e.kind == Kind::kChar) {
       std::string one;
-      AppendUtf8(one, e.c);
+      utf8::Append(one, e.c);
       out += EscapeRedisGlob(one);
       last_was_star = false;
     } else if (!last_was_star) {

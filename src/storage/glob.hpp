@@ -62,10 +62,4 @@ class Glob {
 // Escapes every glob metacharacter of `text` so that Redis MATCH takes it literally.
 std::string EscapeRedisGlob(std::string_view text);
 
-// UTF-8 helpers shared by the validation and the matcher.
-bool IsValidUtf8(std::string_view text);
-// Decodes valid UTF-8; returns false (and leaves `out` unspecified) otherwise.
-bool DecodeUtf8(std::string_view text, std::u32string& out);
-void AppendUtf8(std::string& out, char32_t c);
-
 }  // namespace orchestra::storage

@@ -5,6 +5,7 @@
 #include <span>
 
 #include "common/text.hpp"
+#include "common/utf8.hpp"
 #include "storage/glob.hpp"
 
 namespace orchestra::storage {
@@ -20,7 +21,7 @@ Result<void> ValidateName(std::string_view value, std::string_view param, std::s
   if (value.find('\0') != std::string_view::npos) {
     return MakeError(ErrorCode::kInvalidRequest, name + " must not contain NUL", name);
   }
-  if (!IsValidUtf8(value)) {
+  if (!utf8::IsValid(value)) {
     return MakeError(ErrorCode::kInvalidRequest, name + " is not valid UTF-8", name);
   }
   return {};
@@ -98,14 +99,14 @@ bool HexDecode(std::string_view hex, std::string& out) {
 
 std::string PrefixUpperBound(std::string_view prefix) {
   std::u32string cps;
-  if (!DecodeUtf8(prefix, cps)) return {};
+  if (!utf8::DecodeAll(prefix, cps)) return {};
   while (!cps.empty()) {
     char32_t& last = cps.back();
     if (last < 0x10FFFF) {
       last = last == 0xD7FF ? 0xE000 : last + 1;
       std::string out;
       for (char32_t c : cps)
-        AppendUtf8(out, c);
+        utf8::Append(out, c);
       return out;
     }
     cps.pop_back();
@@ -117,6 +118,10 @@ std::string EncodeKeysetCursor(std::string_view last_key) {
   const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(last_key.data()),
                                             last_key.size());
   return "k" + HexEncode(bytes);
+}
+
+std::string CursorAfter(std::string_view id) {
+  return EncodeKeysetCursor(id);
 }
 
 Result<std::string> DecodeKeysetCursor(std::string_view cursor) {

@@ -25,6 +25,11 @@ std::string EncodeKeysetCursor(std::string_view last_key);
 // The last key, or kInvalidRequest (param "cursor"). An empty cursor decodes to "".
 Result<std::string> DecodeKeysetCursor(std::string_view cursor);
 
+// A cursor for RecordStore::List or Counters (every backend, through the storage service) that
+// starts the listing at the first id after `id`: how a reader skips the part of a prefix it does
+// not want (the spend ledger: the days before the longest budget period).
+std::string CursorAfter(std::string_view id);
+
 // The smallest string greater than every string that starts with `prefix` (byte order = code
 // point order in UTF-8): the prefix with its last code point incremented. Empty when there is
 // none (an empty prefix, or one of U+10FFFF only). Backends scan [prefix, bound) for a glob's

@@ -2,15 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <future>
 #include <set>
 #include <utility>
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "common/text.hpp"
 #include "observability/log.hpp"
@@ -73,7 +66,11 @@ Service::Service(storage::RecordStore& records, orchestration::RouteTable& route
             }
             co_return Result<void>{};
           },
-          [this] { return ReloadAll(); }) {}
+          [this] { return ReloadAll(); }),
+      watcher_(follower_, {.poll_interval = options_.poll_interval,
+                           .reload_interval = options_.reload_interval,
+                           .subject = "model versions",
+                           .kept = "routes stay as they are"}) {}
 
 Service::~Service() {
   Stop();
@@ -358,83 +355,6 @@ asio::awaitable<Result<void>> Service::ReloadAll() {
   for (const std::string& model : gone)
     Apply(model, 0, std::nullopt);
   co_return Result<void>{};
-}
-
-asio::awaitable<void> Service::Watch(std::function<void(Result<void>)> loaded) {
-  auto first = co_await follower_.Load();
-  auto last_load = std::chrono::steady_clock::now();
-  bool failing = !first;
-  loaded(std::move(first));
-  timer_ = std::make_unique<asio::steady_timer>(context_);
-  while (!stopping_) {
-    timer_->expires_after(options_.poll_interval);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stopping_) break;
-    const bool reload = !follower_.loaded() ||
-                        std::chrono::steady_clock::now() - last_load >= options_.reload_interval;
-    // Not `reload ? co_await ….Load() : co_await ….Poll()`: GCC 12 destroys the temporary of the
-    // branch not taken too (a free() of garbage when the call ends).
-    Result<void> result;
-    if (reload) {
-      result = co_await follower_.Load();
-    } else {
-      result = co_await follower_.Poll();
-    }
-    if (reload && result) last_load = std::chrono::steady_clock::now();
-    // One line when polling starts failing and one when it recovers, not one per poll.
-    if (!result && !failing) {
-      Log(Severity::kWarning,
-          "model versions: cannot read changes from storage; routes stay as they are",
-          {{"error", result.error().message}});
-    } else if (result && failing) {
-      Log(Severity::kInfo, "model versions: reading changes from storage again");
-    }
-    failing = !result;
-    std::lock_guard lock(mutex_);
-    ++polls_;
-  }
-  timer_.reset();
-}
-
-Result<void> Service::Start() {
-  if (thread_.joinable()) return {};
-  // Set once: by the first load, or by the watcher's end if it threw before that.
-  auto first = std::make_shared<std::promise<Result<void>>>();
-  auto report = [first](Result<void> r) {
-    try {
-      first->set_value(std::move(r));
-    } catch (const std::future_error&) {
-    }
-  };
-  auto loaded = first->get_future();
-  asio::co_spawn(context_, Watch(report), [report](std::exception_ptr e) {
-    if (!e) return;
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      what = ex.what();
-    }
-    Log(Severity::kError, "model versions: watcher failed; routes no longer follow storage",
-        {{"error", what}});
-    report(Error(ErrorCode::kInternal, "model versions watcher failed: " + what));
-  });
-  thread_ = std::thread([this] { context_.run(); });
-  return loaded.get();
-}
-
-void Service::Stop() {
-  if (!thread_.joinable()) return;
-  asio::post(context_, [this] {
-    stopping_ = true;
-    if (timer_) timer_->cancel();
-  });
-  thread_.join();
-}
-
-std::uint64_t Service::polls() const {
-  std::lock_guard lock(mutex_);
-  return polls_;
 }
 
 }  // namespace orchestra::versions

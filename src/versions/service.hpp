@@ -9,16 +9,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "common/error.hpp"
 #include "orchestration/route_table.hpp"
 #include "storage/change_follower.hpp"
+#include "storage/follower_thread.hpp"
 #include "storage/record_store.hpp"
 #include "versions/record.hpp"
 
@@ -94,13 +92,13 @@ class Service {
   // the change-log cursor; returns once that load is done (bounded by storage.operation_timeout),
   // with its error if it failed: then the configured targets stay until a later attempt of the
   // watcher succeeds (main logs the error and serves). Call once, before taking requests.
-  Result<void> Start();
+  Result<void> Start() { return watcher_.Start(); }
   // Stops the watcher and joins it; waits for a storage call in progress (bounded by
   // storage.operation_timeout). Idempotent.
-  void Stop();
+  void Stop() { watcher_.Stop(); }
 
   // Completed polls of the change log (tests wait on it).
-  std::uint64_t polls() const;
+  std::uint64_t polls() const { return watcher_.polls(); }
 
  private:
   using Change = std::function<Result<void>(ModelRecord&)>;
@@ -111,7 +109,6 @@ class Service {
              const std::optional<ModelRecord>& record);
   // Every stored record read again (the follower's reload).
   boost::asio::awaitable<Result<void>> ReloadAll();
-  boost::asio::awaitable<void> Watch(std::function<void(Result<void>)> loaded);
   boost::asio::awaitable<Result<void>> Refresh(std::string_view model_id);
   Error NotConfigured(std::string_view model_id) const;
   double Now() const;
@@ -126,14 +123,8 @@ class Service {
     bool warned = false;  // logged that this record cannot be applied here
   };
   std::map<std::string, Applied, std::less<>> applied_;
-  std::uint64_t polls_ = 0;
   storage::ChangeFollower follower_;  // the model versions' records in the change log
-
-  // The watcher.
-  boost::asio::io_context context_;
-  std::unique_ptr<boost::asio::steady_timer> timer_;
-  std::thread thread_;
-  bool stopping_ = false;  // on the watcher's thread
+  storage::FollowerThread watcher_;
 };
 
 }  // namespace orchestra::versions

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/utf8.hpp"
 #include "fuzz/fuzz_support.hpp"
 
 namespace {
@@ -37,7 +38,7 @@ struct Element {
 // characters (the second not the closing ']') makes a range, '\' escapes the next character.
 std::optional<std::vector<Element>> ReferenceParse(std::string_view pattern) {
   std::u32string p;
-  if (!orchestra::storage::DecodeUtf8(pattern, p)) return std::nullopt;
+  if (!orchestra::utf8::DecodeAll(pattern, p)) return std::nullopt;
   if (p.empty()) p = U"*";
   std::vector<Element> out;
   std::size_t i = 0;
@@ -94,7 +95,7 @@ std::optional<std::vector<Element>> ReferenceParse(std::string_view pattern) {
 
 bool ReferenceMatch(const std::vector<Element>& elements, std::string_view text) {
   std::u32string s;
-  if (!orchestra::storage::DecodeUtf8(text, s)) return false;
+  if (!orchestra::utf8::DecodeAll(text, s)) return false;
   // can[j]: the first k elements match the first j characters.
   std::vector<char> can(s.size() + 1, 0);
   can[0] = 1;

@@ -8,7 +8,7 @@
 // - what the accessors return (Raw, OptionalString, OptionalNumber, OptionalStringArray,
 //   OptionalObject) is what Boost.JSON reads, or an error when the type is wrong;
 // - ShownName is at most 64 bytes of valid UTF-8, a prefix of the name (or "?");
-// - the UTF-8 validators agree: api::IsUtf8, storage::IsValidUtf8, documents::utf8::IsValid
+// - utf8::IsValid and utf8::DecodeAll agree with a reference decoder
 //   and a reference decoder; ToValid keeps valid text and makes any text valid.
 #include "api/json_body.hpp"
 
@@ -24,7 +24,7 @@
 
 #include <boost/json.hpp>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 #include "fuzz/fuzz_support.hpp"
 #include "storage/glob.hpp"
 
@@ -87,12 +87,10 @@ bool Same(const json::value& a, const json::value& b) {
 
 void CheckUtf8(std::string_view text) {
   const bool valid = ReferenceUtf8(text);
-  FUZZ_CHECK(orchestra::api::IsUtf8(text) == valid, "api::IsUtf8: " + Shown(text));
-  FUZZ_CHECK(orchestra::storage::IsValidUtf8(text) == valid,
-             "storage::IsValidUtf8: " + Shown(text));
-  FUZZ_CHECK(orchestra::documents::utf8::IsValid(text) == valid,
-             "documents::utf8::IsValid: " + Shown(text));
-  const std::string fixed = orchestra::documents::utf8::ToValid(text);
+  FUZZ_CHECK(orchestra::utf8::IsValid(text) == valid, "utf8::IsValid: " + Shown(text));
+  std::u32string decoded;
+  FUZZ_CHECK(orchestra::utf8::DecodeAll(text, decoded) == valid, "utf8::DecodeAll: " + Shown(text));
+  const std::string fixed = orchestra::utf8::ToValid(text);
   FUZZ_CHECK(ReferenceUtf8(fixed), "ToValid made invalid UTF-8 of " + Shown(text));
   if (valid) FUZZ_CHECK(fixed == text, "ToValid changed valid text");
   const std::string_view shown = orchestra::api::ShownName(text);

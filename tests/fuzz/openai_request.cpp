@@ -22,6 +22,7 @@
 #include <boost/json.hpp>
 
 #include "api/json_body.hpp"
+#include "common/utf8.hpp"
 #include "fuzz/fuzz_support.hpp"
 #include "providers/openai/body_splice.hpp"
 #include "wire/openai_codec.hpp"
@@ -134,7 +135,7 @@ void CheckChat(const std::string& body, std::string_view upstream_model) {
   // The translating providers' full parse of the same request.
   auto parsed = orchestra::wire::openai::ParseChatMessages(req);
   if (!parsed) {
-    if (orchestra::api::IsUtf8(body)) {
+    if (orchestra::utf8::IsValid(body)) {
       FUZZ_CHECK(parsed.error().message.find("not valid JSON") == std::string::npos,
                  "the scan accepts, ParseChatMessages says: " + parsed.error().message);
     }

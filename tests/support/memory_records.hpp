@@ -8,13 +8,30 @@
 #include <tuple>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "storage/record_store.hpp"
+#include "storage/validation.hpp"
 
 // An in-memory RecordStore for unit tests of the features built on records (keys, spend, model
 // versions, documents): the interface's semantics (versions, preconditions, atomic batches, the
 // change log, counters, paging) without a database. The backends themselves are tested by the
 // storage conformance suite.
 namespace orchestra::testing {
+
+// Runs `awaitable` to its end on an io_context of its own (a test's synchronous call).
+template <class T>
+T RunSync(boost::asio::awaitable<T> awaitable) {
+  boost::asio::io_context io;
+  std::optional<T> out;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { out.emplace(co_await std::move(awaitable)); },
+      boost::asio::detached);
+  io.run();
+  return std::move(*out);
+}
 
 class MemoryRecords final : public storage::RecordStore {
  public:
@@ -24,6 +41,8 @@ class MemoryRecords final : public storage::RecordStore {
 
   // Makes every call fail with kUnavailable (a backend that is down).
   bool down = false;
+  // Counters that Counters returned, over all calls.
+  std::size_t counters_listed = 0;
   // The log keeps nothing before this sequence: ChangesSince from further back is kConflict,
   // as from a real log past its retention.
   std::int64_t oldest_kept = 0;
@@ -68,13 +87,17 @@ class MemoryRecords final : public storage::RecordStore {
     std::lock_guard lock(mutex_);
     if (down) co_return Down();
     storage::RecordPage page;
-    auto it = records_.lower_bound(Key(tenant, collection, cursor.empty() ? prefix : cursor));
+    // Cursors as the storage service makes them (storage::CursorAfter works here too).
+    auto decoded = storage::DecodeKeysetCursor(cursor);
+    if (!decoded) co_return decoded.error();
+    const std::string after = std::move(*decoded);
+    auto it = records_.lower_bound(Key(tenant, collection, std::max(std::string(prefix), after)));
     for (; it != records_.end(); ++it) {
       const auto& [t, c, id] = it->first;
       if (t != tenant || c != collection || !id.starts_with(prefix)) break;
-      if (!it->second || (!cursor.empty() && id == cursor)) continue;
+      if (!it->second || (!after.empty() && id == after)) continue;
       if (static_cast<int>(page.records.size()) == limit) {
-        page.next_cursor = page.records.back().id;
+        page.next_cursor = storage::EncodeKeysetCursor(page.records.back().id);
         break;
       }
       page.records.push_back(*it->second);
@@ -145,19 +168,24 @@ class MemoryRecords final : public storage::RecordStore {
     std::lock_guard lock(mutex_);
     if (down) co_return Down();
     storage::CounterPage page;
-    auto it = counters_.lower_bound(Key(tenant, collection, cursor.empty() ? prefix : cursor));
+    // Cursors as the storage service makes them (storage::CursorAfter works here too).
+    auto decoded = storage::DecodeKeysetCursor(cursor);
+    if (!decoded) co_return decoded.error();
+    const std::string after = std::move(*decoded);
+    auto it = counters_.lower_bound(Key(tenant, collection, std::max(std::string(prefix), after)));
     for (; it != counters_.end(); ++it) {
       const auto& [t, c, id] = it->first;
       if (t != tenant || c != collection || !id.starts_with(prefix)) break;
-      if (!cursor.empty() && id == cursor) continue;
+      if (!after.empty() && id == after) continue;
       if (static_cast<int>(page.counters.size()) == limit) {
-        page.next_cursor = page.counters.back().id;
+        page.next_cursor = storage::EncodeKeysetCursor(page.counters.back().id);
         break;
       }
       storage::Counter counter{id, {}};
       for (const auto& [name, value] : it->second)
         counter.fields.emplace_back(name, value);
       page.counters.push_back(std::move(counter));
+      ++counters_listed;
     }
     co_return page;
   }

@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "common/random.hpp"
+#include "common/utf8.hpp"
 #include "storage/checkpoint_id.hpp"
 #include "storage/firestore/encoding.hpp"
 #include "storage/glob.hpp"
@@ -53,7 +54,7 @@ bool Backoff(int attempt, Deadline deadline) {
 
 json::object StringValue(std::string_view text) {
   json::object v;
-  if (IsValidUtf8(text)) {
+  if (utf8::IsValid(text)) {
     v["stringValue"] = text;
   } else {
     v["bytesValue"] = firestore::Base64Encode(text);  // stored byte for byte all the same

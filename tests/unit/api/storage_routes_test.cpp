@@ -538,22 +538,5 @@ TEST_F(StorageRoutes, BadCheckpointRequestsAre400NamingTheFieldAndReachNoStore) 
   EXPECT_EQ(checkpoints_.calls, 0);
 }
 
-// --- UTF-8 -------------------------------------------------------------------------------------
-
-TEST(IsUtf8, AcceptsWellFormedTextOnly) {
-  EXPECT_TRUE(IsUtf8(""));
-  EXPECT_TRUE(IsUtf8("plain ascii"));
-  EXPECT_TRUE(IsUtf8("é€😀\xf4\x8f\xbf\xbf"));  // up to U+10FFFF
-  EXPECT_FALSE(IsUtf8("\x80"));                // a lone continuation byte
-  EXPECT_FALSE(IsUtf8("\xc3"));                // truncated
-  EXPECT_FALSE(IsUtf8("\xc0\xaf"));            // overlong '/'
-  EXPECT_FALSE(IsUtf8("\xe0\x80\xaf"));        // overlong
-  EXPECT_FALSE(IsUtf8("\xed\xa0\x80"));        // a surrogate
-  EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));    // past U+10FFFF
-  EXPECT_FALSE(IsUtf8("\xe2\x82"));            // truncated
-  EXPECT_FALSE(IsUtf8("\xe2\x28\xa1"));        // bad continuation
-  EXPECT_FALSE(IsUtf8("\xff"));
-}
-
 }  // namespace
 }  // namespace orchestra::api

@@ -22,17 +22,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using testing::MemoryRecords;
-
-template <class T>
-T RunSync(asio::awaitable<T> awaitable) {
-  asio::io_context io;
-  std::optional<T> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(awaitable)); },
-      asio::detached);
-  io.run();
-  return std::move(*out);
-}
+using testing::RunSync;
 
 std::string Bearer(const std::string& secret) {
   return "Bearer " + secret;

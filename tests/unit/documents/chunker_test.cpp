@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

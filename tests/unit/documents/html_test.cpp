@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {

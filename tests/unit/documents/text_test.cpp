@@ -1,62 +1,14 @@
-// UTF-8 helpers and Markdown sections.
+// Markdown sections.
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "common/utf8.hpp"
 #include "documents/markdown.hpp"
-#include "documents/utf8.hpp"
 
 namespace orchestra::documents {
 namespace {
-
-TEST(Utf8, BoundariesNeverSplitACodePoint) {
-  const std::string s = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";  // a é € 😀 z
-  // Byte offsets: a 0, é 1-2, € 3-5, 😀 6-9, z 10.
-  const std::size_t floors[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11};
-  const std::size_t ceils[] = {0, 1, 3, 3, 6, 6, 6, 10, 10, 10, 10, 11};
-  for (std::size_t i = 0; i <= s.size(); ++i) {
-    EXPECT_EQ(utf8::FloorBoundary(s, i), floors[i]) << i;
-    EXPECT_EQ(utf8::CeilBoundary(s, i), ceils[i]) << i;
-  }
-  EXPECT_EQ(utf8::CountCodePoints(s), 5u);
-  EXPECT_EQ(utf8::AdvanceCodePoints(s, 0, 3), 6u);
-  EXPECT_EQ(utf8::AdvanceCodePoints(s, 1, 100), s.size());
-}
-
-TEST(Utf8, DecodeRefusesWhatIsNotUtf8) {
-  struct Case {
-    std::string bytes;
-    char32_t cp;
-    std::size_t length;
-  };
-  const Case cases[] = {
-      {"A", 'A', 1},
-      {"\xC3\xA9", 0xE9, 2},
-      {"\xF4\x8F\xBF\xBF", 0x10FFFF, 4},
-      {"\xC0\xAF", utf8::kReplacement, 1},          // overlong '/'
-      {"\xE0\x80\xAF", utf8::kReplacement, 1},      // overlong
-      {"\xED\xA0\x80", utf8::kReplacement, 1},      // a surrogate
-      {"\xF4\x90\x80\x80", utf8::kReplacement, 1},  // past U+10FFFF
-      {"\xE2\x82", utf8::kReplacement, 1},          // truncated
-      {"\x80", utf8::kReplacement, 1},              // a lone continuation byte
-      {"\xFF", utf8::kReplacement, 1},
-  };
-  for (const Case& c : cases) {
-    std::size_t len = 0;
-    EXPECT_EQ(utf8::Decode(c.bytes, 0, len), c.cp) << c.bytes;
-    EXPECT_EQ(len, c.length) << c.bytes;
-  }
-  EXPECT_TRUE(utf8::IsValid("plain ascii text that is long enough for the word loop"));
-  EXPECT_TRUE(utf8::IsValid("caf\xC3\xA9 \xEF\xBF\xBD"));  // a real U+FFFD is valid
-  EXPECT_FALSE(utf8::IsValid("ascii ascii ascii \xC3"));
-  EXPECT_FALSE(utf8::IsValid("\xED\xA0\x80"));
-  EXPECT_EQ(utf8::ToValid("a\xFF"
-                          "b\xC3"),
-            "a\xEF\xBF\xBD"
-            "b\xEF\xBF\xBD");
-  EXPECT_TRUE(utf8::IsValid(utf8::ToValid("\xE0\x80\xAF\xF0\x9F\x98")));
-}
 
 struct Section {
   int level;

@@ -7,6 +7,8 @@
 namespace orchestra::limits {
 namespace {
 
+using testing::RunSync;
+
 TEST(SpendDays, CivilDaysPeriodsAndTheirText) {
   const std::int64_t day = *ParseDay("2026-12-03");  // a Thursday
   EXPECT_EQ(DayText(day), "2026-12-03");
@@ -111,6 +113,39 @@ TEST(SpendLedger, ABackendThatIsDownKeepsSpendForTheNextFlush) {
   SpendLedger other(&f.store, f.Options());
   other.Start();
   EXPECT_DOUBLE_EQ(other.PeriodSpend("app", BudgetPeriod::kDay), 0.5);
+}
+
+// Start-up and the read-back after each flush read from the oldest day a budget period can
+// hold: a key's history before that, which grows for as long as the key is used, is not read
+// (at every start, and every second).
+TEST(SpendLedger, ReadsBackOnlyTheDaysABudgetPeriodCanHold) {
+  Fixture f;
+  f.policy.budget = Budget{1.0, BudgetPeriod::kMonth};
+  const std::int64_t today = DayOf(f.now_ms);
+  for (std::int64_t day = today - 400; day < today - 40; ++day) {
+    ASSERT_TRUE(
+        RunSync(f.store.Add(storage::kSystemTenant, kSpendCollection,
+                            SpendCounterId("app", DayText(day), "m"), {{"cost_usd", 5.0}})));
+  }
+  // One counter inside the month, and another key's whose days sort after app's.
+  ASSERT_TRUE(
+      RunSync(f.store.Add(storage::kSystemTenant, kSpendCollection,
+                          SpendCounterId("app", DayText(today - 1), "m"), {{"cost_usd", 0.25}})));
+  ASSERT_TRUE(
+      RunSync(f.store.Add(storage::kSystemTenant, kSpendCollection,
+                          SpendCounterId("app2", DayText(today), "m"), {{"cost_usd", 9.0}})));
+  SpendLedger ledger(&f.store, f.Options());
+  ledger.Start();  // skips app's old days too: a small page from app's oldest, then the rest
+  EXPECT_LE(f.store.counters_listed, 64u + 2u);
+  EXPECT_DOUBLE_EQ(ledger.PeriodSpend("app", BudgetPeriod::kMonth), 0.25);
+  EXPECT_DOUBLE_EQ(ledger.PeriodSpend("app2", BudgetPeriod::kDay), 9.0);
+  Ticket t;
+  ledger.Settle(f.Make(), t, Served(0.5));
+  const std::size_t before = f.store.counters_listed;
+  ledger.FlushNow();
+  // app's today and yesterday, app2's today; not app's 360 old days.
+  EXPECT_LE(f.store.counters_listed - before, 3u);
+  EXPECT_DOUBLE_EQ(ledger.PeriodSpend("app", BudgetPeriod::kMonth), 0.75);
 }
 
 }  // namespace

@@ -19,17 +19,7 @@ namespace {
 
 namespace asio = boost::asio;
 using testing::MemoryRecords;
-
-template <class T>
-T RunSync(asio::awaitable<T> awaitable) {
-  asio::io_context io;
-  std::optional<T> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(awaitable)); },
-      asio::detached);
-  io.run();
-  return std::move(*out);
-}
+using testing::RunSync;
 
 // A follower of the `keys` collection of tenant "t" that records what it was asked to do.
 struct Recorder {

@@ -77,13 +77,5 @@ TEST(Glob, TranslatesForPostgresExactly) {
   EXPECT_EQ(Glob::Parse("[!a-c\\]]").value().ToPostgresRegex(), "^[^a-c\\]]$");
 }
 
-TEST(Utf8, ValidatesStrictly) {
-  EXPECT_TRUE(IsValidUtf8("plain"));
-  EXPECT_TRUE(IsValidUtf8("ü€😀"));
-  EXPECT_FALSE(IsValidUtf8("\xc3"));          // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
-}
-
 }  // namespace
 }  // namespace orchestra::storage

@@ -34,17 +34,7 @@ using orchestration::RouteTable;
 using orchestration::TargetPlan;
 using orchestration::testing::FakeProvider;
 using testing::MemoryRecords;
-
-template <class T>
-T RunSync(asio::awaitable<T> awaitable) {
-  asio::io_context io;
-  std::optional<T> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(awaitable)); },
-      asio::detached);
-  io.run();
-  return std::move(*out);
-}
+using testing::RunSync;
 
 // A record store that delegates to a MemoryRecords, with hooks to play a concurrent writer and a
 // change log that no longer reaches back.

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/utf8.hpp"
 #include "storage/glob.hpp"
 #include "storage/validation.hpp"
 
@@ -17,7 +18,7 @@ namespace {
 // What Firestore accepts as a document id.
 bool ValidDocumentId(std::string_view id) {
   if (id.empty() || id.size() > 1500 || id == "." || id == "..") return false;
-  if (id.find('/') != std::string_view::npos || !IsValidUtf8(id)) return false;
+  if (id.find('/') != std::string_view::npos || !utf8::IsValid(id)) return false;
   return !(id.size() >= 4 && id.starts_with("__") && id.ends_with("__"));
 }
 

@@ -1,8 +1,8 @@
-#include "documents/utf8.hpp"
+#include "common/utf8.hpp"
 
 #include <cstring>
 
-namespace orchestra::documents::utf8 {
+namespace orchestra::utf8 {
 
 std::size_t FloorBoundary(std::string_view text, std::size_t pos) {
   if (pos >= text.size()) return text.size();
@@ -98,22 +98,57 @@ void Append(std::string& out, char32_t cp) {
 }
 
 bool IsValid(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* const end = p + text.size();
+  while (p < end) {
     // Runs of ASCII, the common case, eight bytes at a time.
-    while (i + 8 <= text.size()) {
+    while (end - p >= 8) {
       std::uint64_t word;
-      std::memcpy(&word, text.data() + i, 8);
-      if (word & 0x8080808080808080ull) break;
-      i += 8;
+      std::memcpy(&word, p, 8);
+      if ((word & 0x8080808080808080ull) != 0) break;
+      p += 8;
     }
-    if (i >= text.size()) break;
-    if (static_cast<unsigned char>(text[i]) < 0x80) {
-      ++i;
+    if (p == end) break;
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
       continue;
     }
     std::size_t len = 0;
-    if (Decode(text, i, len) == kReplacement && !(len == 3 && text.substr(i, 3) == "\xEF\xBF\xBD"))
+    unsigned char lo = 0x80;  // bounds of the second byte (overlongs, surrogates, > U+10FFFF)
+    unsigned char hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
       return false;
+    }
+    if (static_cast<std::size_t>(end - p) < len) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (std::size_t i = 2; i < len; ++i) {
+      if (!IsContinuation(p[i])) return false;
+    }
+    p += len;
+  }
+  return true;
+}
+
+bool DecodeAll(std::string_view text, std::u32string& out) {
+  out.clear();
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t len = 0;
+    const char32_t cp = Decode(text, i, len);
+    // A malformed byte decodes as U+FFFD of length 1; U+FFFD itself is three bytes.
+    if (cp == kReplacement && len == 1) return false;
+    out.push_back(cp);
     i += len;
   }
   return true;
@@ -134,4 +169,4 @@ std::string ToValid(std::string_view text) {
   return out;
 }
 
-}  // namespace orchestra::documents::utf8
+}  // namespace orchestra::utf8
