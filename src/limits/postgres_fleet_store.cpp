@@ -33,8 +33,11 @@ BEGIN
       expires_ms BIGINT NOT NULL,
       PRIMARY KEY (principal, model)
     );
-    -- 2 x 241 bigints stay in the row, uncompressed (4 KB: two rows a page).
-    ALTER TABLE @P@windows_v1 ALTER COLUMN r SET STORAGE PLAIN, ALTER COLUMN t SET STORAGE PLAIN;
+    -- 2 x 241 bigints stay in the row, uncompressed (4 KB), one row a page: the other half of
+    -- the page takes the row's next version, so an update stays on its page (HOT) and the table
+    -- does not grow with every admission.
+    ALTER TABLE @P@windows_v1 ALTER COLUMN r SET STORAGE PLAIN, ALTER COLUMN t SET STORAGE PLAIN,
+      SET (fillfactor = 50);
     CREATE UNLOGGED TABLE IF NOT EXISTS @P@leases_v1 (
       principal TEXT COLLATE "C" NOT NULL,
       model TEXT COLLATE "C" NOT NULL,
@@ -123,6 +126,23 @@ BEGIN
     END
     $f$;
 
+    -- Writes a bucket's window (an update; an insert the first time).
+    CREATE OR REPLACE FUNCTION @P@save_v1(p_principal TEXT, p_model TEXT, p_head BIGINT,
+        p_rs BIGINT, p_ts BIGINT, p_r BIGINT[], p_t BIGINT[], now_ms BIGINT) RETURNS VOID
+    LANGUAGE plpgsql AS $f$
+    BEGIN
+      UPDATE @P@windows_v1 w SET head = p_head, rs = p_rs, ts = p_ts, r = p_r, t = p_t,
+          expires_ms = now_ms + 120000
+        WHERE w.principal = p_principal AND w.model = p_model;
+      IF NOT FOUND THEN
+        INSERT INTO @P@windows_v1 AS w (principal, model, head, rs, ts, r, t, expires_ms)
+          VALUES (p_principal, p_model, p_head, p_rs, p_ts, p_r, p_t, now_ms + 120000)
+          ON CONFLICT (principal, model) DO UPDATE SET head = EXCLUDED.head, rs = EXCLUDED.rs,
+            ts = EXCLUDED.ts, r = EXCLUDED.r, t = EXCLUDED.t, expires_ms = EXCLUDED.expires_ms;
+      END IF;
+    END
+    $f$;
+
     -- One admission (see postgres_fleet_store.hpp). p_flags: 1 the key's bucket, 2 the key x
     -- model's. o_verdict: 0 admitted, 1 rate limit, 2 budget; o_which: 1 key, 2 model; o_what:
     -- 1 parallel, 2 rpm, 3 tpm, 4 tpm never.
@@ -156,8 +176,10 @@ BEGIN
           SELECT * INTO kh, krs, kts, kr, kt FROM @P@advance_v1(kh, krs, kts, kr, kt, o_slot);
         END IF;
         IF p_k_mp > 0 THEN
-          DELETE FROM @P@leases_v1 l
-            WHERE l.principal = p_principal AND l.model = '' AND l.expires_ms <= now_ms;
+          IF kh IS DISTINCT FROM kh0 THEN  -- expired leases go when the window moves
+            DELETE FROM @P@leases_v1 l
+              WHERE l.principal = p_principal AND l.model = '' AND l.expires_ms <= now_ms;
+          END IF;
           SELECT count(*) INTO k_in FROM @P@leases_v1 l
             WHERE l.principal = p_principal AND l.model = '';
         END IF;
@@ -170,8 +192,10 @@ BEGIN
           SELECT * INTO mh, mrs, mts, mr, mt FROM @P@advance_v1(mh, mrs, mts, mr, mt, o_slot);
         END IF;
         IF p_m_mp > 0 THEN
-          DELETE FROM @P@leases_v1 l
-            WHERE l.principal = p_principal AND l.model = p_model AND l.expires_ms <= now_ms;
+          IF mh IS DISTINCT FROM mh0 THEN  -- expired leases go when the window moves
+            DELETE FROM @P@leases_v1 l
+              WHERE l.principal = p_principal AND l.model = p_model AND l.expires_ms <= now_ms;
+          END IF;
           SELECT count(*) INTO m_in FROM @P@leases_v1 l
             WHERE l.principal = p_principal AND l.model = p_model;
         END IF;
@@ -251,16 +275,10 @@ BEGIN
         END IF;
       END IF;
       IF use_k AND (o_verdict = 0 OR kh IS DISTINCT FROM kh0) THEN
-        INSERT INTO @P@windows_v1 AS w (principal, model, head, rs, ts, r, t, expires_ms)
-          VALUES (p_principal, '', kh, krs, kts, kr, kt, now_ms + 120000)
-          ON CONFLICT (principal, model) DO UPDATE SET head = EXCLUDED.head, rs = EXCLUDED.rs,
-            ts = EXCLUDED.ts, r = EXCLUDED.r, t = EXCLUDED.t, expires_ms = EXCLUDED.expires_ms;
+        PERFORM @P@save_v1(p_principal, '', kh, krs, kts, kr, kt, now_ms);
       END IF;
       IF use_m AND (o_verdict = 0 OR mh IS DISTINCT FROM mh0) THEN
-        INSERT INTO @P@windows_v1 AS w (principal, model, head, rs, ts, r, t, expires_ms)
-          VALUES (p_principal, p_model, mh, mrs, mts, mr, mt, now_ms + 120000)
-          ON CONFLICT (principal, model) DO UPDATE SET head = EXCLUDED.head, rs = EXCLUDED.rs,
-            ts = EXCLUDED.ts, r = EXCLUDED.r, t = EXCLUDED.t, expires_ms = EXCLUDED.expires_ms;
+        PERFORM @P@save_v1(p_principal, p_model, mh, mrs, mts, mr, mt, now_ms);
       END IF;
 
       -- The headers' state (RecordHeaders): the wait only when nothing remains.
@@ -310,10 +328,7 @@ BEGIN
             SELECT * INTO xr, xrs FROM @P@correct_v1(xr, xrs, h, p_admitted, -1);
           END IF;
           SELECT * INTO xt, xts FROM @P@correct_v1(xt, xts, h, p_admitted, p_delta);
-          INSERT INTO @P@windows_v1 AS w (principal, model, head, rs, ts, r, t, expires_ms)
-            VALUES (p_principal, bucket, h, xrs, xts, xr, xt, now_ms + 120000)
-            ON CONFLICT (principal, model) DO UPDATE SET head = EXCLUDED.head, rs = EXCLUDED.rs,
-              ts = EXCLUDED.ts, r = EXCLUDED.r, t = EXCLUDED.t, expires_ms = EXCLUDED.expires_ms;
+          PERFORM @P@save_v1(p_principal, bucket, h, xrs, xts, xr, xt, now_ms);
         END LOOP;
       END IF;
       IF p_flags & 4 <> 0 THEN
@@ -325,6 +340,9 @@ BEGIN
           WHERE l.principal = p_principal AND l.model = p_model AND l.member = p_member;
       END IF;
       IF p_flags & 16 <> 0 AND p_cost > 0 THEN
+        -- A counter the database lost in a crash is seeded again from the ledger: not worth a
+        -- WAL flush per request.
+        PERFORM set_config('synchronous_commit', 'off', true);
         UPDATE @P@budgets_v1 b SET spent = b.spent + p_cost
           WHERE b.principal = p_principal AND b.period = p_period;
       END IF;
