@@ -323,7 +323,9 @@ BEGIN
           bucket := CASE WHEN i = 1 THEN '' ELSE p_model END;
           SELECT w.head, w.rs, w.ts, w.r, w.t INTO h, xrs, xts, xr, xt FROM @P@windows_v1 w
             WHERE w.principal = p_principal AND w.model = bucket;
-          SELECT * INTO h, xrs, xts, xr, xt FROM @P@advance_v1(h, xrs, xts, xr, xt, now_ms / 250);
+          IF h IS NULL OR h < now_ms / 250 THEN
+            SELECT * INTO h, xrs, xts, xr, xt FROM @P@advance_v1(h, xrs, xts, xr, xt, now_ms / 250);
+          END IF;
           IF p_refused THEN
             SELECT * INTO xr, xrs FROM @P@correct_v1(xr, xrs, h, p_admitted, -1);
           END IF;
@@ -367,7 +369,7 @@ BEGIN
       GET DIAGNOSTICS k = ROW_COUNT;
       n := n + k;
       DELETE FROM @P@budgets_v1 WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM @P@budgets_v1 WHERE expires_ms + 86400000 < now_ms LIMIT 1000));
+        SELECT ctid FROM @P@budgets_v1 WHERE expires_ms < now_ms LIMIT 1000));
       GET DIAGNOSTICS k = ROW_COUNT;
       RETURN n + k;
     END
