@@ -58,7 +58,6 @@ class FleetLimiter final : public Stage {
   enum class OnError : std::uint8_t { kAllow, kDeny };
   struct Options {
     FleetStoreFactory store;                  // opens each worker's connection
-    std::string backend_name = "Redis";       // in log lines and the deny message
     std::chrono::microseconds timeout{5000};  // the longest admission waits on the store
     OnError on_error = OnError::kAllow;
     std::chrono::milliseconds inflight_lease{600'000};
