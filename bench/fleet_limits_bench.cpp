@@ -1,7 +1,9 @@
 // Latency of the fleet-wide limits at one connection (issue 13's budget: admission + settlement
-// ≤ one loopback Redis round trip, ~50 µs, p50), against a throwaway redis-server on loopback:
+// ≤ one loopback Redis round trip, ~50 µs, p50), against a throwaway redis-server on loopback, or
+// with `postgres` a throwaway PostgreSQL 15 (the plpgsql functions of postgres_fleet_store.cpp):
 //
-//   ping      one PING through the same non-blocking connection: the round trip itself
+//   ping      one PING (PostgreSQL: a prepared SELECT 1) through the same kind of non-blocking
+//             connection: the round trip itself
 //   rate limits: FleetLimiter::AdmitAsync + Settle for a key with rpm + tpm + max_parallel and a
 //             per-model limit (two buckets, two leases), one request at a time: back to back
 //             (so each admission waits behind the previous settlement in Redis), split into its
@@ -12,7 +14,7 @@
 // Each runs `iterations` times in one coroutine on one event loop (as a worker serves one
 // connection) and prints p50, p90 and p99 in microseconds.
 //
-//   build/release/bench/orchestra_bench_fleet_limits [iterations]
+//   build/release/bench/orchestra_bench_fleet_limits [iterations] [redis|postgres]
 
 #include <algorithm>
 #include <chrono>
@@ -28,7 +30,11 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "limits/fleet_limiter.hpp"
+#include "limits/postgres_fleet_store.hpp"
+#include "limits/redis_fleet_store.hpp"
+#include "services/postgres_server.hpp"
 #include "services/redis_server.hpp"
+#include "storage/postgres/pg_pipe.hpp"
 
 namespace {
 
@@ -43,16 +49,29 @@ void Report(const char* name, std::vector<double>& us) {
               at(0.9), at(0.99));
 }
 
-asio::awaitable<void> Run(limits::FleetLimiter& limiter, storage::RedisPipe& pipe, int n) {
+// One round trip to the store's server, on a connection like the limiter's (Redis: `redis`;
+// PostgreSQL: `postgres`).
+asio::awaitable<bool> Ping(storage::RedisPipe* redis, storage::PgPipe* postgres) {
+  if (redis != nullptr) {
+    std::string wire;
+    const std::string_view args[] = {"PING"};
+    storage::AppendCommand(wire, args);
+    auto r = co_await redis->Call(wire, 1, std::chrono::seconds(1));
+    co_return static_cast<bool>(r);
+  }
+  std::vector<storage::PgPipe::Query> q(1);
+  auto r = co_await postgres->Call(std::move(q), std::chrono::seconds(1));
+  co_return r && (*r)[0].ok;
+}
+
+asio::awaitable<void> Run(limits::FleetLimiter& limiter, storage::RedisPipe* redis,
+                          storage::PgPipe* postgres, int n) {
   std::vector<double> ping;
-  std::string wire;
-  const std::string_view args[] = {"PING"};
-  storage::AppendCommand(wire, args);
   for (int i = 0; i < n + 100; ++i) {
     const auto t0 = Clock::now();
-    auto r = co_await pipe.Call(wire, 1, std::chrono::seconds(1));
+    const bool ok = co_await Ping(redis, postgres);
     const auto t1 = Clock::now();
-    if (!r) std::printf("ping failed: %s\n", r.error().message.c_str());
+    if (!ok) std::printf("ping failed\n");
     if (i >= 100) ping.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
   Report("ping", ping);
@@ -116,11 +135,12 @@ asio::awaitable<void> Run(limits::FleetLimiter& limiter, storage::RedisPipe& pip
     Report("  of which Settle()", settle);
     Report("  admit+settle, previous settled", apart);
   }
+  if (redis == nullptr) co_return;
   // Where the time goes on the server: microseconds per call of each command.
   std::string info;
   const std::string_view info_args[] = {"INFO", "commandstats"};
   storage::AppendCommand(info, info_args);
-  auto stats = co_await pipe.Call(info, 1, std::chrono::seconds(1));
+  auto stats = co_await redis->Call(info, 1, std::chrono::seconds(1));
   if (stats) std::printf("%s\n", (*stats)[0].text.c_str());
 }
 
@@ -128,17 +148,36 @@ asio::awaitable<void> Run(limits::FleetLimiter& limiter, storage::RedisPipe& pip
 
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::max(100, std::atoi(argv[1])) : 20'000;
-  testing::services::RedisServer redis;
+  const bool on_postgres = argc > 2 && std::string_view(argv[2]) == "postgres";
+  std::unique_ptr<testing::services::RedisServer> redis_server;
+  std::unique_ptr<testing::services::PostgresServer> postgres_server;
   asio::io_context io;
   limits::FleetLimiter::Options options;
-  options.endpoint.port = static_cast<std::uint16_t>(redis.port());
+  std::unique_ptr<storage::RedisPipe> redis;
+  std::unique_ptr<storage::PgPipe> postgres;
+  if (on_postgres) {
+    postgres_server = std::make_unique<testing::services::PostgresServer>();
+    limits::PostgresFleetStore::Options store;
+    store.url = postgres_server->url();
+    options.store = limits::PostgresFleetStore::Factory(store);
+    storage::PgPipe::Options pipe;
+    pipe.url = postgres_server->url();
+    pipe.statements = {{"ping", "SELECT 1"}};
+    postgres = std::make_unique<storage::PgPipe>(io.get_executor(), pipe);
+  } else {
+    redis_server = std::make_unique<testing::services::RedisServer>();
+    storage::RedisEndpoint endpoint;
+    endpoint.port = static_cast<std::uint16_t>(redis_server->port());
+    options.store = limits::RedisFleetStore::Factory(endpoint);
+    redis = std::make_unique<storage::RedisPipe>(io.get_executor(), endpoint);
+  }
   options.timeout = std::chrono::seconds(1);
   limits::FleetLimiter limiter(1, options, nullptr);
   limiter.StartWorker(0, io.get_executor());
-  storage::RedisPipe pipe(io.get_executor(), options.endpoint);
-  asio::co_spawn(io, Run(limiter, pipe, n), [&](std::exception_ptr) {
+  asio::co_spawn(io, Run(limiter, redis.get(), postgres.get(), n), [&](std::exception_ptr) {
     limiter.StopWorkers();
-    pipe.Close();
+    if (redis) redis->Close();
+    if (postgres) postgres->Close();
   });
   io.run();
   return 0;

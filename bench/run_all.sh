@@ -34,9 +34,10 @@ bench/frame_sizes.sh "$build" || true
 echo "== memory endpoints on SQLite, Redis and PostgreSQL"
 bench/storage_bench.sh "$build" 10 64
 
-echo "== per-key limits: admission + settlement in process (target <= 2 us p50) and in Redis"
+echo "== per-key limits: admission + settlement in process (target <= 2 us p50), in Redis and in PostgreSQL"
 "$build/orchestra_bench_limits"
 "$build/orchestra_bench_fleet_limits" 20000 | grep -v '^cmdstat\|^# Commandstats\|^$'
+"$build/orchestra_bench_fleet_limits" 5000 postgres
 
 echo "== per-key limits through the gateway: off, in process, in Redis (target >= 90 % of off)"
 bench/limits_throughput.sh "$build" 10

@@ -41,7 +41,9 @@
 #include "documents/service.hpp"
 #include "limits/fleet_limiter.hpp"
 #include "limits/load_shedder.hpp"
+#include "limits/postgres_fleet_store.hpp"
 #include "limits/rate_limiter.hpp"
+#include "limits/redis_fleet_store.hpp"
 #include "limits/spend.hpp"
 #include "limits/usage_recorder.hpp"
 #include "net/client.hpp"
@@ -549,12 +551,20 @@ int Serve(const Command& cmd, Clock::time_point exec_time) {
     limits::UsageRecorder usage(registry);
     // --- Per-key limits (issue 13): rate limits before accounting. ---
     limits::RateLimiter rate_limiter;
-    // Fleet-wide in Redis when configured (limits.backend; docs/OPERATIONS.md "Limits across
-    // instances"): one connection per worker, opened by the server's worker init below.
+    // Fleet-wide in Redis or PostgreSQL when configured (limits.backend; docs/OPERATIONS.md
+    // "Limits across instances"): one connection per worker, opened by the server's worker init
+    // below.
     std::unique_ptr<limits::FleetLimiter> fleet_limiter;
-    if (!cfg->limits.effective_redis_url.empty()) {
+    if (!cfg->limits.effective_redis_url.empty() || !cfg->limits.effective_postgres_url.empty()) {
       limits::FleetLimiter::Options fleet;
-      fleet.endpoint = ParseRedisUrl(cfg->limits.effective_redis_url, "limits.redis_url");
+      if (!cfg->limits.effective_redis_url.empty()) {
+        fleet.store = limits::RedisFleetStore::Factory(
+            ParseRedisUrl(cfg->limits.effective_redis_url, "limits.redis_url"));
+      } else {
+        limits::PostgresFleetStore::Options pg;
+        pg.url = cfg->limits.effective_postgres_url;
+        fleet.store = limits::PostgresFleetStore::Factory(std::move(pg));
+      }
       fleet.timeout =
           std::chrono::duration_cast<std::chrono::microseconds>(cfg->limits.backend_timeout);
       fleet.on_error = cfg->limits.on_backend_error == config::OnBackendError::kDeny

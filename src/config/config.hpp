@@ -281,9 +281,11 @@ struct TracingConfig {
 
 // Per-key limits, budgets and spend (issue 13).
 enum class LimitsBackend : std::uint8_t {
-  kAuto,   // redis when storage.backend is redis, else local
-  kLocal,  // in process: limits per instance
-  kRedis,  // fleet-wide, in redis_url (or storage.url)
+  kAuto,      // redis when Redis is configured for limits, else postgres when storage.backend
+              // is postgres, else local
+  kLocal,     // in process: limits per instance
+  kRedis,     // fleet-wide, in redis_url (or storage.url)
+  kPostgres,  // fleet-wide, in postgres_url (or storage.url)
 };
 enum class OnBackendError : std::uint8_t { kAllow, kDeny };
 
@@ -293,15 +295,19 @@ struct LimitsConfig {
   Duration spend_flush_interval = 1s;
   // Where rate limits and budget checks are kept (docs/OPERATIONS.md "Limits across instances").
   LimitsBackend backend = LimitsBackend::kAuto;
-  std::string redis_url;  // "" = storage.url (storage.backend redis)
-  // When Redis does not answer within backend_timeout: allow = admit under this instance's own
-  // limits, deny = 503.
+  std::string redis_url;     // "" = storage.url (storage.backend redis)
+  std::string postgres_url;  // "" = storage.url (storage.backend postgres)
+  // When the backend does not answer within backend_timeout: allow = admit under this instance's
+  // own limits, deny = 503.
   OnBackendError on_backend_error = OnBackendError::kAllow;
   Duration backend_timeout = 5ms;
-  // An in-flight request's hold on max_parallel in Redis expires after this (a dead instance's).
+  // An in-flight request's hold on max_parallel in the backend expires after this (a dead
+  // instance's).
   Duration inflight_lease = 10min;
-  // Derived at load: the Redis URL limits use ("" = in process).
+  // Derived at load: the Redis URL limits use, else the PostgreSQL URL they use (both "": in
+  // process).
   std::string effective_redis_url;
+  std::string effective_postgres_url;
 };
 
 struct Config {

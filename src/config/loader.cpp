@@ -274,7 +274,8 @@ constexpr std::array kChunkingStrategies{
 constexpr std::array kLimitsBackends{
     std::pair<std::string_view, LimitsBackend>{"auto", LimitsBackend::kAuto},
     std::pair<std::string_view, LimitsBackend>{"local", LimitsBackend::kLocal},
-    std::pair<std::string_view, LimitsBackend>{"redis", LimitsBackend::kRedis}};
+    std::pair<std::string_view, LimitsBackend>{"redis", LimitsBackend::kRedis},
+    std::pair<std::string_view, LimitsBackend>{"postgres", LimitsBackend::kPostgres}};
 constexpr std::array kOnBackendErrors{
     std::pair<std::string_view, OnBackendError>{"allow", OnBackendError::kAllow},
     std::pair<std::string_view, OnBackendError>{"deny", OnBackendError::kDeny}};
@@ -588,6 +589,7 @@ void Describe(V& v, LimitsConfig& c) {
   v.Time("spend_flush_interval", c.spend_flush_interval);
   v.Choice("backend", c.backend, kLimitsBackends);
   v.Url("redis_url", c.redis_url);
+  v.Url("postgres_url", c.postgres_url);
   v.Choice("on_backend_error", c.on_backend_error, kOnBackendErrors);
   v.Time("backend_timeout", c.backend_timeout);
   v.Time("inflight_lease", c.inflight_lease);
@@ -690,6 +692,10 @@ void Check(Section& s, LimitsConfig& c) {
     s.FailKey("inflight_lease", "must be between 1s and 24h");
   if (!c.redis_url.empty() && c.redis_url.rfind("redis://", 0) != 0)
     s.FailKey("redis_url", "must start with redis://");
+  if (!c.postgres_url.empty() && c.postgres_url.rfind("postgresql://", 0) != 0 &&
+      c.postgres_url.rfind("postgres://", 0) != 0) {
+    s.FailKey("postgres_url", "must start with postgresql://");
+  }
 }
 
 void Check(Section& s, AuthConfig& c) {
@@ -1485,10 +1491,12 @@ void Validate(Config& c, const std::string& source) {
                       " without API keys; configure auth.keys, or set auth.disabled: true to "
                       "serve without authentication");
   }
-  // Fleet-wide limits live in Redis: the one limits name, else the storage's.
+  // Fleet-wide limits live in Redis (the one limits name, else the storage's), or in
+  // PostgreSQL (likewise) when no Redis is configured for them.
   LimitsConfig& l = c.limits;
   l.effective_redis_url.clear();
-  if (l.backend != LimitsBackend::kLocal) {
+  l.effective_postgres_url.clear();
+  if (l.backend == LimitsBackend::kRedis || l.backend == LimitsBackend::kAuto) {
     if (!l.redis_url.empty()) {
       l.effective_redis_url = l.redis_url;
     } else if (c.storage.backend == StorageBackend::kRedis) {
@@ -1497,6 +1505,18 @@ void Validate(Config& c, const std::string& source) {
       throw ConfigError(source +
                         ": limits.backend: redis needs limits.redis_url (storage.backend is " +
                         std::string(ToString(c.storage.backend)) + ", not redis)");
+    }
+  }
+  if (l.effective_redis_url.empty() &&
+      (l.backend == LimitsBackend::kPostgres || l.backend == LimitsBackend::kAuto)) {
+    if (!l.postgres_url.empty()) {
+      l.effective_postgres_url = l.postgres_url;
+    } else if (c.storage.backend == StorageBackend::kPostgres) {
+      l.effective_postgres_url = c.storage.url;
+    } else if (l.backend == LimitsBackend::kPostgres) {
+      throw ConfigError(
+          source + ": limits.backend: postgres needs limits.postgres_url (storage.backend is " +
+          std::string(ToString(c.storage.backend)) + ", not postgres)");
     }
   }
   DocumentsConfig& d = c.documents;

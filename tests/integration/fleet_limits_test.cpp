@@ -2,8 +2,9 @@
 // real HAProxy, sharing one real Redis, on the local provider. An rpm limit holds to the request
 // over 10,000 requests spread over the three, tokens are charged what was used, a budget stops
 // within one request, a revoked key is refused everywhere within 1 s, a restarted instance keeps
-// what the fleet counted, and a dead Redis makes no request hang. Then the same limits on one
-// instance with SQLite and with PostgreSQL (per instance there).
+// what the fleet counted, and a dead Redis makes no request hang. The rpm limit, the budget and
+// the dead backend run again with the three sharing one PostgreSQL instead (storage and limits
+// there). Then the same limits on one instance with SQLite and with PostgreSQL.
 //
 // Making a minute-window test fast: the binary has no test clock, so the tests never wait for the
 // window to slide. They send more than the limit in a burst far shorter than the window (10,000
@@ -99,10 +100,22 @@ OrchestraOptions InstanceOptions(const std::string& storage_yaml, const std::str
   return o;
 }
 
-// Three instances on one Redis behind HAProxy (round robin per request).
+// Where the fleet keeps its storage and limits.
+enum class Shared : std::uint8_t { kRedis, kPostgres };
+
+std::string SharedName(const ::testing::TestParamInfo<Shared>& param) {
+  return param.param == Shared::kRedis ? "Redis" : "Postgres";
+}
+
+// Three instances on one Redis (or one PostgreSQL) behind HAProxy (round robin per request).
 class Fleet {
  public:
-  Fleet() {
+  explicit Fleet(Shared shared = Shared::kRedis) {
+    if (shared == Shared::kRedis) {
+      redis_ = std::make_unique<RedisServer>();
+    } else {
+      postgres_ = std::make_unique<PostgresServer>();
+    }
     for (int i = 0; i < 3; ++i)
       instances_.push_back(std::make_unique<Orchestra>(InstanceOptions(Storage())));
     port_ = services::FreePort();
@@ -136,7 +149,10 @@ class Fleet {
     }
   }
 
-  std::string Storage() const { return "storage: {backend: redis, url: '" + redis_.url() + "'}\n"; }
+  std::string Storage() const {
+    return redis_ ? "storage: {backend: redis, url: '" + redis_->url() + "'}\n"
+                  : "storage: {backend: postgres, url: '" + postgres_->url() + "'}\n";
+  }
   std::unique_ptr<HttpClient> Client() const {
     return std::make_unique<HttpClient>("127.0.0.1", static_cast<std::uint16_t>(port_));
   }
@@ -148,18 +164,28 @@ class Fleet {
     instances_[static_cast<std::size_t>(i)] = std::make_unique<Orchestra>(
         InstanceOptions(Storage(), "", "127.0.0.1:" + std::to_string(port)));
   }
-  RedisServer& redis() { return redis_; }
+  // Kills the shared Redis, or stops the shared PostgreSQL.
+  void StopBackend() {
+    if (redis_) {
+      redis_->Stop();
+    } else {
+      postgres_->Stop();
+    }
+  }
 
  private:
-  RedisServer redis_;
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<PostgresServer> postgres_;
   std::vector<std::unique_ptr<Orchestra>> instances_;
   TempDir dir_;
   int port_ = 0;
   std::unique_ptr<ChildProcess> haproxy_;
 };
 
-TEST(FleetLimits, AnRpmLimitHoldsExactlyOver10000RequestsSpreadOverThreeInstances) {
-  Fleet fleet;
+class FleetLimitsOn : public ::testing::TestWithParam<Shared> {};
+
+TEST_P(FleetLimitsOn, AnRpmLimitHoldsExactlyOver10000RequestsSpreadOverThreeInstances) {
+  Fleet fleet(GetParam());
   std::atomic<int> admitted{0};
   std::atomic<int> refused{0};
   std::atomic<int> other{0};
@@ -235,8 +261,8 @@ TEST(FleetLimits, ATokensLimitHoldsOnSettledUsageAcrossInstances) {
   EXPECT_LT(admitted, 4000 / estimate / 2);
 }
 
-TEST(FleetLimits, ABudgetStopsWithinOneRequestAcrossInstancesAndSurvivesARestart) {
-  Fleet fleet;
+TEST_P(FleetLimitsOn, ABudgetStopsWithinOneRequestAcrossInstancesAndSurvivesARestart) {
+  Fleet fleet(GetParam());
   auto c = fleet.Client();
   double spent = 0;
   double last = 0;
@@ -253,13 +279,13 @@ TEST(FleetLimits, ABudgetStopsWithinOneRequestAcrossInstancesAndSurvivesARestart
   EXPECT_NE(r.body.find(R"("code":"insufficient_quota")"), std::string::npos) << r.body;
   ASSERT_GT(served, 3);
   // Refused at the first request after the budget was reached, whichever instance took it: a
-  // request's spend is in Redis before its response leaves. (Allowed: one more, for when Redis,
-  // starved of CPU on a loaded test machine, finds that settlement and the next admission ready at
-  // once and runs the admission first. Each instance on its own, as without Redis, would spend
-  // the budget three times over.)
+  // request's spend is in the shared backend before its response leaves. (Allowed: one more, for
+  // when the backend, starved of CPU on a loaded test machine, finds that settlement and the next
+  // admission ready at once and runs the admission first. Each instance on its own, as with
+  // per-instance limits, would spend the budget three times over.)
   EXPECT_GE(spent, 0.1 - 1e-9);
   EXPECT_LT(spent - 2 * last, 0.1);
-  // Every instance refuses it, a restarted one too: the period's spend is in Redis.
+  // Every instance refuses it, a restarted one too: the period's spend is in the shared backend.
   fleet.Restart(1);
   for (int i = 0; i < 3; ++i) {
     auto refused = fleet.instance(i).Client()->Request("POST", "/v1/chat/completions",
@@ -319,10 +345,10 @@ TEST(FleetLimits, AKeyRevokedThroughOneInstanceIsRefusedByAllThreeWithinOneSecon
   EXPECT_LT(std::chrono::steady_clock::now() - revoked_at, 1s);
 }
 
-// Redis killed: with on_backend_error allow (the default) requests go on under each instance's
-// own limits; with deny, limited keys are refused 503; nobody waits.
-TEST(FleetLimits, ADeadRedisNeitherHangsNorLosesTheConfiguredBehaviour) {
-  Fleet fleet;
+// The shared backend gone: with on_backend_error allow (the default) requests go on under each
+// instance's own limits; with deny, limited keys are refused 503; nobody waits.
+TEST_P(FleetLimitsOn, ADeadBackendNeitherHangsNorLosesTheConfiguredBehaviour) {
+  Fleet fleet(GetParam());
   Orchestra deny(InstanceOptions(fleet.Storage(), ", on_backend_error: deny"));
   auto c = fleet.Client();
   auto d = deny.Client();
@@ -330,7 +356,7 @@ TEST(FleetLimits, ADeadRedisNeitherHangsNorLosesTheConfiguredBehaviour) {
             200);
   ASSERT_EQ(d->Request("POST", "/v1/chat/completions", Ask("priced"), Auth("fresh-secret")).status,
             200);
-  fleet.redis().Stop();
+  fleet.StopBackend();
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 20; ++i) {
     auto r = c->Request("POST", "/v1/chat/completions", Ask("priced"), Auth("fresh-secret"));
@@ -338,7 +364,7 @@ TEST(FleetLimits, ADeadRedisNeitherHangsNorLosesTheConfiguredBehaviour) {
     auto refused = d->Request("POST", "/v1/chat/completions", Ask("priced"), Auth("fresh-secret"));
     EXPECT_EQ(refused.status, 503) << refused.body;
     EXPECT_EQ(refused.Header("retry-after"), "1");
-    // A key without limits does not need Redis.
+    // A key without limits does not need the backend.
     EXPECT_NE(d->Request("GET", "/v1/models", "", Auth("spender-secret")).status, 503);
   }
   // Not a performance figure: a hang would be the storage's seconds-long timeouts per request.
@@ -350,7 +376,10 @@ TEST(FleetLimits, ADeadRedisNeitherHangsNorLosesTheConfiguredBehaviour) {
   EXPECT_GE(Metric(deny, "orchestra_http_rejected_total", "limits_backend"), 20);
 }
 
-// One instance on SQLite and on PostgreSQL: the same limits, per instance.
+INSTANTIATE_TEST_SUITE_P(Stores, FleetLimitsOn,
+                         ::testing::Values(Shared::kRedis, Shared::kPostgres), SharedName);
+
+// One instance on SQLite and on PostgreSQL: the same limits.
 enum class Backend { kSqlite, kPostgres };
 
 class OneInstance : public ::testing::TestWithParam<Backend> {};

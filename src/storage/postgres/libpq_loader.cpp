@@ -103,3 +103,8 @@ ORCHESTRA_LIBPQ(int, PQgetlength, (const PGresult* res, int row, int col), (res,
 ORCHESTRA_LIBPQ(int, PQgetisnull, (const PGresult* res, int row, int col), (res, row, col))
 ORCHESTRA_LIBPQ(void, PQclear, (PGresult * res), (res))
 ORCHESTRA_LIBPQ(void, PQfreemem, (void* ptr), (ptr))
+// The fleet-wide limits' pipelined connection (pg_pipe.cpp).
+ORCHESTRA_LIBPQ(int, PQenterPipelineMode, (PGconn * conn), (conn))
+ORCHESTRA_LIBPQ(int, PQpipelineSync, (PGconn * conn), (conn))
+ORCHESTRA_LIBPQ(int, PQnfields, (const PGresult* res), (res))
+ORCHESTRA_LIBPQ(char*, PQresStatus, (ExecStatusType status), (status))

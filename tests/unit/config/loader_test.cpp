@@ -392,9 +392,12 @@ TEST(DumpConfig, RedactsSecretsButKeepsTheirSources) {
       "auth: {keys: [{name: a, sha256: " + std::string(64, 'a') +
           "}]}\n"
           "providers: [{name: p, type: openai, api_key_env: P_KEY, headers: {X-Token: s3cr3t}}]\n"
-          "storage: {backend: postgres, url: 'postgresql://user:hunter2@db/orchestra'}\n",
+          "storage: {backend: postgres, url: 'postgresql://user:hunter2@db/orchestra'}\n"
+          "limits: {postgres_url: 'postgresql://lim:swordfish@pg/limits'}\n",
       "f.yaml", env.Lookup());
   std::string dump = DumpConfig(c);
+  EXPECT_EQ(dump.find("swordfish"), std::string::npos);
+  EXPECT_NE(dump.find("postgresql://<redacted>@pg/limits"), std::string::npos);
   EXPECT_EQ(dump.find(std::string(64, 'a')), std::string::npos);
   EXPECT_EQ(dump.find("s3cr3t"), std::string::npos);
   EXPECT_EQ(dump.find("hunter2"), std::string::npos);
@@ -542,6 +545,48 @@ TEST(LoadConfig, LimitsAreFleetWideOnRedisUnlessSaidOtherwise) {
   EXPECT_NE(ErrorOf("limits: {backend_timeout: 5s}\n").find("limits.backend_timeout"),
             std::string::npos);
   EXPECT_NE(ErrorOf("limits: {redis_url: 'http://x'}\n").find("limits.redis_url"),
+            std::string::npos);
+}
+
+// With PostgreSQL storage and no Redis for limits, limits are fleet-wide in PostgreSQL.
+TEST(LoadConfig, LimitsAreFleetWideOnPostgresWithoutARedis) {
+  FakeEnv env;
+  LoadOptions o;
+  o.env = env.Lookup();
+  env.vars["ORCHESTRA_STORAGE_BACKEND"] = "postgres";
+  env.vars["ORCHESTRA_STORAGE_URL"] = "postgresql://u:pw@h/db";
+  auto on_pg = LoadConfig(o);
+  EXPECT_EQ(on_pg->limits.effective_postgres_url, "postgresql://u:pw@h/db");
+  EXPECT_TRUE(on_pg->limits.effective_redis_url.empty());
+  // A Redis for limits wins under auto.
+  env.vars["ORCHESTRA_LIMITS_REDIS_URL"] = "redis://lim:6379";
+  auto on_redis = LoadConfig(o);
+  EXPECT_EQ(on_redis->limits.effective_redis_url, "redis://lim:6379");
+  EXPECT_TRUE(on_redis->limits.effective_postgres_url.empty());
+  // Asked for by name: its own database, whatever else is configured.
+  env.vars["ORCHESTRA_LIMITS_BACKEND"] = "postgres";
+  env.vars["ORCHESTRA_LIMITS_POSTGRES_URL"] = "postgresql://lim@pg/limits";
+  auto own = LoadConfig(o);
+  EXPECT_EQ(own->limits.effective_postgres_url, "postgresql://lim@pg/limits");
+  EXPECT_TRUE(own->limits.effective_redis_url.empty());
+  env.vars.erase("ORCHESTRA_LIMITS_REDIS_URL");
+  // local stays local.
+  env.vars["ORCHESTRA_LIMITS_BACKEND"] = "local";
+  EXPECT_TRUE(LoadConfig(o)->limits.effective_postgres_url.empty());
+  // postgres without any URL is a start-up error.
+  env.vars.erase("ORCHESTRA_LIMITS_POSTGRES_URL");
+  env.vars["ORCHESTRA_STORAGE_BACKEND"] = "sqlite";
+  env.vars.erase("ORCHESTRA_STORAGE_URL");
+  env.vars["ORCHESTRA_LIMITS_BACKEND"] = "postgres";
+  try {
+    LoadConfig(o);
+    ADD_FAILURE() << "limits.backend: postgres without a database was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("limits.backend: postgres needs limits.postgres_url"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NE(ErrorOf("limits: {postgres_url: 'redis://x'}\n").find("limits.postgres_url"),
             std::string::npos);
 }
 

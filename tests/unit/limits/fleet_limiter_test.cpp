@@ -1,6 +1,7 @@
-// The fleet-wide limiter against a real Redis (tests/services): the same decisions, messages and
-// headers as the in-process RateLimiter on the same clock, shared by several instances, budgets
-// in Redis, NOSCRIPT, and what happens when Redis is down or stalls.
+// The fleet-wide limiter against a real Redis and a real PostgreSQL (tests/services), each test
+// on both stores where it applies: the same decisions, messages and headers as the in-process
+// RateLimiter on the same clock, shared by several instances, budgets in the store, NOSCRIPT,
+// and what happens when the store is down or stalls.
 
 #include "limits/fleet_limiter.hpp"
 
@@ -17,6 +18,9 @@
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 
+#include "limits/postgres_fleet_store.hpp"
+#include "limits/redis_fleet_store.hpp"
+#include "services/postgres_server.hpp"
 #include "services/redis_server.hpp"
 
 namespace orchestra::limits {
@@ -24,14 +28,49 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using testing::services::PostgresServer;
 using testing::services::RedisServer;
+
+std::string UniquePrefix() {
+  static std::atomic<int> n{0};
+  return "t" + std::to_string(::getpid()) + "_" + std::to_string(n++) + "_";
+}
+
+// Where a test's limiter keeps its state: the store's kind, and a prefix of its own so that
+// tests sharing a server do not see each other's counts.
+enum class Kind : std::uint8_t { kRedis, kPostgres };
+
+std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
+  return info.param == Kind::kRedis ? "Redis" : "Postgres";
+}
+
+FleetStoreFactory StoreOn(Kind kind, int port, const std::string& prefix) {
+  if (kind == Kind::kRedis) {
+    storage::RedisEndpoint endpoint;
+    endpoint.host = "127.0.0.1";
+    endpoint.port = static_cast<std::uint16_t>(port);
+    return RedisFleetStore::Factory(endpoint, prefix);
+  }
+  PostgresFleetStore::Options o;
+  o.url = "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/orchestra_test";
+  o.prefix = prefix;
+  o.connect_timeout = std::chrono::seconds(5);
+  return PostgresFleetStore::Factory(o);
+}
+
+// The store of the process's shared server.
+FleetStoreFactory SharedStore(Kind kind, const std::string& prefix) {
+  return StoreOn(
+      kind, kind == Kind::kRedis ? RedisServer::Shared().port() : PostgresServer::Shared().port(),
+      prefix);
+}
 
 // A limiter with one worker loop on its own thread, like one Orchestra instance.
 class Instance {
  public:
-  Instance(int redis_port, FleetLimiter::Options options)
+  Instance(FleetStoreFactory store, FleetLimiter::Options options)
       : work_(asio::make_work_guard(io_)),
-        limiter_(1, WithPort(std::move(options), redis_port), nullptr),
+        limiter_(1, WithStore(std::move(options), std::move(store)), nullptr),
         thread_([this] { io_.run(); }) {
     limiter_.StartWorker(0, io_.get_executor());
   }
@@ -57,9 +96,8 @@ class Instance {
   FleetLimiter& limiter() { return limiter_; }
 
  private:
-  static FleetLimiter::Options WithPort(FleetLimiter::Options o, int port) {
-    o.endpoint.host = "127.0.0.1";
-    o.endpoint.port = static_cast<std::uint16_t>(port);
+  static FleetLimiter::Options WithStore(FleetLimiter::Options o, FleetStoreFactory store) {
+    o.store = std::move(store);
     return o;
   }
   asio::io_context io_;
@@ -68,14 +106,8 @@ class Instance {
   std::thread thread_;
 };
 
-std::string UniquePrefix() {
-  static std::atomic<int> n{0};
-  return "t" + std::to_string(::getpid()) + "." + std::to_string(n++) + ":";
-}
-
 FleetLimiter::Options Clocked(std::int64_t* now_ms) {
   FleetLimiter::Options o;
-  o.prefix = UniquePrefix();
   o.timeout = 2s;  // a loaded test machine; the timeout tests set their own
   o.inflight_lease = std::chrono::hours(24);
   o.clock = [now_ms] { return *now_ms; };
@@ -106,10 +138,12 @@ Outcome Used(std::int64_t prompt, std::int64_t completion, double cost = 0) {
 
 // Random admissions and settlements on both limiters, on one hand-moved clock: every decision,
 // message, Retry-After and header must be the same.
-TEST(FleetLimiter, DecidesAndReportsExactlyAsTheInProcessLimiter) {
+class FleetLimiterOn : public ::testing::TestWithParam<Kind> {};
+
+TEST_P(FleetLimiterOn, DecidesAndReportsExactlyAsTheInProcessLimiter) {
   std::int64_t now_ms = 1'900'000'000'000;
   RateLimiter local([&now_ms] { return now_ms; });
-  Instance fleet(RedisServer::Shared().port(), Clocked(&now_ms));
+  Instance fleet(SharedStore(GetParam(), UniquePrefix()), Clocked(&now_ms));
   KeyPolicy policy;
   policy.limits = {.rpm = 12, .tpm = 3000, .max_parallel = 4};
   policy.per_model.push_back({"m", {.rpm = 7, .tpm = 0, .max_parallel = 0}});
@@ -155,6 +189,7 @@ TEST(FleetLimiter, DecidesAndReportsExactlyAsTheInProcessLimiter) {
       EXPECT_EQ(a->reason, b->reason);
     } else {
       ++admitted;
+      EXPECT_NE(o.fleet.lease, 0u) << "step " << step << ": decided without the store";
       open.push_back(o);
     }
     EXPECT_EQ(local_headers.limit_requests, fleet_headers.limit_requests) << "step " << step;
@@ -172,12 +207,12 @@ TEST(FleetLimiter, DecidesAndReportsExactlyAsTheInProcessLimiter) {
 }
 
 // Two instances hammering one key together from several threads admit the limit, not more.
-TEST(FleetLimiter, InstancesSharingRedisAdmitTheLimitTogether) {
+TEST_P(FleetLimiterOn, InstancesSharingTheStoreAdmitTheLimitTogether) {
   FleetLimiter::Options options;
-  options.prefix = UniquePrefix();
   options.timeout = 2s;
-  Instance a(RedisServer::Shared().port(), options);
-  Instance b(RedisServer::Shared().port(), options);
+  const std::string prefix = UniquePrefix();
+  Instance a(SharedStore(GetParam(), prefix), options);
+  Instance b(SharedStore(GetParam(), prefix), options);
   KeyPolicy policy;
   policy.limits.rpm = 50;
   std::atomic<int> admitted{0};
@@ -203,7 +238,7 @@ TEST(FleetLimiter, InstancesSharingRedisAdmitTheLimitTogether) {
 TEST(FleetLimiter, AFlushedScriptCacheIsReloaded) {
   RedisServer redis;
   std::int64_t now_ms = 1'900'000'000'000;
-  Instance instance(redis.port(), Clocked(&now_ms));
+  Instance instance(StoreOn(Kind::kRedis, redis.port(), UniquePrefix()), Clocked(&now_ms));
   KeyPolicy policy;
   policy.limits.rpm = 2;
   RateHeaders h;
@@ -224,14 +259,15 @@ TEST(FleetLimiter, AFlushedScriptCacheIsReloaded) {
   EXPECT_EQ(refused->reason, "rate_limit");
 }
 
-// A budget is checked and spent in Redis: two instances stop within one request of it, and a
-// counter Redis does not hold starts from what the ledger knows.
-TEST(FleetLimiter, ABudgetStopsWithinOneRequestAcrossInstances) {
+// A budget is checked and spent in the store: two instances stop within one request of it, and
+// a counter the store does not hold starts from what the ledger knows.
+TEST_P(FleetLimiterOn, ABudgetStopsWithinOneRequestAcrossInstances) {
   std::int64_t now_ms = 1'900'000'000'000;
   FleetLimiter::Options options = Clocked(&now_ms);
   options.period_spend = [](std::string_view, BudgetPeriod) { return 0.25; };
-  Instance a(RedisServer::Shared().port(), options);
-  Instance b(RedisServer::Shared().port(), options);
+  const std::string prefix = UniquePrefix();
+  Instance a(SharedStore(GetParam(), prefix), options);
+  Instance b(SharedStore(GetParam(), prefix), options);
   KeyPolicy policy;
   policy.budget = Budget{1.0, BudgetPeriod::kDay};
   int served = 0;
@@ -259,18 +295,27 @@ TEST(FleetLimiter, ABudgetStopsWithinOneRequestAcrossInstances) {
   EXPECT_FALSE(a.Admit(Make(policy, h, "", 0), ticket));
 }
 
-// Redis down: allow admits under this instance's own limits, deny refuses 503; neither waits.
-TEST(FleetLimiter, RedisDownFallsBackAsConfiguredWithoutWaiting) {
-  RedisServer redis;
-  redis.Stop();
+// The store down: allow admits under this instance's own limits, deny refuses 503; neither waits.
+TEST_P(FleetLimiterOn, AStoreDownFallsBackAsConfiguredWithoutWaiting) {
+  int port = 0;
+  std::unique_ptr<RedisServer> redis;
+  std::unique_ptr<PostgresServer> postgres;
+  if (GetParam() == Kind::kRedis) {
+    redis = std::make_unique<RedisServer>();
+    redis->Stop();
+    port = redis->port();
+  } else {
+    postgres = std::make_unique<PostgresServer>();
+    postgres->Stop();
+    port = postgres->port();
+  }
   KeyPolicy policy;
   policy.limits.rpm = 2;
   for (auto mode : {FleetLimiter::OnError::kAllow, FleetLimiter::OnError::kDeny}) {
     FleetLimiter::Options options;
-    options.prefix = UniquePrefix();
     options.timeout = 5ms;
     options.on_error = mode;
-    Instance instance(redis.port(), options);
+    Instance instance(StoreOn(GetParam(), port, UniquePrefix()), options);
     int admitted = 0;
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 3; ++i) {
@@ -300,7 +345,7 @@ TEST(FleetLimiter, AStalledRedisTimesOutAndALateReservationIsGivenBack) {
   std::int64_t now_ms = 1'900'000'000'000;
   FleetLimiter::Options options = Clocked(&now_ms);
   options.timeout = 20ms;
-  Instance instance(redis.port(), options);
+  Instance instance(StoreOn(Kind::kRedis, redis.port(), UniquePrefix()), options);
   KeyPolicy policy;
   policy.limits = {.rpm = 5, .tpm = 0, .max_parallel = 1};
   RateHeaders h;
@@ -324,6 +369,52 @@ TEST(FleetLimiter, AStalledRedisTimesOutAndALateReservationIsGivenBack) {
   ASSERT_FALSE(instance.Admit(Make(policy, h, "m", 0), next));
   EXPECT_EQ(h.remaining_requests, 3);
 }
+
+// A key locked by another transaction (a stalled or contended database): admission gives up after
+// the timeout, and the reservation the function made once the lock was free is given back.
+TEST(FleetLimiter, AStalledDatabaseTimesOutAndALateReservationIsGivenBack) {
+  PostgresServer& postgres = PostgresServer::Shared();
+  std::int64_t now_ms = 1'900'000'000'000;
+  FleetLimiter::Options options = Clocked(&now_ms);
+  options.timeout = 50ms;
+  Instance instance(SharedStore(Kind::kPostgres, UniquePrefix()), options);
+  KeyPolicy policy;
+  policy.limits = {.rpm = 5, .tpm = 0, .max_parallel = 1};
+  RateHeaders h;
+  // Connected and the schema made: the first admission the database answered in time (those
+  // before were decided by the instance alone and do not count there).
+  for (int i = 0; i < 100; ++i) {
+    Ticket warm;
+    ASSERT_FALSE(instance.Admit(Make(policy, h, "m", 0), warm));
+    instance.Settle(Make(policy, h, "m", 0), warm, Used(1, 1));
+    if (warm.lease != 0) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  instance.Drain();
+  // Another session holds the key's lock for 1 s (the one every admission of "app" takes).
+  const std::string hold = "psql -q -h 127.0.0.1 -p " + std::to_string(postgres.port()) +
+                           " -U postgres -d orchestra_test -c \"SELECT pg_advisory_lock(4243, "
+                           "hashtext('app')), pg_sleep(1)\" >/dev/null 2>&1";
+  std::thread holder([&hold] { EXPECT_EQ(std::system(hold.c_str()), 0); });
+  std::this_thread::sleep_for(300ms);  // psql connected and holds the lock
+  Ticket ticket;
+  const auto start = std::chrono::steady_clock::now();
+  auto during = instance.Admit(Make(policy, h, "m", 0), ticket);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms);
+  EXPECT_FALSE(during);  // allowed, under the local limits
+  EXPECT_EQ(ticket.lease, 0u);
+  instance.Settle(Make(policy, h, "m", 0), ticket, Used(1, 1));
+  holder.join();
+  std::this_thread::sleep_for(100ms);
+  instance.Drain();
+  // Only the first request counts; the stalled one's reservation (and in-flight lease) is back.
+  Ticket next;
+  ASSERT_FALSE(instance.Admit(Make(policy, h, "m", 0), next));
+  EXPECT_EQ(h.remaining_requests, 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, FleetLimiterOn, ::testing::Values(Kind::kRedis, Kind::kPostgres),
+                         KindName);
 
 }  // namespace
 }  // namespace orchestra::limits
