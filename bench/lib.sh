@@ -51,6 +51,28 @@ port_of() {
   exit 1
 }
 
+# Runs a PostgreSQL program as the postgres user when we are root (PostgreSQL refuses root).
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Stops the postmaster of data directory $1 (started with as_postgres, so not a child of this
+# shell when we are root: stopped by its own pid) and waits up to 10 s for it to be gone.
+stop_postgres() {
+  local pidfile=$1/postmaster.pid pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(head -1 "$pidfile")
+  kill -INT "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
 free_port() {
   local port
   while :; do

@@ -5,9 +5,11 @@
 #   in-process  a key with rpm + tpm + max_parallel, a per-model limit and a budget (limits never
 #               reached), limits.backend: local
 #   redis       the same key with fleet-wide limits in a local redis-server (limits.redis_url)
+#   postgres    the same key with fleet-wide limits in a local PostgreSQL 15 (limits.backend:
+#               postgres; $ORCHESTRA_PG_BIN, default /usr/lib/postgresql/15/bin)
 # Scenarios: added latency at 1 connection (p50/p99), and saturation at 64 connections
 # (requests/s; the share of `off` is the issue's "limits on vs off ≥ 90 %").
-# Orchestra and the upstream share CPU 1; wrk and redis-server run on CPU 0. The three run in
+# Orchestra and the upstream share CPU 1; wrk, redis-server and PostgreSQL run on CPU 0. The three run in
 # turn, ROUNDS times (default 3), and the shares use each one's best round, so that a machine
 # busy with other work skews all three alike.
 #
@@ -23,9 +25,13 @@ upstream_bin="$here/$build/orchestra_test_upstream"
 source "$here/bench/lib.sh"
 need_tools wrk taskset curl redis-server
 need_binaries "$orchestra" "$upstream_bin"
+pg_bin=${ORCHESTRA_PG_BIN:-/usr/lib/postgresql/15/bin}
+[[ -x $pg_bin/postgres ]] || { echo "no PostgreSQL in $pg_bin (set ORCHESTRA_PG_BIN)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
+chmod 755 "$tmp"  # PostgreSQL runs as another user when we are root
 cleanup() {
+  stop_postgres "$tmp/pg/data"
   stop_started
   rm -rf "$tmp"
 }
@@ -37,6 +43,14 @@ redis_port=$(free_port)
 launch "$tmp/redis.log" taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 \
   --save '' --appendonly no --dir "$tmp"
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+pg_port=$(free_port)
+mkdir -p "$tmp/pg"
+if [[ $(id -u) -eq 0 ]]; then chown postgres: "$tmp/pg"; fi
+as_postgres "$pg_bin/initdb" -D "$tmp/pg/data" -A trust -U postgres -E UTF8 --locale=C \
+  --no-instructions >"$tmp/pg/initdb.log" 2>&1
+launch "$tmp/postgres.log" as_postgres taskset -c 0 "$pg_bin/postgres" -D "$tmp/pg/data" \
+  -p "$pg_port" -k "$tmp/pg" -c listen_addresses=127.0.0.1
+for _ in $(seq 1 200); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.05; done
 
 # start_orchestra <name> <limits yaml>
 start_orchestra() {
@@ -66,6 +80,8 @@ start_orchestra local "{backend: local}"
 local_port=$(port_of "$tmp/local.log")
 start_orchestra fleet "{redis_url: 'redis://127.0.0.1:$redis_port/0'}"
 fleet_port=$(port_of "$tmp/fleet.log")
+start_orchestra pg "{backend: postgres, postgres_url: 'postgresql://postgres@127.0.0.1:$pg_port/postgres'}"
+pg_port_orchestra=$(port_of "$tmp/pg.log")
 
 write_lua() {
   local file=$1 secret=$2
@@ -95,25 +111,27 @@ run() {
 }
 
 # Warm-up: pools, connections to Redis, page faults.
-for port in "$local_port" "$fleet_port"; do
+for port in "$local_port" "$fleet_port" "$pg_port_orchestra"; do
   taskset -c 0 wrk -t1 -c16 -d2s -s "$tmp/limited.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
 done
 
-echo "POST /v1/chat/completions, ${duration}s per run; orchestra + upstream on CPU 1, wrk + redis on CPU 0"
+echo "POST /v1/chat/completions, ${duration}s per run; orchestra + upstream on CPU 1, wrk + redis + postgres on CPU 0"
 for round in $(seq 1 "${ROUNDS:-3}"); do
   echo "round $round, 1 connection:"
   run "off-1-$round" "$local_port" "$tmp/free.lua" 1 "$duration"
   run "in-process-1-$round" "$local_port" "$tmp/limited.lua" 1 "$duration"
   run "redis-1-$round" "$fleet_port" "$tmp/limited.lua" 1 "$duration"
+  run "postgres-1-$round" "$pg_port_orchestra" "$tmp/limited.lua" 1 "$duration"
   echo "round $round, saturation, 64 connections:"
   run "off-64-$round" "$local_port" "$tmp/free.lua" 64 "$duration"
   run "in-process-64-$round" "$local_port" "$tmp/limited.lua" 64 "$duration"
   run "redis-64-$round" "$fleet_port" "$tmp/limited.lua" 64 "$duration"
+  run "postgres-64-$round" "$pg_port_orchestra" "$tmp/limited.lua" 64 "$duration"
 done
 best() { cat "$tmp/$1"-*.rps | sort -g | tail -1; }
 off=$(best off-64)
 echo "best of the rounds at 64 connections:"
-for label in off-64 in-process-64 redis-64; do
+for label in off-64 in-process-64 redis-64 postgres-64; do
   awk -v a="$(best "$label")" -v b="$off" -v l="$label" \
     'BEGIN {printf "  %-14s %10.0f req/s  %5.1f %% of off\n", l, a, 100 * a / b}'
 done

@@ -48,23 +48,11 @@ firestore_session=""
 cleanup() {
   # gcloud, its shell and the JVM: the whole session the emulator was started in.
   if [[ -n $firestore_session ]]; then pkill -KILL -s "$firestore_session" 2>/dev/null || true; fi
-  # The postmaster runs under runuser when we are root: stop it by its own pid.
-  if [[ -f $tmp/pg/data/postmaster.pid ]]; then
-    kill -INT "$(head -1 "$tmp/pg/data/postmaster.pid")" 2>/dev/null || true
-  fi
+  stop_postgres "$tmp/pg/data"
   stop_started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-# Runs a PostgreSQL program as the postgres user when we are root (PostgreSQL refuses root).
-as_postgres() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
 
 wait_for() {
   local what=$1
