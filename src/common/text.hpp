@@ -28,6 +28,10 @@ std::string HexEncode(std::span<const std::uint8_t> bytes);
 bool IsHex(std::string_view text);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// `s` with ASCII letters lowered (other bytes as they are).
+std::string AsciiLower(std::string_view s);
+// `s` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+std::string_view TrimOws(std::string_view s);
 
 // Percent-decoding (RFC 3986 §2.1), strict: nullopt when a '%' is not followed by two hex
 // digits, so that "%zz" or a lone "%" is refused rather than taken literally. In a form-encoded

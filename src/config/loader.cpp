@@ -908,22 +908,6 @@ void Check(Section& s, ObservabilityConfig& c) {
 
 // --- tracing: the file's keys, else the standard OpenTelemetry variables. -------------------
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // The W3C Baggage-like lists of OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES:
 // key=value pairs separated by commas, values percent-encoded. Empty on a malformed entry
 // (`bad` names it without its value, which may be a secret).
@@ -931,17 +915,17 @@ std::map<std::string, std::string> ParseKeyValueList(std::string_view text, std:
   std::map<std::string, std::string> out;
   while (!text.empty()) {
     const auto comma = text.find(',');
-    std::string_view item = Trim(text.substr(0, comma));
+    std::string_view item = TrimOws(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
     if (item.empty()) continue;
     const auto eq = item.find('=');
-    std::string_view key = Trim(item.substr(0, eq));
+    std::string_view key = TrimOws(item.substr(0, eq));
     if (eq == std::string_view::npos || key.empty()) {
       bad = "expected key=value pairs separated by commas; '" +
             std::string(key.empty() ? std::string_view("(empty key)") : key) + "' has no value";
       return {};
     }
-    auto value = PercentDecode(Trim(item.substr(eq + 1)), PlusSign::kLiteral);
+    auto value = PercentDecode(TrimOws(item.substr(eq + 1)), PlusSign::kLiteral);
     if (!value) {
       bad = "malformed percent-encoding in the value of '" + std::string(key) + "'";
       return {};
@@ -975,7 +959,7 @@ std::string HostOf(std::string_view url) {
   std::string_view rest = url.substr(scheme == std::string_view::npos ? 0 : scheme + 3);
   rest = rest.substr(0, rest.find('/'));
   if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(0, rest.find(']') + 1));
-  return Lower(rest.substr(0, rest.find(':')));
+  return AsciiLower(rest.substr(0, rest.find(':')));
 }
 
 void Check(Section& s, TracingConfig& c) {
@@ -990,8 +974,8 @@ void Check(Section& s, TracingConfig& c) {
                         std::initializer_list<std::string_view> names) -> std::optional<FromEnv> {
     if (s.Present(key)) return std::nullopt;
     for (std::string_view name : names) {
-      if (auto v = env(name); v && !Trim(*v).empty()) {
-        return FromEnv{std::string(name), std::string(Trim(*v))};
+      if (auto v = env(name); v && !TrimOws(*v).empty()) {
+        return FromEnv{std::string(name), std::string(TrimOws(*v))};
       }
     }
     return std::nullopt;
@@ -1000,7 +984,7 @@ void Check(Section& s, TracingConfig& c) {
     s.FailKey(key, "from " + from.name + ": " + why);
   };
   const auto env_bool = [&](std::string_view key, const FromEnv& from) {
-    const std::string v = Lower(from.value);
+    const std::string v = AsciiLower(from.value);
     if (v == "true") return true;
     if (v == "false") return false;
     fail(key, from, "expected true or false, got '" + from.value + "'");
@@ -1019,7 +1003,7 @@ void Check(Section& s, TracingConfig& c) {
   };
   const auto env_choice = [&](std::string_view key, const FromEnv& from, const auto& choices) {
     for (const auto& [name, e] : choices) {
-      if (name == Lower(from.value)) return e;
+      if (name == AsciiLower(from.value)) return e;
     }
     std::string names;
     for (const auto& [name, e] : choices)
@@ -1030,7 +1014,7 @@ void Check(Section& s, TracingConfig& c) {
 
   if (auto v = otel("disabled", {"OTEL_SDK_DISABLED"})) c.disabled = env_bool("disabled", *v);
   if (auto v = otel("disabled", {"OTEL_TRACES_EXPORTER"}); v && !c.disabled) {
-    const std::string exporter = Lower(v->value);
+    const std::string exporter = AsciiLower(v->value);
     if (exporter == "none") {
       c.disabled = true;
     } else if (exporter != "otlp") {
@@ -1054,7 +1038,7 @@ void Check(Section& s, TracingConfig& c) {
   }
   if (auto v =
           otel("protocol", {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"})) {
-    if (Lower(v->value) == "grpc") {
+    if (AsciiLower(v->value) == "grpc") {
       fail("protocol", *v, "grpc is not supported; use http/protobuf (the OTLP/HTTP port, 4318)");
     }
     c.protocol = env_choice("protocol", *v, kOtlpProtocols);
@@ -1063,12 +1047,12 @@ void Check(Section& s, TracingConfig& c) {
     for (std::string_view name :
          {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"}) {
       auto text = env(name);
-      if (!text || Trim(*text).empty()) continue;
+      if (!text || TrimOws(*text).empty()) continue;
       std::string bad;
       auto parsed = ParseKeyValueList(*text, bad);
       if (!bad.empty()) s.FailKey("headers", "from " + std::string(name) + ": " + bad);
       for (auto& [key, value] : parsed)
-        c.headers[Lower(key)] = std::move(value);  // the per-signal variable wins
+        c.headers[AsciiLower(key)] = std::move(value);  // the per-signal variable wins
     }
   }
   if (auto v = otel("sampler", {"OTEL_TRACES_SAMPLER"})) {
@@ -1085,7 +1069,7 @@ void Check(Section& s, TracingConfig& c) {
     c.sampling_ratio = ratio;
   }
   if (!s.Present("resource_attributes")) {
-    if (auto text = env("OTEL_RESOURCE_ATTRIBUTES"); text && !Trim(*text).empty()) {
+    if (auto text = env("OTEL_RESOURCE_ATTRIBUTES"); text && !TrimOws(*text).empty()) {
       std::string bad;
       c.resource_attributes = ParseKeyValueList(*text, bad);
       if (!bad.empty()) s.FailKey("resource_attributes", "from OTEL_RESOURCE_ATTRIBUTES: " + bad);
@@ -1125,7 +1109,7 @@ void Check(Section& s, TracingConfig& c) {
   c.metadata_host = gce::MetadataHost(env("GCE_METADATA_HOST"));
   const bool has_authorization =
       std::any_of(c.headers.begin(), c.headers.end(),
-                  [](const auto& header) { return Lower(header.first) == "authorization"; });
+                  [](const auto& header) { return AsciiLower(header.first) == "authorization"; });
   c.use_gcp_token =
       c.gcp_auth == GcpAuth::kOn || (c.gcp_auth == GcpAuth::kAuto && !has_authorization &&
                                      HostOf(c.traces_url).ends_with(".googleapis.com"));

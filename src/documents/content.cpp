@@ -4,26 +4,12 @@
 #include <array>
 #include <cctype>
 
+#include "common/text.hpp"
 #include "common/utf8.hpp"
 #include "documents/html.hpp"
 
 namespace orchestra::documents {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // The extension of a file name, lower-cased, without the dot ("" when none).
 std::string Extension(std::string_view filename) {
@@ -31,7 +17,7 @@ std::string Extension(std::string_view filename) {
   if (slash != std::string_view::npos) filename.remove_prefix(slash + 1);
   const auto dot = filename.rfind('.');
   if (dot == std::string_view::npos || dot == 0) return {};
-  return Lower(filename.substr(dot + 1));
+  return AsciiLower(filename.substr(dot + 1));
 }
 
 std::optional<ContentType> ByExtension(std::string_view ext) {
@@ -65,7 +51,7 @@ Error Unsupported(std::string_view what) {
 }  // namespace
 
 std::optional<ContentType> ParseContentType(std::string_view name) {
-  const std::string n = Lower(name);
+  const std::string n = AsciiLower(name);
   if (n == "text" || n == "plain" || n == "txt" || n == "text/plain") return ContentType::kText;
   if (n == "markdown" || n == "md" || n == "text/markdown") return ContentType::kMarkdown;
   if (n == "html" || n == "htm" || n == "text/html") return ContentType::kHtml;
@@ -85,7 +71,7 @@ std::string_view ToString(ContentType type) {
 }
 
 Result<ContentType> ContentTypeOf(std::string_view media_type, std::string_view filename) {
-  std::string media = Lower(Trim(media_type.substr(0, media_type.find(';'))));
+  std::string media = AsciiLower(TrimOws(media_type.substr(0, media_type.find(';'))));
   const std::string ext = Extension(filename);
   const auto by_ext = ByExtension(ext);
   if (media == "text/markdown" || media == "text/x-markdown") return ContentType::kMarkdown;

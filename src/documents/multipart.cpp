@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/text.hpp"
 #include <string.h>  // memmem (a linear-time search, whatever the input)
 
 namespace orchestra::documents {
@@ -22,14 +23,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 bool IsOws(char c) {
   return c == ' ' || c == '\t';
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && IsOws(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && IsOws(s.back()))
-    s.remove_suffix(1);
-  return s;
 }
 
 bool IsTokenChar(char c) {

@@ -149,14 +149,6 @@ HeadFacts ScanHead(std::string_view head, const http::request<http::string_body>
   return facts;
 }
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // RFC 9112 §6.3: the only framing Orchestra reads from Transfer-Encoding is a lone `chunked`.
 // Anything else would leave the body's length to guesswork, and a body that is not read as a
 // body is read as the next request (request smuggling behind a proxy that reads it otherwise).

@@ -95,24 +95,6 @@ struct Reader {
   }
 };
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (x != b[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::size_t CachedResponse::payload_bytes() const {
@@ -206,21 +188,21 @@ CacheDirectives ParseCacheControl(std::string_view header) {
   CacheDirectives d;
   while (!header.empty()) {
     const auto comma = header.find(',');
-    std::string_view directive = Trim(header.substr(0, comma));
+    std::string_view directive = TrimOws(header.substr(0, comma));
     header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
     std::string_view value;
     if (const auto eq = directive.find('='); eq != std::string_view::npos) {
-      value = Trim(directive.substr(eq + 1));
+      value = TrimOws(directive.substr(eq + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);
       }
-      directive = Trim(directive.substr(0, eq));
+      directive = TrimOws(directive.substr(0, eq));
     }
-    if (EqualsNoCase(directive, "no-store")) {
+    if (EqualsIgnoreCase(directive, "no-store")) {
       d.read = false;
       d.write = false;
-    } else if (EqualsNoCase(directive, "no-cache") ||
-               (EqualsNoCase(directive, "max-age") && value == "0")) {
+    } else if (EqualsIgnoreCase(directive, "no-cache") ||
+               (EqualsIgnoreCase(directive, "max-age") && value == "0")) {
       d.read = false;
     }
   }

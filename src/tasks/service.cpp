@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/text.hpp"
 #include "providers/local/classifier.hpp"
 #include "wire/openai_codec.hpp"
 
@@ -27,13 +28,6 @@ wire::Message MakeMessage(std::string role, std::string content) {
   m.role = std::move(role);
   m.content = std::move(content);
   return m;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -89,13 +83,13 @@ ClassifyResult ScoresFromAnswer(std::string_view answer,
     }
   }
   // Otherwise the label it named: the whole answer first, else the earliest mentioned.
-  std::string text = Lower(answer);
+  std::string text = AsciiLower(answer);
   const auto first = text.find_first_not_of(" \n\t.\"'`*");
   const auto last = text.find_last_not_of(" \n\t.\"'`*");
   text = first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
   std::size_t earliest = std::string::npos;
   for (std::size_t i = 0; i < categories.size(); ++i) {
-    const std::string lower = Lower(categories[i]);
+    const std::string lower = AsciiLower(categories[i]);
     if (text == lower) {
       out.best = i;
       break;
@@ -119,7 +113,7 @@ bool IsNotFoundReply(std::string_view reply) {
   const auto last = reply.find_last_not_of(" \t\r\n\"'`*.");
   if (last == std::string_view::npos || last < first) return false;
   const std::string_view core = reply.substr(first, last - first + 1);
-  return Lower(core) == Lower(kNotFoundMarker);
+  return AsciiLower(core) == AsciiLower(kNotFoundMarker);
 }
 
 Service::Service(orchestration::Orchestrator& orchestrator, const config::TasksConfig& config)
